@@ -1,0 +1,202 @@
+#pragma once
+// Element-wise primitives over any tensor: lincomb, transform, clamp.
+//
+//   lincomb(out, c0, x0, c1, x1, ...)   out = Σ cᵢ·xᵢ in one pass over memory
+//   transform(out, f, x0, x1, ...)      out = f(x0, x1, ...) element by element
+//   clamp(out, x, lo, hi)               out = min(max(x, lo), hi)
+//
+// A coefficient (or bound) is a number, or diffuse::per_sample(span) holding one value per sample:
+// mixed-strength batches and per-sample time need that. `out` may be the very same tensor as an
+// input (x = a·x + b·e is fine); partial overlap is rejected. Shapes must match exactly.
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "diffuse/core/config.hpp"
+#include "diffuse/core/error.hpp"
+#include "diffuse/core/parallel.hpp"
+#include "diffuse/core/tensor.hpp"
+
+namespace diffuse {
+
+// One coefficient per sample of the batch.
+struct per_sample_values {
+    std::span<const double> values;
+};
+[[nodiscard]] inline per_sample_values per_sample(std::span<const double> values) { return {values}; }
+[[nodiscard]] inline per_sample_values per_sample(const std::vector<double>& values) { return {values}; }
+
+template <class C>
+concept coefficient = std::is_arithmetic_v<std::remove_cvref_t<C>> ||
+                      std::same_as<std::remove_cvref_t<C>, per_sample_values>;
+
+namespace detail {
+
+template <class T, class C>
+[[nodiscard]] inline T coef_at(const C& c, std::size_t b) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<C>, per_sample_values>) return static_cast<T>(c.values[b]);
+    else return static_cast<T>(c);
+}
+
+template <class C>
+void check_coef(const C& c, std::size_t batch, const char* where, std::size_t index) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<C>, per_sample_values>) {
+        if (c.values.size() != batch)
+            fail(where, "per-sample coefficient " + std::to_string(index) + " has " +
+                            std::to_string(c.values.size()) + " values but the batch has " + std::to_string(batch));
+    }
+}
+
+template <class O, class I>
+void check_input(const O& out, const I& in, const char* where, std::size_t index) {
+    if (in.batch != out.batch || in.per_sample != out.per_sample)
+        fail(where, "input " + std::to_string(index) + " has shape " + std::to_string(in.batch) + "x" +
+                        std::to_string(in.per_sample) + " but out has " + std::to_string(out.batch) + "x" +
+                        std::to_string(out.per_sample) + " (batch x elements per sample)");
+    const auto* o0 = static_cast<const void*>(out.data);
+    const auto* i0 = static_cast<const void*>(in.data);
+    if (o0 == i0 || out.size() == 0) return;
+    const auto* o1 = static_cast<const void*>(out.data + out.size());
+    const auto* i1 = static_cast<const void*>(in.data + in.size());
+    if (std::less<>{}(i0, o1) && std::less<>{}(o0, i1))
+        fail(where, "input " + std::to_string(index) + " partially overlaps out; out may only be the same tensor "
+                                                       "as an input or disjoint from it");
+}
+
+template <class Out>
+[[nodiscard]] auto writable_view(Out&& out, const char* where) {
+    auto o = view(std::forward<Out>(out));
+    using V = decltype(o);
+    static_assert(!std::is_const_v<typename V::value_type>, "diffuse: the output tensor must be writable (not const)");
+    static_assert(V::space == memory_space::host,
+                  "diffuse: this tensor lives in device memory; include the CUDA backend "
+                  "(diffuse/cuda/primitives.cuh) to run primitives on it");
+    (void)where;
+    return o;
+}
+
+template <class T, class V>
+void require_same_type(const char* where) {
+    static_assert(std::is_same_v<std::remove_const_t<typename V::value_type>, T>,
+                  "diffuse: all tensors of one primitive call must have the same element type (float or double)");
+    static_assert(V::space == memory_space::host, "diffuse: tensors of one call must live in the same memory space");
+    (void)where;
+}
+
+template <class T, class Coefs, class Ptrs, std::size_t... I>
+DIFFUSE_ALWAYS_INLINE void lincomb_kernel(T* o, std::size_t n, const Coefs& c, const Ptrs& p,
+                                          std::index_sequence<I...>) {
+    // Scalars hoisted into locals so the loop body is a plain multiply-add chain the compiler vectorises.
+    const std::tuple<std::tuple_element_t<I, Ptrs>...> ptr = p;
+    for (std::size_t j = 0; j < n; ++j) o[j] = (... + (std::get<I>(c) * std::get<I>(ptr)[j]));  // left fold: ((c0·x0 + c1·x1) + c2·x2)...
+}
+
+template <std::size_t... I, class Tuple>
+auto evens(Tuple&& t, std::index_sequence<I...>) {
+    return std::forward_as_tuple(std::get<2 * I>(std::forward<Tuple>(t))...);
+}
+template <std::size_t... I, class Tuple>
+auto odds(Tuple&& t, std::index_sequence<I...>) {
+    return std::forward_as_tuple(std::get<2 * I + 1>(std::forward<Tuple>(t))...);
+}
+
+}  // namespace detail
+
+struct lincomb_t {
+    // out = c0·x0 + c1·x1 + ...  (one pass over memory; out may alias an input exactly)
+    template <class Out, class... Args>
+        requires(sizeof...(Args) >= 2 && sizeof...(Args) % 2 == 0)
+    void operator()(Out&& out, Args&&... args) const {
+        constexpr std::size_t K = sizeof...(Args) / 2;
+        auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+        auto coefs = detail::evens(all, std::make_index_sequence<K>{});
+        auto ins = detail::odds(all, std::make_index_sequence<K>{});
+        run(std::forward<Out>(out), coefs, ins, std::make_index_sequence<K>{});
+    }
+
+private:
+    template <class Out, class Coefs, class Ins, std::size_t... I>
+    static void run(Out&& out, const Coefs& coefs, const Ins& ins, std::index_sequence<I...>) {
+        static_assert((coefficient<std::tuple_element_t<I, Coefs>> && ...),
+                      "diffuse::lincomb: arguments alternate coefficient, tensor: a coefficient is a number or "
+                      "diffuse::per_sample(values)");
+        static_assert((tensor<std::tuple_element_t<I, Ins>> && ...),
+                      "diffuse::lincomb: arguments alternate coefficient, tensor: a tensor argument is not a "
+                      "tensor diffuse knows (include its adapter or specialise diffuse::tensor_traits)");
+        auto o = detail::writable_view(std::forward<Out>(out), "lincomb");
+        using T = std::remove_const_t<typename decltype(o)::value_type>;
+        const auto views = std::make_tuple(view(std::get<I>(ins))...);
+        (detail::require_same_type<T, std::tuple_element_t<I, std::remove_const_t<decltype(views)>>>("lincomb"), ...);
+        (detail::check_input(o, std::get<I>(views), "lincomb", I), ...);
+        (detail::check_coef(std::get<I>(coefs), o.batch, "lincomb", I), ...);
+        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+            const std::size_t off = b * o.per_sample + j0;
+            const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
+            const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+            detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
+        });
+    }
+};
+inline constexpr lincomb_t lincomb{};
+
+struct transform_t {
+    // out[i] = f(x0[i], x1[i], ...) for every element (f must be a pure element-wise function).
+    template <class Out, class F, class... Ins>
+    void operator()(Out&& out, F&& f, Ins&&... ins) const {
+        static_assert((tensor<Ins> && ...), "diffuse::transform: every input must be a tensor diffuse knows");
+        auto o = detail::writable_view(std::forward<Out>(out), "transform");
+        using T = std::remove_const_t<typename decltype(o)::value_type>;
+        const auto views = std::make_tuple(view(std::forward<Ins>(ins))...);
+        run<T>(o, f, views, std::index_sequence_for<Ins...>{});
+    }
+
+private:
+    template <class T, class O, class F, class Views, std::size_t... I>
+    static void run(const O& o, F& f, const Views& views, std::index_sequence<I...>) {
+        (detail::require_same_type<T, std::tuple_element_t<I, Views>>("transform"), ...);
+        (detail::check_input(o, std::get<I>(views), "transform", I), ...);
+        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+            const std::size_t off = b * o.per_sample + j0;
+            T* d = o.data + off;
+            const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+            for (std::size_t j = 0; j < j1 - j0; ++j) d[j] = static_cast<T>(f(std::get<I>(p)[j]...));
+        });
+    }
+};
+inline constexpr transform_t transform{};
+
+struct clamp_t {
+    // out = min(max(x, lo), hi); lo and hi are numbers or per-sample values, lo <= hi.
+    template <class Out, class In, coefficient Lo, coefficient Hi>
+    void operator()(Out&& out, In&& in, const Lo& lo, const Hi& hi) const {
+        auto o = detail::writable_view(std::forward<Out>(out), "clamp");
+        using T = std::remove_const_t<typename decltype(o)::value_type>;
+        const auto x = view(std::forward<In>(in));
+        detail::require_same_type<T, decltype(x)>("clamp");
+        detail::check_input(o, x, "clamp", 0);
+        detail::check_coef(lo, o.batch, "clamp", 0);
+        detail::check_coef(hi, o.batch, "clamp", 1);
+        for (std::size_t b = 0; b < o.batch; ++b) {
+            const double l = detail::coef_at<double>(lo, b), h = detail::coef_at<double>(hi, b);
+            detail::require(l <= h, "clamp", "lo", l, "<= hi = " + std::to_string(h));
+        }
+        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+            const std::size_t off = b * o.per_sample + j0;
+            const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
+            T* d = o.data + off;
+            const T* s = x.data + off;
+            for (std::size_t j = 0; j < j1 - j0; ++j) {
+                const T v = s[j] < l ? l : s[j];
+                d[j] = v > h ? h : v;
+            }
+        });
+    }
+};
+inline constexpr clamp_t clamp{};
+
+}  // namespace diffuse

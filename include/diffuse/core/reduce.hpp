@@ -1,0 +1,134 @@
+#pragma once
+// Per-sample reductions. Each writes one double per sample into `out` (size = batch).
+//
+//   sum_squares(x, out)      out[b] = Σ x²            (norms, Langevin step sizes, losses)
+//   dot(x, y, out)           out[b] = Σ x·y
+//   mean(x, out)             out[b] = Σ x / n
+//   quantile_abs(x, q, out)  out[b] = q-quantile of |x| with torch.quantile's linear interpolation
+//                            (dynamic thresholding, Saharia et al. 2022)
+//
+// Sums accumulate in double over fixed blocks of `reduce_block` elements and then add the block
+// sums in order, so the bits do not depend on the thread count.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "diffuse/core/elementwise.hpp"
+
+namespace diffuse {
+namespace detail {
+
+inline constexpr std::size_t reduce_block = 4096;
+
+// Σ f(x0[j], x1[j]) over [0, n) in double with 8 interleaved partial sums (a fixed order).
+template <class T, class F>
+[[nodiscard]] double block_sum(const T* x, const T* y, std::size_t n, F f) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (std::size_t l = 0; l < 8; ++l) acc[l] += f(double(x[j + l]), double(y[j + l]));
+    for (std::size_t l = 0; j < n; ++j, ++l) acc[l] += f(double(x[j]), double(y[j]));
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <class X, class Y, class F>
+void per_sample_sum(const X& x, const Y& y, std::span<double> out, const char* where, F f) {
+    if (out.size() != x.batch)
+        fail(where, "out has " + std::to_string(out.size()) + " values but the batch has " + std::to_string(x.batch));
+    check_input(x, y, where, 1);
+    const std::size_t blocks = (x.per_sample + reduce_block - 1) / reduce_block;
+    auto sum_block = [&](std::size_t b, std::size_t k) {
+        const std::size_t j0 = k * reduce_block, n = std::min(reduce_block, x.per_sample - j0);
+        return block_sum(x.sample(b) + j0, y.sample(b) + j0, n, f);
+    };
+    auto& pool = thread_pool::instance();
+    if (pool.threads() == 1 || x.size() < parallel_threshold) {
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            double s = 0;
+            for (std::size_t k = 0; k < blocks; ++k) s += sum_block(b, k);
+            out[b] = s;
+        }
+        return;
+    }
+    std::vector<double> partial(x.batch * blocks);
+    pool.run(partial.size(), [&](std::size_t i) { partial[i] = sum_block(i / blocks, i % blocks); });
+    for (std::size_t b = 0; b < x.batch; ++b) {
+        double s = 0;
+        for (std::size_t k = 0; k < blocks; ++k) s += partial[b * blocks + k];
+        out[b] = s;
+    }
+}
+
+template <class X>
+[[nodiscard]] auto host_input(X&& x) {
+    auto v = view(std::forward<X>(x));
+    static_assert(decltype(v)::space == memory_space::host,
+                  "diffuse: this tensor lives in device memory; include the CUDA backend to reduce it");
+    return tensor_view<const std::remove_const_t<typename decltype(v)::value_type>>(v);
+}
+
+}  // namespace detail
+
+template <tensor X>
+void sum_squares(X&& x, std::span<double> out) {
+    const auto v = detail::host_input(std::forward<X>(x));
+    detail::per_sample_sum(v, v, out, "sum_squares", [](double a, double) { return a * a; });
+}
+
+template <tensor X, tensor Y>
+void dot(X&& x, Y&& y, std::span<double> out) {
+    const auto a = detail::host_input(std::forward<X>(x));
+    const auto b = detail::host_input(std::forward<Y>(y));
+    static_assert(std::is_same_v<decltype(a), decltype(b)>, "diffuse::dot: both tensors must have the same element type");
+    detail::per_sample_sum(a, b, out, "dot", [](double u, double v) { return u * v; });
+}
+
+template <tensor X>
+void mean(X&& x, std::span<double> out) {
+    const auto v = detail::host_input(std::forward<X>(x));
+    detail::require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
+    detail::per_sample_sum(v, v, out, "mean", [](double a, double) { return a; });
+    for (auto& m : out) m /= double(v.per_sample);
+}
+
+// The q-quantile of |x| per sample, as torch.quantile(x.abs(), q, dim=1) computes it in the tensor's
+// precision: rank = q·(n−1), then torch.lerp between the neighbouring order statistics.
+// `scratch` is reused between calls to avoid allocation in sampling loops.
+template <tensor X>
+void quantile_abs(X&& x, double q, std::span<double> out,
+                  std::vector<std::remove_const_t<tensor_value_t<X>>>& scratch) {
+    using T = std::remove_const_t<tensor_value_t<X>>;
+    const auto v = detail::host_input(std::forward<X>(x));
+    detail::require(q >= 0.0 && q <= 1.0, "quantile_abs", "q", q, "[0, 1]");
+    detail::require(v.per_sample > 0, "quantile_abs", "per_sample", v.per_sample, ">= 1");
+    if (out.size() != v.batch)
+        detail::fail("quantile_abs", "out has " + std::to_string(out.size()) + " values but the batch has " +
+                                         std::to_string(v.batch));
+    scratch.resize(v.per_sample);
+    const T rank = static_cast<T>(q) * static_cast<T>(v.per_sample - 1);
+    const auto below = static_cast<std::size_t>(rank);
+    const std::size_t above = std::min(below + 1, v.per_sample - 1);
+    const T w = rank - static_cast<T>(below);
+    for (std::size_t b = 0; b < v.batch; ++b) {
+        const T* s = v.sample(b);
+        for (std::size_t j = 0; j < v.per_sample; ++j) scratch[j] = std::abs(s[j]);
+        std::nth_element(scratch.begin(), scratch.begin() + std::ptrdiff_t(below), scratch.end());
+        const T lo = scratch[below];
+        const T hi = above == below ? lo : *std::min_element(scratch.begin() + std::ptrdiff_t(below) + 1, scratch.end());
+        // torch.lerp as its vectorised CPU kernel computes it: fma(w, hi − lo, lo) for w < 0.5,
+        // else fma(w − 1, hi − lo, hi). One fma per sample, so the libm fallback costs nothing.
+        out[b] = w < T(0.5) ? std::fma(w, hi - lo, lo) : std::fma(w - T(1), hi - lo, hi);
+    }
+}
+
+template <tensor X>
+void quantile_abs(X&& x, double q, std::span<double> out) {
+    std::vector<std::remove_const_t<tensor_value_t<X>>> scratch;
+    quantile_abs(std::forward<X>(x), q, out, scratch);
+}
+
+}  // namespace diffuse
