@@ -33,6 +33,7 @@ template <class T, std::size_t E>
     requires scalar<T>
 struct tensor_traits<std::span<T, E>> {
     using value_type = T;
+    static constexpr bool is_view = true;
     static constexpr memory_space space = memory_space::host;
     static T* data(const std::span<T, E>& v) { return v.data(); }
     static std::size_t batch(const std::span<T, E>&) { return 1; }

@@ -9,6 +9,7 @@
 //       static value_type* data(My& t);                              // contiguous storage
 //       static std::size_t batch(const My& t);                       // number of samples
 //       static std::size_t per_sample(const My& t);                  // elements of one sample
+//       static constexpr bool is_view = false;  // optional: true when a const My still refers to writable data
 //   };
 
 #include <concepts>
@@ -48,6 +49,7 @@ struct tensor_view {
 template <class T, memory_space S>
 struct tensor_traits<tensor_view<T, S>> {
     using value_type = T;
+    static constexpr bool is_view = true;
     static constexpr memory_space space = S;
     static T* data(const tensor_view<T, S>& v) { return v.data; }
     static std::size_t batch(const tensor_view<T, S>& v) { return v.batch; }
@@ -76,9 +78,19 @@ using tensor_value_t = std::remove_const_t<typename detail::traits_of<T>::value_
 template <class T>
 inline constexpr memory_space tensor_space_v = detail::traits_of<T>::space;
 
-// The view type of T: element type const when T is a const object or holds const elements.
+namespace detail {
+// Views (tensor_view, std::span, Eigen::Map, ...) do not own their elements: a const view object still
+// refers to writable data. Their traits say so with `static constexpr bool is_view = true;`.
 template <class T>
-using view_t = tensor_view<std::conditional_t<std::is_const_v<std::remove_reference_t<T>> ||
+constexpr bool is_view_type() {
+    if constexpr (requires { traits_of<T>::is_view; }) return traits_of<T>::is_view;
+    else return false;
+}
+}  // namespace detail
+
+// The view type of T: element type const when T is a const container or holds const elements.
+template <class T>
+using view_t = tensor_view<std::conditional_t<(std::is_const_v<std::remove_reference_t<T>> && !detail::is_view_type<T>()) ||
                                                   std::is_const_v<typename detail::traits_of<T>::value_type>,
                                               const tensor_value_t<T>, tensor_value_t<T>>,
                            tensor_space_v<T>>;

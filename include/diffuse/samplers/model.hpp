@@ -1,0 +1,179 @@
+#pragma once
+// The denoiser model: how any network drives any sampler.
+//
+// A network is anything callable as
+//     net(x, cond, out)        x: tensor_view<const T>, cond: const model_cond&, out: tensor_view<T>
+// writing its prediction for the batch x into caller-owned `out` (see the `network` concept). It declares,
+// through diffuse::model, what it predicts (ε, x₀, v or score) and how it reads time (a discrete
+// timestep of a VP schedule, continuous SDE time, or σ).
+//
+// Samplers never call the network directly. They hold a sampler state x = α·x₀ + σ·ε (α = 1 in σ-space
+// samplers, α = √ᾱ in VP samplers) and ask the model for a prediction:
+//     m.predict(x, alpha, sigma, want, out)            // network time derived from σ/α
+//     m.predict(x, alpha, sigma, want, out, t_net)     // the sampler already knows the network's time
+// The model maps the signal-to-noise ratio α²/σ² to the network's own time and input scale
+// (x_net = α_net/α · x, as k-diffusion's DiscreteEpsDDPMDenoiser scales by c_in = 1/√(σ²+1)),
+// calls the network and converts its output to `want` with one fused lincomb. So a network trained on
+// discrete timesteps runs under a continuous σ-space sampler, a score network under DDIM, and so on.
+// A non-finite network output raises diffuse::error naming the time.
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "diffuse/core/elementwise.hpp"
+#include "diffuse/core/reduce.hpp"
+#include "diffuse/process/parameterization.hpp"
+#include "diffuse/schedules/sigmas.hpp"
+
+namespace diffuse {
+
+// What the sampler passes to the network besides x.
+struct model_cond {
+    std::span<const double> t;                          // per-sample time, in the network's own unit
+    std::span<const std::uint8_t> unconditional = {};   // per sample: 1 = drop the conditioning (CFG); empty = none
+    std::uint64_t first_sample = 0;                     // id of sample 0 in the whole batch (batch splits)
+};
+
+template <class N, class T>
+concept network = scalar<T> && requires(N& n, tensor_view<const T> x, const model_cond& c, tensor_view<T> out) {
+    n(x, c, out);
+};
+
+// The network's time and its own α for a sampler state of the given σ/α (only the ratio matters).
+struct network_time {
+    double t;
+    double alpha;
+};
+
+// A network trained on the discrete timesteps of a VP schedule (DDPM, Stable Diffusion).
+// σ → t by interpolation in log σ (k-diffusion) or linear σ (diffusers' Euler family).
+struct discrete_time {
+    enum class interpolation { log_sigma, linear_sigma };
+    discrete_sigmas table;
+    interpolation mode = interpolation::log_sigma;
+
+    explicit discrete_time(std::span<const double> alphas_cumprod, interpolation m = interpolation::log_sigma)
+        : table(alphas_cumprod), mode(m) {}
+
+    [[nodiscard]] network_time operator()(double alpha, double sigma) const {
+        const double s = sigma / alpha;
+        const double t = mode == interpolation::log_sigma ? table.sigma_to_t_log(s) : table.sigma_to_t_linear(s);
+        return {t, 1.0 / std::sqrt(1.0 + s * s)};
+    }
+    // α of the network's own state at a known (possibly fractional) timestep.
+    [[nodiscard]] double alpha_at(double t) const {
+        const double s = mode == interpolation::log_sigma ? table.t_to_sigma_log(t) : table.t_to_sigma_linear(t);
+        return 1.0 / std::sqrt(1.0 + s * s);
+    }
+};
+
+// A network of a continuous SDE (vp_sde, subvp_sde, ve_sde from schedules/continuous.hpp), time t ∈ [eps, 1].
+template <class Sde>
+struct continuous_time {
+    Sde sde;
+    [[nodiscard]] network_time operator()(double alpha, double sigma) const {
+        const double t = sde.t_from_log_snr(2.0 * (std::log(alpha) - std::log(sigma)));
+        return {t, sde.marginal(t).mean_coef};
+    }
+    [[nodiscard]] double alpha_at(double t) const { return sde.marginal(t).mean_coef; }
+};
+
+// A variance-exploding network that reads σ itself (EDM's D(x; σ), NCSN): t = σ, α_net = 1.
+struct sigma_time {
+    [[nodiscard]] network_time operator()(double alpha, double sigma) const { return {sigma / alpha, 1.0}; }
+    [[nodiscard]] double alpha_at(double) const { return 1.0; }
+};
+
+template <class Net, class Time>
+class model {
+public:
+    model(Net net, prediction predicts, Time time) : net_(std::move(net)), predicts_(predicts), time_(std::move(time)) {}
+
+    [[nodiscard]] prediction predicts() const noexcept { return predicts_; }
+    [[nodiscard]] const Time& time() const noexcept { return time_; }
+    [[nodiscard]] Net& net() noexcept { return net_; }
+
+    // Network time for a sampler state with the given α, σ.
+    [[nodiscard]] network_time time_of(double alpha, double sigma) const {
+        detail::require(alpha > 0 && std::isfinite(alpha), "model::predict", "alpha", alpha, "(0, inf)");
+        detail::require(sigma > 0 && std::isfinite(sigma), "model::predict", "sigma", sigma, "(0, inf)");
+        return time_(alpha, sigma);
+    }
+
+    // out = the `want` prediction at state x = α·x₀ + σ·ε (per-sample α, σ). When t_net is given, the
+    // network is called at exactly those times with its own α taken from them; otherwise both are derived
+    // from σ/α. `unconditional` is passed through to the network (classifier-free guidance).
+    template <tensor X, tensor Out>
+    void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
+                 std::span<const double> t_net = {}, std::uint64_t first_sample = 0) {
+        const auto x = view(std::forward<X>(x_in));
+        const auto out = detail::writable_view(std::forward<Out>(out_in), "model::predict");
+        using T = std::remove_const_t<typename decltype(x)::value_type>;
+        static_assert(network<Net, T>,
+                      "diffuse::model: the network must be callable as net(tensor_view<const T> x, const model_cond&, "
+                      "tensor_view<T> out)");
+        const std::size_t B = x.batch;
+        if (alpha.size() != B || sigma.size() != B || (!t_net.empty() && t_net.size() != B))
+            detail::fail("model::predict", "alpha, sigma and t need one value per sample (batch " + std::to_string(B) + ")");
+        t_.resize(B);
+        scale_.resize(B);
+        ca_.resize(B);
+        cb_.resize(B);
+        bool rescale = false;
+        for (std::size_t b = 0; b < B; ++b) {
+            network_time nt;
+            if (t_net.empty()) {
+                nt = time_of(alpha[b], sigma[b]);
+            } else {
+                detail::require(alpha[b] > 0, "model::predict", "alpha", alpha[b], "(0, inf)");
+                nt = {t_net[b], time_.alpha_at(t_net[b])};
+            }
+            t_[b] = nt.t;
+            scale_[b] = nt.alpha / alpha[b];  // x_net = scale·x
+            rescale = rescale || std::abs(scale_[b] - 1.0) > 1e-15;
+            // want = a·x_net + b·out_net at the network's own (α_net, σ_net) = scale·(α, σ)
+            const auto c = convert_coefficients(predicts_, want, scale_[b] * alpha[b], scale_[b] * sigma[b]);
+            ca_[b] = c.a * scale_[b];
+            cb_[b] = c.b;
+        }
+        tensor_view<const T> x_net = x;
+        if (rescale) {
+            auto& buf = buffer<T>();
+            buf.resize(x.size());
+            const tensor_view<T> scaled{buf.data(), x.batch, x.per_sample};
+            lincomb(scaled, per_sample(scale_), x);
+            x_net = scaled;
+        }
+        net_(x_net, model_cond{t_, {}, first_sample}, out);
+        check_finite(out);
+        if (predicts_ != want || rescale) lincomb(out, per_sample(ca_), x, per_sample(cb_), out);
+    }
+
+private:
+    template <class V>
+    void check_finite(const V& out) {
+        norms_.resize(out.batch);
+        sum_squares(out, norms_);
+        for (std::size_t b = 0; b < out.batch; ++b)
+            if (!std::isfinite(norms_[b]))
+                detail::fail("model::predict", "the network returned NaN or Inf for sample " + std::to_string(b) +
+                                                   " at network time t = " + std::to_string(t_[b]));
+    }
+    template <class T>
+    std::vector<T>& buffer() {
+        if constexpr (std::is_same_v<T, float>) return buf_f_;
+        else return buf_d_;
+    }
+
+    Net net_;
+    prediction predicts_;
+    Time time_;
+    std::vector<double> t_, scale_, ca_, cb_, norms_;
+    std::vector<float> buf_f_;
+    std::vector<double> buf_d_;
+};
+
+}  // namespace diffuse
