@@ -1,0 +1,313 @@
+#pragma once
+// Noise-level (σ) schedules of σ-space samplers: k-diffusion's get_sigmas_* constructions (evaluated in
+// double: the exact values of the formulas), σ ↔ t conversion over a discrete training schedule with
+// linear-σ interpolation (diffusers) and log-σ interpolation (k-diffusion), and diffusers'
+// EulerDiscreteScheduler σ list reproduced with its float32 steps.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diffuse/core/error.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/timesteps.hpp"
+
+namespace diffuse {
+
+namespace detail {
+
+inline void require_sigma_range(std::size_t n, double sigma_min, double sigma_max, std::string_view where) {
+    require(n >= 1, where, "n", n, ">= 1");
+    require(std::isfinite(sigma_min) && sigma_min > 0.0, where, "sigma_min", sigma_min, "(0, inf)");
+    require(std::isfinite(sigma_max) && sigma_max > sigma_min, where, "sigma_max", sigma_max,
+            "(sigma_min, inf) with sigma_min = " + std::to_string(sigma_min));
+}
+
+// Index of t's ramp position i/(n-1) as torch.linspace(0, 1, n) in exact arithmetic; n = 1 gives 0.
+[[nodiscard]] inline double ramp(std::size_t i, std::size_t n) {
+    return n == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(n - 1);
+}
+
+}  // namespace detail
+
+// Karras et al. 2022 ("Elucidating the Design Space...", eq. 5):
+// σ_i = (σmax^{1/ρ} + i/(n-1)·(σmin^{1/ρ} - σmax^{1/ρ}))^ρ, i = 0..n-1, then a trailing 0 (n + 1 values).
+[[nodiscard]] inline std::vector<double> karras_sigmas(std::size_t n, double sigma_min, double sigma_max,
+                                                       double rho = 7.0) {
+    detail::require_sigma_range(n, sigma_min, sigma_max, "karras_sigmas");
+    detail::require(std::isfinite(rho) && rho > 0.0, "karras_sigmas", "rho", rho, "(0, inf)");
+    const double lo = std::pow(sigma_min, 1.0 / rho), hi = std::pow(sigma_max, 1.0 / rho);
+    std::vector<double> s(n + 1, 0.0);
+    for (std::size_t i = 0; i < n; ++i) s[i] = std::pow(hi + detail::ramp(i, n) * (lo - hi), rho);
+    return s;
+}
+
+// σ_i = exp(linspace(log σmax, log σmin, n)), then a trailing 0.
+[[nodiscard]] inline std::vector<double> exponential_sigmas(std::size_t n, double sigma_min, double sigma_max) {
+    detail::require_sigma_range(n, sigma_min, sigma_max, "exponential_sigmas");
+    const double a = std::log(sigma_max), b = std::log(sigma_min);
+    std::vector<double> s(n + 1, 0.0);
+    for (std::size_t i = 0; i < n; ++i) s[i] = std::exp(a + detail::ramp(i, n) * (b - a));
+    return s;
+}
+
+// Polynomial in log σ: σ_i = exp(r_i^ρ (log σmax - log σmin) + log σmin), r = linspace(1, 0, n); trailing 0.
+[[nodiscard]] inline std::vector<double> polyexponential_sigmas(std::size_t n, double sigma_min, double sigma_max,
+                                                                double rho = 1.0) {
+    detail::require_sigma_range(n, sigma_min, sigma_max, "polyexponential_sigmas");
+    detail::require(std::isfinite(rho) && rho > 0.0, "polyexponential_sigmas", "rho", rho, "(0, inf)");
+    const double lmin = std::log(sigma_min), lmax = std::log(sigma_max);
+    std::vector<double> s(n + 1, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        const double r = 1.0 - detail::ramp(i, n);
+        s[i] = std::exp(std::pow(r, rho) * (lmax - lmin) + lmin);
+    }
+    return s;
+}
+
+// Continuous VP σ(t) = sqrt(exp(β_d t²/2 + β_min t) - 1) at t = linspace(1, eps_s, n); trailing 0
+// (Song et al. 2021, VP SDE expressed as a VE noise level).
+[[nodiscard]] inline std::vector<double> vp_sigmas(std::size_t n, double beta_d = 19.9, double beta_min = 0.1,
+                                                   double eps_s = 1e-3) {
+    constexpr std::string_view where = "vp_sigmas";
+    detail::require(n >= 1, where, "n", n, ">= 1");
+    detail::require(std::isfinite(beta_d) && beta_d >= 0.0, where, "beta_d", beta_d, "[0, inf)");
+    detail::require(std::isfinite(beta_min) && beta_min >= 0.0 && beta_d + beta_min > 0.0, where, "beta_min",
+                    beta_min, "[0, inf) with beta_d + beta_min > 0");
+    detail::require(eps_s > 0.0 && eps_s <= 1.0, where, "eps_s", eps_s, "(0, 1]");
+    std::vector<double> s(n + 1, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        const double t = 1.0 + detail::ramp(i, n) * (eps_s - 1.0);
+        s[i] = std::sqrt(std::expm1(beta_d * t * t / 2.0 + beta_min * t));
+    }
+    return s;
+}
+
+// σ of a VP marginal seen as VE noise: σ = sqrt((1 - ᾱ)/ᾱ) (Karras et al. 2022, Table 1).
+[[nodiscard]] inline double sigma_from_alpha_cumprod(double alpha_cumprod) {
+    detail::require(alpha_cumprod > 0.0 && alpha_cumprod <= 1.0, "sigma_from_alpha_cumprod", "alpha_cumprod",
+                    alpha_cumprod, "(0, 1]");
+    return std::sqrt((1.0 - alpha_cumprod) / alpha_cumprod);
+}
+// Inverse: ᾱ = 1/(1 + σ²).
+[[nodiscard]] inline double alpha_cumprod_from_sigma(double sigma) {
+    detail::require(sigma >= 0.0 && !std::isnan(sigma), "alpha_cumprod_from_sigma", "sigma", sigma, "[0, inf]");
+    return 1.0 / (1.0 + sigma * sigma);
+}
+
+// The ascending σ_t (t = 0..T-1) of a discrete schedule, with σ ↔ t conversions.
+class discrete_sigmas {
+public:
+    // From ᾱ in double: σ_t = sqrt((1 - ᾱ_t)/ᾱ_t). Requires T >= 2 and every ᾱ in (0, 1].
+    explicit discrete_sigmas(std::span<const double> alphas_cumprod) {
+        detail::require(alphas_cumprod.size() >= 2, "discrete_sigmas", "alphas_cumprod.size()", alphas_cumprod.size(),
+                        ">= 2");
+        sigmas_.resize(alphas_cumprod.size());
+        log_sigmas_.resize(alphas_cumprod.size());
+        for (std::size_t i = 0; i < sigmas_.size(); ++i) {
+            sigmas_[i] = sigma_from_alpha_cumprod(alphas_cumprod[i]);
+            detail::require(sigmas_[i] > 0.0, "discrete_sigmas", "alphas_cumprod[i]", alphas_cumprod[i], "(0, 1)");
+            detail::require(i == 0 || sigmas_[i] > sigmas_[i - 1], "discrete_sigmas", "alphas_cumprod[i]",
+                            alphas_cumprod[i], "strictly decreasing in i");
+            log_sigmas_[i] = std::log(sigmas_[i]);
+        }
+    }
+
+    [[nodiscard]] std::span<const double> sigmas() const noexcept { return sigmas_; }
+    [[nodiscard]] std::span<const double> log_sigmas() const noexcept { return log_sigmas_; }
+    [[nodiscard]] double sigma_min() const noexcept { return sigmas_.front(); }
+    [[nodiscard]] double sigma_max() const noexcept { return sigmas_.back(); }
+    [[nodiscard]] double t_max() const noexcept { return static_cast<double>(sigmas_.size() - 1); }
+
+    // k-diffusion DiscreteSchedule.t_to_sigma: σ = exp((1-w)·logσ[⌊t⌋] + w·logσ[⌈t⌉]), w = frac(t).
+    [[nodiscard]] double t_to_sigma_log(double t) const {
+        require_t(t, "discrete_sigmas::t_to_sigma_log");
+        const double lo = std::floor(t), hi = std::ceil(t), w = t - lo;
+        return std::exp((1.0 - w) * log_sigmas_[idx(lo)] + w * log_sigmas_[idx(hi)]);
+    }
+
+    // k-diffusion DiscreteSchedule.sigma_to_t (and diffusers' _sigma_to_t): interpolation in log σ between
+    // the bracketing entries, w clamped to [0, 1] (so σ outside the table maps to 0 or t_max).
+    [[nodiscard]] double sigma_to_t_log(double sigma) const {
+        detail::require(sigma > 0.0 && !std::isnan(sigma), "discrete_sigmas::sigma_to_t_log", "sigma", sigma,
+                        "(0, inf]");
+        return log_interp(log_sigmas_, std::log(sigma));
+    }
+
+    // diffusers EulerDiscreteScheduler: σ(t) = np.interp(t, arange(T), σ): linear in σ.
+    [[nodiscard]] double t_to_sigma_linear(double t) const {
+        require_t(t, "discrete_sigmas::t_to_sigma_linear");
+        return numpy_interp(sigmas_, t);
+    }
+
+    // Inverse of t_to_sigma_linear (σ increases with t, so the bracket is unique); clamped to [0, t_max].
+    [[nodiscard]] double sigma_to_t_linear(double sigma) const {
+        detail::require(sigma >= 0.0 && !std::isnan(sigma), "discrete_sigmas::sigma_to_t_linear", "sigma", sigma,
+                        "[0, inf]");
+        if (sigma <= sigmas_.front()) return 0.0;
+        if (sigma >= sigmas_.back()) return t_max();
+        const auto it = std::upper_bound(sigmas_.begin(), sigmas_.end(), sigma);
+        const auto j = static_cast<std::size_t>(it - sigmas_.begin()) - 1;
+        const double w = (sigma - sigmas_[j]) / (sigmas_[j + 1] - sigmas_[j]);
+        return static_cast<double>(j) + w;
+    }
+
+    // numpy.interp(x, arange(n), fp) for 0 <= x <= n-1 (unit spacing): exact knots return fp[j].
+    [[nodiscard]] static double numpy_interp(std::span<const double> fp, double x) {
+        const std::size_t n = fp.size();
+        if (x >= static_cast<double>(n - 1)) return fp[n - 1];
+        if (x <= 0.0) return fp[0];
+        const auto j = static_cast<std::size_t>(std::floor(x));
+        if (x == static_cast<double>(j)) return fp[j];
+        const double slope = fp[j + 1] - fp[j];  // (fp[j+1]-fp[j]) / (xp[j+1]-xp[j]) with unit spacing
+        return slope * (x - static_cast<double>(j)) + fp[j];
+    }
+
+    // The low/high bracketing and weight of k-diffusion's sigma_to_t on a log-σ table.
+    [[nodiscard]] static double log_interp(std::span<const double> log_sigmas, double log_sigma) {
+        // low_idx = (number of entries with log σ_i <= log σ) - 1, clamped to [0, n-2]
+        // (k-diffusion: dists.ge(0).cumsum().argmax() — the last index with dist >= 0, 0 if none).
+        const std::size_t n = log_sigmas.size();
+        const auto cnt = static_cast<std::size_t>(std::upper_bound(log_sigmas.begin(), log_sigmas.end(), log_sigma) -
+                                                  log_sigmas.begin());
+        std::size_t low = cnt == 0 ? 0 : cnt - 1;
+        low = std::min(low, n - 2);
+        const double lo = log_sigmas[low], hi = log_sigmas[low + 1];
+        double w = (lo - log_sigma) / (lo - hi);
+        w = std::clamp(w, 0.0, 1.0);
+        return (1.0 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
+    }
+
+private:
+    void require_t(double t, std::string_view where) const {
+        detail::require(t >= 0.0 && t <= t_max(), where, "t", t, "[0, " + std::to_string(t_max()) + "]");
+    }
+    [[nodiscard]] static std::size_t idx(double v) { return static_cast<std::size_t>(v); }
+
+    std::vector<double> sigmas_, log_sigmas_;
+};
+
+// k-diffusion DiscreteSchedule.get_sigmas(n): t = linspace(T-1, 0, n), σ by log interpolation, then 0.
+[[nodiscard]] inline std::vector<double> discrete_sigmas_list(const discrete_sigmas& ds, std::size_t n) {
+    detail::require(n >= 1, "discrete_sigmas_list", "n", n, ">= 1");
+    std::vector<double> s(n + 1, 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+        const double t = std::clamp(ds.t_max() * (1.0 - detail::ramp(i, n)), 0.0, ds.t_max());
+        s[i] = ds.t_to_sigma_log(t);
+    }
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// diffusers EulerDiscreteScheduler.set_timesteps (σ list, model timesteps, init_noise_sigma).
+
+enum class sigma_spacing_kind { none, karras, exponential };
+
+struct euler_options {
+    timestep_spacing spacing = timestep_spacing::linspace;   // diffusers' default for Euler
+    std::int64_t steps_offset = 0;
+    sigma_spacing_kind sigma_spacing = sigma_spacing_kind::none;  // use_karras_sigmas / use_exponential_sigmas
+    std::optional<double> sigma_min{}, sigma_max{};           // config overrides for karras/exponential
+    bool final_sigma_min = false;                             // final_sigmas_type "sigma_min" (else "zero")
+};
+
+struct euler_schedule {
+    std::vector<double> timesteps;  // N model timesteps (float32 values)
+    std::vector<double> sigmas;     // N + 1 values (float32), descending, last = 0 or σ_min
+    double init_noise_sigma;        // max σ, or sqrt(max σ² + 1) for "leading"
+};
+
+namespace detail {
+[[nodiscard]] inline double f32(double x) { return static_cast<double>(static_cast<float>(x)); }
+}  // namespace detail
+
+// `alphas_cumprod` as held by diffusers (float32 values). A last ᾱ equal to 0 (zero terminal SNR) is
+// replaced by 2^-24 so that σ_max stays finite, as diffusers does under rescale_betas_zero_snr.
+[[nodiscard]] inline euler_schedule euler_discrete_sigmas(std::span<const double> alphas_cumprod,
+                                                          std::size_t num_inference_steps,
+                                                          const euler_options& opt = {}) {
+    constexpr std::string_view where = "euler_discrete_sigmas";
+    const std::size_t T = alphas_cumprod.size();
+    detail::require(T >= 2, where, "num_train_timesteps", T, ">= 2");
+    detail::require_steps(T, num_inference_steps, where);
+    detail::require(opt.steps_offset >= 0, where, "steps_offset", opt.steps_offset, ">= 0");
+    const std::size_t N = num_inference_steps;
+
+    // Training σ in float32: ((1 - ᾱ) / ᾱ) ** 0.5 on a float32 tensor.
+    std::vector<double> sig(T), log_sig(T);
+    for (std::size_t i = 0; i < T; ++i) {
+        float a = static_cast<float>(alphas_cumprod[i]);
+        if (a == 0.0f && i + 1 == T) a = 0x1p-24f;
+        detail::require(a > 0.0f && a <= 1.0f, where, "alphas_cumprod[i]", alphas_cumprod[i], "(0, 1]");
+        const float num = 1.0f - a;
+        sig[i] = static_cast<double>(std::sqrt(num / a));
+        log_sig[i] = detail::f32(std::log(sig[i]));  // numpy log of a float32 array
+    }
+
+    // Model timesteps (float32).
+    std::vector<double> ts(N);
+    if (opt.spacing == timestep_spacing::linspace) {
+        const auto y = detail::numpy_linspace(0.0, static_cast<double>(T - 1), N);
+        for (std::size_t i = 0; i < N; ++i) ts[i] = detail::f32(y[N - 1 - i]);
+    } else {
+        const auto v = detail::spacing_values(T, N, opt.spacing, 0.0);
+        const double off = opt.spacing == timestep_spacing::leading ? static_cast<double>(opt.steps_offset) : 0.0;
+        for (std::size_t i = 0; i < N; ++i) ts[i] = detail::f32(v[i] + off);
+    }
+    for (double t : ts)
+        detail::require(t >= 0.0 && t <= static_cast<double>(T - 1), where, "steps_offset", opt.steps_offset,
+                        "values keeping every timestep in [0, num_train_timesteps - 1]");
+
+    // interpolation_type "linear": np.interp(timesteps, arange(T), σ_train).
+    std::vector<double> s;
+    for (double t : ts) s.push_back(discrete_sigmas::numpy_interp(sig, t));
+
+    if (opt.sigma_spacing != sigma_spacing_kind::none) {
+        const double smin = opt.sigma_min.value_or(s.back());
+        const double smax = opt.sigma_max.value_or(s.front());
+        detail::require_sigma_range(N, smin, smax, where);
+        if (opt.sigma_spacing == sigma_spacing_kind::karras) {
+            // diffusers' _convert_to_karras in numpy float64 (ρ = 7).
+            const auto r = detail::numpy_linspace(0.0, 1.0, N);
+            const double lo = std::pow(smin, 1.0 / 7.0), hi = std::pow(smax, 1.0 / 7.0);
+            s.assign(N, 0.0);
+            for (std::size_t i = 0; i < N; ++i) s[i] = std::pow(hi + r[i] * (lo - hi), 7.0);
+        } else {
+            const auto l = detail::numpy_linspace(std::log(smax), std::log(smin), N);
+            s.assign(N, 0.0);
+            for (std::size_t i = 0; i < N; ++i) s[i] = std::exp(l[i]);
+        }
+        for (std::size_t i = 0; i < N; ++i)
+            ts[i] = detail::f32(discrete_sigmas::log_interp(log_sig, std::log(std::max(s[i], 1e-10))));
+    }
+
+    double last = 0.0;
+    if (opt.final_sigma_min) {
+        const float a0 = static_cast<float>(alphas_cumprod[0]);
+        last = static_cast<double>(std::sqrt((1.0f - a0) / a0));
+    }
+    s.push_back(last);
+    for (auto& x : s) x = detail::f32(x);
+
+    double mx = 0.0;
+    for (double x : s) mx = std::max(mx, x);
+    double init = mx;
+    if (opt.spacing == timestep_spacing::leading) {
+        const float m = static_cast<float>(mx);
+        init = static_cast<double>(std::sqrt(m * m + 1.0f));
+    }
+    return {std::move(ts), std::move(s), init};
+}
+
+[[nodiscard]] inline euler_schedule euler_discrete_sigmas(const discrete_schedule& sched, std::size_t num_inference_steps,
+                                                          const euler_options& opt = {}) {
+    return euler_discrete_sigmas(std::span<const double>(sched.alphas_cumprod), num_inference_steps, opt);
+}
+
+}  // namespace diffuse
