@@ -1,0 +1,120 @@
+// torch_cpu_generator against real torch output (tests/golden/noise, written by tools/gen_noise_golden.py).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "diffuse/adapt/std.hpp"
+#include "diffuse/core/torch_generator.hpp"
+#include "diffuse/io/npy.hpp"
+
+namespace {
+
+// The same lists as tools/gen_noise_golden.py.
+constexpr std::size_t sizes[] = {1, 6, 15, 16, 17, 31, 100, 1000};
+constexpr std::size_t n_seeds = 5;
+struct call {
+    std::size_t n;
+    bool is_double;
+};
+constexpr call sequence[] = {{7, false}, {33, false}, {16, false}, {1, true},
+                             {5, false}, {20, true},  {3, false},  {8, false}};
+
+std::string golden(const std::string& name) { return std::string(DIFFUSE_GOLDEN_DIR) + "/noise/" + name + ".npy"; }
+
+template <class T>
+std::vector<T> load(const std::string& name) {
+    return diffuse::io::read_npy(golden(name)).as<T>();
+}
+
+std::uint64_t seed_of(std::size_t i) { return load<std::uint64_t>("seeds")[i]; }
+
+// randn for every size in `sizes`, each after manual_seed, concatenated (the golden layout).
+template <class T>
+std::vector<T> all_sizes(std::uint64_t seed) {
+    std::vector<T> out;
+    diffuse::torch_cpu_generator g(seed);
+    for (std::size_t n : sizes) {
+        g.manual_seed(seed);
+        const auto v = g.randn<T>(n);
+        out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+}
+
+std::vector<double> run_sequence(std::uint64_t seed) {
+    diffuse::torch_cpu_generator g(seed);
+    std::vector<double> out;
+    for (const call& c : sequence) {
+        if (c.is_double) {
+            const auto v = g.randn<double>(c.n);
+            out.insert(out.end(), v.begin(), v.end());
+        } else {
+            const auto v = g.randn<float>(c.n);
+            out.insert(out.end(), v.begin(), v.end());
+        }
+    }
+    return out;
+}
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(a[i]) !=
+            std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(b[i]))
+            return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("torch_cpu_generator matches torch's PARITY.md spot values", "[noise][torch]") {
+    diffuse::torch_cpu_generator g(0);
+    const auto a = g.randn<float>(6);
+    const float expect[] = {1.5410f, -0.2934f, -2.1788f, 0.5684f, -1.0845f, -1.3986f};
+    for (int i = 0; i < 6; ++i) CHECK(a[i] == Approx(expect[i]).margin(5e-5));
+    g.manual_seed(0);
+    const auto b = g.randn<float>(16);
+    CHECK(b[0] == Approx(-1.1258f).margin(5e-5));
+    CHECK(b[1] == Approx(-1.1524f).margin(5e-5));
+}
+
+TEST_CASE("torch_cpu_generator reproduces torch.randn float64 bit for bit", "[noise][torch]") {
+    for (std::size_t i = 0; i < n_seeds; ++i) {
+        INFO("seed " << seed_of(i));
+        CHECK(same_bits(all_sizes<double>(seed_of(i)), load<double>("randn_f64_s" + std::to_string(i))));
+    }
+}
+
+TEST_CASE("torch_cpu_generator reproduces torch's portable float32 kernel bit for bit", "[noise][torch]") {
+    // Golden from torch with ATEN_CPU_CAPABILITY=default (the kernel every non-x86 build uses).
+    for (std::size_t i = 0; i < n_seeds; ++i) {
+        INFO("seed " << seed_of(i));
+        CHECK(same_bits(all_sizes<float>(seed_of(i)), load<float>("randn_f32_scalar_s" + std::to_string(i))));
+        CHECK(same_bits(run_sequence(seed_of(i)), load<double>("seq_scalar_s" + std::to_string(i))));
+    }
+}
+
+TEST_CASE("torch_cpu_generator fills a diffuse tensor in flat order", "[noise][torch]") {
+    std::vector<float> x(2 * 50);
+    diffuse::torch_cpu_generator g(42);
+    g.randn(diffuse::batched(x, 2));
+    g.manual_seed(42);
+    CHECK(same_bits(x, g.randn<float>(100)));
+    const auto ref = load<float>("randn_f32_scalar_s2");  // seed 42; the size-100 call starts at 86
+    const std::ptrdiff_t at = 1 + 6 + 15 + 16 + 17 + 31;
+    CHECK(same_bits(x, std::vector<float>(ref.begin() + at, ref.begin() + at + 100)));
+}
+
+TEST_CASE("torch_cpu_generator seeds with the low 32 bits and rejects a null output", "[noise][torch]") {
+    diffuse::torch_cpu_generator a(5), b((std::uint64_t{1} << 32) + 5);
+    CHECK(same_bits(a.randn<double>(40), b.randn<double>(40)));
+    CHECK(b.initial_seed() == (std::uint64_t{1} << 32) + 5);
+    CHECK_THROWS_AS(a.randn(static_cast<float*>(nullptr), 3), diffuse::error);
+    CHECK_NOTHROW(a.randn(static_cast<float*>(nullptr), 0));
+}
