@@ -30,11 +30,11 @@ TEST_CASE("beta schedules match diffusers (float32 values)", "[schedules][beta][
                     const auto s = discrete_schedule::from_config(kind, T, beta_ranges[r][0], beta_ranges[r][1], z == 1);
                     REQUIRE(s.size() == T);
                     const auto gb = sched_test::row(g, 0), ga = sched_test::row(g, 1), gc = sched_test::row(g, 2);
-                    if (kind == "sigmoid") {
+                    if (kind == "sigmoid" && z == 0) {
                         // torch's sigmoid uses a vectorised exp that is not correctly rounded; we use the
                         // correctly rounded one. Measured: <= 2 ulp on betas, <= 4 ulp after cumprod/rescale.
-                        CHECK(sched_test::max_ulp_f32(s.betas, gb) <= 2 + 2 * z);
-                        CHECK(sched_test::max_ulp_f32(s.alphas, ga) <= 1 + 2 * z);
+                        CHECK(sched_test::max_ulp_f32(s.betas, gb) <= 2);
+                        CHECK(sched_test::max_ulp_f32(s.alphas, ga) <= 1);
                         CHECK(sched_test::max_ulp_f32(s.alphas_cumprod, gc) <= 4);
                     } else if (z == 1) {
                         // torch's float32 sqrt runs through MKL's vector math (<= 1 ulp, not correctly
