@@ -1,0 +1,58 @@
+#pragma once
+// Where stochastic samplers get their per-step noise.
+//
+// A noise source is called as noise(out, draw): fill `out` (a tensor view of the batch) with the
+// standard normal noise of draw number `draw` (0, 1, 2, … in the order the sampler draws). Samplers
+// number their draws deterministically, so:
+//   counter_noise    — the default: values are a pure function of (seed, sample id, draw, element), the
+//                      same for any batch split, thread count or device;
+//   recorded_noise   — replays noise recorded elsewhere (a reference implementation's torch.randn
+//                      calls, stored as .npy), so a port can be fed identical noise and compared.
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "diffuse/core/fill_normal.hpp"
+
+namespace diffuse {
+
+struct counter_noise {
+    std::uint64_t seed = 0;
+    std::uint64_t first_sample = 0;  // id of sample 0 of this batch within the whole job
+
+    template <class V>
+    void operator()(const V& out, std::uint64_t draw) const {
+        fill_normal(out, seed, draw, first_sample);
+    }
+};
+
+// Replays `draws` consecutive noise tensors, each batch × per_sample values, in draw order.
+class recorded_noise {
+public:
+    recorded_noise(std::vector<double> values, std::size_t per_draw) : values_(std::move(values)), per_draw_(per_draw) {
+        detail::require(per_draw > 0 && values_.size() % per_draw == 0, "recorded_noise", "per_draw", per_draw,
+                        "a positive divisor of the recorded size " + std::to_string(values_.size()));
+    }
+    [[nodiscard]] std::size_t draws() const noexcept { return values_.size() / per_draw_; }
+
+    template <class V>
+    void operator()(const V& out, std::uint64_t draw) const {
+        if (out.size() != per_draw_)
+            detail::fail("recorded_noise", "a draw holds " + std::to_string(per_draw_) + " values but the sampler asks for " +
+                                               std::to_string(out.size()));
+        if (draw >= draws())
+            detail::fail("recorded_noise", "draw " + std::to_string(draw) + " requested but only " +
+                                               std::to_string(draws()) + " were recorded");
+        const double* src = values_.data() + draw * per_draw_;
+        for (std::size_t i = 0; i < per_draw_; ++i) out.data[i] = static_cast<typename V::value_type>(src[i]);
+    }
+
+private:
+    std::vector<double> values_;
+    std::size_t per_draw_;
+};
+
+}  // namespace diffuse
