@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
@@ -65,35 +66,41 @@ struct posterior_coefficients {
             clipped > 0 ? std::log(clipped) : -INFINITY};
 }
 
+namespace detail {
+// out = a(t_b)·u + b(t_b)·w per sample b, where coefs(t) returns the pair {a, b}.
+template <class Out, class U, class W, class Coefs>
+void lincomb_at_timesteps(Out&& out, U&& u, W&& w, std::span<const std::int64_t> t, const char* where, Coefs coefs) {
+    const auto o = view(out);
+    if (t.size() != o.batch)
+        fail(where, "t has " + std::to_string(t.size()) + " values but the batch has " + std::to_string(o.batch));
+    std::vector<double> a(o.batch), b(o.batch);
+    for (std::size_t k = 0; k < o.batch; ++k) {
+        const auto [ak, bk] = coefs(t[k]);
+        a[k] = ak;
+        b[k] = bk;
+    }
+    lincomb(o, per_sample(a), std::forward<U>(u), per_sample(b), std::forward<W>(w));
+}
+}  // namespace detail
+
 // x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with one timestep per sample (diffusers' add_noise).
 template <class Out, class X0, class Noise>
 void q_sample(Out&& out, X0&& x0, Noise&& noise, const discrete_schedule& s, std::span<const std::int64_t> t) {
-    const auto o = view(out);
-    if (t.size() != o.batch)
-        detail::fail("q_sample", "t has " + std::to_string(t.size()) + " values but the batch has " + std::to_string(o.batch));
-    std::vector<double> a(o.batch), b(o.batch);
-    for (std::size_t k = 0; k < o.batch; ++k) {
-        const auto m = marginal(s, t[k]);
-        a[k] = m.alpha;
-        b[k] = m.sigma;
-    }
-    lincomb(o, per_sample(a), std::forward<X0>(x0), per_sample(b), std::forward<Noise>(noise));
+    detail::lincomb_at_timesteps(std::forward<Out>(out), std::forward<X0>(x0), std::forward<Noise>(noise), t, "q_sample",
+                                 [&](std::int64_t k) {
+                                     const auto m = marginal(s, k);
+                                     return std::pair{m.alpha, m.sigma};
+                                 });
 }
 
 // μ̃(x_t, x₀) of the posterior, one timestep per sample.
 template <class Out, class X0, class Xt>
 void posterior_mean(Out&& out, X0&& x0, Xt&& xt, const discrete_schedule& s, std::span<const std::int64_t> t) {
-    const auto o = view(out);
-    if (t.size() != o.batch)
-        detail::fail("posterior_mean", "t has " + std::to_string(t.size()) + " values but the batch has " +
-                                           std::to_string(o.batch));
-    std::vector<double> a(o.batch), b(o.batch);
-    for (std::size_t k = 0; k < o.batch; ++k) {
-        const auto p = posterior(s, t[k]);
-        a[k] = p.coef_x0;
-        b[k] = p.coef_xt;
-    }
-    lincomb(o, per_sample(a), std::forward<X0>(x0), per_sample(b), std::forward<Xt>(xt));
+    detail::lincomb_at_timesteps(std::forward<Out>(out), std::forward<X0>(x0), std::forward<Xt>(xt), t, "posterior_mean",
+                                 [&](std::int64_t k) {
+                                     const auto p = posterior(s, k);
+                                     return std::pair{p.coef_x0, p.coef_xt};
+                                 });
 }
 
 }  // namespace diffuse
