@@ -81,3 +81,24 @@ TEST_CASE("SNR is monotone and consistent with the marginal") {
     CHECK_THROWS_WITH(diffuse::q_sample(diffuse::batched(o, 2), diffuse::batched(a, 2), diffuse::batched(b, 2), s, t3),
                       Catch::Contains("t has 3 values but the batch has 2"));
 }
+
+TEST_CASE("posterior_mean applies each sample's own coefficients") {
+    const auto s = diffuse::discrete_schedule::from_config("scaled_linear", 1000, 0.00085, 0.012);
+    const std::vector<std::int64_t> t = {0, 500, 999};
+    const std::vector<double> x0 = {1, -2, 0.5, 3, -1, 2}, xt = {0.1, 0.2, -0.3, 0.4, 2, -2};
+    std::vector<double> mu(6);
+    diffuse::posterior_mean(diffuse::batched(mu, 3), diffuse::batched(x0, 3), diffuse::batched(xt, 3), s, t);
+    for (std::size_t i = 0; i < 6; ++i) {
+        const auto p = diffuse::posterior(s, t[i / 2]);
+        CHECK(mu[i] == p.coef_x0 * x0[i] + p.coef_xt * xt[i]);
+    }
+    // At t = 0 the posterior is a point mass on x₀: coefficient 1 on x₀, 0 on x_t.
+    CHECK(mu[0] == Approx(x0[0]).epsilon(1e-12));
+    // The mean of q(x_{t−1}|x_t, x₀) interpolates between the two marginal scalings (Ho et al. eq. 7):
+    // with x_t = √ᾱ_t·x₀ exactly (no noise), μ̃ = √ᾱ_{t−1}·x₀.
+    const std::vector<std::int64_t> t1 = {500};
+    const double ab = s.alphas_cumprod[500], ab_prev = s.alphas_cumprod[499];
+    std::vector<double> a0 = {1.0}, at = {std::sqrt(ab)}, m(1);
+    diffuse::posterior_mean(m, a0, at, s, t1);
+    CHECK(m[0] == Approx(std::sqrt(ab_prev)).epsilon(1e-6));
+}
