@@ -92,8 +92,10 @@ TEST_CASE("posterior_mean applies each sample's own coefficients") {
         const auto p = diffuse::posterior(s, t[i / 2]);
         CHECK(mu[i] == p.coef_x0 * x0[i] + p.coef_xt * xt[i]);
     }
-    // At t = 0 the posterior is a point mass on x₀: coefficient 1 on x₀, 0 on x_t.
-    CHECK(mu[0] == Approx(x0[0]).epsilon(1e-12));
+    // At t = 0 the posterior is a point mass on x₀: coefficient β₀/(1−ᾱ₀) on x₀ (1 up to the float32
+    // rounding of ᾱ₀ = 1 − β₀, relative 3e-5 here), exactly 0 on x_t.
+    CHECK(diffuse::posterior(s, 0).coef_xt == 0.0);
+    CHECK(mu[0] == Approx(x0[0]).epsilon(1e-4));
     // The mean of q(x_{t−1}|x_t, x₀) interpolates between the two marginal scalings (Ho et al. eq. 7):
     // with x_t = √ᾱ_t·x₀ exactly (no noise), μ̃ = √ᾱ_{t−1}·x₀.
     const std::vector<std::int64_t> t1 = {500};
