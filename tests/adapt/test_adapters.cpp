@@ -368,7 +368,8 @@ TEST_CASE("xtensor containers that are not contiguous are rejected at run time",
     // Every other element of a row: strides (8, 2) are not contiguous in either order.
     auto strided = xt::adapt(buf, std::vector<std::size_t>{3, 4}, std::vector<std::size_t>{8, 2});
     CHECK_THROWS_AS(diffuse::view(strided), diffuse::error);
-    CHECK_THROWS_WITH(diffuse::view(strided), Catch::Contains("layout dynamic") && Catch::Contains("row_major"));
+    CHECK_THROWS_WITH(diffuse::view(strided), Catch::Contains("layout = dynamic with shape (3, 4) and strides (8, 2)") &&
+                                               Catch::Contains("row_major"));
     // A transposed layout written as explicit strides is fine: it is contiguous column-major.
     auto transposed = xt::adapt(buf, std::vector<std::size_t>{4, 6}, std::vector<std::size_t>{1, 4});
     auto vt = diffuse::view(transposed);

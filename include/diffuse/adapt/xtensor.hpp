@@ -76,6 +76,16 @@ inline const char* xt_layout_name(xt::layout_type l) {
     return "unknown";
 }
 
+template <class List>
+std::string xt_list(const List& l) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < l.size(); ++i) {
+        if (i > 0) s += ", ";
+        s += std::to_string(static_cast<long long>(l[i]));
+    }
+    return s + ")";
+}
+
 template <class X>
 struct xt_traits {
     using value_type = xt_element_t<X>;
@@ -94,9 +104,10 @@ struct xt_traits {
             if (xt_strides_contiguous(shape, strides, true)) return true;
             if (xt_strides_contiguous(shape, strides, false)) return false;
         }
-        fail("view", std::string("the xtensor container has layout ") + xt_layout_name(l) +
-                         " with strides that are not contiguous row-major or column-major storage; accepted are "
-                         "contiguous row_major or column_major containers (copy it into an xt::xarray first)");
+        fail("view", std::string("xtensor layout = ") + xt_layout_name(l) + " with shape " + xt_list(shape) +
+                         " and strides " + xt_list(strides) +
+                         " is not contiguous storage; accepted are contiguous row_major or column_major "
+                         "containers (copy it into an xt::xarray first)");
     }
 
     static value_type* data(X& x) {
