@@ -17,6 +17,7 @@
 // discrete timesteps runs under a continuous σ-space sampler, a score network under DDIM, and so on.
 // A non-finite network output raises diffuse::error naming the time.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -106,12 +107,38 @@ public:
     // out = the `want` prediction at state x = α·x₀ + σ·ε (per-sample α, σ). When t_net is given, the
     // network is called at exactly those times with its own α taken from them; otherwise both are derived
     // from σ/α. `unconditional` is passed through to the network (classifier-free guidance).
+    // `unconditional` (empty, or one flag per sample) is passed to the network as model_cond::unconditional.
     template <tensor X, tensor Out>
     void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
-                 std::span<const double> t_net = {}, std::uint64_t first_sample = 0) {
+                 std::span<const double> t_net = {}, std::uint64_t first_sample = 0,
+                 std::span<const std::uint8_t> unconditional = {}) {
         const auto x = view(std::forward<X>(x_in));
         const auto out = detail::writable_view(std::forward<Out>(out_in), "model::predict");
-        using T = std::remove_const_t<typename decltype(x)::value_type>;
+        predict_impl(x, alpha, sigma, want, out, tensor_view<std::remove_const_t<typename decltype(x)::value_type>>{},
+                     t_net, first_sample, unconditional);
+    }
+
+    // For networks with a learned variance (Nichol & Dhariwal 2021, §3.1): the network writes twice the state's
+    // values per sample, [prediction, variance output v]; out receives the `want` prediction and
+    // variance_out the raw v (diffusers splits the channels the same way: first half, second half).
+    template <tensor X, tensor Out, tensor Var>
+    void predict_with_variance(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want,
+                               Out&& out_in, Var&& variance_out, std::span<const double> t_net = {},
+                               std::uint64_t first_sample = 0) {
+        const auto x = view(std::forward<X>(x_in));
+        const auto out = detail::writable_view(std::forward<Out>(out_in), "model::predict_with_variance");
+        const auto var = detail::writable_view(std::forward<Var>(variance_out), "model::predict_with_variance");
+        if (var.batch != out.batch || var.per_sample != out.per_sample)
+            detail::fail("model::predict_with_variance", "variance_out must have the shape of out");
+        predict_impl(x, alpha, sigma, want, out, var, t_net, first_sample, {});
+    }
+
+private:
+    template <class XV, class OV, class VV>
+    void predict_impl(const XV& x, std::span<const double> alpha, std::span<const double> sigma, prediction want,
+                      const OV& out, const VV& var, std::span<const double> t_net, std::uint64_t first_sample,
+                      std::span<const std::uint8_t> unconditional) {
+        using T = std::remove_const_t<typename XV::value_type>;
         static_assert(network<Net, T>,
                       "diffuse::model: the network must be callable as net(tensor_view<const T> x, const model_cond&, "
                       "tensor_view<T> out)");
@@ -147,12 +174,25 @@ public:
             lincomb(scaled, per_sample(scale_), x);
             x_net = scaled;
         }
-        net_(x_net, model_cond{t_, {}, first_sample}, out);
-        check_finite(out);
+        if (!unconditional.empty() && unconditional.size() != B)
+            detail::fail("model::predict", "the unconditional mask needs one flag per sample (batch " + std::to_string(B) + ")");
+        if (var.data == nullptr) {
+            net_(x_net, model_cond{t_, unconditional, first_sample}, out);
+            check_finite(out);
+        } else {  // the network writes [prediction, variance] per sample into one buffer, split here
+            auto& both = buffer2<T>();
+            both.resize(2 * x.size());
+            const tensor_view<T> wide{both.data(), x.batch, 2 * x.per_sample};
+            net_(x_net, model_cond{t_, unconditional, first_sample}, wide);
+            check_finite(wide);
+            for (std::size_t b = 0; b < B; ++b) {
+                std::copy_n(wide.sample(b), x.per_sample, out.sample(b));
+                std::copy_n(wide.sample(b) + x.per_sample, x.per_sample, var.sample(b));
+            }
+        }
         if (predicts_ != want || rescale) lincomb(out, per_sample(ca_), x, per_sample(cb_), out);
     }
 
-private:
     template <class V>
     void check_finite(const V& out) {
         norms_.resize(out.batch);
@@ -167,6 +207,11 @@ private:
         if constexpr (std::is_same_v<T, float>) return buf_f_;
         else return buf_d_;
     }
+    template <class T>
+    std::vector<T>& buffer2() {
+        if constexpr (std::is_same_v<T, float>) return wide_f_;
+        else return wide_d_;
+    }
 
     Net net_;
     prediction predicts_;
@@ -174,6 +219,8 @@ private:
     std::vector<double> t_, scale_, ca_, cb_, norms_;
     std::vector<float> buf_f_;
     std::vector<double> buf_d_;
+    std::vector<float> wide_f_;
+    std::vector<double> wide_d_;
 };
 
 }  // namespace diffuse
