@@ -1,0 +1,130 @@
+#pragma once
+// Shared pieces of the σ-space samplers (k-diffusion's family: Euler, Heun, DPM2, LMS, DPM-Solver++, …).
+//
+// A σ-space sampler holds the variance-exploding state x = x₀ + σ·ε (α = 1) and integrates the
+// probability-flow ODE of Karras et al. 2022 ("Elucidating the Design Space of Diffusion-Based Generative
+// Models", eq. 4 with s(t) = 1, σ(t) = t):  dx/dσ = (x − D(x; σ)) / σ,  D = the model's x₀ prediction.
+// The time grid holds σ_0 > σ_1 > … > σ_N (usually σ_N = 0), shared or one row per sample.
+//
+// What is here:
+//   ancestral_step(σ_from, σ_to, η)   the (σ_down, σ_up) split of an ancestral step (k-diffusion's rule)
+//   detail::sigma_state<T>            per-step columns (σ_i, σ_{i+1}), workspaces allocated once
+//   detail::denoise(...)              D(x; σ) through the model, errors naming the step
+//   detail::draw_noise(...)           one noise draw, passing the σ interval to sources that use it
+//                                     (the Brownian tree of samplers/brownian.hpp)
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "diffuse/core/elementwise.hpp"
+#include "diffuse/core/error.hpp"
+#include "diffuse/core/tensor.hpp"
+#include "diffuse/process/parameterization.hpp"
+#include "diffuse/samplers/grid.hpp"
+#include "diffuse/samplers/noise_source.hpp"
+#include "diffuse/samplers/observer.hpp"
+
+namespace diffuse {
+
+// Ancestral step from σ_from to σ_to (Ho et al. 2020's ancestral sampling written in σ-space): go
+// deterministically down to σ_down, then add fresh noise of standard deviation σ_up, with
+// σ_down² + σ_up² = σ_to². σ_up = η·√(σ_to²(σ_from² − σ_to²)/σ_from²) (the DDPM posterior standard
+// deviation for η = 1; DDIM's σ_t for general η, Song et al. 2021 eq. 16), capped at σ_to.
+struct ancestral_sigmas {
+    double down;
+    double up;
+};
+[[nodiscard]] inline ancestral_sigmas ancestral_step(double sigma_from, double sigma_to, double eta = 1.0) {
+    if (eta == 0.0) return {sigma_to, 0.0};
+    const double up = std::min(sigma_to, eta * std::sqrt(sigma_to * sigma_to * (sigma_from * sigma_from - sigma_to * sigma_to) /
+                                                         (sigma_from * sigma_from)));
+    return {std::sqrt(sigma_to * sigma_to - up * up), up};
+}
+
+namespace detail {
+
+// Checks a σ grid for a batch: every σ_i (i < N) positive and finite, σ_N >= 0.
+inline void check_sigma_grid(const time_grid& grid, std::size_t batch, const char* where) {
+    grid.check_batch(batch, where);
+    const std::size_t rows = grid.shared() ? 1 : batch;
+    for (std::size_t b = 0; b < rows; ++b) {
+        for (std::size_t i = 0; i < grid.steps(); ++i)
+            require(grid(i, b) > 0 && std::isfinite(grid(i, b)), where, "sigma[i]", grid(i, b),
+                    "(0, inf) for every point but the last");
+        require(grid(grid.steps(), b) >= 0 && std::isfinite(grid(grid.steps(), b)), where, "sigma[last]",
+                grid(grid.steps(), b), "[0, inf)");
+    }
+}
+
+// The per-step state of a σ-space sampler over a batch: the columns σ_i and σ_{i+1} of the grid, a
+// column of ones (α = 1), and scratch columns for coefficients. All sized once at entry.
+template <class T>
+struct sigma_state {
+    std::size_t batch, per_sample, steps;
+    std::vector<double> s, s_next, hat, ones, c0, c1, c2, c3, c4, tmp;
+
+    sigma_state(const time_grid& grid, std::size_t b, std::size_t d, const char* where)
+        : batch(b), per_sample(d), steps(grid.steps()), s(b), s_next(b), hat(b), ones(b, 1.0), c0(b), c1(b), c2(b), c3(b),
+          c4(b), tmp(b) {
+        check_sigma_grid(grid, b, where);
+    }
+    void load(const time_grid& grid, std::size_t i) {
+        grid.column(i, s);
+        grid.column(i + 1, s_next);
+    }
+    // A workspace tensor of the batch's shape (allocated here, once, before the loop).
+    struct buffer {
+        std::vector<T> data;
+        tensor_view<T> v;
+    };
+    [[nodiscard]] buffer make_buffer() const {
+        buffer w{std::vector<T>(batch * per_sample), {}};
+        w.v = {w.data.data(), batch, per_sample};
+        return w;
+    }
+};
+
+// out = D(x; σ): the model's x₀ prediction at the σ-space state x (α = 1, per-sample σ).
+// A diffuse::error from the model (non-finite output, say) is re-thrown naming the sampler and step.
+template <class Model, class X, class Out>
+void denoise(Model& m, const X& x, std::span<const double> ones, std::span<const double> sigma, const Out& out,
+             std::size_t step, const char* where) {
+    try {
+        m.predict(x, ones, sigma, prediction::sample, out);
+    } catch (const error& e) {
+        fail(where, "step " + std::to_string(step) + " (sigma = " + std::to_string(sigma[0]) + " for sample 0): " + e.what());
+    }
+}
+
+// Calls the noise source for draw `draw`. Sources that understand a noise-level interval (a Brownian
+// tree: the normalised increment (W(σ_to) − W(σ_from)) / √|σ_to − σ_from|) are given it.
+template <class Noise, class V>
+void draw_noise(Noise& noise, const V& out, std::uint64_t draw, std::span<const double> sigma_from,
+                std::span<const double> sigma_to) {
+    if constexpr (requires { noise(out, draw, sigma_from, sigma_to); }) noise(out, draw, sigma_from, sigma_to);
+    else noise(out, draw);
+}
+
+// Adds coef[b]·noise to sample b of x with one draw from the source, unless every coefficient is 0.
+template <class Noise, class V>
+void add_noise(Noise& noise, const V& x, const V& eps, std::uint64_t& draw, std::span<const double> sigma_from,
+               std::span<const double> sigma_to, std::span<const double> coef) {
+    if (std::all_of(coef.begin(), coef.end(), [](double c) { return c == 0.0; })) return;
+    draw_noise(noise, eps, draw++, sigma_from, sigma_to);
+    lincomb(x, 1.0, x, per_sample(coef), eps);
+}
+
+// Observer call after step i; true = stop.
+template <class Obs, class T>
+bool observe(Obs& obs, std::size_t step, std::size_t steps, std::span<const double> time, tensor_view<T> x,
+             tensor_view<T> denoised) {
+    return notify(obs, step_info<T>{step, steps, time, tensor_view<const T>(x), tensor_view<const T>(denoised)});
+}
+
+}  // namespace detail
+}  // namespace diffuse
