@@ -161,8 +161,58 @@ def gen_losses():
     save("losses", "dsm_outputs", np.stack(rows))
 
 
+def gen_metrics():
+    import scipy.linalg
+    import scipy.stats
+    rng = np.random.default_rng(99)
+    # Frechet distance, reference formula with scipy.linalg.sqrtm(sigma1 @ sigma2)
+    n1, n2, d = 40, 50, 5
+    f1 = rng.normal(size=(n1, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
+    f2 = rng.normal(size=(n2, d)) @ rng.normal(size=(d, d)) * 0.7 + rng.normal(size=d)
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1.dot(s2)).real
+    fd = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    save("metrics", "frechet_f1", f1)
+    save("metrics", "frechet_f2", f2)
+    save("metrics", "frechet_value", [fd])
+    # Inception score (reference: exp(mean KL(p(y|x) || p(y))) over splits, mean and std)
+    logits = rng.normal(size=(30, 7)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    scores = []
+    for part in np.array_split(probs, 3):
+        py = part.mean(0, keepdims=True)
+        kl = (part * (np.log(part) - np.log(py))).sum(1).mean()
+        scores.append(np.exp(kl))
+    save("metrics", "is_probs", probs)
+    save("metrics", "is_value", [np.mean(scores), np.std(scores)])
+    # Sliced Wasserstein: p = 1 with unequal sizes (scipy.stats.wasserstein_distance per direction),
+    # p = 2 with equal sizes (sorted matching)
+    x = rng.normal(size=(37, 3))
+    y = rng.normal(size=(23, 3)) * 1.5 + 0.3
+    dirs = rng.normal(size=(8, 3))
+    unit = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+    sw1 = np.mean([scipy.stats.wasserstein_distance(x @ u, y @ u) for u in unit])
+    y2 = rng.normal(size=(37, 3)) + 0.5
+    sw2 = np.sqrt(np.mean([np.mean((np.sort(x @ u) - np.sort(y2 @ u)) ** 2) for u in unit]))
+    save("metrics", "sw_x", x)
+    save("metrics", "sw_y", y)
+    save("metrics", "sw_y2", y2)
+    save("metrics", "sw_dirs", dirs)
+    save("metrics", "sw_value", [sw1, sw2])
+    # MMD^2 with Gaussian kernels, bandwidths 0.5 and 2
+    def k(a, b):
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return sum(np.exp(-d2 / (2 * h * h)) for h in (0.5, 2.0))
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    n, m = len(x), len(y)
+    unb = (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    bia = kxx.mean() + kyy.mean() - 2 * kxy.mean()
+    save("metrics", "mmd_value", [unb, bia])
+
+
 if __name__ == "__main__":
     gen_losses()
     import sys
     if "--losses-only" not in sys.argv:
-        gen_metrics()  # noqa: F821 (defined below once metrics exist)
+        gen_metrics()
