@@ -4,15 +4,15 @@
 // reserved for the prior, so a sampler's per-step draws 0, 1, 2, … under the same seed never repeat it.
 
 #include <cstdint>
-#include <limits>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/fill_normal.hpp"
 
 namespace diffuse {
 
-// Draw number used by sample_prior (the last one, far from any sampler's step draws).
-inline constexpr std::uint64_t prior_draw = std::numeric_limits<std::uint64_t>::max();
+// Draw number used by sample_prior: the last one the generator accepts (draws are < 2^32), far from any
+// sampler's step draws.
+inline constexpr std::uint64_t prior_draw = (std::uint64_t(1) << 32) - 1;
 
 // x = prior_std · z, z ~ N(0, I) from (seed, sample id first_sample + b, prior_draw).
 template <class Sde, tensor X>
