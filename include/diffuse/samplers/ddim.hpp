@@ -165,13 +165,22 @@ void sample_ddim_inverse(Model& m, X&& x_in, std::span<const double> alphas_cump
                 a[b] = std::sqrt(ac);
                 s[b] = std::sqrt(1.0 - ac);
             }
-            const bool e = detail::native_eps(m);
+            // the network's own output, read with the current (α, σ) as the upstream step does
+            const prediction native = m.predicts();
             std::span<const double> t_net;
             if constexpr (detail::reads_discrete_time<Model>()) t_net = t_eval;
-            m.predict(tensor_view<const T>(x), a, s, e ? prediction::epsilon : prediction::sample,
-                      tensor_view<T>{e ? ws.eps.data() : ws.x0.data(), B, x.per_sample}, t_net, first_sample);
-            // the pair is then completed with the current (α, σ), as the upstream step does
-            detail::complete_pair(x, ws, e);
+            const tensor_view<T> raw{ws.noise.data(), B, x.per_sample};
+            m.predict(tensor_view<const T>(x), a, s, native, raw, t_net, first_sample);
+            for (std::size_t b = 0; b < B; ++b) {
+                const auto cx = convert_coefficients(native, prediction::sample, ws.alpha[b], ws.sigma[b]);
+                const auto ce = convert_coefficients(native, prediction::epsilon, ws.alpha[b], ws.sigma[b]);
+                ws.d0[b] = cx.a;
+                ws.d1[b] = cx.b;
+                ws.c2[b] = ce.a;
+                ws.c3[b] = ce.b;
+            }
+            lincomb(tensor_view<T>{ws.x0.data(), B, x.per_sample}, per_sample(ws.d0), x, per_sample(ws.d1), raw);
+            lincomb(tensor_view<T>{ws.eps.data(), B, x.per_sample}, per_sample(ws.c2), x, per_sample(ws.c3), raw);
         } else {
             detail::predict_x0_eps(m, x, ws, first_sample);
         }
