@@ -153,10 +153,126 @@ def gen_kdiffusion():
         run_kd(f"{s}_karras_10", s, "karras", 10, 60, dtype=torch.float32)
 
 
+# ----------------------------------------------------------------------------------------------------
+# diffusers: the schedulers' own loop (scale_model_input, network, step) with the analytic network.
+BETA = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+
+
+def df_sigmas_train():
+    from diffusers import DDPMScheduler
+    ac = DDPMScheduler(**BETA).alphas_cumprod.numpy().astype(np.float64)  # float32 values, widened
+    return np.sqrt((1 - ac) / ac)
+
+
+def df_network(sig_train, pred):
+    """A network trained on discrete timesteps: reads (x_in, t), its own α, σ from t by linear-σ interpolation."""
+
+    def net(x_in, t):
+        sn = np.interp(float(t), np.arange(len(sig_train)), sig_train)
+        a = 1 / np.sqrt(1 + sn * sn)
+        sv = sn * a
+        x_in = x_in.to(torch.float64)
+        mu, sd = torch.tensor(MU), torch.tensor(SD)
+        x0 = mu + a * sd ** 2 / (a * a * sd ** 2 + sv * sv) * (x_in - a * mu)
+        eps = (x_in - a * x0) / sv
+        return {"epsilon": eps, "v_prediction": a * eps - sv * x0, "sample": x0}[pred]
+
+    return net
+
+
+def dedupe(values):
+    out = [float(values[0])]
+    for v in values[1:]:
+        if float(v) != out[-1]:
+            out.append(float(v))
+    if out[-1] != 0.0:
+        out.append(0.0)
+    return out
+
+
+def run_df(name, cls_name, n, seed, pred="epsilon", cfg=None, step_kw=None, vp=False, sampler=None):
+    import diffusers
+    import importlib
+    cls = getattr(diffusers, cls_name)
+    sched = cls(prediction_type=pred, **BETA, **(cfg or {}))
+    sched.set_timesteps(n)
+    rec = Recorder(seed, torch.float64)
+    mod = importlib.import_module(cls.__module__)
+    old = getattr(mod, "randn_tensor", None)
+    mod.randn_tensor = lambda shape, generator=None, device=None, dtype=None, layout=None: rec.randn(shape)
+    sig_train = df_sigmas_train()
+    net = df_network(sig_train, pred)
+    z = torch.randn((B, D), generator=torch.Generator().manual_seed(2000 + seed), dtype=torch.float64)
+    x = z * sched.init_noise_sigma
+    table = []
+    try:
+        for t in sched.timesteps:
+            x_in = sched.scale_model_input(x, t)
+            idx = sched.step_index if getattr(sched, "step_index", None) is not None else 0
+            if cls_name.startswith("KDPM2") and not sched.state_in_first_order:
+                sig = float(sched.sigmas_interpol[idx])
+            else:
+                sig = float(sched.sigmas[idx])
+            table.append((sig, float(t)))
+            out = net(x_in, t)
+            x = sched.step(out, t, x, **(step_kw or {})).prev_sample
+    finally:
+        if old is not None:
+            mod.randn_tensor = old
+    base = sched.sigmas.to(torch.float64).numpy()
+    grid = dedupe(base)
+    x_init = z * sched.init_noise_sigma
+    if vp:  # the scheduler holds the VP state √ᾱ·x; our σ-space state is x_VP·√(1 + σ₀²)
+        x_init = z * float(np.sqrt(1 + grid[0] ** 2))
+    tag = "df_" + name
+    save(tag + "_x", x_init.numpy())
+    save(tag + "_sigmas", np.array(grid))
+    save(tag + "_tt", np.array(table).T)
+    save(tag + "_noise", rec.stacked((B, D)))
+    save(tag + "_out", x.to(torch.float64).numpy())
+    opts = " ".join(f"{k}={v}" for k, v in {**(cfg or {}), **(step_kw or {})}.items())
+    CASES.append(f"{tag} {sampler} pred={pred} {opts}".strip())
+
+
+def gen_diffusers():
+    save("df_sigmas_train", df_sigmas_train())
+    k = 100
+    for pred in ["epsilon", "v_prediction"]:
+        for spacing in ["linspace", "leading", "trailing"]:
+            for n in [5, 12]:
+                k += 1
+                cfg = dict(timestep_spacing=spacing)
+                if spacing == "leading":
+                    cfg["steps_offset"] = 1
+                run_df(f"euler_{pred}_{spacing}_{n}", "EulerDiscreteScheduler", n, k, pred, cfg, sampler="euler")
+                run_df(f"euler_ancestral_{pred}_{spacing}_{n}", "EulerAncestralDiscreteScheduler", n, k, pred, cfg,
+                       sampler="euler_ancestral")
+                run_df(f"heun_{pred}_{spacing}_{n}", "HeunDiscreteScheduler", n, k, pred, cfg, sampler="heun")
+                run_df(f"dpm_2_{pred}_{spacing}_{n}", "KDPM2DiscreteScheduler", n, k, pred, cfg, sampler="dpm_2")
+                run_df(f"lms_{pred}_{spacing}_{n}", "LMSDiscreteScheduler", n, k, pred, cfg, sampler="lms")
+                run_df(f"dpmpp_2m_{pred}_{spacing}_{n}", "DPMSolverMultistepScheduler", n, k, pred, cfg, vp=True,
+                       sampler="dpmpp_2m")
+    run_df("euler_karras", "EulerDiscreteScheduler", 8, 150, cfg=dict(use_karras_sigmas=True), sampler="euler")
+    run_df("dpmpp_2m_karras", "DPMSolverMultistepScheduler", 8, 151, cfg=dict(use_karras_sigmas=True), vp=True,
+           sampler="dpmpp_2m")
+    run_df("dpmpp_2m_heun", "DPMSolverMultistepScheduler", 10, 152, cfg=dict(solver_type="heun"), vp=True,
+           sampler="dpmpp_2m")
+    run_df("dpmpp_2m_20", "DPMSolverMultistepScheduler", 20, 153, vp=True, sampler="dpmpp_2m")
+    run_df("dpmpp_2m_euler_final", "DPMSolverMultistepScheduler", 20, 154, cfg=dict(euler_at_final=True), vp=True,
+           sampler="dpmpp_2m")
+    run_df("dpmpp_2m_sde", "DPMSolverMultistepScheduler", 10, 155, cfg=dict(algorithm_type="sde-dpmsolver++"), vp=True,
+           sampler="dpmpp_2m_sde")
+    run_df("dpmpp_2m_sde_heun", "DPMSolverMultistepScheduler", 16, 156,
+           cfg=dict(algorithm_type="sde-dpmsolver++", solver_type="heun"), vp=True, sampler="dpmpp_2m_sde")
+    run_df("euler_ancestral_6", "EulerAncestralDiscreteScheduler", 6, 157, sampler="euler_ancestral")
+    run_df("lms_karras", "LMSDiscreteScheduler", 9, 158, cfg=dict(use_karras_sigmas=True), sampler="lms")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     save("gauss", np.stack([MU, SD]))
     gen_kdiffusion()
+    gen_diffusers()
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("\n".join(CASES) + "\n")
     print(f"{len(CASES)} cases written to {OUT}")
