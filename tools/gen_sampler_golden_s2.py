@@ -185,8 +185,6 @@ def dedupe(values):
     for v in values[1:]:
         if float(v) != out[-1]:
             out.append(float(v))
-    if out[-1] != 0.0:
-        out.append(0.0)
     return out
 
 
@@ -194,6 +192,9 @@ def run_df(name, cls_name, n, seed, pred="epsilon", cfg=None, step_kw=None, vp=F
     import diffusers
     import importlib
     cls = getattr(diffusers, cls_name)
+    # UniPC builds its order-conditions matrix with torch.ones (default dtype) next to float32 sigmas, and
+    # torch.linalg.solve refuses mixed dtypes: run it with the stock float32 default.
+    torch.set_default_dtype(torch.float32 if cls_name.startswith("UniPC") else torch.float64)
     sched = cls(prediction_type=pred, **BETA, **(cfg or {}))
     sched.set_timesteps(n)
     rec = Recorder(seed, torch.float64)
@@ -230,7 +231,7 @@ def run_df(name, cls_name, n, seed, pred="epsilon", cfg=None, step_kw=None, vp=F
     save(tag + "_tt", np.array(table).T)
     save(tag + "_noise", rec.stacked((B, D)))
     save(tag + "_out", x.to(torch.float64).numpy())
-    opts = " ".join(f"{k}={v}" for k, v in {**(cfg or {}), **(step_kw or {})}.items())
+    opts = " ".join(f"{k}={str(v).replace(' ', '')}" for k, v in {**(cfg or {}), **(step_kw or {})}.items())
     CASES.append(f"{tag} {sampler} pred={pred} {opts}".strip())
 
 
@@ -266,6 +267,24 @@ def gen_diffusers():
            cfg=dict(algorithm_type="sde-dpmsolver++", solver_type="heun"), vp=True, sampler="dpmpp_2m_sde")
     run_df("euler_ancestral_6", "EulerAncestralDiscreteScheduler", 6, 157, sampler="euler_ancestral")
     run_df("lms_karras", "LMSDiscreteScheduler", 9, 158, cfg=dict(use_karras_sigmas=True), sampler="lms")
+    k = 200
+    for order in [1, 2, 3]:
+        for st in ["bh1", "bh2"]:
+            for n in [6, 16]:
+                k += 1
+                # bh1 into σ = 0 gives NaN upstream (B(h) = −∞ times 0): run bh1 with final_sigmas_type sigma_min
+                cfg = dict(solver_order=order, solver_type=st)
+                if st == "bh1":
+                    cfg["final_sigmas_type"] = "sigma_min"
+                run_df(f"unipc_o{order}_{st}_{n}", "UniPCMultistepScheduler", n, k, vp=True, sampler="unipc", cfg=cfg)
+    run_df("unipc_v_trailing", "UniPCMultistepScheduler", 8, 220, pred="v_prediction", vp=True, sampler="unipc",
+           cfg=dict(timestep_spacing="trailing"))
+    run_df("unipc_karras_o3", "UniPCMultistepScheduler", 10, 221, vp=True, sampler="unipc",
+           cfg=dict(use_karras_sigmas=True, solver_order=3))
+    run_df("unipc_nolof", "UniPCMultistepScheduler", 10, 222, vp=True, sampler="unipc",
+           cfg=dict(lower_order_final=False, final_sigmas_type="sigma_min"))
+    run_df("unipc_disable", "UniPCMultistepScheduler", 10, 223, vp=True, sampler="unipc",
+           cfg=dict(disable_corrector=[0, 3]))
 
 
 def main():
