@@ -1,0 +1,111 @@
+#pragma once
+// Classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", eq. 6) with guidance
+// rescale (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed", §3.4, Alg. 2).
+//
+// cfg_model wraps a model and is itself a model: every predict() stacks the batch twice, conditional rows
+// then unconditional rows (model_cond::unconditional = 1 on the second half), so the network runs ONCE on
+// 2B samples. In the network's own prediction space (as diffusers guides the raw noise_pred):
+//   ĝ = û + w·(ĉ − û)
+//   guidance_rescale φ > 0:  ĝ ← φ·ĝ·std(ĉ)/std(ĝ) + (1 − φ)·ĝ     (std per sample, unbiased, as torch.std)
+// then ĝ is converted to what the sampler asked for. Workspaces grow to the largest batch seen and are reused.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "diffuse/core/elementwise.hpp"
+#include "diffuse/process/parameterization.hpp"
+
+namespace diffuse {
+
+template <class Inner>
+class cfg_model {
+public:
+    cfg_model(Inner& inner, double guidance_scale, double guidance_rescale = 0.0)
+        : inner_(inner), scale_(guidance_scale), rescale_(guidance_rescale) {
+        detail::require(std::isfinite(guidance_scale), "cfg_model", "guidance_scale", guidance_scale, "finite");
+        detail::require(guidance_rescale >= 0 && guidance_rescale <= 1, "cfg_model", "guidance_rescale", guidance_rescale,
+                        "[0, 1]");
+    }
+
+    [[nodiscard]] prediction predicts() const { return inner_.predicts(); }
+    [[nodiscard]] const auto& time() const { return inner_.time(); }
+    [[nodiscard]] Inner& inner() noexcept { return inner_; }
+
+    template <tensor X, tensor Out>
+    void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
+                 std::span<const double> t_net = {}, std::uint64_t first_sample = 0) {
+        const auto x = view(std::forward<X>(x_in));
+        const auto out = detail::writable_view(std::forward<Out>(out_in), "cfg_model::predict");
+        using T = std::remove_const_t<typename decltype(x)::value_type>;
+        const std::size_t B = x.batch, D = x.per_sample;
+        if (alpha.size() != B || sigma.size() != B || (!t_net.empty() && t_net.size() != B))
+            detail::fail("cfg_model::predict", "alpha, sigma and t need one value per sample");
+        auto& x2 = buf<T>(0);
+        auto& o2 = buf<T>(1);
+        x2.resize(2 * B * D);
+        o2.resize(2 * B * D);
+        a2_.resize(2 * B);
+        s2_.resize(2 * B);
+        t2_.resize(t_net.empty() ? 0 : 2 * B);
+        mask_.assign(2 * B, 0);
+        for (std::size_t h = 0; h < 2; ++h) {
+            std::copy_n(x.data, B * D, x2.data() + h * B * D);
+            std::copy(alpha.begin(), alpha.end(), a2_.begin() + std::ptrdiff_t(h * B));
+            std::copy(sigma.begin(), sigma.end(), s2_.begin() + std::ptrdiff_t(h * B));
+            if (!t_net.empty()) std::copy(t_net.begin(), t_net.end(), t2_.begin() + std::ptrdiff_t(h * B));
+        }
+        std::fill(mask_.begin() + std::ptrdiff_t(B), mask_.end(), std::uint8_t{1});
+        const prediction native = inner_.predicts();
+        inner_.predict(tensor_view<const T>{x2.data(), 2 * B, D}, a2_, s2_, native, tensor_view<T>{o2.data(), 2 * B, D},
+                       t2_, first_sample, mask_);
+        const tensor_view<T> c{o2.data(), B, D}, u{o2.data() + B * D, B, D};
+        lincomb(c, 1.0, c, -1.0, u);              // ĉ − û
+        lincomb(out, 1.0, u, scale_, c);          // û + w·(ĉ − û)
+        if (rescale_ > 0) {
+            lincomb(c, 1.0, u, 1.0, c);           // ĉ again, for its std
+            k_.resize(B);
+            for (std::size_t b = 0; b < B; ++b) {
+                const double ratio = stddev(c.sample(b), D) / stddev(out.sample(b), D);
+                k_[b] = rescale_ * ratio + (1.0 - rescale_);  // φ·ĝ·ratio + (1 − φ)·ĝ
+            }
+            lincomb(out, per_sample(k_), out);
+        }
+        if (want != native) {
+            ka_.resize(B);
+            k_.resize(B);
+            for (std::size_t b = 0; b < B; ++b) {
+                const auto cc = convert_coefficients(native, want, alpha[b], sigma[b]);
+                ka_[b] = cc.a;
+                k_[b] = cc.b;
+            }
+            lincomb(out, per_sample(ka_), x, per_sample(k_), out);
+        }
+    }
+
+private:
+    template <class T>
+    static double stddev(const T* p, std::size_t n) {
+        double m = 0;
+        for (std::size_t i = 0; i < n; ++i) m += double(p[i]);
+        m /= double(n);
+        double s = 0;
+        for (std::size_t i = 0; i < n; ++i) s += (double(p[i]) - m) * (double(p[i]) - m);
+        return std::sqrt(s / double(n > 1 ? n - 1 : 1));
+    }
+    template <class T>
+    std::vector<T>& buf(int i) {
+        if constexpr (std::is_same_v<T, float>) return f_[i];
+        else return d_[i];
+    }
+    Inner& inner_;
+    double scale_, rescale_;
+    std::vector<float> f_[2];
+    std::vector<double> d_[2];
+    std::vector<double> a2_, s2_, t2_, k_, ka_;
+    std::vector<std::uint8_t> mask_;
+};
+
+}  // namespace diffuse
