@@ -12,6 +12,7 @@
 #include "diffuse/samplers/dpm_solver.hpp"
 #include "diffuse/samplers/euler.hpp"
 #include "diffuse/samplers/lms.hpp"
+#include "diffuse/samplers/unipc.hpp"
 #include "diffuse/schedules/sigmas.hpp"
 #include "s2_support.hpp"
 
@@ -72,6 +73,15 @@ TEST_CASE("s2: convergence order on the Gaussian probability-flow ODE") {
     auto ode_2s = [](auto& m, auto x, const time_grid& g) {
         diffuse::sample_dpmpp_2s_ancestral(m, x, g, diffuse::dpmpp_sde_options{0.0, 1.0, 0.5});
     };
+    auto unipc3 = [](auto& m, auto x, const time_grid& g) {
+        diffuse::unipc_options o;
+        o.solver_order = 3;
+        o.lower_order_final = false;
+        diffuse::sample_unipc(m, x, g, o);
+    };
+    const double p_unipc = order_of(unipc3);
+    INFO("unipc-3 " << p_unipc);
+    CHECK(p_unipc >= 2.1);
     const double p_euler = order_of(euler), p_heun = order_of(heun), p_dpm2 = order_of(dpm2), p_lms = order_of(lms),
                  p_2m = order_of(dpmpp_2m), p_2msde = order_of(ode_2m_sde), p_3m = order_of(ode_3m_sde), p_2s = order_of(ode_2s);
     INFO("orders: euler " << p_euler << " heun " << p_heun << " dpm2 " << p_dpm2 << " lms " << p_lms << " 2m " << p_2m
