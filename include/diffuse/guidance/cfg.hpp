@@ -9,6 +9,7 @@
 //   guidance_rescale φ > 0:  ĝ ← φ·ĝ·std(ĉ)/std(ĝ) + (1 − φ)·ĝ     (std per sample, unbiased, as torch.std)
 // then ĝ is converted to what the sampler asked for. Workspaces grow to the largest batch seen and are reused.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

@@ -22,6 +22,7 @@
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
+#include "diffuse/schedules/timesteps.hpp"
 
 namespace diffuse {
 
