@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "diffuse/adapt/std.hpp"
+#include "diffuse/samplers/analytic.hpp"
 #include "diffuse/samplers/dpm_solver.hpp"
 #include "diffuse/samplers/euler.hpp"
 #include "diffuse/samplers/lms.hpp"
@@ -88,4 +89,21 @@ TEST_CASE("s2: k-diffusion parity, float64, recorded noise") {
     }
     CHECK(n32 >= 5);
     CHECK(n64 >= 60);
+}
+
+TEST_CASE("s2: k-diffusion parity through the library's analytic Gaussian (samplers/analytic.hpp)") {
+    const auto g = s2::golden_gaussian();
+    std::vector<double> var;
+    for (double sd : g.sd) var.push_back(sd * sd);
+    for (const auto& c : s2::golden_cases("kd_")) {
+        if (c.tag.find("_f32") != std::string::npos || c.tag.find("karras_10") == std::string::npos) continue;
+        INFO(c.tag);
+        auto m = diffuse::analytic_model(diffuse::gaussian_mixture::gaussian(g.mu, var), diffuse::prediction::epsilon);
+        const std::size_t B = s2::shape(c.tag + "_x")[0];
+        auto x = s2::load(c.tag + "_x");
+        const diffuse::time_grid grid(s2::load(c.tag + "_sigmas"));
+        diffuse::recorded_noise noise(s2::load(c.tag + "_noise"), x.size());
+        run_case(c, m, diffuse::batched(x, B), grid, noise);
+        CHECK(s2::max_abs_diff(x, s2::load(c.tag + "_out")) < 1e-10);
+    }
 }
