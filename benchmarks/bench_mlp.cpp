@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "diffuse/losses/denoising.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 #include "diffuse/nn/mlp.hpp"
 
 static void bm_mlp_train_step(benchmark::State& state) {
@@ -15,7 +15,7 @@ static void bm_mlp_train_step(benchmark::State& state) {
     diffuse::mlp_denoiser m(c, 1);
     diffuse::adam opt(1e-3);
     const std::size_t B = 256;
-    diffuse::train_rng rng(1);
+    diffuse::host_rng rng(1);
     std::vector<float> x(2 * B), e(2 * B), y(2 * B), g(2 * B), x0(2 * B);
     std::vector<double> t(B);
     for (auto& v : x) v = float(rng.normal());

@@ -10,7 +10,7 @@
 #include "diffuse/io/npy.hpp"
 #include "diffuse/losses/denoising.hpp"
 #include "diffuse/losses/dsm.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 #include "diffuse/losses/timestep_sampler.hpp"
 #include "diffuse/losses/vlb.hpp"
 #include "diffuse/losses/weighting.hpp"
@@ -23,7 +23,7 @@ std::vector<double> golden(const std::string& name) {
     return diffuse::io::read_npy(std::string(DIFFUSE_GOLDEN_DIR) + "/losses/" + name + ".npy").as<double>();
 }
 std::vector<double> randn(std::size_t n, std::uint64_t seed, double scale = 1.0) {
-    diffuse::train_rng r(seed);
+    diffuse::host_rng r(seed);
     std::vector<double> v(n);
     for (auto& x : v) x = scale * r.normal();
     return v;
@@ -251,7 +251,7 @@ TEST_CASE("ddpm_sum_loss: score_sde's discrete DDPM loss", "[losses]") {
 }
 
 TEST_CASE("timestep samplers: uniform range, log-normal sigma", "[losses]") {
-    diffuse::train_rng rng(7);
+    diffuse::host_rng rng(7);
     diffuse::uniform_timestep_sampler u(50);
     const auto s = u.sample(10000, rng);
     std::vector<int> hits(50);
@@ -276,7 +276,7 @@ TEST_CASE("timestep samplers: uniform range, log-normal sigma", "[losses]") {
 TEST_CASE("loss-aware importance sampling is unbiased", "[losses]") {
     const std::size_t T = 20;
     diffuse::loss_aware_sampler las(T, 4, 0.01);
-    diffuse::train_rng rng(11);
+    diffuse::host_rng rng(11);
     // A fixed "loss" per timestep with very unequal scales.
     auto L = [](std::size_t t) { return 0.01 + double(t * t) / 40.0; };
     // Warm-up: uniform sampling, weights 1.
@@ -317,10 +317,10 @@ TEST_CASE("loss-aware importance sampling is unbiased", "[losses]") {
     CHECK_THROWS_AS(diffuse::loss_aware_sampler(10, 0), diffuse::error);
 }
 
-TEST_CASE("train_rng: property checks", "[losses]") {
+TEST_CASE("host_rng: property checks", "[losses]") {
     rc::prop("below(n) is in range", [](std::uint64_t seed, std::uint32_t n0) {
         const std::uint64_t n = std::uint64_t(n0) + 1;
-        diffuse::train_rng r(seed);
+        diffuse::host_rng r(seed);
         for (int i = 0; i < 20; ++i) RC_ASSERT(r.below(n) < n);
         const double u = r.uniform();
         RC_ASSERT(u >= 0.0);

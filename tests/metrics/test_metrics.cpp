@@ -175,7 +175,7 @@ TEST_CASE("discrete VLB in bits/dim: terms add up and a better model scores lowe
     auto zero = [&](diffuse::tensor_view<const double> x, std::span<const double>, diffuse::tensor_view<double> out) {
         for (std::size_t b = 0; b < x.batch; ++b) out[b] = 0.0;
     };
-    diffuse::train_rng rng(5);
+    diffuse::host_rng rng(5);
     std::vector<double> x0(400);
     for (auto& v : x0) v = std::clamp(0.5 * rng.normal(), -1.0, 1.0);
     const auto fixed = s.posterior_log_variance_clipped;

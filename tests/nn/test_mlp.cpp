@@ -8,7 +8,7 @@
 
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/losses/denoising.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 #include "diffuse/nn/mlp.hpp"
 
 using Catch::Matchers::Contains;
@@ -38,7 +38,7 @@ double probe_loss(diffuse::mlp_denoiser& m, const std::vector<float>& x, const s
 TEST_CASE("mlp_denoiser: backward matches finite differences", "[nn][mlp]") {
     diffuse::mlp_denoiser m(small_cfg(), 5);
     // bigger weights than the initialisation so every path matters
-    diffuse::train_rng rng(3);
+    diffuse::host_rng rng(3);
     for (auto& p : m.parameters()) p = float(0.4 * rng.normal());
     const std::size_t B = 4, D = 3;
     std::vector<float> x(B * D), r(B * D), gx(B * D);
@@ -84,7 +84,7 @@ TEST_CASE("mlp_denoiser + adam fits a denoising problem", "[nn][mlp]") {
     c.blocks = 2;
     diffuse::mlp_denoiser m(c, 1);
     diffuse::adam opt(3e-3);
-    diffuse::train_rng rng(2);
+    diffuse::host_rng rng(2);
     const std::size_t B = 64;
     std::vector<float> x0(B * 2), eps(B * 2), xt(B * 2), y(B * 2), g(B * 2);
     std::vector<double> t(B), a(B), s(B);

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "diffuse/core/error.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 
 namespace diffuse {
 
@@ -48,7 +48,7 @@ public:
     }
     [[nodiscard]] std::size_t num_timesteps() const noexcept { return T_; }
     [[nodiscard]] std::vector<double> probabilities() const { return std::vector<double>(T_, 1.0 / double(T_)); }
-    [[nodiscard]] timestep_batch sample(std::size_t batch, train_rng& rng) const {
+    [[nodiscard]] timestep_batch sample(std::size_t batch, host_rng& rng) const {
         timestep_batch r{std::vector<std::size_t>(batch), std::vector<double>(batch, 1.0)};
         for (auto& t : r.timesteps) t = std::size_t(rng.below(T_));
         return r;
@@ -92,7 +92,7 @@ public:
     }
 
     // t ~ p, w = 1/(T·p_t). Timesteps with p_t = 0 are never drawn, so every weight is finite.
-    [[nodiscard]] timestep_batch sample(std::size_t batch, train_rng& rng) const {
+    [[nodiscard]] timestep_batch sample(std::size_t batch, host_rng& rng) const {
         if (!warmed_up()) return uniform_timestep_sampler(T_).sample(batch, rng);
         const auto p = probabilities();
         std::vector<double> cdf(T_);
@@ -134,7 +134,7 @@ private:
 struct lognormal_sigma_sampler {
     double p_mean = -1.2, p_std = 1.2;
 
-    [[nodiscard]] std::vector<double> sample(std::size_t batch, train_rng& rng) const {
+    [[nodiscard]] std::vector<double> sample(std::size_t batch, host_rng& rng) const {
         detail::require(std::isfinite(p_mean), "lognormal_sigma_sampler", "p_mean", p_mean, "finite");
         detail::require(p_std >= 0.0 && std::isfinite(p_std), "lognormal_sigma_sampler", "p_std", p_std, "[0, inf)");
         std::vector<double> s(batch);
@@ -146,7 +146,7 @@ struct lognormal_sigma_sampler {
 struct uniform_time_sampler {
     double eps = 1e-5, t_max = 1.0;
 
-    [[nodiscard]] std::vector<double> sample(std::size_t batch, train_rng& rng) const {
+    [[nodiscard]] std::vector<double> sample(std::size_t batch, host_rng& rng) const {
         detail::require(eps >= 0.0 && eps < t_max && std::isfinite(t_max), "uniform_time_sampler", "eps", eps,
                         "[0, t_max)");
         std::vector<double> t(batch);

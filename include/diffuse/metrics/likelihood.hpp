@@ -32,7 +32,7 @@
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/tensor.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 #include "diffuse/losses/vlb.hpp"
 
 namespace diffuse {
@@ -63,7 +63,7 @@ template <class Model>
     r.terms_bpd.assign(T * B, 0.0);
     std::vector<double> xt(B * D), out(B * D * (learned ? 2 : 1)), cond(B), terms(B);
     std::vector<std::size_t> tt(B);
-    train_rng rng(seed);
+    host_rng rng(seed);
     for (std::size_t t = T; t-- > 0;) {
         const double a = std::sqrt(s.alphas_cumprod[t]), sg = std::sqrt(1.0 - s.alphas_cumprod[t]);
         for (std::size_t i = 0; i < B * D; ++i) xt[i] = a * x0[i] + sg * rng.normal();  // x_t ~ q(x_t|x₀)
@@ -129,7 +129,7 @@ template <class Drift, class Prior>
     const std::size_t B = batch, D = x0.size() / batch, N = B * D;
     // probes, fixed for the whole solve
     std::vector<double> z(N);
-    train_rng rng(opt.seed);
+    host_rng rng(opt.seed);
     for (auto& v : z) v = opt.probe == hutchinson_probe::rademacher ? rng.rademacher() : rng.normal();
     ode_likelihood_result res;
     std::vector<double> f(N), xp(N), xm(N), fp(N), fm(N);

@@ -21,7 +21,7 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/reduce.hpp"
 #include "diffuse/core/tensor.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 
 namespace diffuse {
 
@@ -95,11 +95,11 @@ template <tensor X, tensor Y>
     return std::pow(total / double(K), 1.0 / p);
 }
 
-// Random directions, uniform on the sphere (normalised Gaussian vectors from train_rng(seed)).
+// Random directions, uniform on the sphere (normalised Gaussian vectors from host_rng(seed)).
 [[nodiscard]] inline std::vector<double> random_directions(std::size_t count, std::size_t dim, std::uint64_t seed) {
     detail::require(count >= 1, "random_directions", "count", count, ">= 1");
     detail::require(dim >= 1, "random_directions", "dim", dim, ">= 1");
-    train_rng rng(seed);
+    host_rng rng(seed);
     std::vector<double> d(count * dim);
     for (std::size_t k = 0; k < count; ++k) {
         double n2 = 0;

@@ -33,7 +33,7 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/tensor.hpp"
 #include "diffuse/io/safetensors.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 
 namespace diffuse {
 
@@ -358,7 +358,7 @@ private:
     // torch.nn.Linear's default initialisation U(−1/√in, 1/√in); the residual branch outputs start
     // small (×0.1) so that the network begins close to an identity-plus-linear map.
     void init(std::uint64_t seed) {
-        train_rng rng(seed);
+        host_rng rng(seed);
         for (const auto& prm : named_) {
             const bool is_weight = prm.shape.size() == 2;
             const double fan_in = is_weight ? double(prm.shape[1]) : double(fan_in_of_bias(prm));

@@ -19,7 +19,7 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/losses/denoising.hpp"
 #include "diffuse/losses/dsm.hpp"
-#include "diffuse/losses/rng.hpp"
+#include "diffuse/core/host_rng.hpp"
 #include "diffuse/nn/mlp.hpp"
 #include "diffuse/train/ema.hpp"
 
@@ -37,7 +37,7 @@ enum class toy_dataset { two_moons, swiss_roll, eight_gaussians };
 
 // Points standardised to roughly zero mean and unit scale per coordinate.
 [[nodiscard]] inline std::vector<double> toy_sample(toy_dataset kind, std::size_t n, std::uint64_t seed) {
-    train_rng rng(seed);
+    host_rng rng(seed);
     std::vector<double> p(2 * n);
     constexpr double pi = std::numbers::pi;
     for (std::size_t i = 0; i < n; ++i) {
@@ -92,7 +92,7 @@ inline double train_toy_vp(mlp_denoiser& model, const toy_train_config& cfg,
     const std::size_t B = cfg.batch;
     adam opt(cfg.lr);
     ema avg(model.parameters(), ema_options{cfg.ema_decay, 0.0, 0, true, 1.0, 0.75});
-    train_rng rng(cfg.seed ^ 0x5eedull);
+    host_rng rng(cfg.seed ^ 0x5eedull);
     std::vector<float> x0(2 * B), z(2 * B), xt(2 * B), y(2 * B), g(2 * B);
     std::vector<double> t(B);
     double tail = 0.0;
