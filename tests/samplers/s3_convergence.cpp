@@ -7,7 +7,8 @@
 // the least-squares slope of log(error) against log(N) over N = 16 … 256 (halving steps; N = 8 is still
 // pre-asymptotic for these VP dynamics with β up to 20) and asserts it:
 //   PF-ODE Euler ≈ 1, PF-ODE Heun ≈ 2 (t-space, VP SDE);
-//   σ-space Euler ≈ 1, Heun ≈ 2, DPM-Solver++(2M) ≈ 2, DPM-Solver++(3M) (3M SDE with η = 0) ≥ 2;
+//   σ-space Euler ≈ 1, Heun ≈ 2, DPM-Solver++(2M) ≈ 2, DPM-Solver++(3M) (3M SDE with η = 0) ≥ 2,
+//   UniPC (bh2, orders 2 and 3) ≥ 2;
 //   RK45 meets its tolerance: global error ≤ 10·(rtol·|x| + atol) for rtol from 1e-3 to 1e-8, and shrinks
 //   with it.
 // Set DIFFUSE_PRINT_SLOPES=1 to print the measured slopes.
@@ -25,6 +26,7 @@
 #include "diffuse/samplers/dpm_solver.hpp"
 #include "diffuse/samplers/euler.hpp"
 #include "diffuse/samplers/ode.hpp"
+#include "diffuse/samplers/unipc.hpp"
 
 using namespace diffuse;
 
@@ -196,4 +198,15 @@ TEST_CASE("s3 convergence: sigma-space solvers (Euler, Heun, DPM-Solver++ 2M/3M)
         return max_err(x, want);
     });
     CHECK(p_3m >= 1.95);
+    for (std::size_t order : {2, 3}) {
+        const double p_unipc = measure(order == 2 ? "sample_unipc bh2 order 2" : "sample_unipc bh2 order 3", [&](std::size_t n) {
+            auto x = ve_start();
+            unipc_options o;
+            o.solver_order = order;
+            o.lower_order_final = false;
+            sample_unipc(m, batched(x, B), sigma_grid(n), o);
+            return max_err(x, want);
+        });
+        CHECK(p_unipc >= 1.95);
+    }
 }
