@@ -42,6 +42,10 @@
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "diffuse/core/config.hpp"
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/philox.hpp"
@@ -66,12 +70,14 @@ namespace detail {
 // without integer/float conversions.
 DIFFUSE_HD DIFFUSE_ALWAYS_INLINE float portable_log(float x) noexcept {
     const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-    // Biased exponent placed into the mantissa of 2^23: value 2^23 + biased.
-    float e = std::bit_cast<float>((bits >> 23) | 0x4B000000u) - (8388608.0f + 127.0f);
-    float m = std::bit_cast<float>((bits & 0x007FFFFFu) | 0x3F800000u);  // [1, 2)
-    const bool big = m > 1.41421356f;
-    m = big ? m * 0.5f : m;
-    e = big ? e + 1.0f : e;
+    // m in [1, 2) from the mantissa; when m > sqrt(2), m / 2 (exponent field - 1, exact) and e + 1, in
+    // integer arithmetic: integer selects keep a loop over many x branch-free (GCC will not if-convert
+    // a conditional FP operation, as it may trap), so it vectorises.
+    const std::uint32_t mbits = (bits & 0x007FFFFFu) | 0x3F800000u;
+    const std::uint32_t big = std::bit_cast<float>(mbits) > 1.41421356f ? 1u : 0u;
+    const float m = std::bit_cast<float>(mbits - (big << 23));
+    // Biased exponent (+ big) placed into the mantissa of 2^23: value 2^23 + biased.
+    const float e = std::bit_cast<float>(((bits >> 23) + big) | 0x4B000000u) - (8388608.0f + 127.0f);
     const float f = m - 1.0f;  // exact (Sterbenz)
     const float s = f / (m + 1.0f);
     const float z = s * s;
@@ -82,11 +88,11 @@ DIFFUSE_HD DIFFUSE_ALWAYS_INLINE float portable_log(float x) noexcept {
 
 DIFFUSE_HD DIFFUSE_ALWAYS_INLINE double portable_log(double x) noexcept {
     const std::uint64_t bits = std::bit_cast<std::uint64_t>(x);
-    double e = std::bit_cast<double>((bits >> 52) | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0);
-    double m = std::bit_cast<double>((bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);
-    const bool big = m > 1.4142135623730951;
-    m = big ? m * 0.5 : m;
-    e = big ? e + 1.0 : e;
+    // As for float.
+    const std::uint64_t mbits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    const std::uint64_t big = std::bit_cast<double>(mbits) > 1.4142135623730951 ? 1u : 0u;
+    const double m = std::bit_cast<double>(mbits - (big << 52));
+    const double e = std::bit_cast<double>(((bits >> 52) + big) | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0);
     const double f = m - 1.0;
     const double s = f / (m + 1.0);
     const double z = s * s;
@@ -119,24 +125,28 @@ struct sincos_result {
 
 DIFFUSE_HD DIFFUSE_ALWAYS_INLINE sincos_result<float> portable_sincos_2pi(float u) noexcept {
     const float t = 4.0f * u;
-    const float q = (t + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23 trick), exact for t < 2^22
+    const float tq = t + 12582912.0f;  // round to nearest (1.5 * 2^23 trick), exact for t < 2^22:
+    const float q = tq - 12582912.0f;  // q = round(t), also the low bits of tq's mantissa
+    const std::uint32_t qi = std::bit_cast<std::uint32_t>(tq);
     const float f = t - q;
     const float z = f * f;
     const float s =
         f * (1.5707964f + z * (-0.6459641f + z * (0.079692625f + z * (-0.004681754f + z * 0.00016044118f))));
     const float c =
         1.0f + z * (-1.2337005f + z * (0.2536695f + z * (-0.02086348f + z * (0.00091926026f + z * -2.5202042e-05f))));
-    const bool swap = (q == 1.0f) | (q == 3.0f);
-    const bool sin_neg = (q == 2.0f) | (q == 3.0f);
-    const bool cos_neg = (q == 1.0f) | (q == 2.0f);
-    const float so = swap ? c : s;
-    const float co = swap ? s : c;
-    return {sin_neg ? -so : so, cos_neg ? -co : co};
+    // Quadrant q mod 4: swap sin and cos for q = 1, 3; negate sin for q = 2, 3 and cos for q = 1, 2.
+    // In integer bit operations (negation = flipping the sign bit), which vectorise well.
+    const std::uint32_t sb = std::bit_cast<std::uint32_t>(s), cb = std::bit_cast<std::uint32_t>(c);
+    const std::uint32_t swap = 0u - (qi & 1u);
+    const std::uint32_t so = sb ^ ((sb ^ cb) & swap), co = sb ^ cb ^ so;
+    return {std::bit_cast<float>(so ^ ((qi & 2u) << 30)), std::bit_cast<float>(co ^ (((qi + 1u) & 2u) << 30))};
 }
 
 DIFFUSE_HD DIFFUSE_ALWAYS_INLINE sincos_result<double> portable_sincos_2pi(double u) noexcept {
     const double t = 4.0 * u;
-    const double q = (t + 6755399441055744.0) - 6755399441055744.0;  // 1.5 * 2^52
+    const double tq = t + 6755399441055744.0;  // 1.5 * 2^52, as for float
+    const double q = tq - 6755399441055744.0;
+    const std::uint64_t qi = std::bit_cast<std::uint64_t>(tq);
     const double f = t - q;
     const double z = f * f;
     const double s =
@@ -156,12 +166,10 @@ DIFFUSE_HD DIFFUSE_ALWAYS_INLINE sincos_result<double> portable_sincos_2pi(doubl
                                   z * (-2.5202042373060607e-05 +
                                        z * (4.710874778818172e-07 +
                                             z * (-6.386603083791852e-09 + z * 6.565963114979473e-11)))))));
-    const bool swap = (q == 1.0) | (q == 3.0);
-    const bool sin_neg = (q == 2.0) | (q == 3.0);
-    const bool cos_neg = (q == 1.0) | (q == 2.0);
-    const double so = swap ? c : s;
-    const double co = swap ? s : c;
-    return {sin_neg ? -so : so, cos_neg ? -co : co};
+    const std::uint64_t sb = std::bit_cast<std::uint64_t>(s), cb = std::bit_cast<std::uint64_t>(c);
+    const std::uint64_t swap = 0u - (qi & 1u);
+    const std::uint64_t so = sb ^ ((sb ^ cb) & swap), co = sb ^ cb ^ so;
+    return {std::bit_cast<double>(so ^ ((qi & 2u) << 62)), std::bit_cast<double>(co ^ (((qi + 1u) & 2u) << 62))};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,61 +247,170 @@ DIFFUSE_HD T normal_at(std::uint64_t seed, std::uint64_t sample, std::uint64_t d
 
 namespace detail {
 
-// Full blocks [block, block + nb) written to out[0, nb * per). Simple loops over small arrays so the
-// compiler vectorises Philox, the logarithm and the sine/cosine separately.
-template <class T>
-void normal_blocks(T* DIFFUSE_RESTRICT out, std::size_t nb, std::uint64_t seed, std::uint64_t sample,
-                   std::uint64_t draw, std::uint64_t block) {
-    constexpr std::size_t chunk = 128;  // blocks per pass: 2 KiB of words, stays in L1
-    constexpr std::size_t pairs_per_block = normals_per_block<T> / 2;
-    alignas(64) std::uint32_t w0[chunk], w1[chunk], w2[chunk], w3[chunk];
-    alignas(64) T u1[chunk * pairs_per_block], u2[chunk * pairs_per_block];
+// ---------------------------------------------------------------------------------------------
+// The vectorised host kernel behind normal_fill: one chunk of normal_chunk_blocks consecutive Philox
+// blocks at a time, in four stages over small arrays that stay in L1. Every loop has a fixed trip
+// count and works on one element per iteration, so GCC and Clang vectorise the portable mathematics
+// at -O2 and -O3 alike; each value goes through exactly the operations of normal_at (same order, no
+// reassociation, no contraction), so the bits are the same.
+inline constexpr std::size_t normal_chunk_blocks = 64;
+
+// Stage 1: the Philox words of blocks [block, block + B). Word k of block j goes to dst[k][j].
+inline void normal_chunk_words(std::uint32_t* const (&dst)[4], std::uint64_t seed, std::uint64_t sample,
+                               std::uint64_t draw, std::uint64_t block) noexcept {
+    constexpr std::size_t B = normal_chunk_blocks;
     const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
     const auto d = static_cast<std::uint32_t>(draw), s0 = static_cast<std::uint32_t>(sample);
     const auto s1 = static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu);
-    while (nb > 0) {
-        const std::size_t n = nb < chunk ? nb : chunk;
-        for (std::size_t j = 0; j < n; ++j) {
-            const std::uint64_t b = block + j;
-            std::uint32_t c0 = static_cast<std::uint32_t>(b), c1 = d, c2 = s0,
-                          c3 = s1 | static_cast<std::uint32_t>((b >> 32) & 0xFu) << 28;
-            std::uint32_t a0 = k0, a1 = k1;
-            for (int r = 0; r < 10; ++r) {
-                philox_round(c0, c1, c2, c3, a0, a1);
-                a0 += philox_w0;
-                a1 += philox_w1;
-            }
-            w0[j] = c0;
-            w1[j] = c1;
-            w2[j] = c2;
-            w3[j] = c3;
+#if defined(__SSE2__)
+    // Two blocks per register, each 32-bit word in the low half of a 64-bit lane: _mm_mul_epu32 then
+    // yields the whole 64-bit product, lo in the low half and hi = product >> 32. The high halves
+    // carry garbage that _mm_mul_epu32 ignores and the final pack drops. Two register sets (four
+    // blocks) per iteration for instruction-level parallelism.
+    alignas(16) std::uint64_t c0[B], c3[B];
+    for (std::size_t j = 0; j < B; ++j) {
+        const std::uint64_t b = block + j;
+        c0[j] = static_cast<std::uint32_t>(b);
+        c3[j] = s1 | static_cast<std::uint32_t>((b >> 32) & 0xFu) << 28;
+    }
+    __m128i rk0[10], rk1[10];
+    for (int r = 0; r < 10; ++r) {
+        rk0[r] = _mm_set1_epi64x(static_cast<std::uint32_t>(k0 + static_cast<std::uint32_t>(r) * philox_w0));
+        rk1[r] = _mm_set1_epi64x(static_cast<std::uint32_t>(k1 + static_cast<std::uint32_t>(r) * philox_w1));
+    }
+    const __m128i m0 = _mm_set1_epi64x(philox_m0), m1 = _mm_set1_epi64x(philox_m1);
+    const __m128i cd = _mm_set1_epi64x(d), cs = _mm_set1_epi64x(s0);
+    for (std::size_t j = 0; j < B; j += 4) {
+        __m128i a0 = _mm_load_si128(reinterpret_cast<const __m128i*>(c0 + j)), a1 = cd, a2 = cs,
+                a3 = _mm_load_si128(reinterpret_cast<const __m128i*>(c3 + j));
+        __m128i b0 = _mm_load_si128(reinterpret_cast<const __m128i*>(c0 + j + 2)), b1 = cd, b2 = cs,
+                b3 = _mm_load_si128(reinterpret_cast<const __m128i*>(c3 + j + 2));
+        for (int r = 0; r < 10; ++r) {  // philox_round on both sets
+            const __m128i pa0 = _mm_mul_epu32(a0, m0), pa1 = _mm_mul_epu32(a2, m1);
+            const __m128i pb0 = _mm_mul_epu32(b0, m0), pb1 = _mm_mul_epu32(b2, m1);
+            a0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pa1, 32), a1), rk0[r]);
+            a2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pa0, 32), a3), rk1[r]);
+            a1 = pa1;
+            a3 = pa0;
+            b0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pb1, 32), b1), rk0[r]);
+            b2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pb0, 32), b3), rk1[r]);
+            b1 = pb1;
+            b3 = pb0;
         }
-        std::size_t np;
-        if constexpr (std::is_same_v<T, float>) {
-            // pair 2j from (w0, w1), pair 2j+1 from (w2, w3)
-            for (std::size_t j = 0; j < n; ++j) {
-                u1[2 * j] = uniform_open0(w0[j]);
-                u2[2 * j] = uniform_open1(w1[j]);
-                u1[2 * j + 1] = uniform_open0(w2[j]);
-                u2[2 * j + 1] = uniform_open1(w3[j]);
-            }
-            np = 2 * n;
+        // Low halves of (a, b) in block order j, j+1, j+2, j+3.
+        const auto pack = [](__m128i lo, __m128i hi) {
+            return _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
+        };
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[0] + j), pack(a0, b0));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[1] + j), pack(a1, b1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[2] + j), pack(a2, b2));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[3] + j), pack(a3, b3));
+    }
+#else
+    for (std::size_t j = 0; j < B; ++j) {
+        const philox4x32_block w = normal_block_words(seed, sample, draw, block + j);
+        dst[0][j] = w.w0;
+        dst[1][j] = w.w1;
+        dst[2][j] = w.w2;
+        dst[3][j] = w.w3;
+    }
+    (void)k0, (void)k1, (void)d, (void)s0, (void)s1;
+#endif
+}
+
+// Square roots of x[0, n), n a multiple of 4. IEEE 754 sqrt is correctly rounded, so the SSE2
+// instructions give the bits of std::sqrt; they are spelled out because std::sqrt may set errno,
+// which keeps compilers from vectorising it without -fno-math-errno.
+template <class T, std::size_t n>
+DIFFUSE_ALWAYS_INLINE void sqrt_array(T* DIFFUSE_RESTRICT x) noexcept {
+#if defined(__SSE2__)
+    if constexpr (std::is_same_v<T, float>) {
+        for (std::size_t i = 0; i < n; i += 4) _mm_store_ps(x + i, _mm_sqrt_ps(_mm_load_ps(x + i)));
+    } else {
+        for (std::size_t i = 0; i < n; i += 2) _mm_store_pd(x + i, _mm_sqrt_pd(_mm_load_pd(x + i)));
+    }
+#else
+    for (std::size_t i = 0; i < n; ++i) x[i] = std::sqrt(x[i]);
+#endif
+}
+
+// The normals of blocks [block, block + B) into z[0, B * per), in element order.
+// Pairs: float has 2B pairs, pair p < B from words (w0, w1) of block p (elements 4p, 4p+1) and pair
+// B + p from (w2, w3) (elements 4p+2, 4p+3); double has B pairs, pair p from (w0, w1 | w2, w3) of
+// block p (elements 2p, 2p+1).
+template <class T>
+void normal_chunk(T* DIFFUSE_RESTRICT z, std::uint64_t seed, std::uint64_t sample, std::uint64_t draw,
+                  std::uint64_t block) noexcept {
+    constexpr std::size_t B = normal_chunk_blocks;
+    constexpr bool is_float = std::is_same_v<T, float>;
+    constexpr std::size_t P = is_float ? 2 * B : B;  // Box–Muller pairs
+    // Float: words laid out (w0, w2 | w1, w3) so that u1 and u2 each read one contiguous run of 2B
+    // words; double: (w0, w1 | w2, w3), u1 reading (hi, lo) = (w0, w1) and u2 = (w2, w3).
+    alignas(64) std::uint32_t w[4 * B];
+    if constexpr (is_float) normal_chunk_words({w, w + 2 * B, w + B, w + 3 * B}, seed, sample, draw, block);
+    else normal_chunk_words({w, w + B, w + 2 * B, w + 3 * B}, seed, sample, draw, block);
+
+    // Stage 2: r^2 = -2 ln u1; stage 3: r = sqrt(r^2).
+    alignas(64) T r[P];
+    for (std::size_t p = 0; p < P; ++p) {
+        if constexpr (is_float) r[p] = T(-2) * portable_log(uniform_open0(w[p]));
+        else r[p] = T(-2) * portable_log(uniform_open0(w[p], w[B + p]));
+    }
+    sqrt_array<T, P>(r);
+
+    // Stage 4: (r cos 2 pi u2, r sin 2 pi u2).
+    alignas(64) T zc[P], zs[P];
+    for (std::size_t p = 0; p < P; ++p) {
+        T u2;
+        if constexpr (is_float) u2 = uniform_open1(w[2 * B + p]);
+        else u2 = uniform_open1(w[2 * B + p], w[3 * B + p]);
+        const sincos_result<T> sc = portable_sincos_2pi(u2);
+        zc[p] = r[p] * sc.cos;
+        zs[p] = r[p] * sc.sin;
+    }
+    // Element order.
+    if constexpr (is_float) {
+        for (std::size_t p = 0; p < B; ++p) {
+            z[4 * p] = zc[p];
+            z[4 * p + 1] = zs[p];
+            z[4 * p + 2] = zc[B + p];
+            z[4 * p + 3] = zs[B + p];
+        }
+    } else {
+        for (std::size_t p = 0; p < B; ++p) {
+            z[2 * p] = zc[p];
+            z[2 * p + 1] = zs[p];
+        }
+    }
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// normal_fill from a block boundary (first_element % per == 0) on: whole chunks straight into out, the
+// last partial chunk through a local buffer, a tail shorter than two blocks one by one. Out of line
+// (and so out of the caller's view), as GCC's -Warray-bounds otherwise misjudges the partial-chunk copy
+// for small caller arrays.
+template <class T>
+[[gnu::noinline]] void normal_fill_blocks(T* out, std::size_t count, std::uint64_t seed, std::uint64_t sample,
+                                          std::uint64_t draw, std::uint64_t first_element) noexcept {
+    constexpr std::uint64_t per = normals_per_block<T>;
+    constexpr std::size_t chunk = normal_chunk_blocks * per;  // values per chunk
+    alignas(64) T z[chunk];
+    std::uint64_t e = first_element;
+    for (std::size_t i = 0; i < count;) {
+        const std::size_t n = count - i < chunk ? count - i : chunk;
+        if (n == chunk) {
+            normal_chunk<T>(out + i, seed, sample, draw, e / per);
+        } else if (n < 2 * per) {
+            for (std::size_t k = 0; k < n; ++k) out[i + k] = normal_at<T>(seed, sample, draw, e + k);
         } else {
-            for (std::size_t j = 0; j < n; ++j) {
-                u1[j] = uniform_open0(w0[j], w1[j]);
-                u2[j] = uniform_open1(w2[j], w3[j]);
-            }
-            np = n;
+            normal_chunk<T>(z, seed, sample, draw, e / per);
+            for (std::size_t k = 0; k < n; ++k) out[i + k] = z[k];
         }
-        for (std::size_t m = 0; m < np; ++m) u1[m] = box_muller_radius(u1[m]);
-        for (std::size_t m = 0; m < np; ++m) {
-            const sincos_result<T> sc = portable_sincos_2pi(u2[m]);
-            out[2 * m] = u1[m] * sc.cos;
-            out[2 * m + 1] = u1[m] * sc.sin;
-        }
-        out += 2 * np;
-        block += n;
-        nb -= n;
+        i += n;
+        e += n;
     }
 }
 
@@ -311,14 +428,8 @@ void normal_fill(T* out, std::size_t count, std::uint64_t seed, std::uint64_t sa
     constexpr std::uint64_t per = detail::normals_per_block<T>;
     std::size_t i = 0;
     std::uint64_t e = first_element;
-    for (; i < count && e % per != 0; ++i, ++e) out[i] = normal_at<T>(seed, sample, draw, e);
-    const std::size_t nb = (count - i) / per;
-    if (nb > 0) {
-        detail::normal_blocks<T>(out + i, nb, seed, sample, draw, e / per);
-        i += nb * per;
-        e += nb * per;
-    }
-    for (; i < count; ++i, ++e) out[i] = normal_at<T>(seed, sample, draw, e);
+    for (; i < count && e % per != 0; ++i, ++e) out[i] = normal_at<T>(seed, sample, draw, e);  // to a block boundary
+    if (i < count) detail::normal_fill_blocks<T>(out + i, count - i, seed, sample, draw, e);
 }
 
 }  // namespace diffuse
