@@ -28,8 +28,18 @@ File layout per case <name> (float64 unless said):
                          scaled as the scheduler's init), sigmas [N+1] the σ grid our sampler walks,
                          tt [2, M] (σ, timestep) pairs the scheduler fed the network, noise, out,
                          and for diffusers the network's training σ table (df_sigmas_train.npy [T]).
-cases.txt lists every case with its options (one line: prefix name sampler key=value ...), read by the test.
+cases.txt lists every case with its options (one line: prefix name sampler key=value ...).
+
+Every case is also written as a sampling spec <tag>.json (docs/cli.md) naming these files, which
+tests/samplers/test_parity.cpp runs through the code path of `diffuse sample` (tools/diffuse/runner.hpp):
+k-diffusion cases name their σ grid (karras / exponential / polyexponential) and use the σ-space analytic
+denoiser; diffusers cases use the discrete-timestep network (linear-σ clock over the float32 ᾱ table) fed the
+timesteps the scheduler fed it (<tag>_tt.npy as denoiser.timestep_table), the Euler-family σ list by name
+where it equals the scheduler's and the recorded grid otherwise (the multistep schedulers' integer-rounded
+timesteps). Tolerances are those of the former bespoke runner: 1e-12 absolute (k-diffusion float64), 5e-6
+(float32 spot checks), 2e-6 relative to max(1, |out|) (diffusers, which holds σ and t in float32).
 """
+import json
 import os
 import sys
 import types
@@ -45,6 +55,9 @@ B, D = 3, 4
 MU = np.array([0.7, -1.2, 0.0, 2.0])
 SD = np.array([1.3, 0.5, 2.0, 0.9])
 CASES = []
+SPECS = []  # (tag, spec dict) written as <tag>.json
+GAUSS = {"time": "sigma", "prediction_type": "sample", "weights": [1.0], "means": MU.tolist(),
+         "variances": (SD ** 2).tolist()}
 
 
 def save(name, arr, dtype=np.float64):
@@ -81,6 +94,12 @@ def kd_denoiser(dtype):
     return model
 
 
+KD_GRID = {
+    "karras": {"type": "karras", "sigma_min": 0.03, "sigma_max": 14.6, "rho": 7.0},
+    "exp": {"type": "exponential", "sigma_min": 0.05, "sigma_max": 10.0},
+    "poly": {"type": "polyexponential", "sigma_min": 0.02, "sigma_max": 20.0, "rho": 2.0},
+}
+
 KD_SIGMAS = {
     "karras": lambda n: K.sampling.get_sigmas_karras(n, 0.03, 14.6, rho=7.0),
     "exp": lambda n: K.sampling.get_sigmas_exponential(n, 0.05, 10.0),
@@ -114,6 +133,19 @@ def run_kd(name, sampler, sched, n, seed, dtype=torch.float64, **kw):
     save(tag + "_out", out.to(torch.float64).numpy())
     opts = " ".join(f"{k}={v}" for k, v in kw.items())
     CASES.append(f"{tag} {sampler} {opts}".strip())
+    options = dict(kw)
+    if sampler in ("euler", "heun", "dpm_2"):
+        options["noise_every_step"] = True  # k-diffusion draws the churn noise at every step
+    if sampler in ("dpmpp_2m", "dpmpp_2m_sde"):
+        options["lower_order_final"] = False  # k-diffusion has no lower-order final step
+    f32 = dtype == torch.float32
+    spec = {"sampler": sampler, "dtype": "float32" if f32 else "float64", "shape": [B, D], "num_inference_steps": n,
+            "grid": KD_GRID[sched], "denoiser": GAUSS, "options": options, "init_noise": tag + "_x.npy"}
+    if rec.draws:
+        spec["step_noise"] = tag + "_noise.npy"
+    spec["test"] = {"expected": tag + "_out.npy", "rtol": 0.0, "atol": 5e-6 if f32 else 1e-12,
+                    "reference": "k-diffusion 0.1.1 sample_" + sampler}
+    SPECS.append((tag, spec))
 
 
 def gen_kdiffusion():
@@ -233,6 +265,52 @@ def run_df(name, cls_name, n, seed, pred="epsilon", cfg=None, step_kw=None, vp=F
     save(tag + "_out", x.to(torch.float64).numpy())
     opts = " ".join(f"{k}={str(v).replace(' ', '')}" for k, v in {**(cfg or {}), **(step_kw or {})}.items())
     CASES.append(f"{tag} {sampler} pred={pred} {opts}".strip())
+    SPECS.append((tag, df_spec(tag, cls_name, sampler, n, pred, cfg or {}, grid, x.to(torch.float64).numpy(), bool(rec.draws))))
+
+
+def euler_family_grid(n, cfg):
+    """diffusers' EulerDiscreteScheduler σ list for this config (what spec grid type "diffusers" builds)."""
+    from diffusers import EulerDiscreteScheduler
+    keep = {k: v for k, v in cfg.items() if k in ("timestep_spacing", "steps_offset", "use_karras_sigmas")}
+    sched = EulerDiscreteScheduler(**BETA, **keep)
+    sched.set_timesteps(n)
+    return sched.sigmas.to(torch.float64).numpy()
+
+
+def df_spec(tag, cls_name, sampler, n, pred, cfg, grid, out, noisy):
+    schedule = dict(BETA)
+    schedule.update(timestep_spacing=cfg.get("timestep_spacing", "linspace"), steps_offset=cfg.get("steps_offset", 0),
+                    alphas_dtype="float32")
+    named = euler_family_grid(n, cfg)
+    if len(named) == len(grid) and np.allclose(named, grid, rtol=1e-7, atol=0):
+        g = {"type": "diffusers"}
+        if cfg.get("use_karras_sigmas"):
+            g["use_karras_sigmas"] = True
+    else:  # the multistep schedulers round their timesteps: replay the scheduler's σ list
+        g = {"type": "file", "path": tag + "_sigmas.npy"}
+    options = {}
+    for k in ("solver_type", "euler_at_final", "solver_order", "lower_order_final", "disable_corrector"):
+        if k in cfg:
+            options[k] = cfg[k]
+    if sampler in ("dpmpp_2m", "dpmpp_2m_sde") and "solver_type" not in options:
+        options["solver_type"] = "midpoint"
+    denoiser = dict(GAUSS, time="discrete", interpolation="linear_sigma", prediction_type=pred,
+                    timestep_table=tag + "_tt.npy")
+    spec = {"sampler": sampler, "shape": [B, D], "num_inference_steps": len(grid) - 1, "schedule": schedule, "grid": g,
+            "denoiser": denoiser, "options": options, "init_noise": tag + "_x.npy"}
+    if noisy:
+        spec["step_noise"] = tag + "_noise.npy"
+    scale = max(1.0, float(np.abs(out).max()))
+    expected = tag + "_out.npy"
+    last = grid[-1]
+    if (sampler == "unipc" or sampler.startswith("dpmpp")) and last > 0:
+        # the multistep schedulers hold the VP state x/√(1 + σ²): compare in σ-space
+        c = float(np.sqrt(1 + last * last))
+        save(tag + "_expected", out * c)
+        expected = tag + "_expected.npy"
+        scale *= c
+    spec["test"] = {"expected": expected, "rtol": 0.0, "atol": 2e-6 * scale, "reference": "diffusers 0.42 " + cls_name}
+    return spec
 
 
 def gen_diffusers():
@@ -294,6 +372,10 @@ def main():
     gen_diffusers()
     with open(os.path.join(OUT, "cases.txt"), "w") as f:
         f.write("\n".join(CASES) + "\n")
+    for tag, spec in SPECS:
+        with open(os.path.join(OUT, tag + ".json"), "w") as f:
+            json.dump(spec, f, indent=1)
+            f.write("\n")
     print(f"{len(CASES)} cases written to {OUT}")
 
 

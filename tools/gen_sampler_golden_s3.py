@@ -3,7 +3,9 @@
 probability-flow ODE (Euler, Heun, RK45).
 
 Run from the repository root:   python3 tools/gen_sampler_golden_s3.py
-Writes tests/golden/samplers/s3/<case>_{x,noise,out}.npy (float64) and <case>_nfe.npy for RK45.
+Writes tests/golden/samplers/s3/<case>_{x,noise,out}.npy (float64) and <case>_nfe.npy for RK45, and one
+sampling spec <case>.json per case (docs/cli.md), run by tests/samplers/test_parity.cpp through `diffuse sample`'s
+code path.
 
 score_sde (Song et al. 2021) is written in JAX and is read, not installed. Its update rules (sampling.py:
 EulerMaruyamaPredictor, ReverseDiffusionPredictor, AncestralSamplingPredictor, LangevinCorrector,
@@ -20,6 +22,7 @@ test replays identical noise with diffuse::recorded_noise. Draw order: per step 
 draws, then the predictor's (none for a probability-flow predictor, none for the final step when the
 result is the noise-free mean, which does not depend on it).
 """
+import json
 import os
 
 import numpy as np
@@ -365,6 +368,71 @@ def main():
     noise = Noise(rng)
     out = anneal_langevin(x.copy(), sigmas, 3, 2e-3, True, noise)
     save("ald_ncsn", x=x, noise=np.array(noise.draws), out=out, sigmas=sigmas)
+
+    write_specs(pc_cases, N)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling specs (docs/cli.md) naming the files above, run by tests/samplers/test_parity.cpp through the code
+# path of `diffuse sample`. Tolerances (atol = tol·max(1, |out|)): 1e-10 for the stochastic and fixed-step
+# samplers (the two sides evaluate the same expressions in another order), 5e-9 on sub-VP (σ(eps) ≈ 1e-4:
+# the reference's 1 − e^{2·lmc} cancels where the port uses expm1), 1e-8 for RK45 (scipy combines the stages
+# with BLAS dot products in another order; the spec also pins the number of model calls), 1e-4 for the
+# float32 spot checks against the float64 reference.
+SDE_BLOCK = {"vp": {"type": "vp", "beta_min": 0.1, "beta_max": 20.0}, "subvp": {"type": "subvp", "beta_min": 0.1, "beta_max": 20.0},
+             "ve": {"type": "ve", "sigma_min": 0.01, "sigma_max": 50.0}}
+EPS = {"vp": 1e-3, "subvp": 1e-3, "ve": 1e-5}
+
+
+def write_spec_file(name, spec, tol, expected=None, **test):
+    expected = expected or f"{name}_out.npy"
+    out = np.load(os.path.join(OUT, expected))
+    scale = max(1.0, float(np.abs(out).max()))
+    spec["test"] = {"expected": expected, "rtol": 0.0, "atol": tol * scale,
+                    "reference": "score_sde re-implementation (tools/gen_sampler_golden_s3.py)", **test}
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
+        json.dump(spec, f, indent=1)
+        f.write("\n")
+
+
+def base_spec(sampler, steps, s, N, file):
+    return {"sampler": sampler, "shape": [B, D], "num_inference_steps": steps, "sde": dict(SDE_BLOCK[s], N=N),
+            "denoiser": {"time": "sde", "prediction_type": "score", "weights": W.tolist(), "means": MU.tolist(),
+                         "variances": VAR.tolist()},
+            "init_noise": f"{file}_x.npy"}
+
+
+def write_specs(pc_cases, N):
+    for name, s, pred, corr, snr, n_steps, pf, denoise, per_sample in pc_cases:
+        spec = base_spec("pc", N, s, N, name)
+        spec["grid"] = {"type": "score_sde", "eps": EPS[s]}
+        spec["options"] = {"predictor": pred, "corrector": corr, "snr": snr, "n_steps": n_steps, "probability_flow": pf,
+                           "denoise": denoise, "norm": "per_sample" if per_sample else "batch_mean", "reference_dt": True}
+        if np.load(os.path.join(OUT, f"{name}_noise.npy")).size:
+            spec["step_noise"] = f"{name}_noise.npy"
+        write_spec_file(name, dict(spec), 5e-9 if s == "subvp" else 1e-10)
+        if name in ("em_vp", "rd_langevin_vp", "rd_langevin_ve"):  # float32 spot checks
+            spec["dtype"] = "float32"
+            write_spec_file(name + "_f32", spec, 1e-4, expected=f"{name}_out.npy")
+    spec = base_spec("euler_maruyama", 10, "vp", N, "em_grid_persample_vp")
+    spec.update(grid={"type": "file", "path": "em_grid_persample_vp_grid.npy"}, step_noise="em_grid_persample_vp_noise.npy")
+    write_spec_file("em_grid_persample_vp", spec, 1e-10)
+    for s, denoise in (("vp", True), ("subvp", False), ("ve", False)):
+        spec = base_spec("pf_ode_rk45", 1, s, N, f"rk45_{s}")
+        spec["grid"] = {"type": "linspace", "start": 1.0, "end": EPS[s]}
+        spec["options"] = {"rtol": 1e-5, "atol": 1e-5, "norm": "batch", "denoise": denoise}
+        nfe = int(np.load(os.path.join(OUT, f"rk45_{s}_nfe.npy"))[0]) + (1 if denoise else 0)  # + the denoising call
+        write_spec_file(f"rk45_{s}", spec, 1e-8, nfe=nfe)
+    for ode in ("euler", "heun"):
+        spec = base_spec(f"pf_ode_{ode}", 20, "vp", N, f"pf_{ode}_vp")
+        spec["grid"] = {"type": "linspace", "start": 1.0, "end": 1e-3}
+        write_spec_file(f"pf_{ode}_vp", spec, 1e-10)
+    spec = base_spec("annealed_langevin", 7, "vp", N, "ald_ncsn")
+    del spec["sde"]
+    spec["denoiser"]["time"] = "sigma"
+    spec.update(grid={"type": "file", "path": "ald_ncsn_sigmas.npy"}, step_noise="ald_ncsn_noise.npy",
+                options={"step_lr": 2e-3, "n_steps_each": 3, "denoise": True})
+    write_spec_file("ald_ncsn", spec, 1e-10)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,16 @@
 #pragma once
-// Test support for the S2 sampler tests: an analytic Gaussian network and golden-file helpers.
+// Test support for the S2 sampler property tests: an analytic Gaussian network. (The golden parity cases run
+// as specs through tests/samplers/test_parity.cpp.)
 
 #include <cmath>
 #include <cstddef>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "diffuse/core/tensor.hpp"
-#include "diffuse/io/npy.hpp"
 #include "diffuse/samplers/model.hpp"
 
 namespace s2 {
-
-inline std::string golden(const std::string& name) { return std::string(DIFFUSE_GOLDEN_DIR) + "/samplers/s2/" + name + ".npy"; }
-inline std::vector<double> load(const std::string& name) { return diffuse::io::read_npy(golden(name)).as<double>(); }
-inline std::vector<std::size_t> shape(const std::string& name) { return diffuse::io::read_npy(golden(name)).shape; }
 
 // Data x₀ ~ N(μ_j, s_j²) independently per element j (element j of a sample uses μ[j % size]).
 // Exact posterior mean at the state x = α x₀ + σ ε:  E[x₀|x] = μ + α s²/(α² s² + σ²)·(x − α μ).
@@ -27,12 +21,6 @@ struct gaussian {
         return m + alpha * s2 / (alpha * alpha * s2 + sigma * sigma) * (x - alpha * m);
     }
 };
-
-inline gaussian golden_gaussian() {
-    const auto g = load("gauss");
-    const std::size_t d = g.size() / 2;
-    return {std::vector<double>(g.begin(), g.begin() + std::ptrdiff_t(d)), std::vector<double>(g.begin() + std::ptrdiff_t(d), g.end())};
-}
 
 // The ideal network of a given kind. `of_t(t)` gives the network's own (α, σ) at its time t.
 template <class OfT>
@@ -69,41 +57,6 @@ struct ve_of_t {
 inline auto ve_model(const gaussian& g, int* calls = nullptr) {
     return diffuse::model(gaussian_net<ve_of_t>{g, diffuse::prediction::sample, {}, calls}, diffuse::prediction::sample,
                           diffuse::sigma_time{});
-}
-
-// cases.txt lines: tag sampler key=value ...
-struct golden_case {
-    std::string tag, sampler;
-    std::vector<std::pair<std::string, std::string>> opts;
-    [[nodiscard]] double num(const std::string& k, double dflt) const {
-        for (const auto& [a, v] : opts)
-            if (a == k) return std::stod(v);
-        return dflt;
-    }
-    [[nodiscard]] std::string str(const std::string& k, const std::string& dflt) const {
-        for (const auto& [a, v] : opts)
-            if (a == k) return v;
-        return dflt;
-    }
-};
-
-inline std::vector<golden_case> golden_cases(const std::string& prefix) {
-    std::ifstream f(std::string(DIFFUSE_GOLDEN_DIR) + "/samplers/s2/cases.txt");
-    std::vector<golden_case> out;
-    std::string line;
-    while (std::getline(f, line)) {
-        std::istringstream is(line);
-        golden_case c;
-        is >> c.tag >> c.sampler;
-        if (c.tag.rfind(prefix, 0) != 0) continue;
-        std::string kv;
-        while (is >> kv) {
-            const auto eq = kv.find('=');
-            c.opts.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-        }
-        out.push_back(c);
-    }
-    return out;
 }
 
 template <class T>
