@@ -23,6 +23,7 @@
 
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/samplers/analytic.hpp"
+#include "diffuse/samplers/dpm_adaptive.hpp"
 #include "diffuse/samplers/dpm_solver.hpp"
 #include "diffuse/samplers/euler.hpp"
 #include "diffuse/samplers/ode.hpp"
@@ -163,6 +164,32 @@ TEST_CASE("s3 convergence: RK45 meets its tolerance", "[samplers][s3][convergenc
                 CHECK(e < prev);
                 prev = e;
             }
+        }
+    }
+}
+
+TEST_CASE("s3 convergence: DPM-adaptive meets its tolerance", "[samplers][s3][convergence]") {
+    auto m = analytic_model(data(), prediction::sample, sigma_time{});
+    const auto want = ve_exact();
+    double xmax = 0;
+    for (double v : want) xmax = std::max(xmax, std::abs(v));
+    for (int ord : {2, 3}) {
+        double prev = INFINITY;
+        for (double rtol : {1e-2, 1e-3, 1e-4, 1e-5, 1e-6}) {
+            auto x = ve_start();
+            dpm_adaptive_options o;
+            o.order = ord;
+            o.rtol = rtol;
+            o.atol = rtol * 1e-2;
+            const auto st = sample_dpm_adaptive(m, batched(x, B), time_grid({s0, s1}), o);
+            const double e = max_err(x, want);
+            if (std::getenv("DIFFUSE_PRINT_SLOPES"))
+                std::printf("dpm_adaptive order %d rtol %.0e: error %.3e  (bound %.3e)  nfe %zu\n", ord, rtol, e,
+                            rtol * xmax + o.atol, st.nfe);
+            INFO("order " << ord << " rtol " << rtol << " error " << e);
+            CHECK(e <= 10 * (rtol * xmax + o.atol));
+            CHECK(e < prev);
+            prev = e;
         }
     }
 }

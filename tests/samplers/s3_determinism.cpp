@@ -16,8 +16,10 @@
 #include "diffuse/samplers/analytic.hpp"
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/ddpm.hpp"
+#include "diffuse/samplers/dpm_adaptive.hpp"
 #include "diffuse/samplers/dpm_solver.hpp"
 #include "diffuse/samplers/euler.hpp"
+#include "diffuse/samplers/lcm.hpp"
 #include "diffuse/samplers/ode.hpp"
 #include "diffuse/samplers/sde.hpp"
 #include "diffuse/schedules/beta.hpp"
@@ -98,6 +100,22 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
     r.push_back({"sample_dpmpp_3m_sde", [=](tensor_view<double> x, std::uint64_t f) {
                      auto m = sigma_model();
                      sample_dpmpp_3m_sde(m, x, sigma_grid(), {}, counter_noise{seed, f});
+                 }});
+    r.push_back({"sample_dpm_adaptive (eta = 1, per-sample)", [=](tensor_view<double> x, std::uint64_t f) {
+                     auto m = sigma_model();
+                     dpm_adaptive_options o;
+                     o.eta = 1.0;
+                     sample_dpm_adaptive(m, x, sigma_grid(), o, counter_noise{seed, f});
+                 }});
+    r.push_back({"sample_consistency", [=](tensor_view<double> x, std::uint64_t f) {
+                     auto m = sigma_model();
+                     consistency_options o;
+                     o.clip_denoised = false;
+                     sample_consistency(m, x, sigma_grid(), o, counter_noise{seed, f});
+                 }});
+    r.push_back({"sample_lcm", [=](tensor_view<double> x, std::uint64_t f) {
+                     auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+                     sample_lcm(m, x, ac, discrete_grid(lcm_timesteps(4)), {}, counter_noise{seed, f}, no_observer{}, f);
                  }});
     r.push_back({"sample_ddpm", [=](tensor_view<double> x, std::uint64_t f) {
                      auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));

@@ -28,14 +28,13 @@
 #include <vector>
 
 #include "diffuse/samplers/sde.hpp"
+#include "diffuse/samplers/step_control.hpp"
 
 namespace diffuse {
 
 struct pf_ode_options {
     bool denoise = false;  // one noise-free reverse-diffusion step at the end time
 };
-
-enum class rk_error_norm { per_sample, batch };
 
 struct rk45_options {
     double rtol = 1e-5;
@@ -45,12 +44,6 @@ struct rk45_options {
     double max_step = std::numeric_limits<double>::infinity();
     std::size_t max_attempts = 100000;                         // step attempts per grid interval
     bool denoise = false;
-};
-
-struct ode_stats {
-    std::size_t nfe = 0;       // model calls (each over the whole batch)
-    std::size_t accepted = 0;  // accepted steps (sum over samples in per-sample mode)
-    std::size_t rejected = 0;
 };
 
 namespace detail {
@@ -212,17 +205,7 @@ ode_stats sample_pf_ode_rk45(Model& m, const Sde& sde, X&& x_in, const time_grid
     const double dir = -1.0;  // the grid decreases (checked)
 
     // RMS norm of the values in tmp (already divided by their scale), per sample or over the batch.
-    auto rms = [&](std::vector<double>& out) {
-        sum_squares(tmp, ss);
-        if (shared) {
-            double s = 0;
-            for (std::size_t b = 0; b < B; ++b) s += ss[b];
-            const double r = std::sqrt(s) / std::sqrt(static_cast<double>(B * D));
-            std::fill(out.begin(), out.end(), r);
-        } else {
-            for (std::size_t b = 0; b < B; ++b) out[b] = std::sqrt(ss[b]) / std::sqrt(static_cast<double>(D));
-        }
-    };
+    auto rms = [&](std::vector<double>& out) { detail::error_rms(tmp, opt.norm, ss, out); };
     auto drift = [&](tensor_view<T> at, const std::vector<double>& times, tensor_view<T> out, std::size_t step) {
         std::copy(times.begin(), times.end(), w.t.begin());
         detail::pf_drift(m, sde, tensor_view<const T>(at), w, out, where, step);
