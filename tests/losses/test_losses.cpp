@@ -210,19 +210,27 @@ TEST_CASE("DSM losses match score_sde for VP, sub-VP and VE", "[losses][golden]"
         }
         t[b] = in[b * W + 3 * D];
     }
-    const diffuse::dsm_sde sdes[3] = {diffuse::dsm_sde::vp(), diffuse::dsm_sde::subvp(), diffuse::dsm_sde::ve()};
+    // score_sde's defaults: β 0.1 → 20 (VP, sub-VP), σ 0.01 → 50 (VE)
+    const diffuse::vp_sde vp;
+    const diffuse::subvp_sde subvp;
+    const diffuse::ve_sde ve(0.01, 50.0);
     const std::size_t RW = 3 * B + 4 * (1 + B * D);
     for (int k = 0; k < 3; ++k) {
         const double* row = &outp[std::size_t(k) * RW];
         std::vector<double> stddev(B), g2(B), xt(B * D);
-        diffuse::dsm_perturb(sdes[k], batched(x0, B), batched(z, B), t, batched(xt, B), stddev, g2);
-        for (std::size_t b = 0; b < B; ++b) {
-            const auto m = diffuse::marginal_at(sdes[k], t[b]);
-            CHECK(m.mean_coeff == Approx(row[b]).epsilon(1e-12));
-            CHECK(stddev[b] == Approx(row[B + b]).epsilon(1e-12));
-            CHECK(g2[b] == Approx(row[2 * B + b]).epsilon(1e-12));
-            CHECK(xt[b * D] == Approx(m.mean_coeff * x0[b * D] + m.std * z[b * D]).epsilon(1e-12));
-        }
+        auto perturb = [&](const auto& sde) {
+            diffuse::dsm_perturb(sde, batched(x0, B), batched(z, B), t, batched(xt, B), stddev, g2);
+            for (std::size_t b = 0; b < B; ++b) {
+                const auto m = sde.marginal(t[b]);
+                CHECK(m.mean_coef == Approx(row[b]).epsilon(1e-12));
+                CHECK(stddev[b] == Approx(row[B + b]).epsilon(1e-12));
+                CHECK(g2[b] == Approx(row[2 * B + b]).epsilon(1e-12));
+                CHECK(xt[b * D] == Approx(m.mean_coef * x0[b * D] + m.std * z[b * D]).epsilon(1e-12));
+            }
+        };
+        if (k == 0) perturb(vp);
+        else if (k == 1) perturb(subvp);
+        else perturb(ve);
         int v = 0;
         for (bool reduce_mean : {false, true})
             for (bool lw : {false, true}) {
@@ -239,8 +247,10 @@ TEST_CASE("DSM losses match score_sde for VP, sub-VP and VE", "[losses][golden]"
                       Contains("stddev[0] = 0"));
     CHECK_THROWS_WITH(diffuse::dsm_loss(batched(score, B), batched(z, B), t, {}, {false, true}, batched(grad, B)),
                       Contains("g2 has 0 values"));
-    CHECK_THROWS_AS(diffuse::marginal_at(diffuse::dsm_sde::vp(), 1.5), diffuse::error);
-    CHECK_THROWS_AS(diffuse::marginal_at(diffuse::dsm_sde::ve(50.0, 0.01), 0.5), diffuse::error);
+    std::vector<double> late{0.5, 0.5, 0.5, 0.5, 1.5}, xt(B * D);
+    CHECK_THROWS_WITH(diffuse::dsm_perturb(vp, batched(x0, B), batched(z, B), late, batched(xt, B)), Contains("t = 1.5"));
+    CHECK_THROWS_WITH(diffuse::dsm_perturb(vp, batched(x0, B), batched(z, B), std::vector<double>(B - 1, 0.5), batched(xt, B)),
+                      Contains("t has 4 values"));
 }
 
 TEST_CASE("ddpm_sum_loss: score_sde's discrete DDPM loss", "[losses]") {

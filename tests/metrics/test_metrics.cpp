@@ -9,7 +9,7 @@
 
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/io/npy.hpp"
-#include "diffuse/losses/dsm.hpp"
+#include "diffuse/schedules/continuous.hpp"
 #include "diffuse/metrics/frechet.hpp"
 #include "diffuse/metrics/inception_score.hpp"
 #include "diffuse/metrics/likelihood.hpp"
@@ -104,10 +104,10 @@ TEST_CASE("probability-flow ODE likelihood matches the exact Gaussian log-likeli
     R << 1.0, 0.4, -0.3, 0.2, 0.8, 0.5, -0.1, 0.3, 1.1;
     const Eigen::Matrix3d Sigma = R * R.transpose() + 0.1 * Eigen::Matrix3d::Identity();
     const Eigen::Vector3d mu(0.5, -0.3, 0.2);
-    const auto sde = diffuse::dsm_sde::vp();
+    const diffuse::vp_sde sde;
     auto cov_at = [&](double t) {
-        const auto m = diffuse::marginal_at(sde, t);
-        return Eigen::Matrix3d(m.mean_coeff * m.mean_coeff * Sigma + m.std * m.std * Eigen::Matrix3d::Identity());
+        const auto m = sde.marginal(t);
+        return Eigen::Matrix3d(m.mean_coef * m.mean_coef * Sigma + m.std * m.std * Eigen::Matrix3d::Identity());
     };
     auto logpdf = [&](const Eigen::Vector3d& x, const Eigen::Vector3d& m, const Eigen::Matrix3d& C) {
         const Eigen::LLT<Eigen::Matrix3d> llt(C);
@@ -116,19 +116,19 @@ TEST_CASE("probability-flow ODE likelihood matches the exact Gaussian log-likeli
         return -0.5 * (D * std::log(2 * std::numbers::pi) + logdet + d.dot(llt.solve(d)));
     };
     auto drift = [&](const std::vector<double>& x, double t, std::vector<double>& out) {
-        const auto m = diffuse::marginal_at(sde, t);
+        const auto m = sde.marginal(t);
         const Eigen::Matrix3d P = cov_at(t).inverse();
         for (std::size_t b = 0; b < x.size() / D; ++b) {
             const Eigen::Vector3d xv(x[b * D], x[b * D + 1], x[b * D + 2]);
-            const Eigen::Vector3d score = -P * (xv - m.mean_coeff * mu);
-            const Eigen::Vector3d f = -0.5 * m.g2 * xv - 0.5 * m.g2 * score;  // f̃ = f − ½g²∇log p
+            const Eigen::Vector3d score = -P * (xv - m.mean_coef * mu);
+            const Eigen::Vector3d f = -0.5 * sde.beta(t) * (xv + score);  // f̃ = f − ½g²∇log p, f = −½β, g² = β
             for (int j = 0; j < D; ++j) out[b * D + std::size_t(j)] = f(j);
         }
     };
     const double T = 1.0;
-    const auto mT = diffuse::marginal_at(sde, T);
+    const auto mT = sde.marginal(T);
     auto prior = [&](std::span<const double> x) {
-        return logpdf(Eigen::Vector3d(x[0], x[1], x[2]), mT.mean_coeff * mu, cov_at(T));
+        return logpdf(Eigen::Vector3d(x[0], x[1], x[2]), mT.mean_coef * mu, cov_at(T));
     };
     const Eigen::Vector3d x0(0.9, -1.2, 0.4);
     const std::size_t K = 64;  // one probe per copy
@@ -136,8 +136,8 @@ TEST_CASE("probability-flow ODE likelihood matches the exact Gaussian log-likeli
     for (std::size_t k = 0; k < K; ++k)
         for (int j = 0; j < D; ++j) xs[k * D + std::size_t(j)] = x0(j);
     diffuse::ode_likelihood_options opt;
-    const auto m0 = diffuse::marginal_at(sde, opt.t_start);
-    const double exact = logpdf(x0, m0.mean_coeff * mu, cov_at(opt.t_start));
+    const auto m0 = sde.marginal(opt.t_start);
+    const double exact = logpdf(x0, m0.mean_coef * mu, cov_at(opt.t_start));
     for (auto probe : {diffuse::hutchinson_probe::rademacher, diffuse::hutchinson_probe::gaussian}) {
         opt.probe = probe;
         opt.seed = 17;

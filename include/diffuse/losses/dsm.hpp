@@ -9,14 +9,14 @@
 // default), and the loss is the batch mean of ℓ_b. The discrete SMLD loss (NCSN, Song & Ermon 2019) is
 // the default weighting with s = σ_i; the discrete DDPM loss of score_sde is ddpm_sum_loss below.
 //
-// Marginals (score_sde sde_lib.py):
-//   VP:     log m = −¼t²(β₁−β₀) − ½tβ₀,  s = √(1 − m²),   g² = β(t) = β₀ + t(β₁−β₀)
-//   sub-VP: m as VP,                     s = 1 − m²,       g² = β(t)·(1 − e^{−2β₀t − (β₁−β₀)t²})
-//   VE:     m = 1, s = σ_min(σ_max/σ_min)^t,               g² = s² · 2 ln(σ_max/σ_min)
+// The SDE is one of schedules/continuous.hpp's vp_sde, subvp_sde, ve_sde (score_sde's sde_lib.py):
+// m(t), s(t) from sde.marginal(t) and g(t)² = sde.diffusion(t)².
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,59 +25,25 @@
 #include "diffuse/core/reduce.hpp"
 #include "diffuse/core/tensor.hpp"
 #include "diffuse/losses/checks.hpp"
+#include "diffuse/schedules/continuous.hpp"
 
 namespace diffuse {
 
-enum class dsm_sde_kind { vp, subvp, ve };
-
-// The SDE of a DSM loss with score_sde's default parameters.
-struct dsm_sde {
-    dsm_sde_kind kind = dsm_sde_kind::vp;
-    double beta_min = 0.1, beta_max = 20.0;    // VP and sub-VP
-    double sigma_min = 0.01, sigma_max = 50.0;  // VE
-
-    static dsm_sde vp(double beta_min = 0.1, double beta_max = 20.0) { return {dsm_sde_kind::vp, beta_min, beta_max}; }
-    static dsm_sde subvp(double beta_min = 0.1, double beta_max = 20.0) {
-        return {dsm_sde_kind::subvp, beta_min, beta_max};
-    }
-    static dsm_sde ve(double sigma_min = 0.01, double sigma_max = 50.0) {
-        return {dsm_sde_kind::ve, 0.1, 20.0, sigma_min, sigma_max};
-    }
+// An SDE with Gaussian marginals N(m(t)·x₀, s(t)²) and diffusion g(t): vp_sde, subvp_sde, ve_sde.
+template <class Sde>
+concept dsm_process = requires(const Sde& sde, double t) {
+    { sde.marginal(t) } -> std::convertible_to<marginal_coefs>;
+    { sde.diffusion(t) } -> std::convertible_to<double>;
 };
-
-// m(t), s(t) and g(t)² at time t ∈ [0, 1].
-struct dsm_marginal {
-    double mean_coeff, std, g2;
-};
-
-[[nodiscard]] inline dsm_marginal marginal_at(const dsm_sde& sde, double t) {
-    constexpr std::string_view where = "marginal_at";
-    detail::require(t >= 0.0 && t <= 1.0, where, "t", t, "[0, 1]");
-    if (sde.kind == dsm_sde_kind::ve) {
-        detail::require(sde.sigma_min > 0.0 && sde.sigma_max > sde.sigma_min && std::isfinite(sde.sigma_max), where,
-                        "sigma_max", sde.sigma_max, "(sigma_min, inf) with sigma_min > 0");
-        const double s = sde.sigma_min * std::pow(sde.sigma_max / sde.sigma_min, t);
-        return {1.0, s, s * s * 2.0 * std::log(sde.sigma_max / sde.sigma_min)};
-    }
-    detail::require(sde.beta_min >= 0.0 && sde.beta_max >= sde.beta_min && std::isfinite(sde.beta_max), where,
-                    "beta_max", sde.beta_max, "[beta_min, inf) with beta_min >= 0");
-    const double db = sde.beta_max - sde.beta_min;
-    const double log_m = -0.25 * t * t * db - 0.5 * t * sde.beta_min;
-    const double m = std::exp(log_m);
-    const double beta = sde.beta_min + t * db;
-    if (sde.kind == dsm_sde_kind::vp) return {m, std::sqrt(-std::expm1(2.0 * log_m)), beta};
-    const double disc = -std::expm1(-2.0 * sde.beta_min * t - db * t * t);
-    return {m, -std::expm1(2.0 * log_m), beta * disc};
-}
 
 struct dsm_options {
     bool reduce_mean = false;           // mean over elements; else ½·sum (score_sde's default)
     bool likelihood_weighting = false;  // λ = g², else λ = s²
 };
 
-// x_t = m·x₀ + s·z for per-sample times t; writes std (s) and g2 (g²) per sample when non-empty.
-template <tensor X0, tensor Z, class Out>
-void dsm_perturb(const dsm_sde& sde, const X0& x0, const Z& z, std::span<const double> t, Out&& x_t,
+// x_t = m·x₀ + s·z for per-sample times t ∈ [0, T]; writes std (s) and g2 (g²) per sample when non-empty.
+template <dsm_process Sde, tensor X0, tensor Z, class Out>
+void dsm_perturb(const Sde& sde, const X0& x0, const Z& z, std::span<const double> t, Out&& x_t,
                  std::span<double> std_out = {}, std::span<double> g2_out = {}) {
     const auto vx = view(x0);
     detail::require_batch_values(t, vx.batch, "dsm_perturb", "t", false);
@@ -85,11 +51,14 @@ void dsm_perturb(const dsm_sde& sde, const X0& x0, const Z& z, std::span<const d
     detail::require_batch_values(g2_out, vx.batch, "dsm_perturb", "g2_out", true);
     std::vector<double> m(vx.batch), s(vx.batch);
     for (std::size_t b = 0; b < vx.batch; ++b) {
-        const auto mg = marginal_at(sde, t[b]);
-        m[b] = mg.mean_coeff;
+        const auto mg = sde.marginal(t[b]);  // throws for t outside [0, T]
+        m[b] = mg.mean_coef;
         s[b] = mg.std;
         if (!std_out.empty()) std_out[b] = mg.std;
-        if (!g2_out.empty()) g2_out[b] = mg.g2;
+        if (!g2_out.empty()) {
+            const double g = sde.diffusion(t[b]);
+            g2_out[b] = g * g;
+        }
     }
     lincomb(std::forward<Out>(x_t), per_sample(m), vx, per_sample(s), view(z));
 }

@@ -21,6 +21,7 @@
 #include "diffuse/losses/dsm.hpp"
 #include "diffuse/core/host_rng.hpp"
 #include "diffuse/nn/mlp.hpp"
+#include "diffuse/schedules/continuous.hpp"
 #include "diffuse/train/ema.hpp"
 
 namespace diffuse {
@@ -88,7 +89,7 @@ inline double train_toy_vp(mlp_denoiser& model, const toy_train_config& cfg,
     detail::require(cfg.steps >= 1, where, "steps", cfg.steps, ">= 1");
     detail::require(cfg.batch >= 1, where, "batch", cfg.batch, ">= 1");
     detail::require(cfg.t_eps > 0.0 && cfg.t_eps < 1.0, where, "t_eps", cfg.t_eps, "(0, 1)");
-    const auto sde = dsm_sde::vp(cfg.beta_min, cfg.beta_max);
+    const vp_sde sde(cfg.beta_min, cfg.beta_max);
     const std::size_t B = cfg.batch;
     adam opt(cfg.lr);
     ema avg(model.parameters(), ema_options{cfg.ema_decay, 0.0, 0, true, 1.0, 0.75});
@@ -101,12 +102,12 @@ inline double train_toy_vp(mlp_denoiser& model, const toy_train_config& cfg,
         const auto data = toy_sample(cfg.dataset, B, cfg.seed * 1000003ull + step);
         for (std::size_t b = 0; b < B; ++b) {
             t[b] = cfg.t_eps + (1.0 - cfg.t_eps) * rng.uniform();
-            const auto m = marginal_at(sde, t[b]);
+            const auto m = sde.marginal(t[b]);
             for (std::size_t j = 0; j < 2; ++j) {
                 const std::size_t i = 2 * b + j;
                 x0[i] = float(data[i]);
                 z[i] = float(rng.normal());
-                xt[i] = float(m.mean_coeff * data[i] + m.std * double(z[i]));
+                xt[i] = float(m.mean_coef * data[i] + m.std * double(z[i]));
             }
         }
         model.forward(xt.data(), t, B, y.data());
