@@ -10,6 +10,8 @@
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/discrete.hpp"
 #include "diffuse/samplers/model.hpp"
+#include "diffuse/samplers/prior.hpp"
+#include "diffuse/samplers/sde.hpp"
 #include "diffuse/schedules/continuous.hpp"
 #include "diffuse/train/toy.hpp"
 
@@ -52,6 +54,18 @@ TEST_CASE("quickstart, shortened: a trained MLP samples two moons close to the d
     // pure noise N(0, I) is about 0.3 away; two data samples ~0.04
     INFO("SW " << d << ", floor " << floor);
     CHECK(d < 3.0 * floor);
+    // Predictor–corrector as the quickstart runs it (score_sde's VP setting, batch-mean Langevin step).
+    {
+        const diffuse::vp_sde pc_sde(0.1, 20.0, 250);
+        auto pc_model = diffuse::model(network, diffuse::prediction::epsilon, diffuse::continuous_time<diffuse::vp_sde>{pc_sde});
+        std::vector<double> y(2 * n);
+        diffuse::sample_prior(pc_sde, diffuse::batched(y, n), 7);
+        diffuse::sample_pc(pc_model, pc_sde, diffuse::batched(y, n), diffuse::time_grid(diffuse::score_sde_time_grid(pc_sde)),
+                           {}, diffuse::counter_noise{8});
+        const double dpc = diffuse::sliced_wasserstein(diffuse::batched(y, n), diffuse::batched(held, n), dirs);
+        INFO("PC SW " << dpc << ", floor " << floor);
+        CHECK(dpc < 3.0 * floor);
+    }
     const auto noise = [&] {
         std::vector<double> z(2 * n);
         diffuse::fill_normal(diffuse::batched(z, n), 5, 0);

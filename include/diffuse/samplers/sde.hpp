@@ -24,7 +24,8 @@
 //
 // Parity options (PARITY.md, score_sde): `norm = batch_mean` averages ‖s‖ and ‖z‖ over the batch as the
 // reference does (coupling the samples of a batch); `per_sample` gives each sample its own step size and
-// makes the result independent of how a batch is split. `reference_dt` makes Euler–Maruyama use the
+// makes the result independent of how a batch is split — for high-dimensional data only: in a few
+// dimensions ‖s‖ of a sample near a mode is ≈ 0 and its step explodes (tests/train/test_toy_pc.cpp). `reference_dt` makes Euler–Maruyama use the
 // reference's Δt = −T/N instead of the grid's t_{i+1} − t_i. `denoise` returns the final predictor's mean
 // (the reference's noise_removal).
 //
