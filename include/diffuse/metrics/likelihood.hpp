@@ -14,8 +14,8 @@
 //       FFJORD): ∇·f̃ ≈ zᵀ(∂f̃/∂x)z with one fixed probe z per sample and solve (Rademacher or Gaussian).
 //       The Jacobian-vector product is a central difference zᵀ(f̃(x + hz) − f̃(x − hz))/(2h), exact for
 //       drifts linear in x and O(h²) otherwise; h = options.fd_step. The ODE is integrated with the
-//       adaptive Dormand–Prince 5(4) method (the RK45 of scipy's solve_ivp that score_sde uses),
-//       rtol = atol = 1e-5 by default.
+//       adaptive Dormand–Prince 5(4) method of samplers/dopri5.hpp (the RK45 of scipy's solve_ivp that
+//       score_sde uses; the same integrator as sample_pf_ode_rk45), rtol = atol = 1e-5 by default.
 //   Bits/dim: nll/(D·ln 2) + log₂(data_scale), where data_scale is how much the model's data space is
 //   stretched relative to unit-width quantisation bins (score_sde: 256 levels mapped to [−1, 1] gives
 //   data_scale = 128, the offset 7 of its likelihood code).
@@ -34,6 +34,7 @@
 #include "diffuse/core/tensor.hpp"
 #include "diffuse/core/host_rng.hpp"
 #include "diffuse/losses/vlb.hpp"
+#include "diffuse/samplers/dopri5.hpp"
 
 namespace diffuse {
 
@@ -93,7 +94,7 @@ struct ode_likelihood_options {
     std::uint64_t seed = 0;
     double fd_step = 1e-4;     // h of the central-difference Jacobian-vector product
     double data_scale = 1.0;   // bits/dim offset log₂(data_scale)
-    std::size_t max_steps = 100000;
+    std::size_t max_steps = 100000;  // step attempts
 };
 
 struct ode_likelihood_result {
@@ -132,84 +133,50 @@ template <class Drift, class Prior>
     host_rng rng(opt.seed);
     for (auto& v : z) v = opt.probe == hutchinson_probe::rademacher ? rng.rademacher() : rng.normal();
     ode_likelihood_result res;
-    std::vector<double> f(N), xp(N), xm(N), fp(N), fm(N);
-    // augmented state y = [x (N), ∫div (B)];  dy/dt = [f̃, ∇·f̃]
-    auto rhs = [&](double t, const std::vector<double>& y, std::vector<double>& dy) {
-        const std::vector<double> x(y.begin(), y.begin() + std::ptrdiff_t(N));
+    // Augmented state, one row per sample: y_b = [x_b (D values), ∫div_b];  dy/dt = [f̃, ∇·f̃].
+    const std::size_t M = D + 1;
+    std::vector<double> x(N), f(N), xp(N), xm(N), fp(N), fm(N);
+    auto rhs = [&](tensor_view<double> y, const std::vector<double>& times, tensor_view<double> dy) {
+        const double t = times[0];  // one system (batch norm): every sample is at the same time
+        for (std::size_t b = 0; b < B; ++b) std::copy_n(y.sample(b), D, x.data() + b * D);
         drift(x, t, f);
         const double h = opt.fd_step;
         for (std::size_t i = 0; i < N; ++i) xp[i] = x[i] + h * z[i], xm[i] = x[i] - h * z[i];
         drift(xp, t, fp);
         drift(xm, t, fm);
         res.function_evaluations += 3;
-        std::copy(f.begin(), f.end(), dy.begin());
         for (std::size_t b = 0; b < B; ++b) {
             double s = 0;
             for (std::size_t j = 0; j < D; ++j) {
                 const std::size_t i = b * D + j;
                 s += z[i] * (fp[i] - fm[i]) / (2.0 * h);  // zᵀ J z
             }
-            dy[N + b] = s;
+            std::copy_n(f.data() + b * D, D, dy.sample(b));
+            dy.sample(b)[D] = s;
         }
     };
-    // Dormand–Prince 5(4) (Dormand & Prince 1980), error control as scipy's RK45.
-    static constexpr double C[7] = {0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1};
-    static constexpr double A[7][6] = {{0, 0, 0, 0, 0, 0},
-                                       {1.0 / 5, 0, 0, 0, 0, 0},
-                                       {3.0 / 40, 9.0 / 40, 0, 0, 0, 0},
-                                       {44.0 / 45, -56.0 / 15, 32.0 / 9, 0, 0, 0},
-                                       {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729, 0, 0},
-                                       {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656, 0},
-                                       {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}};
-    static constexpr double E[7] = {-71.0 / 57600, 0, 71.0 / 16695, -71.0 / 1920, 17253.0 / 339200, -22.0 / 525, 1.0 / 40};
-    const std::size_t M = N + B;
-    std::vector<double> y(M, 0.0), ynew(M), tmp(M);
-    std::copy(x0.begin(), x0.end(), y.begin());
-    std::vector<std::vector<double>> K(7, std::vector<double>(M));
-    double t = opt.t_start;
-    const double t1 = opt.t_end;
-    double h = 0.01 * (t1 - t);
-    rhs(t, y, K[0]);
-    while (t < t1) {
-        if (res.steps >= opt.max_steps)
-            detail::fail(where, "the ODE solver needed more than max_steps = " + std::to_string(opt.max_steps) + " steps");
-        h = std::min(h, t1 - t);
-        for (int s = 1; s < 7; ++s) {
-            for (std::size_t i = 0; i < M; ++i) {
-                double acc = y[i];
-                for (int k = 0; k < s; ++k) acc += h * A[s][k] * K[std::size_t(k)][i];
-                tmp[i] = acc;
-            }
-            rhs(t + C[s] * h, tmp, K[std::size_t(s)]);
-            if (s == 6) ynew = tmp;  // the 7th stage is evaluated at the 5th-order solution (FSAL)
-        }
-        double err = 0;
-        for (std::size_t i = 0; i < M; ++i) {
-            double e = 0;
-            for (int k = 0; k < 7; ++k) e += E[k] * K[std::size_t(k)][i];
-            const double sc = opt.atol + std::max(std::abs(y[i]), std::abs(ynew[i])) * opt.rtol;
-            err += (h * e / sc) * (h * e / sc);
-        }
-        err = std::sqrt(err / double(M));
-        if (!std::isfinite(err)) detail::fail(where, "the ODE solution is not finite (check the drift)");
-        if (err <= 1.0) {
-            t = (t1 - (t + h) < 1e-14 * std::max(1.0, std::abs(t1))) ? t1 : t + h;
-            y.swap(ynew);
-            K[0] = K[6];
-            ++res.steps;
-            h *= err == 0.0 ? 10.0 : std::min(10.0, 0.9 * std::pow(err, -0.2));
-        } else {
-            h *= std::max(0.2, 0.9 * std::pow(err, -0.2));
-            if (h < 1e-14) detail::fail(where, "the ODE step size underflowed");
-        }
-    }
+    // samplers/dopri5.hpp's adaptive Dormand–Prince 5(4), the whole batch as one system (scipy's RK45 on
+    // the flattened state, as score_sde integrates it).
+    std::vector<double> y(B * M, 0.0);
+    for (std::size_t b = 0; b < B; ++b) std::copy_n(x0.data() + b * D, D, y.data() + b * M);
+    dopri5_options dopt;
+    dopt.rtol = opt.rtol;
+    dopt.atol = opt.atol;
+    dopt.norm = rk_error_norm::batch;
+    dopt.max_attempts = opt.max_steps;
+    dopri5_integrator<double> ode(B, M, dopt, 1.0, where);
+    std::vector<double> t(B, opt.t_start), bound(B, opt.t_end);
+    const tensor_view<double> yv{y.data(), B, M};
+    ode.start(rhs, yv, t, bound);
+    ode.advance(rhs, yv, t, bound, 0);
+    res.steps = ode.stats().accepted / B;  // batch norm: every sample takes the same steps
     res.log_likelihood.resize(B);
     res.bits_per_dim.resize(B);
     res.prior_logp.resize(B);
     res.delta_logp.resize(B);
     for (std::size_t b = 0; b < B; ++b) {
-        res.prior_logp[b] = prior_logp(std::span<const double>(y.data() + b * D, D));
-        res.delta_logp[b] = y[N + b];
+        res.prior_logp[b] = prior_logp(std::span<const double>(y.data() + b * M, D));
+        res.delta_logp[b] = y[b * M + D];
         res.log_likelihood[b] = res.prior_logp[b] + res.delta_logp[b];
         res.bits_per_dim[b] = -res.log_likelihood[b] / (double(D) * std::numbers::ln2) + std::log2(opt.data_scale);
     }

@@ -52,6 +52,14 @@ void check_points(const V& v, const char* where, const char* name) {
     }
     return total;
 }
+// Two finite point sets of the same dimension.
+template <class VX, class VY>
+void check_point_sets(const VX& vx, const VY& vy, const char* where) {
+    check_points(vx, where, "x");
+    check_points(vy, where, "y");
+    if (vx.per_sample != vy.per_sample)
+        fail(where, "x has dimension " + std::to_string(vx.per_sample) + " but y has " + std::to_string(vy.per_sample));
+}
 }  // namespace detail
 
 // directions: K rows of `dim` values (normalised here; zero rows are rejected).
@@ -60,11 +68,7 @@ template <tensor X, tensor Y>
     constexpr const char* where = "sliced_wasserstein";
     const auto vx = detail::host_input(x);
     const auto vy = detail::host_input(y);
-    detail::check_points(vx, where, "x");
-    detail::check_points(vy, where, "y");
-    if (vx.per_sample != vy.per_sample)
-        detail::fail(where, "x has dimension " + std::to_string(vx.per_sample) + " but y has " +
-                                std::to_string(vy.per_sample));
+    detail::check_point_sets(vx, vy, where);
     detail::require(p >= 1.0 && std::isfinite(p), where, "p", p, "[1, inf)");
     const std::size_t D = vx.per_sample;
     detail::require(D >= 1 && !directions.empty() && directions.size() % D == 0, where, "directions.size()",
@@ -130,11 +134,7 @@ template <tensor X, tensor Y>
     constexpr const char* where = "mmd2";
     const auto vx = detail::host_input(x);
     const auto vy = detail::host_input(y);
-    detail::check_points(vx, where, "x");
-    detail::check_points(vy, where, "y");
-    if (vx.per_sample != vy.per_sample)
-        detail::fail(where, "x has dimension " + std::to_string(vx.per_sample) + " but y has " +
-                                std::to_string(vy.per_sample));
+    detail::check_point_sets(vx, vy, where);
     detail::require(!bandwidths.empty(), where, "bandwidths.size()", bandwidths.size(), ">= 1");
     for (std::size_t i = 0; i < bandwidths.size(); ++i)
         detail::require(bandwidths[i] > 0.0 && std::isfinite(bandwidths[i]), where,
