@@ -106,8 +106,8 @@ public:
 
     // out = the `want` prediction at state x = α·x₀ + σ·ε (per-sample α, σ). When t_net is given, the
     // network is called at exactly those times with its own α taken from them; otherwise both are derived
-    // from σ/α. `unconditional` is passed through to the network (classifier-free guidance).
-    // `unconditional` (empty, or one flag per sample) is passed to the network as model_cond::unconditional.
+    // from σ/α. `unconditional` (empty, or one flag per sample) reaches the network as
+    // model_cond::unconditional (classifier-free guidance).
     template <tensor X, tensor Out>
     void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
                  std::span<const double> t_net = {}, std::uint64_t first_sample = 0,
