@@ -1,0 +1,238 @@
+#pragma once
+// diffusers model folders: a UNet2DModel saved with save_pretrained, and the scheduler it was trained with.
+//
+//   auto net = diffuse::io::load_unet2d("ddpm-cifar10-32");        // config.json + safetensors (single or sharded)
+//   auto sched = diffuse::io::read_scheduler_config("ddpm-cifar10-32/scheduler_config.json");
+//   auto schedule = diffuse::discrete_schedule::from_config(sched.schedule);
+//
+// A folder is untrusted input: config.json is read strictly (nn/unet2d_config.hpp), the weights through the
+// validating safetensors reader (memory-mapped; F32, F16, BF16 and F64 converted to float), and every
+// tensor's name and shape is checked against the architecture. All missing, unexpected and mis-shaped tensors
+// are reported together in one diffuse::error. Legacy attention names (query, key, value, proj_attn, the
+// projections possibly stored as [C, C, 1, 1]) are read as to_q, to_k, to_v, to_out.0.
+
+#include <algorithm>
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "diffuse/core/error.hpp"
+#include "diffuse/io/json.hpp"
+#include "diffuse/io/safetensors.hpp"
+#include "diffuse/nn/unet2d.hpp"
+#include "diffuse/nn/unet2d_config.hpp"
+#include "diffuse/process/parameterization.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/timesteps.hpp"
+
+namespace diffuse::io {
+
+// The whole file as text (bounded: config files above 16 MB are rejected).
+[[nodiscard]] inline std::string read_text_file(const std::filesystem::path& p, std::size_t limit = 16u << 20) {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) diffuse::detail::fail("read_text_file", "cannot open " + p.string());
+    std::string s;
+    char buf[65536];
+    while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+        s.append(buf, std::size_t(f.gcount()));
+        if (s.size() > limit) diffuse::detail::fail("read_text_file", p.string() + " is larger than " + std::to_string(limit) + " bytes");
+    }
+    if (f.bad()) diffuse::detail::fail("read_text_file", "cannot read " + p.string());
+    return s;
+}
+
+[[nodiscard]] inline nn::unet2d_config read_unet2d_config(const std::filesystem::path& config_json) {
+    try {
+        return nn::parse_unet2d_config(parse_json(read_text_file(config_json)));
+    } catch (const diffuse::error& e) {
+        diffuse::detail::fail("read_unet2d_config", config_json.string() + ": " + e.what());
+    }
+}
+
+// A tensor_source over a safetensors file or sharded set: checks each requested tensor's name and shape,
+// records every problem and reports them all in finish().
+class safetensors_source final : public nn::tensor_source {
+public:
+    explicit safetensors_source(const safetensors_collection& st) : st_(st) {}
+
+    std::vector<float> get(const std::string& name, const std::vector<std::size_t>& shape) override {
+        std::size_t n = 1;
+        for (auto s : shape) n *= s;
+        std::vector<float> out(n, 0.0f);
+        const std::string stored = resolve(name);
+        const auto* e = st_.find(stored);
+        if (!e) {
+            problems_.push_back("missing tensor " + name + " " + shape_text(shape));
+            return out;
+        }
+        used_.insert(stored);
+        std::vector<std::size_t> have(e->shape.begin(), e->shape.end());
+        if (have != shape && !(legacy_projection(stored) && have.size() == 4 && have[2] == 1 && have[3] == 1 &&
+                               shape.size() == 2 && have[0] == shape[0] && have[1] == shape[1])) {
+            problems_.push_back("tensor " + stored + " has shape " + shape_text(have) + ", the architecture needs " +
+                                shape_text(shape));
+            return out;
+        }
+        try {
+            st_.read_into(stored, out);
+        } catch (const diffuse::error& err) {
+            problems_.push_back("tensor " + stored + ": " + err.what());
+        }
+        return out;
+    }
+
+    // Throws one diffuse::error listing every missing, mis-shaped and unexpected tensor.
+    void finish(const std::string& what) const {
+        std::vector<std::string> all = problems_;
+        for (const auto& n : st_.names())
+            if (!used_.count(n)) all.push_back("unexpected tensor " + n + " (not part of the architecture of config.json)");
+        if (all.empty()) return;
+        std::string msg = what + ": " + std::to_string(all.size()) + " tensor" + (all.size() == 1 ? "" : "s") +
+                          " disagree with the architecture:";
+        for (std::size_t i = 0; i < all.size() && i < 50; ++i) msg += "\n  " + all[i];
+        if (all.size() > 50) msg += "\n  ... and " + std::to_string(all.size() - 50) + " more";
+        diffuse::detail::fail("load_unet2d", msg);
+    }
+
+private:
+    static std::string shape_text(const std::vector<std::size_t>& s) {
+        std::string t = "[";
+        for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+        return t + "]";
+    }
+    static bool legacy_projection(const std::string& stored) {
+        for (const char* suffix : {".query.weight", ".key.weight", ".value.weight", ".proj_attn.weight"})
+            if (stored.ends_with(suffix)) return true;
+        return false;
+    }
+    // The stored name of a requested tensor: itself, or its legacy attention name.
+    std::string resolve(const std::string& name) const {
+        if (st_.find(name)) return name;
+        static const std::pair<const char*, const char*> legacy[] = {
+            {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
+        for (const auto& [now, old] : legacy) {
+            const auto pos = name.rfind(now);
+            if (pos != std::string::npos && name.find(".attentions.") != std::string::npos) {
+                std::string alt = name.substr(0, pos) + old + name.substr(pos + std::string_view(now).size());
+                if (st_.find(alt)) return alt;
+            }
+        }
+        return name;
+    }
+
+    const safetensors_collection& st_;
+    std::vector<std::string> problems_;
+    std::set<std::string> used_;
+};
+
+// Loads a UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors or its sharded index).
+[[nodiscard]] inline nn::unet2d load_unet2d(const std::filesystem::path& folder) {
+    if (!std::filesystem::is_directory(folder))
+        diffuse::detail::fail("load_unet2d", folder.string() + " is not a folder (expected a diffusers UNet2DModel folder)");
+    const auto cfg = read_unet2d_config(folder / "config.json");
+    const auto weights = open_safetensors(find_weights_file(folder));
+    safetensors_source src(weights);
+    nn::unet2d net(cfg, src);
+    src.finish(folder.string());
+    return net;
+}
+
+// scheduler_config.json: the training schedule and the sampling conventions a diffusers scheduler was
+// saved with. Keys this library does not use are ignored (schedulers differ in their keys); the ones it
+// uses are checked for type and range.
+struct scheduler_config {
+    std::string class_name;                  // e.g. "DDPMScheduler"
+    discrete_schedule_config schedule;       // num_train_timesteps, beta_*, trained_betas, rescale_betas_zero_snr
+    prediction prediction_type = prediction::epsilon;
+    std::string variance_type = "fixed_small";
+    bool clip_sample = true;
+    double clip_sample_range = 1.0;
+    bool thresholding = false;
+    double dynamic_thresholding_ratio = 0.995, sample_max_value = 1.0;
+    bool set_alpha_to_one = true;
+    timestep_spacing spacing = timestep_spacing::leading;
+    std::int64_t steps_offset = 0;
+};
+
+[[nodiscard]] inline scheduler_config parse_scheduler_config(const json_value& root) {
+    constexpr std::string_view where = "scheduler config";
+    if (!root.is_object()) diffuse::detail::fail(where, "scheduler_config.json is not a JSON object");
+    auto bad = [&](const std::string& key, std::string_view what) { diffuse::detail::fail(where, key + ": " + std::string(what)); };
+    scheduler_config s;
+    for (const auto& [key, v] : root.as_object()) {
+        auto number = [&] {
+            if (!v.is_number()) bad(key, "expected a number");
+            return v.as_number();
+        };
+        auto boolean = [&] {
+            if (!v.is_bool()) bad(key, "expected true or false");
+            return v.as_bool();
+        };
+        auto string = [&]() -> const std::string& {
+            if (!v.is_string()) bad(key, "expected a string");
+            return v.as_string();
+        };
+        if (key == "_class_name") s.class_name = string();
+        else if (key == "num_train_timesteps") {
+            const double n = number();
+            if (!(n >= 2 && n <= 1e6 && n == std::floor(n))) bad(key, "expected an integer in [2, 1000000]");
+            s.schedule.num_train_timesteps = std::size_t(n);
+        } else if (key == "beta_start") s.schedule.beta_start = number();
+        else if (key == "beta_end") s.schedule.beta_end = number();
+        else if (key == "beta_schedule") s.schedule.beta_schedule = string();
+        else if (key == "trained_betas") {
+            if (v.is_null()) continue;
+            if (!v.is_array()) bad(key, "expected null or a list of numbers");
+            std::vector<double> b;
+            for (const auto& e : v.as_array()) {
+                if (!e.is_number()) bad(key, "expected null or a list of numbers");
+                b.push_back(e.as_number());
+            }
+            s.schedule.trained_betas = std::move(b);
+        } else if (key == "rescale_betas_zero_snr") s.schedule.rescale_betas_zero_snr = boolean();
+        else if (key == "prediction_type") {
+            try {
+                s.prediction_type = parse_prediction(string());
+            } catch (const diffuse::error& e) {
+                bad(key, e.what());
+            }
+        } else if (key == "variance_type") {
+            if (!v.is_null()) s.variance_type = string();
+        } else if (key == "clip_sample") s.clip_sample = boolean();
+        else if (key == "clip_sample_range") s.clip_sample_range = number();
+        else if (key == "thresholding") s.thresholding = boolean();
+        else if (key == "dynamic_thresholding_ratio") s.dynamic_thresholding_ratio = number();
+        else if (key == "sample_max_value") s.sample_max_value = number();
+        else if (key == "set_alpha_to_one") s.set_alpha_to_one = boolean();
+        else if (key == "timestep_spacing") {
+            try {
+                s.spacing = parse_timestep_spacing(string());
+            } catch (const diffuse::error& e) {
+                bad(key, e.what());
+            }
+        } else if (key == "steps_offset") {
+            const double n = number();
+            if (!(n >= 0 && n <= 1e6 && n == std::floor(n))) bad(key, "expected a non-negative integer");
+            s.steps_offset = std::int64_t(n);
+        }
+    }
+    // The schedule itself is validated by discrete_schedule::from_config when it is built.
+    return s;
+}
+
+[[nodiscard]] inline scheduler_config read_scheduler_config(const std::filesystem::path& p) {
+    try {
+        return parse_scheduler_config(parse_json(read_text_file(p)));
+    } catch (const diffuse::error& e) {
+        diffuse::detail::fail("read_scheduler_config", p.string() + ": " + e.what());
+    }
+}
+
+}  // namespace diffuse::io

@@ -1,0 +1,89 @@
+// libFuzzer target for the safetensors reader: any input either parses into a file whose every entry
+// lies inside the input and converts without leaving it, or throws diffuse::error. A crash, a sanitizer
+// report or a trap is a bug.
+//
+// Built with -DDIFFUSE_FUZZ_REPLAY it is instead a plain program (fuzz_safetensors_replay, run by
+// CTest) that feeds every file of the folders or files on its command line to the same target. Files
+// named ok_* must parse and bad_* must be rejected; other names (new crash reproducers) need only not
+// crash.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "diffuse/io/safetensors.hpp"
+
+namespace {
+bool is_float(const diffuse::io::safetensors_entry& e) {
+    return e.dtype == "F32" || e.dtype == "F64" || e.dtype == "F16" || e.dtype == "BF16";
+}
+
+// true when the input parses; traps when the parsed file breaks its own guarantees.
+bool parse_and_convert(const std::uint8_t* data, std::size_t size) {
+    try {
+        const auto st = diffuse::io::parse_safetensors(std::span<const unsigned char>(data, size));
+        std::vector<float> f;
+        std::vector<double> d;
+        for (const auto& e : st.entries()) {
+            if (e.begin > e.end || e.end > size) __builtin_trap();
+            // numel × dtype size = the tensor's bytes <= size, so these allocations are bounded by the input
+            f.resize(std::size_t(e.numel()));
+            d.resize(std::size_t(e.numel()));
+            try {
+                st.read_into(e, std::span<float>(f));
+                st.read_into(e, std::span<double>(d));
+            } catch (const diffuse::error&) {
+                if (is_float(e)) __builtin_trap();  // only non-float dtypes may refuse conversion
+            }
+        }
+        return true;
+    } catch (const diffuse::error&) {
+        return false;
+    }
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    (void)parse_and_convert(data, size);
+    return 0;
+}
+
+#ifdef DIFFUSE_FUZZ_REPLAY
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+int main(int argc, char** argv) {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> files;
+    for (int i = 1; i < argc; ++i) {
+        if (fs::is_directory(argv[i]))
+            for (const auto& entry : fs::directory_iterator(argv[i]))
+                if (entry.is_regular_file()) files.push_back(entry.path());
+        if (fs::is_regular_file(argv[i])) files.emplace_back(argv[i]);
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) {
+        std::fprintf(stderr, "usage: %s corpus-folder-or-file...\n(no input files found)\n", argv[0]);
+        return 2;
+    }
+    int failures = 0;
+    for (const auto& path : files) {
+        std::ifstream in(path, std::ios::binary);
+        const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
+        const bool parsed = parse_and_convert(bytes.data(), bytes.size());
+        const std::string name = path.filename().string();
+        const bool wrong = (name.starts_with("ok_") && !parsed) || (name.starts_with("bad_") && parsed);
+        if (wrong) {
+            ++failures;
+            std::fprintf(stderr, "%s: %s\n", name.c_str(), parsed ? "parsed, expected an error" : "rejected, expected to parse");
+        }
+    }
+    std::printf("%zu inputs replayed, %d unexpected results\n", files.size(), failures);
+    return failures == 0 ? 0 : 1;
+}
+#endif
