@@ -5,6 +5,7 @@
 //   OMP_NUM_THREADS=1 build/benchmarks/bench_conv2d --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // OMP_NUM_THREADS=1 keeps oneDNN (OpenMP runtime) on one thread, like ours (diffuse's default is one thread).
+// On AVX-512F CPUs our kernels use 512-bit FMAs; DIFFUSE_KERNEL_ISA=avx2_fma measures the 256-bit kernels.
 #include <benchmark/benchmark.h>
 
 #include <cstddef>
@@ -103,6 +104,48 @@ void bm_fma_peak(benchmark::State& state) {
     state.counters["flops"] = benchmark::Counter(double(iters) * 12 * 8 * 2, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(bm_fma_peak);
+
+// The same with 512-bit FMAs (on AVX-512F CPUs, where the gemm kernels use them).
+__attribute__((target("avx512f"), noinline)) void fma512_peak_loop(std::size_t iters, const float* in, float* out) {
+    __m512 a[12];
+    a[0] = _mm512_loadu_ps(in);
+    for (int i = 1; i < 12; ++i) a[i] = _mm512_add_ps(a[i - 1], a[0]);
+    const __m512 b = _mm512_loadu_ps(in + 16), c = _mm512_loadu_ps(in + 32);
+    for (std::size_t it = 0; it < iters; ++it) {
+        a[0] = _mm512_fmadd_ps(a[0], b, c);
+        a[1] = _mm512_fmadd_ps(a[1], b, c);
+        a[2] = _mm512_fmadd_ps(a[2], b, c);
+        a[3] = _mm512_fmadd_ps(a[3], b, c);
+        a[4] = _mm512_fmadd_ps(a[4], b, c);
+        a[5] = _mm512_fmadd_ps(a[5], b, c);
+        a[6] = _mm512_fmadd_ps(a[6], b, c);
+        a[7] = _mm512_fmadd_ps(a[7], b, c);
+        a[8] = _mm512_fmadd_ps(a[8], b, c);
+        a[9] = _mm512_fmadd_ps(a[9], b, c);
+        a[10] = _mm512_fmadd_ps(a[10], b, c);
+        a[11] = _mm512_fmadd_ps(a[11], b, c);
+    }
+    for (int i = 1; i < 12; ++i) a[0] = _mm512_add_ps(a[0], a[i]);
+    _mm512_storeu_ps(out, a[0]);
+}
+
+void bm_fma512_peak(benchmark::State& state) {
+    if (!diffuse::nn::detail::avx512_detected()) {
+        state.SkipWithError("no AVX-512F");
+        return;
+    }
+    std::size_t iters = 1 << 16;
+    benchmark::DoNotOptimize(iters);
+    std::vector<float> in(48, 0.5f), out(16);
+    for (std::size_t i = 16; i < 32; ++i) in[i] = 0.999f;
+    for (auto _ : state) {
+        fma512_peak_loop(iters, in.data(), out.data());
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["flops"] = benchmark::Counter(double(iters) * 12 * 16 * 2, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(bm_fma512_peak);
 #endif
 
 void bm_conv2d(benchmark::State& state) {

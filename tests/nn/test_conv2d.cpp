@@ -20,11 +20,25 @@ using diffuse::nn::padding2d;
 
 namespace {
 
-// Sets the kernel ISA for a scope and restores the previous one.
+// A kernel configuration: the ISA, and for avx2_fma whether the 512-bit kernels may run.
+struct kernel_mode {
+    kernel_isa isa;
+    bool avx512;
+};
+
+// Sets the kernel mode for a scope and restores the previous one.
 struct isa_scope {
     kernel_isa saved = diffuse::nn::active_isa();
+    bool saved512 = diffuse::nn::detail::avx512_enabled().load();
     explicit isa_scope(kernel_isa isa) { diffuse::nn::set_kernel_isa(isa); }
-    ~isa_scope() { diffuse::nn::set_kernel_isa(saved); }
+    explicit isa_scope(kernel_mode m) {
+        diffuse::nn::set_kernel_isa(m.isa);
+        diffuse::nn::detail::avx512_enabled().store(m.avx512);
+    }
+    ~isa_scope() {
+        diffuse::nn::set_kernel_isa(saved);
+        diffuse::nn::detail::avx512_enabled().store(saved512);
+    }
     isa_scope(const isa_scope&) = delete;
     isa_scope& operator=(const isa_scope&) = delete;
 };
@@ -37,10 +51,16 @@ struct threads_scope {
     threads_scope& operator=(const threads_scope&) = delete;
 };
 
-std::vector<kernel_isa> all_isas() {
-    std::vector<kernel_isa> v{kernel_isa::portable};
-    if (diffuse::nn::detected_isa() == kernel_isa::avx2_fma) v.push_back(kernel_isa::avx2_fma);
+// Every configuration this CPU runs: portable, AVX2 (256-bit kernels), AVX2 mode with AVX-512 kernels.
+std::vector<kernel_mode> all_isas() {
+    std::vector<kernel_mode> v{{kernel_isa::portable, false}};
+    if (diffuse::nn::detected_isa() == kernel_isa::avx2_fma) v.push_back({kernel_isa::avx2_fma, false});
+    if (diffuse::nn::detail::avx512_detected()) v.push_back({kernel_isa::avx2_fma, true});
     return v;
+}
+
+std::string describe(kernel_mode m) {
+    return m.isa == kernel_isa::portable ? "portable" : m.avx512 ? "avx2_fma+avx512" : "avx2_fma";
 }
 
 std::vector<float> random_vector(std::size_t n, unsigned seed) {
@@ -124,13 +144,13 @@ std::string check_conv(const conv_case& c, unsigned seed) {
     std::vector<double> ref, mag;
     reference_conv(c, x, w, bias, sb, res, ho, wo, ref, mag);
     const double K = double(c.k * c.k * c.cin);
-    for (const kernel_isa isa : all_isas()) {
+    for (const kernel_mode isa : all_isas()) {
         isa_scope scope(isa);
         const auto out = run_conv(c, conv, x, sb, res);
         for (std::size_t i = 0; i < out.size(); ++i) {
             const double tol = 2.0 * (K + 4.0) * 6e-8 * mag[i] + 1e-30;
             if (!(std::abs(double(out[i]) - ref[i]) <= tol))
-                return "isa " + std::to_string(int(isa)) + " output " + std::to_string(i) + ": got " +
+                return describe(isa) + " output " + std::to_string(i) + ": got " +
                        std::to_string(out[i]) + ", expected " + std::to_string(ref[i]);
         }
     }
@@ -227,9 +247,9 @@ TEST_CASE("conv2d: the two ISAs agree closely and each is deterministic", "[conv
     const auto x = random_vector(c.batch * c.h * c.w * c.cin, 3), sb = random_vector(c.batch * c.cout, 4);
     const conv2d conv(c.cin, c.cout, 3, 1, c.pad, w, bias);
     std::vector<std::vector<float>> outs;
-    for (const kernel_isa isa : all_isas()) {
+    for (const kernel_mode isa : all_isas()) {
         isa_scope scope(isa);
-        CHECK(diffuse::nn::active_isa() == isa);
+        CHECK(diffuse::nn::active_isa() == isa.isa);
         const auto a = run_conv(c, conv, x, sb, {});
         const auto b = run_conv(c, conv, x, sb, {});
         CHECK(a == b);
@@ -237,6 +257,32 @@ TEST_CASE("conv2d: the two ISAs agree closely and each is deterministic", "[conv
     }
     for (std::size_t i = 1; i < outs.size(); ++i)
         for (std::size_t j = 0; j < outs[0].size(); ++j) REQUIRE(outs[i][j] == Approx(outs[0][j]).epsilon(1e-4).margin(1e-4));
+}
+
+TEST_CASE("conv2d and matmul: the 512-bit kernels give the 256-bit kernels' bits", "[conv2d]") {
+    if (!diffuse::nn::detail::avx512_detected()) {
+        SUCCEED("no AVX-512F on this CPU");
+        return;
+    }
+    // 136 output channels: two whole groups of 4 panels (512-bit) and one partial group (256-bit)
+    const conv_case c{24, 136, 3, 1, 2, 5, 7, {1, 1, 1, 1}, true, true, true, false, 1.41421356f};
+    const auto w = random_vector(c.cout * c.cin * 9, 1), bias = random_vector(c.cout, 2);
+    const auto x = random_vector(c.batch * c.h * c.w * c.cin, 3), sb = random_vector(c.batch * c.cout, 4);
+    const auto res = random_vector(c.batch * c.h * c.w * c.cout, 5);
+    const conv2d conv(c.cin, c.cout, 3, 1, c.pad, w, bias);
+    const std::size_t M = 53, N = 130, K = 77;
+    const auto a = random_vector(M * K, 6), b = random_vector(K * N, 7), mb = random_vector(N, 8);
+    const diffuse::nn::packed_matrix pb(b.data(), K, N, std::ptrdiff_t(N), 1);
+    std::vector<std::vector<float>> convs, mms;
+    for (const bool wide : {false, true}) {
+        isa_scope scope(kernel_mode{kernel_isa::avx2_fma, wide});
+        convs.push_back(run_conv(c, conv, x, sb, res));
+        std::vector<float> cm(M * N);
+        diffuse::nn::matmul(M, a.data(), K, pb, cm.data(), N, {mb.data(), nullptr, 1.0f});
+        mms.push_back(cm);
+    }
+    CHECK(convs[0] == convs[1]);
+    CHECK(mms[0] == mms[1]);
 }
 
 TEST_CASE("conv2d and matmul give the same bits for 1, 2 and 3 threads", "[conv2d]") {
@@ -249,7 +295,7 @@ TEST_CASE("conv2d and matmul give the same bits for 1, 2 and 3 threads", "[conv2
     const std::size_t M = 301, N = 150, K = 97;
     const auto a = random_vector(M * K, 6), b = random_vector(K * N, 7), mb = random_vector(N, 8);
     const diffuse::nn::packed_matrix pb(b.data(), K, N, std::ptrdiff_t(N), 1);
-    for (const kernel_isa isa : all_isas()) {
+    for (const kernel_mode isa : all_isas()) {
         isa_scope scope(isa);
         std::vector<std::vector<float>> convs, mms;
         for (unsigned t : {1u, 2u, 3u}) {
@@ -295,7 +341,7 @@ TEST_CASE("matmul matches a double-precision reference", "[conv2d][gemm]") {
         pb.pack(b.data(), K, N, sk, sn);
         RC_ASSERT(pb.rows() == K);
         RC_ASSERT(pb.cols() == N);
-        for (const kernel_isa isa : all_isas()) {
+        for (const kernel_mode isa : all_isas()) {
             isa_scope scope(isa);
             std::vector<float> c = res_in_c ? res : std::vector<float>(M * ldc, -3.0f);
             diffuse::nn::matmul_epilogue e{use_bias ? bias.data() : nullptr,

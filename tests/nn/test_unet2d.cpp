@@ -20,6 +20,7 @@
 #include "diffuse/nn/cpu.hpp"
 #include "diffuse/nn/unet2d.hpp"
 #include "diffuse/samplers/model.hpp"
+#include "../../tools/diffuse/runner.hpp"
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
@@ -306,4 +307,52 @@ TEST_CASE("scheduler_config.json is read with the names diffusers writes", "[une
                       Contains("prediction_type"));
     CHECK_THROWS_WITH(diffuse::io::parse_scheduler_config(diffuse::io::parse_json(R"({"num_train_timesteps": -5})")),
                       Contains("num_train_timesteps"));
+}
+
+TEST_CASE("diffusers' DDPMPipeline and DDIMPipeline against `diffuse sample` on the same folder and noise", "[unet2d][pipeline]") {
+    const fs::path dir = golden / "pipeline";
+    for (const char* name : {"ddpm", "ddim_eta0", "ddim_eta05"}) {
+        INFO("spec " << name);
+        const auto spec = diffuse::cli::load_json(dir / (std::string(name) + ".json"));
+        std::size_t steps_seen = 0;
+        const auto r = diffuse::cli::run_spec(spec, dir, false, [&](std::size_t done, std::size_t) { steps_seen = done; });
+        const auto& t = spec.at("test");
+        const auto want = diffuse::io::read_npy((dir / t.at("expected").as_string()).string()).as<float>();
+        CHECK(steps_seen == std::size_t(spec.at("num_inference_steps").as_number()));
+        std::vector<float> got(r.x.begin(), r.x.end());
+        CHECK(tolerance_ratio(got, want, t.at("rtol").as_number(), t.at("atol").as_number()) <= 1.0);
+    }
+}
+
+TEST_CASE("a unet2d spec takes its defaults from the folder's scheduler_config.json; guidance needs a null class", "[unet2d][pipeline]") {
+    const fs::path dir = golden / "pipeline";
+    // No sampler, schedule or options: DDPMScheduler's config gives ddpm, linear betas, fixed_large, clipping.
+    const auto minimal = diffuse::io::parse_json(R"({"dtype": "float32", "shape": [2, 3, 16, 16], "num_inference_steps": 20,
+        "denoiser": {"type": "unet2d", "path": "../cifar10_tiny"}, "init_noise": "ddpm_init.npy", "step_noise": "ddpm_noise.npy"})");
+    const auto r = diffuse::cli::run_spec(minimal, dir);
+    const auto want = diffuse::io::read_npy((dir / "ddpm_expected.npy").string()).as<float>();
+    std::vector<float> got(r.x.begin(), r.x.end());
+    CHECK(tolerance_ratio(got, want, 1e-4, 1e-4) <= 1.0);
+
+    auto fails = [&](const std::string& text, const std::string& what) {
+        INFO(what);
+        CHECK_THROWS_WITH(diffuse::cli::run_spec(diffuse::io::parse_json(text), golden / "class_cond"), Contains(what));
+    };
+    const std::string head = R"({"sampler": "ddim", "dtype": "float32", "num_inference_steps": 3, )";
+    fails(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": "."}})", "class-conditional");
+    fails(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2], "guidance_scale": 3}})",
+          "null_class");
+    fails(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 12]}})", "label 12");
+    fails(head + R"("shape": [2, 3, 7, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2]}})", "downsampling factor 2");
+    fails(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": "no-such-folder"}})", "spec.denoiser.path");
+    // Guided sampling runs: conditional and null-class rows in one batch.
+    const auto guided = diffuse::cli::run_spec(
+        diffuse::io::parse_json(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2],
+            "null_class": 10, "guidance_scale": 3}})"), golden / "class_cond");
+    const auto plain = diffuse::cli::run_spec(
+        diffuse::io::parse_json(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2]}})"),
+        golden / "class_cond");
+    REQUIRE(guided.x.size() == plain.x.size());
+    CHECK(guided.x != plain.x);
+    for (double v : guided.x) CHECK(std::isfinite(v));
 }

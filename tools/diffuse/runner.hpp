@@ -45,6 +45,8 @@
 #include "diffuse/schedules/continuous.hpp"
 #include "diffuse/schedules/sigmas.hpp"
 #include "diffuse/schedules/timesteps.hpp"
+#include "diffuse/guidance/cfg.hpp"
+#include "unet_denoiser.hpp"
 
 namespace diffuse::cli {
 
@@ -204,7 +206,8 @@ struct run {
     std::size_t num_inference_steps;
     std::int64_t steps_offset;
     timestep_spacing spacing;
-    gaussian_mixture data;
+    std::optional<gaussian_mixture> data;  // the analytic denoiser, or
+    std::shared_ptr<spec_unet> unet;       // the U-Net of a model folder
     prediction pred;
     std::vector<T>& x;
     std::size_t batch;
@@ -218,19 +221,42 @@ struct run {
     std::optional<std::size_t> nfe;         // model calls, for samplers that report them
 
     [[nodiscard]] auto x_view() { return batched(x, batch); }
-    [[nodiscard]] auto discrete_model() {
-        auto m = analytic_model(data, pred, dtime.base);
+    [[nodiscard]] const io::scheduler_config* scheduler() const { return unet && unet->sched ? &*unet->sched : nullptr; }
+    // f(m), or f(cfg_model(m)) when the spec asks for classifier-free guidance.
+    template <class M, class F>
+    void guided(M& m, F&& f) {
+        if (unet && unet->guidance_scale) {
+            cfg_model<M> g(m, *unet->guidance_scale, unet->guidance_rescale);
+            f(g);
+        } else {
+            f(m);
+        }
+    }
+    // Calls f(model) with the denoiser on the schedule's discrete timesteps (DDPM, DDIM).
+    template <class F>
+    void with_discrete_model(F&& f) {
+        if (unet) {
+            model<nn::unet2d_network, discrete_time> m(unet->network(), pred, dtime.base);
+            guided(m, f);
+            return;
+        }
+        auto m = analytic_model(*data, pred, dtime.base);
         if (learned_variance) m.net().learned_variance = *learned_variance;
-        return m;
+        f(m);
     }
     // Calls f(model) with the denoiser read through its declared time (σ-space samplers: discrete or sigma).
     template <class F>
     void with_sigma_model(F&& f) {
-        if (time_kind == "sigma") {
-            auto m = analytic_model(data, pred, sigma_time{});
+        if (unet) {
+            if (time_kind != "discrete")
+                throw spec_error("spec.denoiser.time: a unet2d denoiser is a discrete-time network (time \"discrete\")");
+            model<nn::unet2d_network, spec_discrete_time> m(unet->network(), pred, dtime);
+            guided(m, f);
+        } else if (time_kind == "sigma") {
+            auto m = analytic_model(*data, pred, sigma_time{});
             f(m);
         } else if (time_kind == "discrete") {
-            analytic_denoiser<discrete_clock> net(data, pred, discrete_clock{dtime.base});
+            analytic_denoiser<discrete_clock> net(*data, pred, discrete_clock{dtime.base});
             if (learned_variance) net.learned_variance = *learned_variance;
             model<analytic_denoiser<discrete_clock>, spec_discrete_time> m(std::move(net), pred, dtime);
             f(m);
@@ -262,12 +288,13 @@ inline std::vector<double> read_npy_checked(const std::filesystem::path& p, cons
     return a.as<double>();
 }
 
-inline void read_clipping(fields& o, sample_clipping& c, bool default_clip) {
-    c.clip_sample = o.boolean("clip_sample", default_clip);
-    c.clip_sample_range = o.number_in("clip_sample_range", 1e-12, 1e300, 1.0);
-    c.thresholding = o.boolean("thresholding", false);
-    c.dynamic_thresholding_ratio = o.number_in("dynamic_thresholding_ratio", 1e-12, 1.0, 0.995);
-    c.sample_max_value = o.number_in("sample_max_value", 1.0, 1e300, 1.0);
+// Clipping options; defaults from the model folder's scheduler_config.json when there is one.
+inline void read_clipping(fields& o, sample_clipping& c, bool default_clip, const io::scheduler_config* sched = nullptr) {
+    c.clip_sample = o.boolean("clip_sample", sched ? sched->clip_sample : default_clip);
+    c.clip_sample_range = o.number_in("clip_sample_range", 1e-12, 1e300, sched ? sched->clip_sample_range : 1.0);
+    c.thresholding = o.boolean("thresholding", sched ? sched->thresholding : false);
+    c.dynamic_thresholding_ratio = o.number_in("dynamic_thresholding_ratio", 1e-12, 1.0, sched ? sched->dynamic_thresholding_ratio : 0.995);
+    c.sample_max_value = o.number_in("sample_max_value", 1.0, 1e300, sched ? sched->sample_max_value : 1.0);
 }
 }  // namespace detail
 
@@ -276,11 +303,14 @@ struct ddpm_runner {
     template <class T>
     void operator()(run<T>& r) const {
         ddpm_options o;
-        detail::read_clipping(r.opts, o, true);
+        const auto* sched = r.scheduler();
+        detail::read_clipping(r.opts, o, true, sched);
         o.variance_type = parse_ddpm_variance(r.opts.choice(
-            "variance_type", {"fixed_small", "fixed_small_log", "fixed_large", "learned", "learned_range"}, "fixed_small"));
-        auto m = r.discrete_model();
-        sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.timesteps), o, r.noise, r.observer);
+            "variance_type", {"fixed_small", "fixed_small_log", "fixed_large", "learned", "learned_range"},
+            sched ? sched->variance_type : "fixed_small"));
+        r.with_discrete_model([&](auto& m) {
+            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.timesteps), o, r.noise, r.observer);
+        });
     }
 };
 
@@ -289,16 +319,18 @@ struct ddim_runner {
     template <class T>
     void operator()(run<T>& r) const {
         ddim_options o;
-        detail::read_clipping(r.opts, o, true);
+        const auto* sched = r.scheduler();
+        detail::read_clipping(r.opts, o, true, sched);
         o.eta = r.opts.number_in("eta", 0.0, 1e300, 0.0);
         o.use_clipped_model_output = r.opts.boolean("use_clipped_model_output", false);
-        o.set_alpha_to_one = r.opts.boolean("set_alpha_to_one", true);
+        o.set_alpha_to_one = r.opts.boolean("set_alpha_to_one", sched ? sched->set_alpha_to_one : true);
         o.prev_timestep = r.opts.choice("prev_timestep", {"next_in_list", "fixed_stride"}, "next_in_list") == "fixed_stride"
                               ? prev_timestep_rule::fixed_stride
                               : prev_timestep_rule::next_in_list;
         o.num_inference_steps = r.num_inference_steps;
-        auto m = r.discrete_model();
-        sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.timesteps), o, r.noise, r.observer);
+        r.with_discrete_model([&](auto& m) {
+            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.timesteps), o, r.noise, r.observer);
+        });
     }
 };
 
@@ -314,8 +346,7 @@ struct ddim_inverse_runner {
         std::vector<double> g;
         if (o.model_at_target) g.push_back(-1.0);  // the clean start: ᾱ = 1 (or ᾱ_0)
         for (auto it = r.timesteps.rbegin(); it != r.timesteps.rend(); ++it) g.push_back(double(*it));
-        auto m = r.discrete_model();
-        sample_ddim_inverse(m, r.x_view(), r.schedule.alphas_cumprod, time_grid(g), o, r.observer);
+        r.with_discrete_model([&](auto& m) { sample_ddim_inverse(m, r.x_view(), r.schedule.alphas_cumprod, time_grid(g), o, r.observer); });
     }
 };
 
@@ -538,7 +569,9 @@ private:
         const auto& grid = *grid_opt;
         const auto x = r.x_view();
         if (!r.init_from_file) sample_prior(sde, x, r.seed);
-        auto m = analytic_model(r.data, r.pred, continuous_time<Sde>{sde});
+        if (r.unet) throw spec_error("spec.denoiser.type: a unet2d denoiser is a discrete-time network; sampler " + r.sampler +
+                                     " needs an SDE-time network");
+        auto m = analytic_model(*r.data, r.pred, continuous_time<Sde>{sde});
         auto& o = r.opts;
         const auto& s = r.sampler;
         if (s == "euler_maruyama" || s == "reverse_diffusion" || s == "sde_ancestral" || s == "pc") {
@@ -658,8 +691,28 @@ struct run_result {
 
 namespace detail {
 template <class T>
-run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool always_record) {
-    const auto sampler = s.string("sampler");
+run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool always_record,
+                             const std::function<void(std::size_t, std::size_t)>& progress) {
+    // The denoiser's type first: a model folder supplies the defaults of the sampler, schedule and prediction.
+    auto dn = s.object("denoiser");
+    const auto dn_type = dn.choice("type", {"gaussian_mixture", "unet2d"}, "gaussian_mixture");
+    std::shared_ptr<spec_unet> unet;
+    if (dn_type == "unet2d") {
+        const auto folder = dir / dn.string("path");
+        try {
+            unet = std::make_shared<spec_unet>(io::load_unet2d(folder));
+            if (std::filesystem::exists(folder / "scheduler_config.json"))
+                unet->sched = io::read_scheduler_config(folder / "scheduler_config.json");
+        } catch (const diffuse::error& err) {
+            throw spec_error(dn.name("path") + ": " + err.what());
+        }
+    }
+    const io::scheduler_config* sched = unet && unet->sched ? &*unet->sched : nullptr;
+    std::optional<std::string> default_sampler;
+    if (sched) default_sampler = sampler_for_scheduler(sched->class_name);
+    if (unet && !s.has("sampler") && !default_sampler)
+        throw spec_error(s.name("sampler") + ": missing, and the folder's scheduler_config.json names no scheduler the CLI knows");
+    const auto sampler = s.string("sampler", default_sampler);
     const sampler_entry* e = nullptr;
     std::string names;
     for (const auto& en : sampler_table()) {
@@ -680,18 +733,34 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
         if (total > (std::size_t{1} << 30)) throw spec_error(s.name("shape") + ": too many values");
     }
     const std::size_t batch = shape[0], per = total / batch;
+    if (unet) {
+        const auto& uc = unet->net.config();
+        if (shape.size() != 4 || shape[1] != uc.in_channels)
+            throw spec_error(s.name("shape") + ": a unet2d denoiser needs [batch, " + std::to_string(uc.in_channels) +
+                             ", height, width]");
+        try {
+            unet->net.check_input(shape[1], shape[2], shape[3]);
+        } catch (const diffuse::error& err) {
+            throw spec_error(s.name("shape") + ": " + err.what());
+        }
+        unet->h = shape[2];
+        unet->w = shape[3];
+    }
 
     // schedule (diffusers config names)
     auto sc = s.object("schedule");
     discrete_schedule_config cfg;
+    const discrete_schedule_config trained = sched ? sched->schedule : discrete_schedule_config{};
     cfg.beta_schedule = sc.choice("beta_schedule", {"linear", "scaled_linear", "squaredcos_cap_v2", "cosine", "sigmoid", "laplace", "exp"},
-                                  "linear");
-    cfg.num_train_timesteps = sc.count("num_train_timesteps", 1000, 2);
-    cfg.beta_start = sc.number_in("beta_start", 1e-12, 1.0, 1e-4);
-    cfg.beta_end = sc.number_in("beta_end", 1e-12, 1.0, 0.02);
-    cfg.rescale_betas_zero_snr = sc.boolean("rescale_betas_zero_snr", false);
-    const auto spacing = parse_timestep_spacing(sc.choice("timestep_spacing", {"leading", "trailing", "linspace"}, "leading"));
-    const auto offset = static_cast<std::int64_t>(sc.count("steps_offset", 0));
+                                  trained.beta_schedule);
+    cfg.num_train_timesteps = sc.count("num_train_timesteps", trained.num_train_timesteps, 2);
+    cfg.beta_start = sc.number_in("beta_start", 1e-12, 1.0, trained.beta_start);
+    cfg.beta_end = sc.number_in("beta_end", 1e-12, 1.0, trained.beta_end);
+    cfg.rescale_betas_zero_snr = sc.boolean("rescale_betas_zero_snr", trained.rescale_betas_zero_snr);
+    if (trained.trained_betas && !sc.has("beta_schedule")) cfg.trained_betas = trained.trained_betas;
+    const auto spacing = parse_timestep_spacing(sc.choice("timestep_spacing", {"leading", "trailing", "linspace"},
+                                                          std::string(to_string(sched ? sched->spacing : timestep_spacing::leading))));
+    const auto offset = static_cast<std::int64_t>(sc.count("steps_offset", std::uint64_t(sched ? sched->steps_offset : 0)));
     const bool alphas_f32 = sc.choice("alphas_dtype", {"float64", "float32"}, "float64") == "float32";
     sc.finish();
     discrete_schedule schedule;
@@ -715,14 +784,50 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
     }
 
     // denoiser
-    auto dn = s.object("denoiser");
-    dn.choice("type", {"gaussian_mixture"}, "gaussian_mixture");
-    const auto pred_name = dn.choice("prediction_type", {"epsilon", "sample", "v_prediction", "score"}, "epsilon");
-    const auto weights = dn.numbers("weights", std::vector<double>{1.0});
-    const auto means = dn.numbers("means");
-    const auto variances = dn.numbers("variances");
+    static constexpr const char* prediction_names[] = {"epsilon", "sample", "v_prediction", "score"};
+    const auto pred_name = dn.choice("prediction_type", {"epsilon", "sample", "v_prediction", "score"},
+                                     prediction_names[std::size_t(sched ? sched->prediction_type : prediction::epsilon)]);
+    std::vector<double> weights, means, variances;
     std::optional<double> learned_v;
-    if (dn.has("learned_variance")) learned_v = dn.number_in("learned_variance", -1.0, 1.0);
+    if (unet) {
+        if (dn.has("class_labels")) {
+            for (double v : dn.numbers("class_labels")) {
+                if (!(v >= 0 && v == std::floor(v) && v < 1e9))
+                    throw spec_error(dn.name("class_labels") + ": expected non-negative integer labels");
+                unet->labels.push_back(std::int64_t(v));
+            }
+            if (unet->labels.size() != batch)
+                throw spec_error(dn.name("class_labels") + ": expected one label per sample (" + std::to_string(batch) + ")");
+        }
+        if (dn.has("null_class")) unet->null_class = std::int64_t(dn.count("null_class"));
+        if (dn.has("guidance_scale")) {
+            const double g = dn.number("guidance_scale");
+            if (!std::isfinite(g)) throw spec_error(dn.name("guidance_scale") + ": expected a finite number");
+            unet->guidance_scale = g;
+        }
+        unet->guidance_rescale = dn.number_in("guidance_rescale", 0.0, 1.0, 0.0);
+        const auto& uc = unet->net.config();
+        if (uc.class_conditional() && unet->labels.empty())
+            throw spec_error(dn.name("class_labels") + ": the model is class-conditional: give one label per sample");
+        if (!uc.class_conditional() && !unet->labels.empty())
+            throw spec_error(dn.name("class_labels") + ": the model is not class-conditional");
+        if (uc.class_embed_type == nn::class_embedding_kind::identity)
+            throw spec_error(dn.name("type") + ": class_embed_type \"identity\" models take class vectors, not labels");
+        if (unet->guidance_scale && !unet->null_class)
+            throw spec_error(dn.name("null_class") + ": guidance_scale needs the label of the unconditional (null) class");
+        if (unet->null_class && uc.num_class_embeds && std::uint64_t(*unet->null_class) >= *uc.num_class_embeds)
+            throw spec_error(dn.name("null_class") + ": " + std::to_string(*unet->null_class) + " is not below num_class_embeds = " +
+                             std::to_string(*uc.num_class_embeds));
+        for (auto l : unet->labels)
+            if (uc.num_class_embeds && std::uint64_t(l) >= *uc.num_class_embeds)
+                throw spec_error(dn.name("class_labels") + ": label " + std::to_string(l) + " is not below num_class_embeds = " +
+                                 std::to_string(*uc.num_class_embeds));
+    } else {
+        weights = dn.numbers("weights", std::vector<double>{1.0});
+        means = dn.numbers("means");
+        variances = dn.numbers("variances");
+        if (dn.has("learned_variance")) learned_v = dn.number_in("learned_variance", -1.0, 1.0);
+    }
     const auto time_kind = dn.choice("time", {"discrete", "sigma", "sde"}, std::string(e->default_time));
     const auto interp = dn.choice("interpolation", {"log_sigma", "linear_sigma"}, "log_sigma") == "linear_sigma"
                             ? discrete_time::interpolation::linear_sigma
@@ -741,14 +846,16 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
         dtime->table_t.assign(tab.begin() + std::ptrdiff_t(M), tab.end());
     }
     dn.finish();
-    if (means.size() != weights.size() * per)
-        throw spec_error(dn.name("means") + ": expected " + std::to_string(weights.size()) + " x " + std::to_string(per) +
-                         " values (components x values per sample)");
     std::optional<gaussian_mixture> data;
-    try {
-        data.emplace(weights, means, variances);
-    } catch (const diffuse::error& err) {
-        throw spec_error(dn.path() + ": " + err.what());
+    if (!unet) {
+        if (means.size() != weights.size() * per)
+            throw spec_error(dn.name("means") + ": expected " + std::to_string(weights.size()) + " x " + std::to_string(per) +
+                             " values (components x values per sample)");
+        try {
+            data.emplace(weights, means, variances);
+        } catch (const diffuse::error& err) {
+            throw spec_error(dn.path() + ": " + err.what());
+        }
     }
 
     // initial state and noise
@@ -780,15 +887,15 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
     auto grid = s.object("grid");
     auto sde = s.object("sde");
     run<T> r{sampler, opts, s, grid, sde, std::move(schedule), std::move(ts), std::size_t(steps), offset, spacing,
-             std::move(*data), parse_prediction(pred_name), x, batch, noise, nullptr, learned_v, time_kind, std::move(*dtime),
+             std::move(data), unet, parse_prediction(pred_name), x, batch, noise, nullptr, learned_v, time_kind, std::move(*dtime),
              init_from_file, seed, std::nullopt};
-    if (record)
-        r.observer = [&res](const step_info<T>& info) {
+    r.observer = [&res, record, &progress](const step_info<T>& info) {
+        if (record) {
             res.trajectory.insert(res.trajectory.end(), info.x.data, info.x.data + info.x.size());
             ++res.recorded_steps;
-        };
-    else
-        r.observer = [](const step_info<T>&) {};
+        }
+        if (progress) progress(info.step + 1, info.steps);
+    };
     s.finish();
     try {
         if constexpr (std::is_same_v<T, float>) e->run_f32(r, dir);
@@ -817,7 +924,9 @@ struct spec_run {
     std::optional<std::size_t> nfe;
 };
 
-inline spec_run run_spec(const io::json_value& root, const std::filesystem::path& dir, bool always_record = false) {
+// progress(done, total) is called after every step (e.g. a progress bar).
+inline spec_run run_spec(const io::json_value& root, const std::filesystem::path& dir, bool always_record = false,
+                         const std::function<void(std::size_t, std::size_t)>& progress = {}) {
     fields s(&root, "spec");
     const auto dtype = s.choice("dtype", {"float32", "float64"}, "float64");
     spec_run out;
@@ -829,8 +938,8 @@ inline spec_run run_spec(const io::json_value& root, const std::filesystem::path
         out.recorded_steps = res.recorded_steps;
         out.nfe = res.nfe;
     };
-    if (dtype == "float32") take(detail::run_spec_typed<float>(s, dir, always_record));
-    else take(detail::run_spec_typed<double>(s, dir, always_record));
+    if (dtype == "float32") take(detail::run_spec_typed<float>(s, dir, always_record, progress));
+    else take(detail::run_spec_typed<double>(s, dir, always_record, progress));
     return out;
 }
 

@@ -166,7 +166,9 @@ struct scheduler_config {
     if (!root.is_object()) diffuse::detail::fail(where, "scheduler_config.json is not a JSON object");
     auto bad = [&](const std::string& key, std::string_view what) { diffuse::detail::fail(where, key + ": " + std::string(what)); };
     scheduler_config s;
-    for (const auto& [key, v] : root.as_object()) {
+    for (const auto& member : root.as_object()) {
+        const std::string& key = member.first;  // plain references: clang 14 cannot capture structured bindings
+        const json_value& v = member.second;
         auto number = [&] {
             if (!v.is_number()) bad(key, "expected a number");
             return v.as_number();

@@ -56,6 +56,8 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/io/json.hpp"
 
+// DIFFUSE_SAFETENSORS_HAS_MMAP: 1 where POSIX mmap is used (define DIFFUSE_SAFETENSORS_NO_MMAP to force the
+// owned-buffer path, e.g. to test it).
 #if !defined(DIFFUSE_SAFETENSORS_NO_MMAP) && (defined(__unix__) || defined(__APPLE__))
 #define DIFFUSE_SAFETENSORS_HAS_MMAP 1
 #include <fcntl.h>

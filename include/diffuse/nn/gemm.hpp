@@ -16,6 +16,8 @@
 // one A value per row and multiplies two 8-wide vectors of the packed B panel. Rows are read through an
 // array of row pointers, each row being `nseg` contiguous segments of `seg_len` floats `seg_stride`
 // apart, which lets conv2d (conv2d.hpp) run an implicit GEMM over input pixels without copying them.
+// On CPUs with AVX-512F (see cpu.hpp) whole groups of 4 panels run as 6 × 64 tiles in 24 zmm accumulators:
+// the same FMA sequence per output, hence the same bits as the 256-bit kernel.
 
 #include <algorithm>
 #include <cstddef>
@@ -170,16 +172,16 @@ inline void gemm_kernel_portable(const float* const* a, std::size_t nseg, std::s
         for (std::size_t j = 0; j < gemm_nr; ++j) acc[i * gemm_nr + j] = c[i][j];
 }
 
-// Rows m0..m0+mv, columns n0..n0+nv of C from the tile acc (6×16), through the epilogue.
-inline void gemm_finish_portable(const float* acc, std::size_t m0, std::size_t mv, std::size_t n0, std::size_t nv,
-                                 const tile_epilogue& e) {
+// Rows m0..m0+mv, columns n0..n0+nv of C from the tile acc (row stride acc_ld), through the epilogue.
+inline void gemm_finish_portable(const float* acc, std::size_t acc_ld, std::size_t m0, std::size_t mv, std::size_t n0,
+                                 std::size_t nv, const tile_epilogue& e) {
     for (std::size_t i = 0; i < mv; ++i) {
         const std::size_t m = m0 + i;
         float* crow = e.c + m * e.ldc + n0;
         const float* rrow = e.residual ? e.residual + m * e.ldr + n0 : nullptr;
         const float* rb = e.row_bias ? e.row_bias + (m / e.rows_per_group) * e.row_bias_ld + n0 : nullptr;
         for (std::size_t j = 0; j < nv; ++j) {
-            float v = acc[i * gemm_nr + j];
+            float v = acc[i * acc_ld + j];
             if (e.alpha != 1.0f) v = v * e.alpha;
             if (e.bias) v = v + e.bias[n0 + j];
             if (rb) v = v + rb[j];
@@ -242,10 +244,10 @@ DIFFUSE_NN_AVX2 inline void gemm_kernel_avx2(const float* const* a, std::size_t 
 }
 
 // gemm_finish_portable with 8-wide vectors when the tile is 16 columns wide (same operations, same order).
-DIFFUSE_NN_AVX2 inline void gemm_finish_avx2(const float* acc, std::size_t m0, std::size_t mv, std::size_t n0,
-                                             std::size_t nv, const tile_epilogue& e) {
+DIFFUSE_NN_AVX2 inline void gemm_finish_avx2(const float* acc, std::size_t acc_ld, std::size_t m0, std::size_t mv,
+                                             std::size_t n0, std::size_t nv, const tile_epilogue& e) {
     if (nv != gemm_nr) {
-        gemm_finish_portable(acc, m0, mv, n0, nv, e);
+        gemm_finish_portable(acc, acc_ld, m0, mv, n0, nv, e);
         return;
     }
     const __m256 alpha = _mm256_set1_ps(e.alpha), divisor = _mm256_set1_ps(e.divisor);
@@ -256,7 +258,7 @@ DIFFUSE_NN_AVX2 inline void gemm_finish_avx2(const float* acc, std::size_t m0, s
         const float* rrow = e.residual ? e.residual + m * e.ldr + n0 : nullptr;
         const float* rb = e.row_bias ? e.row_bias + (m / e.rows_per_group) * e.row_bias_ld + n0 : nullptr;
         for (std::size_t h = 0; h < gemm_nr; h += 8) {
-            __m256 v = _mm256_load_ps(acc + i * gemm_nr + h);
+            __m256 v = _mm256_load_ps(acc + i * acc_ld + h);
             if (scale) v = _mm256_mul_ps(v, alpha);
             if (e.bias) v = _mm256_add_ps(v, _mm256_loadu_ps(e.bias + n0 + h));
             if (rb) v = _mm256_add_ps(v, _mm256_loadu_ps(rb + h));
@@ -267,10 +269,54 @@ DIFFUSE_NN_AVX2 inline void gemm_finish_avx2(const float* acc, std::size_t m0, s
     }
 }
 #undef DIFFUSE_NN_AVX2
+
+// With AVX-512F: the same sums for a 6 × 64 tile (4 adjacent panels, p..p+3, each K×16, contiguous) in 24
+// zmm accumulators; per k one broadcast per row and 4 panel vectors. Each output still gets one FMA per k
+// in increasing k, so the bits equal gemm_kernel_avx2's. acc is [6][64].
+#define DIFFUSE_NN_AVX512 __attribute__((target("avx512f,avx2,fma")))
+DIFFUSE_NN_AVX512 inline void gemm_kernel_avx512x4(const float* const* a, std::size_t nseg, std::size_t seg_len,
+                                                   std::ptrdiff_t seg_stride, const float* panel, std::size_t K,
+                                                   float* acc) {
+#define DIFFUSE_NN_R(i)                                                                          \
+    __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps(), \
+           c##i##3 = _mm512_setzero_ps();
+    DIFFUSE_NN_R(0) DIFFUSE_NN_R(1) DIFFUSE_NN_R(2) DIFFUSE_NN_R(3) DIFFUSE_NN_R(4) DIFFUSE_NN_R(5)
+#undef DIFFUSE_NN_R
+    const std::size_t ps = K * gemm_nr;  // floats between panels
+    const float* bp = panel;
+    for (std::size_t s = 0; s < nseg; ++s) {
+        const std::ptrdiff_t off = std::ptrdiff_t(s) * seg_stride;
+        const float *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off, *a4 = a[4] + off,
+                    *a5 = a[5] + off;
+        for (std::size_t k = 0; k < seg_len; ++k, bp += gemm_nr) {
+            const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + ps), b2 = _mm512_load_ps(bp + 2 * ps),
+                         b3 = _mm512_load_ps(bp + 3 * ps);
+#define DIFFUSE_NN_R(i)                                 \
+    {                                                   \
+        const __m512 x = _mm512_set1_ps(a##i[k]);       \
+        c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0);      \
+        c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1);      \
+        c##i##2 = _mm512_fmadd_ps(x, b2, c##i##2);      \
+        c##i##3 = _mm512_fmadd_ps(x, b3, c##i##3);      \
+    }
+            DIFFUSE_NN_R(0) DIFFUSE_NN_R(1) DIFFUSE_NN_R(2) DIFFUSE_NN_R(3) DIFFUSE_NN_R(4) DIFFUSE_NN_R(5)
+#undef DIFFUSE_NN_R
+        }
+    }
+#define DIFFUSE_NN_R(i)                                 \
+    _mm512_store_ps(acc + (i) * 64 + 0, c##i##0);       \
+    _mm512_store_ps(acc + (i) * 64 + 16, c##i##1);      \
+    _mm512_store_ps(acc + (i) * 64 + 32, c##i##2);      \
+    _mm512_store_ps(acc + (i) * 64 + 48, c##i##3);
+    DIFFUSE_NN_R(0) DIFFUSE_NN_R(1) DIFFUSE_NN_R(2) DIFFUSE_NN_R(3) DIFFUSE_NN_R(4) DIFFUSE_NN_R(5)
+#undef DIFFUSE_NN_R
+}
+#undef DIFFUSE_NN_AVX512
 #endif
 
 using gemm_kernel_fn = void (*)(const float* const*, std::size_t, std::size_t, std::ptrdiff_t, const float*, float*);
-using gemm_finish_fn = void (*)(const float*, std::size_t, std::size_t, std::size_t, std::size_t, const tile_epilogue&);
+using gemm_finish_fn = void (*)(const float*, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
+                                const tile_epilogue&);
 
 // C rows 0..M-1 = rows · B through the epilogue. row(m) returns the first element of row m of A; a row is
 // nseg segments of seg_len floats, segment s starting at row(m) + s·seg_stride (nseg·seg_len = B.rows()).
@@ -282,12 +328,16 @@ void gemm_rows(std::size_t M, RowFn&& row, std::size_t nseg, std::size_t seg_len
     if (M == 0 || N == 0) return;
     gemm_kernel_fn kernel = gemm_kernel_portable;
     gemm_finish_fn finish = gemm_finish_portable;
+    bool wide = false;  // 6 × 64 AVX-512 tiles for whole groups of 4 panels
 #if DIFFUSE_NN_X86
     if (active_isa() == kernel_isa::avx2_fma) {
         kernel = gemm_kernel_avx2;
         finish = gemm_finish_avx2;
+        wide = avx512_enabled().load(std::memory_order_relaxed);
     }
 #endif
+    (void)wide;
+    const std::size_t K = b.rows();
     const std::size_t tiles = (M + gemm_mr - 1) / gemm_mr;
     const std::size_t blocks = (tiles + gemm_block_tiles - 1) / gemm_block_tiles;
     const std::size_t groups = (panels + gemm_group_panels - 1) / gemm_group_panels;
@@ -299,21 +349,36 @@ void gemm_rows(std::size_t M, RowFn&& row, std::size_t nseg, std::size_t seg_len
         const float* ptrs[gemm_block_tiles * gemm_mr];
         for (std::size_t r = r0; r < r1; ++r) ptrs[r - r0] = row(r);
         for (std::size_t r = r1 - r0; r < ntiles * gemm_mr; ++r) ptrs[r] = ptrs[r1 - r0 - 1];  // pad the last tile
-        alignas(64) float acc[gemm_mr * gemm_nr];
-        const std::size_t p1 = std::min(panels, (grp + 1) * gemm_group_panels);
-        for (std::size_t p = grp * gemm_group_panels; p < p1; ++p) {
+        alignas(64) float acc[gemm_mr * gemm_nr * gemm_group_panels];
+        const std::size_t p0 = grp * gemm_group_panels, p1 = std::min(panels, p0 + gemm_group_panels);
+#if DIFFUSE_NN_X86
+        if (wide && p1 - p0 == gemm_group_panels) {
+            constexpr std::size_t ld = gemm_nr * gemm_group_panels;
+            const float* panel = b.panel(p0);
+            for (std::size_t tl = 0; tl < ntiles; ++tl) {
+                gemm_kernel_avx512x4(ptrs + tl * gemm_mr, nseg, seg_len, seg_stride, panel, K, acc);
+                const std::size_t m0 = r0 + tl * gemm_mr, mv = std::min(gemm_mr, M - m0);
+                for (std::size_t j = 0; j < gemm_group_panels; ++j) {
+                    const std::size_t n0 = (p0 + j) * gemm_nr;
+                    finish(acc + j * gemm_nr, ld, m0, mv, n0, std::min(gemm_nr, N - n0), e);
+                }
+            }
+            return;
+        }
+#endif
+        for (std::size_t p = p0; p < p1; ++p) {
             const float* panel = b.panel(p);
             const std::size_t n0 = p * gemm_nr, nv = std::min(gemm_nr, N - n0);
             for (std::size_t tl = 0; tl < ntiles; ++tl) {
                 kernel(ptrs + tl * gemm_mr, nseg, seg_len, seg_stride, panel, acc);
                 const std::size_t m0 = r0 + tl * gemm_mr;
-                finish(acc, m0, std::min(gemm_mr, M - m0), n0, nv, e);
+                finish(acc, gemm_nr, m0, std::min(gemm_mr, M - m0), n0, nv, e);
             }
         }
     };
     const std::size_t n_tasks = blocks * groups;
     auto& pool = diffuse::detail::thread_pool::instance();
-    const double flops = 2.0 * double(M) * double(N) * double(b.rows());
+    const double flops = 2.0 * double(M) * double(N) * double(K);
     if (pool.threads() == 1 || n_tasks == 1 || flops < gemm_inline_flops) {
         for (std::size_t t = 0; t < n_tasks; ++t) task(t);
     } else {
@@ -345,7 +410,7 @@ inline void matmul(std::size_t M, const float* a, std::size_t lda, const packed_
         alignas(64) float zero[detail::gemm_mr * detail::gemm_nr] = {};
         for (std::size_t m0 = 0; m0 < M; m0 += detail::gemm_mr)
             for (std::size_t n0 = 0; n0 < N; n0 += detail::gemm_nr)
-                detail::gemm_finish_portable(zero, m0, std::min(detail::gemm_mr, M - m0), n0,
+                detail::gemm_finish_portable(zero, detail::gemm_nr, m0, std::min(detail::gemm_mr, M - m0), n0,
                                              std::min(detail::gemm_nr, N - n0), t);
         return;
     }

@@ -24,6 +24,7 @@
 // has the same bits for any thread count (diffuse::set_num_threads).
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -57,6 +58,14 @@ public:
     virtual std::vector<float> get(const std::string& name, const std::vector<std::size_t>& shape) = 0;
 };
 
+// Where a forward pass spends its time (wall seconds, accumulated over calls while attached with
+// unet2d::set_profile); `other` is the rest: embeddings, layout changes, concatenation, resampling.
+struct unet2d_profile {
+    double total = 0, conv = 0, conv_flops = 0, norm = 0, attention = 0;
+    std::size_t forwards = 0;
+    [[nodiscard]] double other() const noexcept { return total - conv - norm - attention; }
+};
+
 class unet2d {
 public:
     // Builds the network of `config`, reading every weight from `weights`.
@@ -64,6 +73,8 @@ public:
 
     [[nodiscard]] const unet2d_config& config() const noexcept { return cfg_; }
     [[nodiscard]] std::size_t parameter_count() const noexcept { return parameters_; }
+    // Accumulate per-layer timings into *p (null: stop).
+    void set_profile(unet2d_profile* p) noexcept { profile_ = p; }
 
     // Network input sizes: h and w must be multiples of config().downsampling_factor().
     void check_input(std::size_t channels, std::size_t h, std::size_t w) const {
@@ -102,6 +113,7 @@ public:
                                                         std::to_string(batch * cfg_.time_embed_dim()) + " class vector values"
                                                   : "class vectors are only for class_embed_type \"identity\"");
         class_vectors_ = class_vectors;
+        const auto start = std::chrono::steady_clock::now();
         const std::size_t hw = h * w;
         auto& in = grow(ws_.input, batch * hw * cfg_.in_channels);
         to_nhwc(x, batch, cfg_.in_channels, hw, in.data());
@@ -116,6 +128,7 @@ public:
                 for (std::size_t i = 0; i < hw * cfg_.out_channels; ++i) y[b * hw * cfg_.out_channels + i] /= tb;
             }
         from_nhwc(y.data(), batch, cfg_.out_channels, hw, out);
+        if (profile_) profile_->total += seconds_since(start), ++profile_->forwards;
     }
 
 private:
@@ -342,17 +355,33 @@ private:
         activate(cfg_.act_fn, ea.data(), batch * temb);
     }
 
+    static double seconds_since(std::chrono::steady_clock::time_point t0) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
     // A convolution into `out`, with the workspace's padded-input scratch.
     void conv(const conv2d& c, const float* x, std::size_t batch, std::size_t h, std::size_t w, float* out,
               const conv_epilogue& e = {}) {
+        const auto t0 = std::chrono::steady_clock::now();
         auto& s = grow(ws_.conv, std::max<std::size_t>(1, c.scratch_floats(batch, h, w)));
         c.forward(x, batch, h, w, out, s.data(), e);
+        if (profile_) {
+            profile_->conv += seconds_since(t0);
+            profile_->conv_flops += 2.0 * double(batch * c.out_height(h) * c.out_width(w)) * double(c.out_channels()) *
+                                    double(c.in_channels() * c.kernel() * c.kernel());
+        }
     }
     void norm(const group_norm& n, const float* x, std::size_t batch, std::size_t pixels, float* out, activation act,
               const float* scale_shift = nullptr) {
+        const auto t0 = std::chrono::steady_clock::now();
         auto& st = grow(ws_.norm_stats, n.stats_doubles(batch, pixels));
         auto& co = grow(ws_.norm_coef, n.coef_floats(batch));
         n.forward(x, batch, pixels, out, act, st.data(), co.data(), scale_shift);
+        if (profile_) profile_->norm += seconds_since(t0);
+    }
+    void attend(const spatial_attention& a, const float* x, std::size_t batch, std::size_t tokens, float* y) {
+        const auto t0 = std::chrono::steady_clock::now();
+        a.forward(x, batch, tokens, y, ws_.attn);
+        if (profile_) profile_->attention += seconds_since(t0);
     }
 
     // y = resnet(x); x is [batch, h, w, in_c]; y (≠ x, not a scratch buffer) gets the output; h, w are updated
@@ -427,7 +456,7 @@ private:
                     float* t = other(cur, n);
                     resnet(r, cur, batch, h2, w2, t);
                     float* y = push_skip(n);
-                    blk.attentions[j].forward(t, batch, h * w, y, ws_.attn);
+                    attend(blk.attentions[j], t, batch, h * w, y);
                     cur = y;
                 }
                 c = r.out_c;
@@ -455,7 +484,7 @@ private:
             cur = y;
             if (!mid_.attentions.empty()) {
                 y = other(cur, n_mid);
-                mid_.attentions[0].forward(cur, batch, h * w, y, ws_.attn);
+                attend(mid_.attentions[0], cur, batch, h * w, y);
                 cur = y;
             }
             y = other(cur, n_mid);
@@ -479,7 +508,7 @@ private:
                 c = r.out_c;
                 if (!blk.attentions.empty()) {
                     y = other(cur, batch * hw * c);
-                    blk.attentions[j].forward(cur, batch, hw, y, ws_.attn);
+                    attend(blk.attentions[j], cur, batch, hw, y);
                     cur = y;
                 }
             }
@@ -514,6 +543,7 @@ private:
     std::vector<std::size_t> skip_channels_;
     std::vector<double> label_times_;
     std::span<const float> class_vectors_;
+    unet2d_profile* profile_ = nullptr;
 };
 
 // unet2d as a network for diffuse::model: net(x, cond, out) with x NCHW flattened per sample. The image
