@@ -49,41 +49,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 #ifdef DIFFUSE_FUZZ_REPLAY
-#include <algorithm>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <string>
-
-int main(int argc, char** argv) {
-    namespace fs = std::filesystem;
-    std::vector<fs::path> files;
-    for (int i = 1; i < argc; ++i) {
-        if (fs::is_directory(argv[i]))
-            for (const auto& entry : fs::directory_iterator(argv[i]))
-                if (entry.is_regular_file()) files.push_back(entry.path());
-        if (fs::is_regular_file(argv[i])) files.emplace_back(argv[i]);
-    }
-    std::sort(files.begin(), files.end());
-    if (files.empty()) {
-        std::fprintf(stderr, "usage: %s corpus-folder-or-file...\n(no input files found)\n", argv[0]);
-        return 2;
-    }
-    int failures = 0;
-    for (const auto& path : files) {
-        std::ifstream in(path, std::ios::binary);
-        const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
-        const bool parsed = parse_and_convert(bytes.data(), bytes.size());
-        const std::string name = path.filename().string();
-        const bool wrong = (name.starts_with("ok_") && !parsed) || (name.starts_with("bad_") && parsed);
-        if (wrong) {
-            ++failures;
-            std::fprintf(stderr, "%s: %s\n", name.c_str(), parsed ? "parsed, expected an error" : "rejected, expected to parse");
-        }
-    }
-    std::printf("%zu inputs replayed, %d unexpected results\n", files.size(), failures);
-    return failures == 0 ? 0 : 1;
-}
+#include "replay.hpp"
+int main(int argc, char** argv) { return diffuse_fuzz::replay_main(argc, argv, parse_and_convert); }
 #endif

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <utility>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -56,8 +57,71 @@ namespace diffuse::io {
     }
 }
 
-// A tensor_source over a safetensors file or sharded set: checks each requested tensor's name and shape,
-// records every problem and reports them all in finish().
+namespace detail {
+// The stored name of an architecture tensor: itself, or its legacy attention name (query, key, value,
+// proj_attn for to_q, to_k, to_v, to_out.0) when only that one is in the file.
+[[nodiscard]] inline std::string stored_name(const safetensors_collection& st, const std::string& name) {
+    if (st.contains(name) || name.find(".attentions.") == std::string::npos) return name;
+    static const std::pair<std::string_view, std::string_view> legacy[] = {
+        {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
+    for (const auto& [now, old] : legacy) {
+        const auto pos = name.rfind(now);
+        if (pos == std::string::npos) continue;
+        std::string alt = name.substr(0, pos) + std::string(old) + name.substr(pos + now.size());
+        if (st.contains(alt)) return alt;
+    }
+    return name;
+}
+
+[[nodiscard]] inline std::string shape_text(const std::vector<std::size_t>& s) {
+    std::string t = "[";
+    for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+    return t + "]";
+}
+
+// Legacy projections may be stored as [C_out, C_in, 1, 1] (a 1×1 convolution) for a [C_out, C_in] linear.
+[[nodiscard]] inline bool same_shape(const std::string& stored, const std::vector<std::uint64_t>& have,
+                                     const std::vector<std::size_t>& want) {
+    if (have.size() == want.size() && std::equal(have.begin(), have.end(), want.begin())) return true;
+    const bool legacy = stored.ends_with(".query.weight") || stored.ends_with(".key.weight") ||
+                        stored.ends_with(".value.weight") || stored.ends_with(".proj_attn.weight");
+    return legacy && have.size() == 4 && want.size() == 2 && have[0] == want[0] && have[1] == want[1] && have[2] == 1 &&
+           have[3] == 1;
+}
+}  // namespace detail
+
+// Checks a weights file against an architecture's tensor list before anything is read or allocated: every
+// missing, mis-shaped, non-floating-point and unexpected tensor is listed in one diffuse::error.
+inline void check_tensors(const safetensors_collection& st, const std::vector<nn::unet2d::tensor_spec>& expected,
+                          const std::string& what) {
+    std::vector<std::string> problems;
+    std::set<std::string> used;
+    for (const auto& t : expected) {
+        const std::string stored = detail::stored_name(st, t.name);
+        const auto* e = st.find(stored);
+        if (!e) {
+            problems.push_back("missing tensor " + t.name + " " + detail::shape_text(t.shape));
+            continue;
+        }
+        used.insert(stored);
+        if (!detail::same_shape(stored, e->shape, t.shape))
+            problems.push_back("tensor " + stored + " has shape " +
+                               detail::shape_text(std::vector<std::size_t>(e->shape.begin(), e->shape.end())) +
+                               ", the architecture needs " + detail::shape_text(t.shape));
+        else if (e->dtype != "F32" && e->dtype != "F16" && e->dtype != "BF16" && e->dtype != "F64")
+            problems.push_back("tensor " + stored + " has dtype " + e->dtype + ", not F32, F16, BF16 or F64");
+    }
+    for (const auto& n : st.names())
+        if (!used.count(n)) problems.push_back("unexpected tensor " + n + " (not part of the architecture of config.json)");
+    if (problems.empty()) return;
+    std::string msg = what + ": " + std::to_string(problems.size()) + " tensor" + (problems.size() == 1 ? "" : "s") +
+                      " disagree with the architecture:";
+    for (std::size_t i = 0; i < problems.size() && i < 50; ++i) msg += "\n  " + problems[i];
+    if (problems.size() > 50) msg += "\n  ... and " + std::to_string(problems.size() - 50) + " more";
+    diffuse::detail::fail("load_unet2d", msg);
+}
+
+// A tensor_source over a safetensors file or sharded set already checked with check_tensors.
 class safetensors_source final : public nn::tensor_source {
 public:
     explicit safetensors_source(const safetensors_collection& st) : st_(st) {}
@@ -65,83 +129,25 @@ public:
     std::vector<float> get(const std::string& name, const std::vector<std::size_t>& shape) override {
         std::size_t n = 1;
         for (auto s : shape) n *= s;
-        std::vector<float> out(n, 0.0f);
-        const std::string stored = resolve(name);
-        const auto* e = st_.find(stored);
-        if (!e) {
-            problems_.push_back("missing tensor " + name + " " + shape_text(shape));
-            return out;
-        }
-        used_.insert(stored);
-        std::vector<std::size_t> have(e->shape.begin(), e->shape.end());
-        if (have != shape && !(legacy_projection(stored) && have.size() == 4 && have[2] == 1 && have[3] == 1 &&
-                               shape.size() == 2 && have[0] == shape[0] && have[1] == shape[1])) {
-            problems_.push_back("tensor " + stored + " has shape " + shape_text(have) + ", the architecture needs " +
-                                shape_text(shape));
-            return out;
-        }
-        try {
-            st_.read_into(stored, out);
-        } catch (const diffuse::error& err) {
-            problems_.push_back("tensor " + stored + ": " + err.what());
-        }
+        std::vector<float> out(n);
+        st_.read_into(detail::stored_name(st_, name), out);
         return out;
     }
 
-    // Throws one diffuse::error listing every missing, mis-shaped and unexpected tensor.
-    void finish(const std::string& what) const {
-        std::vector<std::string> all = problems_;
-        for (const auto& n : st_.names())
-            if (!used_.count(n)) all.push_back("unexpected tensor " + n + " (not part of the architecture of config.json)");
-        if (all.empty()) return;
-        std::string msg = what + ": " + std::to_string(all.size()) + " tensor" + (all.size() == 1 ? "" : "s") +
-                          " disagree with the architecture:";
-        for (std::size_t i = 0; i < all.size() && i < 50; ++i) msg += "\n  " + all[i];
-        if (all.size() > 50) msg += "\n  ... and " + std::to_string(all.size() - 50) + " more";
-        diffuse::detail::fail("load_unet2d", msg);
-    }
-
 private:
-    static std::string shape_text(const std::vector<std::size_t>& s) {
-        std::string t = "[";
-        for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-        return t + "]";
-    }
-    static bool legacy_projection(const std::string& stored) {
-        for (const char* suffix : {".query.weight", ".key.weight", ".value.weight", ".proj_attn.weight"})
-            if (stored.ends_with(suffix)) return true;
-        return false;
-    }
-    // The stored name of a requested tensor: itself, or its legacy attention name.
-    std::string resolve(const std::string& name) const {
-        if (st_.find(name)) return name;
-        static const std::pair<const char*, const char*> legacy[] = {
-            {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
-        for (const auto& [now, old] : legacy) {
-            const auto pos = name.rfind(now);
-            if (pos != std::string::npos && name.find(".attentions.") != std::string::npos) {
-                std::string alt = name.substr(0, pos) + old + name.substr(pos + std::string_view(now).size());
-                if (st_.find(alt)) return alt;
-            }
-        }
-        return name;
-    }
-
     const safetensors_collection& st_;
-    std::vector<std::string> problems_;
-    std::set<std::string> used_;
 };
 
-// Loads a UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors or its sharded index).
+// Loads a UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors or its sharded index). The
+// weights are checked against the architecture before any is read, so memory stays proportional to the file.
 [[nodiscard]] inline nn::unet2d load_unet2d(const std::filesystem::path& folder) {
     if (!std::filesystem::is_directory(folder))
         diffuse::detail::fail("load_unet2d", folder.string() + " is not a folder (expected a diffusers UNet2DModel folder)");
     const auto cfg = read_unet2d_config(folder / "config.json");
     const auto weights = open_safetensors(find_weights_file(folder));
+    check_tensors(weights, nn::unet2d::expected_tensors(cfg), folder.string());
     safetensors_source src(weights);
-    nn::unet2d net(cfg, src);
-    src.finish(folder.string());
-    return net;
+    return nn::unet2d(cfg, src);
 }
 
 // scheduler_config.json: the training schedule and the sampling conventions a diffusers scheduler was

@@ -18,8 +18,7 @@
 // and with resnet_time_scale_shift = scale_shift, W_t·act(e) = (s, b) enters as GN₂(h)·(1 + s) + b instead.
 //
 // Weights come from a tensor_source (io/diffusers.hpp reads safetensors): every tensor is requested by its
-// diffusers name and shape; the source records each missing, unexpected or mis-shaped tensor and reports
-// them together. Workspaces are owned by the network: the first forward of a batch shape sizes them and
+// diffusers name and shape. Workspaces are owned by the network: the first forward of a batch shape sizes them and
 // later calls of that shape (or smaller) allocate nothing. Work is split over outputs only, so the result
 // has the same bits for any thread count (diffuse::set_num_threads).
 
@@ -49,9 +48,9 @@
 
 namespace diffuse::nn {
 
-// Where a network's weights come from. get() returns the named tensor's values in row-major order for the
-// given shape; a source that cannot supply it records the problem and returns zeros, so that one error
-// can list every problem (see io::safetensors_source).
+// Where a network's weights come from: get() returns the named tensor's values in row-major order for the
+// given shape, or throws. io::load_unet2d checks a file against unet2d::expected_tensors first, so that one
+// error lists every missing, unexpected and mis-shaped tensor.
 class tensor_source {
 public:
     virtual ~tensor_source() = default;
@@ -70,6 +69,16 @@ class unet2d {
 public:
     // Builds the network of `config`, reading every weight from `weights`.
     unet2d(const unet2d_config& config, tensor_source& weights) : cfg_(config) { build(weights); }
+
+    struct tensor_spec {
+        std::string name;
+        std::vector<std::size_t> shape;
+    };
+    // Every tensor the architecture of `config` reads, with its shape, in reading order; nothing is allocated
+    // for the weights (a loader checks a file against this list before reading it).
+    [[nodiscard]] static std::vector<tensor_spec> expected_tensors(const unet2d_config& config) {
+        return unet2d(config, shape_walk{}).expected_;
+    }
 
     [[nodiscard]] const unet2d_config& config() const noexcept { return cfg_; }
     [[nodiscard]] std::size_t parameter_count() const noexcept { return parameters_; }
@@ -166,26 +175,43 @@ private:
     }
 
     // ---- building -----------------------------------------------------------------------------------------
+    // The shape walk: build() runs with every layer left empty and only the tensors' names and shapes recorded.
+    struct shape_walk {};
+    struct no_source final : tensor_source {
+        std::vector<float> get(const std::string&, const std::vector<std::size_t>&) override { return {}; }
+    };
+    unet2d(const unet2d_config& config, shape_walk) : cfg_(config), shapes_only_(true) {
+        no_source none;
+        build(none);
+    }
+
     std::vector<float> take(tensor_source& src, const std::string& name, std::vector<std::size_t> shape) {
         std::size_t n = 1;
         for (auto s : shape) n *= s;
         parameters_ += n;
+        if (shapes_only_) {
+            expected_.push_back({name, std::move(shape)});
+            return {};
+        }
         return src.get(name, shape);
     }
     conv2d make_conv(tensor_source& src, const std::string& name, std::size_t in, std::size_t out, std::size_t k,
                      std::size_t stride, padding2d pad) {
         const auto wt = take(src, name + ".weight", {out, in, k, k});
         const auto bs = take(src, name + ".bias", {out});
+        if (shapes_only_) return {};
         return conv2d(in, out, k, stride, pad, wt, bs);
     }
     group_norm make_norm(tensor_source& src, const std::string& name, std::size_t channels, std::size_t groups) {
         const auto g = take(src, name + ".weight", {channels});
         const auto b = take(src, name + ".bias", {channels});
+        if (shapes_only_) return {};
         return group_norm(channels, groups, cfg_.norm_eps, g, b);
     }
     linear make_linear(tensor_source& src, const std::string& name, std::size_t in, std::size_t out) {
         const auto wt = take(src, name + ".weight", {out, in});
         const auto bs = take(src, name + ".bias", {out});
+        if (shapes_only_) return {};
         return linear(in, out, wt, bs);
     }
     resnet_block make_resnet(tensor_source& src, const std::string& name, std::size_t in, std::size_t out, float scale,
@@ -214,6 +240,7 @@ private:
         const auto kw = take(src, name + ".to_k.weight", {inner, channels}), kb = take(src, name + ".to_k.bias", {inner});
         const auto vw = take(src, name + ".to_v.weight", {inner, channels}), vb = take(src, name + ".to_v.bias", {inner});
         const auto ow = take(src, name + ".to_out.0.weight", {channels, inner}), ob = take(src, name + ".to_out.0.bias", {channels});
+        if (shapes_only_) return {};
         return spatial_attention(channels, heads, dim_head, std::move(norm), {qw, qb}, {kw, kb}, {vw, vb}, {ow, ob}, rescale);
     }
 
@@ -544,6 +571,8 @@ private:
     std::vector<double> label_times_;
     std::span<const float> class_vectors_;
     unet2d_profile* profile_ = nullptr;
+    bool shapes_only_ = false;
+    std::vector<tensor_spec> expected_;
 };
 
 // unet2d as a network for diffuse::model: net(x, cond, out) with x NCHW flattened per sample. The image
