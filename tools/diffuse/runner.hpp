@@ -911,6 +911,7 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
     res.x = std::move(x);
     res.shape = shape;
     res.nfe = r.nfe;
+    if (unet && !res.nfe) res.nfe = unet->profile.forwards;  // network calls (a guided call holds both halves)
     return res;
 }
 }  // namespace detail

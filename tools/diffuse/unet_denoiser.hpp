@@ -17,8 +17,11 @@
 namespace diffuse::cli {
 
 struct spec_unet {
-    explicit spec_unet(nn::unet2d n) : net(std::move(n)) {}
+    explicit spec_unet(nn::unet2d n) : net(std::move(n)) { net.set_profile(&profile); }
+    spec_unet(const spec_unet&) = delete;
+    spec_unet& operator=(const spec_unet&) = delete;
     nn::unet2d net;
+    nn::unet2d_profile profile;             // counts the network calls (profile.forwards) and their time
     std::optional<io::scheduler_config> sched;
     std::size_t h = 0, w = 0;
     std::vector<std::int64_t> labels;       // per batch row (class-conditional models)
