@@ -36,3 +36,25 @@ TEST_CASE("npy rejects truncated and malformed files") {
     CHECK_THROWS_AS(diffuse::io::read_npy("does/not/exist.npy"), diffuse::error);
     std::remove(path.c_str());
 }
+
+TEST_CASE("npy reads uint8 arrays (numpy's '|u1', e.g. images)") {
+    const std::string path = "test_npy_u8.npy";
+    {
+        // numpy.save(path, numpy.array([[0, 7, 255]], dtype=numpy.uint8)), byte for byte
+        std::string header = "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 3), }";
+        while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+        header += '\n';
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write("\x93NUMPY\x01\x00", 8);
+        const char len[2] = {char(header.size() & 0xFF), char(header.size() >> 8)};
+        out.write(len, 2);
+        out << header;
+        const unsigned char data[3] = {0, 7, 255};
+        out.write(reinterpret_cast<const char*>(data), 3);
+    }
+    const auto a = diffuse::io::read_npy(path);
+    CHECK(a.dtype == "|u1");
+    CHECK(a.shape == std::vector<std::size_t>{1, 3});
+    CHECK(a.as<float>() == std::vector<float>{0.0f, 7.0f, 255.0f});
+    std::remove(path.c_str());
+}

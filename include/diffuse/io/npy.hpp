@@ -44,6 +44,7 @@ struct npy_array {
         else if (dtype == "<i8") load(std::int64_t{});
         else if (dtype == "<u4") load(std::uint32_t{});
         else if (dtype == "<u8") load(std::uint64_t{});
+        else if (dtype == "|u1") load(std::uint8_t{});
         return out;
     }
 };
@@ -51,6 +52,7 @@ struct npy_array {
 namespace detail {
 
 inline std::size_t npy_dtype_size(const std::string& d) {
+    if (d == "|u1") return 1;
     if (d == "<f4" || d == "<i4" || d == "<u4") return 4;
     if (d == "<f8" || d == "<i8" || d == "<u8") return 8;
     return 0;
