@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "diffuse/core/parallel.hpp"
@@ -148,12 +149,14 @@ void bm_fma512_peak(benchmark::State& state) {
 BENCHMARK(bm_fma512_peak);
 #endif
 
+// Args: shape, batch, algorithm (0 automatic, 1 direct, 2 Winograd).
 void bm_conv2d(benchmark::State& state) {
     const conv_shape& s = shapes[state.range(0)];
     const std::size_t batch = std::size_t(state.range(1));
-    state.SetLabel(s.name);
+    const auto algo = diffuse::nn::conv_algorithm(state.range(2));
     auto w = random_vector(s.cout * s.cin * s.k * s.k, 1), bias = random_vector(s.cout, 2);
-    diffuse::nn::conv2d conv(s.cin, s.cout, s.k, s.stride, s.pad, w, bias);
+    diffuse::nn::conv2d conv(s.cin, s.cout, s.k, s.stride, s.pad, w, bias, algo);
+    state.SetLabel(std::string(s.name) + (conv.uses_winograd(batch, s.h, s.w) ? " winograd" : " direct"));
     auto x = random_vector(batch * s.h * s.w * s.cin, 3);
     std::vector<float> out(batch * conv.out_height(s.h) * conv.out_width(s.w) * s.cout);
     std::vector<float> scratch(conv.scratch_floats(batch, s.h, s.w));
@@ -166,9 +169,18 @@ void bm_conv2d(benchmark::State& state) {
 
 void conv_args(benchmark::internal::Benchmark* b) {
     for (std::size_t batch : {1, 8})
-        for (std::size_t i = 0; i < std::size(shapes); ++i) b->Args({std::int64_t(i), std::int64_t(batch)});
+        for (std::size_t i = 0; i < std::size(shapes); ++i) b->Args({std::int64_t(i), std::int64_t(batch), 0});
 }
 BENCHMARK(bm_conv2d)->Apply(conv_args);
+
+// Direct against Winograd F(2×2, 3×3) on the stride-1 3×3 shapes (the flops counted as the direct ones').
+void conv_algorithm_args(benchmark::internal::Benchmark* b) {
+    for (std::size_t batch : {1, 8})
+        for (std::size_t i = 0; i < std::size(shapes); ++i)
+            if (shapes[i].k == 3 && shapes[i].stride == 1 && shapes[i].cin >= 16 && shapes[i].cout >= 16)
+                for (std::int64_t a : {1, 2}) b->Args({std::int64_t(i), std::int64_t(batch), a});
+}
+BENCHMARK(bm_conv2d)->Name("bm_conv2d_algorithm")->Apply(conv_algorithm_args);
 
 // Ours on 2 threads (diffuse::set_num_threads(2)); CPU time then sums both threads, so this one is timed in
 // real time: the counter is the wall-clock rate.
@@ -177,7 +189,7 @@ void bm_conv2d_2threads(benchmark::State& state) {
     bm_conv2d(state);
     diffuse::set_num_threads(1);
 }
-BENCHMARK(bm_conv2d_2threads)->Args({0, 1})->Args({1, 1})->Args({0, 8})->Args({1, 8})->UseRealTime();
+BENCHMARK(bm_conv2d_2threads)->Args({0, 1, 0})->Args({1, 1, 0})->Args({0, 8, 0})->Args({1, 8, 0})->UseRealTime();
 
 #ifdef DIFFUSE_BENCH_DNNL
 // oneDNN's direct convolution: f32, nhwc activations, weights in its preferred layout (format_tag::any).

@@ -14,7 +14,9 @@
 #include "diffuse/nn/cpu.hpp"
 #include "diffuse/nn/gemm.hpp"
 
+using diffuse::nn::activation;
 using diffuse::nn::conv2d;
+using diffuse::nn::conv_algorithm;
 using diffuse::nn::kernel_isa;
 using diffuse::nn::padding2d;
 
@@ -76,7 +78,24 @@ struct conv_case {
     padding2d pad;
     bool bias, sample_bias, residual, residual_in_out;
     float divisor;
+    conv_algorithm algo = conv_algorithm::automatic;
+    bool prologue = false;  // x' = act(x·a[b, c] + s[b, c]) on the input
+    activation act = activation::none;
 };
+
+// The prologue's input x'[b, p, c] = act(x·a[b, c] + s[b, c]) in float, as conv2d computes it.
+std::vector<float> prologue_input(const conv_case& c, const std::vector<float>& x, const std::vector<float>& a,
+                                  const std::vector<float>& s) {
+    std::vector<float> y(x.size());
+    const std::size_t hw = c.h * c.w;
+    for (std::size_t b = 0; b < c.batch; ++b)
+        for (std::size_t p = 0; p < hw; ++p)
+            for (std::size_t ci = 0; ci < c.cin; ++ci) {
+                const std::size_t i = (b * hw + p) * c.cin + ci;
+                diffuse::nn::detail::affine_activate(c.act, &x[i], &y[i], &a[b * c.cin + ci], &s[b * c.cin + ci], 1, 1);
+            }
+    return y;
+}
 
 // Reference in double: value and Σ|terms| (the scale of the rounding error) per output.
 void reference_conv(const conv_case& c, const std::vector<float>& x, const std::vector<float>& w,
@@ -110,12 +129,16 @@ void reference_conv(const conv_case& c, const std::vector<float>& x, const std::
                 }
 }
 
-// Runs the case through conv2d::forward; returns the output.
+// Runs the case through conv2d::forward (with the prologue's coefficients pa, ps when c.prologue); returns
+// the output.
 std::vector<float> run_conv(const conv_case& c, const conv2d& conv, const std::vector<float>& x,
-                            const std::vector<float>& sb, const std::vector<float>& res) {
+                            const std::vector<float>& sb, const std::vector<float>& res,
+                            const std::vector<float>& pa = {}, const std::vector<float>& ps = {}) {
     const std::size_t ho = conv.out_height(c.h), wo = conv.out_width(c.w);
     std::vector<float> out(c.batch * ho * wo * c.cout, -7.0f);
-    std::vector<float> scratch(conv.scratch_floats(c.batch, c.h, c.w), 3.0f);  // garbage: must be overwritten
+    std::vector<float> scratch(conv.scratch_floats(c.batch, c.h, c.w, c.prologue), 3.0f);  // garbage: must be overwritten
+    diffuse::nn::conv_prologue p;
+    if (c.prologue) p = {pa.data(), ps.data(), c.cin, c.act};
     diffuse::nn::conv_epilogue e;
     e.sample_bias = c.sample_bias ? sb.data() : nullptr;
     if (c.residual) {
@@ -127,7 +150,7 @@ std::vector<float> run_conv(const conv_case& c, const conv2d& conv, const std::v
         }
     }
     e.output_divisor = c.divisor;
-    conv.forward(x.data(), c.batch, c.h, c.w, out.data(), scratch.empty() ? nullptr : scratch.data(), e);
+    conv.forward(x.data(), c.batch, c.h, c.w, out.data(), scratch.empty() ? nullptr : scratch.data(), e, p);
     return out;
 }
 
@@ -137,18 +160,21 @@ std::string check_conv(const conv_case& c, unsigned seed) {
     const auto bias = random_vector(c.cout, seed + 1);
     const auto x = random_vector(c.batch * c.h * c.w * c.cin, seed + 2);
     const auto sb = random_vector(c.batch * c.cout, seed + 3);
+    const auto pa = random_vector(c.batch * c.cin, seed + 5), ps = random_vector(c.batch * c.cin, seed + 6);
     const conv2d conv(c.cin, c.cout, c.k, c.stride, c.pad, w,
-                      c.bias ? std::span<const float>(bias) : std::span<const float>());
+                      c.bias ? std::span<const float>(bias) : std::span<const float>(), c.algo);
     const std::size_t ho = conv.out_height(c.h), wo = conv.out_width(c.w);
     const auto res = random_vector(c.batch * ho * wo * c.cout, seed + 4);
     std::vector<double> ref, mag;
-    reference_conv(c, x, w, bias, sb, res, ho, wo, ref, mag);
+    reference_conv(c, c.prologue ? prologue_input(c, x, pa, ps) : x, w, bias, sb, res, ho, wo, ref, mag);
     const double K = double(c.k * c.k * c.cin);
+    // Winograd's transforms add up to 9 rounded terms more per output (entries 0, ±1, ±½).
+    const double factor = conv.uses_winograd(c.batch, c.h, c.w) ? 4.0 : 1.0;
     for (const kernel_mode isa : all_isas()) {
         isa_scope scope(isa);
-        const auto out = run_conv(c, conv, x, sb, res);
+        const auto out = run_conv(c, conv, x, sb, res, pa, ps);
         for (std::size_t i = 0; i < out.size(); ++i) {
-            const double tol = 2.0 * (K + 4.0) * 6e-8 * mag[i] + 1e-30;
+            const double tol = factor * 2.0 * (K + 4.0) * 6e-8 * mag[i] + 1e-30;
             if (!(std::abs(double(out[i]) - ref[i]) <= tol))
                 return describe(isa) + " output " + std::to_string(i) + ": got " +
                        std::to_string(out[i]) + ", expected " + std::to_string(ref[i]);
@@ -163,7 +189,8 @@ std::string describe(const conv_case& c) {
            " w=" + std::to_string(c.w) + " pad=" + std::to_string(c.pad.top) + "," + std::to_string(c.pad.left) +
            "," + std::to_string(c.pad.bottom) + "," + std::to_string(c.pad.right) + " bias=" +
            std::to_string(c.bias) + " sb=" + std::to_string(c.sample_bias) + " res=" + std::to_string(c.residual) +
-           (c.residual_in_out ? "(in out)" : "") + " div=" + std::to_string(c.divisor);
+           (c.residual_in_out ? "(in out)" : "") + " div=" + std::to_string(c.divisor) + " algo=" +
+           std::to_string(int(c.algo)) + " prologue=" + std::to_string(c.prologue) + " act=" + std::to_string(int(c.act));
 }
 
 // C = ((alpha·A·B) + bias) + residual in double, with Σ|terms|.
@@ -215,6 +242,11 @@ TEST_CASE("conv2d matches a double-precision reference on random shapes", "[conv
         c.residual = *rc::gen::arbitrary<bool>();
         c.residual_in_out = c.residual && *rc::gen::arbitrary<bool>();
         c.divisor = *rc::gen::element(1.0f, 1.41421356f, 0.5f, 3.0f);
+        c.algo = c.k == 3 && c.stride == 1
+                     ? *rc::gen::element(conv_algorithm::automatic, conv_algorithm::direct, conv_algorithm::winograd)
+                     : *rc::gen::element(conv_algorithm::automatic, conv_algorithm::direct);
+        c.prologue = *rc::gen::arbitrary<bool>();
+        c.act = *rc::gen::element(activation::none, activation::silu, activation::relu);
         const unsigned seed = *rc::gen::inRange(0u, 1000u);
         const std::string failure = check_conv(c, seed);
         RC_LOG() << describe(c) << " seed=" << seed << "\n";
@@ -235,10 +267,16 @@ TEST_CASE("conv2d matches the reference on the U-Net's layer kinds", "[conv2d]")
         {40, 40, 3, 1, 3, 1, 1, {1, 1, 1, 1}, false, true, false, false, 1.0f},     // 1×1 spatial
         {17, 17, 3, 1, 1, 2, 3, {1, 1, 1, 1}, true, true, true, true, 2.0f},
     };
-    for (std::size_t i = 0; i < cases.size(); ++i) {
-        INFO(describe(cases[i]));
-        CHECK(check_conv(cases[i], unsigned(10 * i)) == std::string());
-    }
+    for (std::size_t i = 0; i < cases.size(); ++i)
+        for (const conv_algorithm algo : {conv_algorithm::direct, conv_algorithm::winograd}) {
+            conv_case c = cases[i];
+            if (algo == conv_algorithm::winograd && !(c.k == 3 && c.stride == 1)) continue;
+            c.algo = algo;
+            c.prologue = i % 2 == 0;
+            c.act = activation::silu;
+            INFO(describe(c));
+            CHECK(check_conv(c, unsigned(10 * i)) == std::string());
+        }
 }
 
 TEST_CASE("conv2d: the two ISAs agree closely and each is deterministic", "[conv2d]") {
@@ -269,19 +307,22 @@ TEST_CASE("conv2d and matmul: the 512-bit kernels give the 256-bit kernels' bits
     const auto w = random_vector(c.cout * c.cin * 9, 1), bias = random_vector(c.cout, 2);
     const auto x = random_vector(c.batch * c.h * c.w * c.cin, 3), sb = random_vector(c.batch * c.cout, 4);
     const auto res = random_vector(c.batch * c.h * c.w * c.cout, 5);
-    const conv2d conv(c.cin, c.cout, 3, 1, c.pad, w, bias);
+    const conv2d conv(c.cin, c.cout, 3, 1, c.pad, w, bias, conv_algorithm::direct);
+    const conv2d wino(c.cin, c.cout, 3, 1, c.pad, w, bias, conv_algorithm::winograd);
     const std::size_t M = 53, N = 130, K = 77;
     const auto a = random_vector(M * K, 6), b = random_vector(K * N, 7), mb = random_vector(N, 8);
     const diffuse::nn::packed_matrix pb(b.data(), K, N, std::ptrdiff_t(N), 1);
-    std::vector<std::vector<float>> convs, mms;
+    std::vector<std::vector<float>> convs, winos, mms;
     for (const bool wide : {false, true}) {
         isa_scope scope(kernel_mode{kernel_isa::avx2_fma, wide});
         convs.push_back(run_conv(c, conv, x, sb, res));
+        winos.push_back(run_conv(c, wino, x, sb, res));
         std::vector<float> cm(M * N);
         diffuse::nn::matmul(M, a.data(), K, pb, cm.data(), N, {mb.data(), nullptr, 1.0f});
         mms.push_back(cm);
     }
     CHECK(convs[0] == convs[1]);
+    CHECK(winos[0] == winos[1]);
     CHECK(mms[0] == mms[1]);
 }
 
@@ -290,24 +331,38 @@ TEST_CASE("conv2d and matmul give the same bits for 1, 2 and 3 threads", "[conv2
     const conv_case c{64, 40, 3, 1, 2, 17, 15, {1, 1, 1, 1}, true, true, true, false, 1.41421356f};
     const auto w = random_vector(c.cout * c.cin * 9, 1), bias = random_vector(c.cout, 2);
     const auto x = random_vector(c.batch * c.h * c.w * c.cin, 3), sb = random_vector(c.batch * c.cout, 4);
-    const conv2d conv(c.cin, c.cout, 3, 1, c.pad, w, bias);
+    const conv2d conv(c.cin, c.cout, 3, 1, c.pad, w, bias, conv_algorithm::direct);
+    // Winograd with several blocks of tiles (K = 16·(64 + 136) floats a tile: 1 MiB holds 81), a partial
+    // output-channel group, odd sizes and the prologue.
+    conv_case cw{64, 136, 3, 1, 3, 17, 15, {1, 1, 1, 1}, true, true, true, false, 1.41421356f};
+    cw.algo = conv_algorithm::winograd;
+    cw.prologue = true;
+    cw.act = activation::silu;
+    const auto ww = random_vector(cw.cout * cw.cin * 9, 11), wb = random_vector(cw.cout, 12);
+    const auto wx = random_vector(cw.batch * cw.h * cw.w * cw.cin, 13), wsb = random_vector(cw.batch * cw.cout, 14);
+    const auto wres = random_vector(cw.batch * cw.h * cw.w * cw.cout, 15);
+    const auto pa = random_vector(cw.batch * cw.cin, 16), ps = random_vector(cw.batch * cw.cin, 17);
+    const conv2d wino(cw.cin, cw.cout, 3, 1, cw.pad, ww, wb, conv_algorithm::winograd);
     const auto res = random_vector(c.batch * c.h * c.w * c.cout, 5);
     const std::size_t M = 301, N = 150, K = 97;
     const auto a = random_vector(M * K, 6), b = random_vector(K * N, 7), mb = random_vector(N, 8);
     const diffuse::nn::packed_matrix pb(b.data(), K, N, std::ptrdiff_t(N), 1);
     for (const kernel_mode isa : all_isas()) {
         isa_scope scope(isa);
-        std::vector<std::vector<float>> convs, mms;
+        std::vector<std::vector<float>> convs, winos, mms;
         for (unsigned t : {1u, 2u, 3u}) {
             threads_scope threads(t);
             REQUIRE(diffuse::num_threads() == t);
             convs.push_back(run_conv(c, conv, x, sb, res));
+            winos.push_back(run_conv(cw, wino, wx, wsb, wres, pa, ps));
             std::vector<float> cm(M * N);
             diffuse::nn::matmul(M, a.data(), K, pb, cm.data(), N, {mb.data(), nullptr, 0.5f});
             mms.push_back(cm);
         }
         CHECK(convs[0] == convs[1]);
         CHECK(convs[0] == convs[2]);
+        CHECK(winos[0] == winos[1]);
+        CHECK(winos[0] == winos[2]);
         CHECK(mms[0] == mms[1]);
         CHECK(mms[0] == mms[2]);
         // and the results are right, not just reproducible

@@ -100,6 +100,43 @@ void activate_dispatch(float* x, std::size_t n) {
     activate_portable<A>(x, n);
 }
 
+// out[c] = act(x[c]·a[c] + b[c]) for one pixel.
+template <activation A>
+DIFFUSE_ALWAYS_INLINE void affine_activate_loop(const float* DIFFUSE_RESTRICT x, float* out, const float* DIFFUSE_RESTRICT a,
+                                                const float* DIFFUSE_RESTRICT b, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = apply<A>(x[i] * a[i] + b[i]);
+}
+#if defined(__x86_64__) || defined(__i386__)
+template <activation A>
+__attribute__((target("avx2,fma"))) void affine_activate_avx2(const float* x, float* out, const float* a, const float* b,
+                                                              std::size_t pixels, std::size_t c) {
+    for (std::size_t p = 0; p < pixels; ++p) affine_activate_loop<A>(x + p * c, out + p * c, a, b, c);
+}
+#endif
+template <activation A>
+void affine_activate_portable(const float* x, float* out, const float* a, const float* b, std::size_t pixels, std::size_t c) {
+    for (std::size_t p = 0; p < pixels; ++p) affine_activate_loop<A>(x + p * c, out + p * c, a, b, c);
+}
+template <activation A>
+void affine_activate(const float* x, float* out, const float* a, const float* b, std::size_t pixels, std::size_t c) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (active_isa() == kernel_isa::avx2_fma) return affine_activate_avx2<A>(x, out, a, b, pixels, c);
+#endif
+    affine_activate_portable<A>(x, out, a, b, pixels, c);
+}
+// out[p, c] = act(x[p, c]·a[c] + b[c]) over `pixels` pixels of c channels.
+inline void affine_activate(activation act, const float* x, float* out, const float* a, const float* b, std::size_t pixels,
+                            std::size_t c) {
+    switch (act) {
+        case activation::none: return affine_activate<activation::none>(x, out, a, b, pixels, c);
+        case activation::silu: return affine_activate<activation::silu>(x, out, a, b, pixels, c);
+        case activation::mish: return affine_activate<activation::mish>(x, out, a, b, pixels, c);
+        case activation::gelu: return affine_activate<activation::gelu>(x, out, a, b, pixels, c);
+        case activation::relu: return affine_activate<activation::relu>(x, out, a, b, pixels, c);
+    }
+}
+
+
 }  // namespace detail
 
 // x[i] = act(x[i]) for i < n.

@@ -318,6 +318,64 @@ using gemm_kernel_fn = void (*)(const float* const*, std::size_t, std::size_t, s
 using gemm_finish_fn = void (*)(const float*, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
                                 const tile_epilogue&);
 
+// The kernels active_isa() selects: the 6 × 16 kernel and its epilogue, and whether whole groups of 4
+// panels run as 6 × 64 AVX-512 tiles.
+struct gemm_kernels {
+    gemm_kernel_fn kernel = gemm_kernel_portable;
+    gemm_finish_fn finish = gemm_finish_portable;
+    bool wide = false;
+};
+[[nodiscard]] inline gemm_kernels active_gemm_kernels() noexcept {
+    gemm_kernels k;
+#if DIFFUSE_NN_X86
+    if (active_isa() == kernel_isa::avx2_fma) {
+        k.kernel = gemm_kernel_avx2;
+        k.finish = gemm_finish_avx2;
+        k.wide = avx512_enabled().load(std::memory_order_relaxed);
+    }
+#endif
+    return k;
+}
+
+// C rows r0..r1-1 (at most 72 rows) × panels p0..p1-1 (at most 4) = rows · B through the epilogue, on the
+// calling thread; M is the row count of the whole product (the last tile of C is cut there). The rows of
+// A are given as in gemm_rows.
+template <class RowFn>
+void gemm_block(const gemm_kernels& kk, std::size_t M, std::size_t r0, std::size_t r1, RowFn& row, std::size_t nseg,
+                std::size_t seg_len, std::ptrdiff_t seg_stride, const packed_matrix& b, const tile_epilogue& e,
+                std::size_t p0, std::size_t p1) {
+    const std::size_t K = b.rows(), N = b.cols();
+    const std::size_t ntiles = (r1 - r0 + gemm_mr - 1) / gemm_mr;
+    const float* ptrs[gemm_block_tiles * gemm_mr];
+    for (std::size_t r = r0; r < r1; ++r) ptrs[r - r0] = row(r);
+    for (std::size_t r = r1 - r0; r < ntiles * gemm_mr; ++r) ptrs[r] = ptrs[r1 - r0 - 1];  // pad the last tile
+    alignas(64) float acc[gemm_mr * gemm_nr * gemm_group_panels];
+#if DIFFUSE_NN_X86
+    if (kk.wide && p1 - p0 == gemm_group_panels) {
+        constexpr std::size_t ld = gemm_nr * gemm_group_panels;
+        const float* panel = b.panel(p0);
+        for (std::size_t tl = 0; tl < ntiles; ++tl) {
+            gemm_kernel_avx512x4(ptrs + tl * gemm_mr, nseg, seg_len, seg_stride, panel, K, acc);
+            const std::size_t m0 = r0 + tl * gemm_mr, mv = std::min(gemm_mr, M - m0);
+            for (std::size_t j = 0; j < gemm_group_panels; ++j) {
+                const std::size_t n0 = (p0 + j) * gemm_nr;
+                kk.finish(acc + j * gemm_nr, ld, m0, mv, n0, std::min(gemm_nr, N - n0), e);
+            }
+        }
+        return;
+    }
+#endif
+    for (std::size_t p = p0; p < p1; ++p) {
+        const float* panel = b.panel(p);
+        const std::size_t n0 = p * gemm_nr, nv = std::min(gemm_nr, N - n0);
+        for (std::size_t tl = 0; tl < ntiles; ++tl) {
+            kk.kernel(ptrs + tl * gemm_mr, nseg, seg_len, seg_stride, panel, acc);
+            const std::size_t m0 = r0 + tl * gemm_mr;
+            kk.finish(acc, gemm_nr, m0, std::min(gemm_mr, M - m0), n0, nv, e);
+        }
+    }
+}
+
 // C rows 0..M-1 = rows · B through the epilogue. row(m) returns the first element of row m of A; a row is
 // nseg segments of seg_len floats, segment s starting at row(m) + s·seg_stride (nseg·seg_len = B.rows()).
 // Tasks: blocks of 12 row tiles × groups of 4 column panels, fixed whatever the thread count.
@@ -326,55 +384,16 @@ void gemm_rows(std::size_t M, RowFn&& row, std::size_t nseg, std::size_t seg_len
                const packed_matrix& b, const tile_epilogue& e) {
     const std::size_t N = b.cols(), panels = b.panels();
     if (M == 0 || N == 0) return;
-    gemm_kernel_fn kernel = gemm_kernel_portable;
-    gemm_finish_fn finish = gemm_finish_portable;
-    bool wide = false;  // 6 × 64 AVX-512 tiles for whole groups of 4 panels
-#if DIFFUSE_NN_X86
-    if (active_isa() == kernel_isa::avx2_fma) {
-        kernel = gemm_kernel_avx2;
-        finish = gemm_finish_avx2;
-        wide = avx512_enabled().load(std::memory_order_relaxed);
-    }
-#endif
-    (void)wide;
+    const gemm_kernels kk = active_gemm_kernels();
     const std::size_t K = b.rows();
-    const std::size_t tiles = (M + gemm_mr - 1) / gemm_mr;
-    const std::size_t blocks = (tiles + gemm_block_tiles - 1) / gemm_block_tiles;
+    const std::size_t block_rows = gemm_block_tiles * gemm_mr;
+    const std::size_t blocks = (M + block_rows - 1) / block_rows;
     const std::size_t groups = (panels + gemm_group_panels - 1) / gemm_group_panels;
     const auto task = [&](std::size_t t) {
         const std::size_t blk = t / groups, grp = t % groups;
-        const std::size_t r0 = blk * gemm_block_tiles * gemm_mr;
-        const std::size_t r1 = std::min(M, r0 + gemm_block_tiles * gemm_mr);
-        const std::size_t ntiles = (r1 - r0 + gemm_mr - 1) / gemm_mr;
-        const float* ptrs[gemm_block_tiles * gemm_mr];
-        for (std::size_t r = r0; r < r1; ++r) ptrs[r - r0] = row(r);
-        for (std::size_t r = r1 - r0; r < ntiles * gemm_mr; ++r) ptrs[r] = ptrs[r1 - r0 - 1];  // pad the last tile
-        alignas(64) float acc[gemm_mr * gemm_nr * gemm_group_panels];
-        const std::size_t p0 = grp * gemm_group_panels, p1 = std::min(panels, p0 + gemm_group_panels);
-#if DIFFUSE_NN_X86
-        if (wide && p1 - p0 == gemm_group_panels) {
-            constexpr std::size_t ld = gemm_nr * gemm_group_panels;
-            const float* panel = b.panel(p0);
-            for (std::size_t tl = 0; tl < ntiles; ++tl) {
-                gemm_kernel_avx512x4(ptrs + tl * gemm_mr, nseg, seg_len, seg_stride, panel, K, acc);
-                const std::size_t m0 = r0 + tl * gemm_mr, mv = std::min(gemm_mr, M - m0);
-                for (std::size_t j = 0; j < gemm_group_panels; ++j) {
-                    const std::size_t n0 = (p0 + j) * gemm_nr;
-                    finish(acc + j * gemm_nr, ld, m0, mv, n0, std::min(gemm_nr, N - n0), e);
-                }
-            }
-            return;
-        }
-#endif
-        for (std::size_t p = p0; p < p1; ++p) {
-            const float* panel = b.panel(p);
-            const std::size_t n0 = p * gemm_nr, nv = std::min(gemm_nr, N - n0);
-            for (std::size_t tl = 0; tl < ntiles; ++tl) {
-                kernel(ptrs + tl * gemm_mr, nseg, seg_len, seg_stride, panel, acc);
-                const std::size_t m0 = r0 + tl * gemm_mr;
-                finish(acc, gemm_nr, m0, std::min(gemm_mr, M - m0), n0, nv, e);
-            }
-        }
+        const std::size_t r0 = blk * block_rows, p0 = grp * gemm_group_panels;
+        gemm_block(kk, M, r0, std::min(M, r0 + block_rows), row, nseg, seg_len, seg_stride, b, e, p0,
+                   std::min(panels, p0 + gemm_group_panels));
     };
     const std::size_t n_tasks = blocks * groups;
     auto& pool = diffuse::detail::thread_pool::instance();

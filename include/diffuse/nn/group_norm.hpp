@@ -26,40 +26,32 @@ namespace detail {
 
 inline constexpr std::size_t norm_pixel_block = 256;
 
-// out[c] = act(x[c]·a[c] + b[c]) for one pixel.
-template <activation A>
-DIFFUSE_ALWAYS_INLINE void affine_activate_loop(const float* DIFFUSE_RESTRICT x, float* out, const float* DIFFUSE_RESTRICT a,
-                                                const float* DIFFUSE_RESTRICT b, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = apply<A>(x[i] * a[i] + b[i]);
-}
-#if defined(__x86_64__) || defined(__i386__)
-template <activation A>
-__attribute__((target("avx2,fma"))) void affine_activate_avx2(const float* x, float* out, const float* a, const float* b,
-                                                              std::size_t pixels, std::size_t c) {
-    for (std::size_t p = 0; p < pixels; ++p) affine_activate_loop<A>(x + p * c, out + p * c, a, b, c);
-}
-#endif
-template <activation A>
-void affine_activate_portable(const float* x, float* out, const float* a, const float* b, std::size_t pixels, std::size_t c) {
-    for (std::size_t p = 0; p < pixels; ++p) affine_activate_loop<A>(x + p * c, out + p * c, a, b, c);
-}
-template <activation A>
-void affine_activate(const float* x, float* out, const float* a, const float* b, std::size_t pixels, std::size_t c) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (active_isa() == kernel_isa::avx2_fma) return affine_activate_avx2<A>(x, out, a, b, pixels, c);
-#endif
-    affine_activate_portable<A>(x, out, a, b, pixels, c);
-}
-// out[p, c] = act(x[p, c]·a[c] + b[c]) over `pixels` pixels of c channels.
-inline void affine_activate(activation act, const float* x, float* out, const float* a, const float* b, std::size_t pixels,
-                            std::size_t c) {
-    switch (act) {
-        case activation::none: return affine_activate<activation::none>(x, out, a, b, pixels, c);
-        case activation::silu: return affine_activate<activation::silu>(x, out, a, b, pixels, c);
-        case activation::mish: return affine_activate<activation::mish>(x, out, a, b, pixels, c);
-        case activation::gelu: return affine_activate<activation::gelu>(x, out, a, b, pixels, c);
-        case activation::relu: return affine_activate<activation::relu>(x, out, a, b, pixels, c);
+// sums[c] = Σ_p x[p·C + c], sums[C + c] = Σ_p x[p·C + c]² in double, p in increasing order.
+DIFFUSE_ALWAYS_INLINE void channel_sums_loop(const float* DIFFUSE_RESTRICT x, std::size_t pixels, std::size_t C,
+                                             double* DIFFUSE_RESTRICT sums) {
+    double* DIFFUSE_RESTRICT s = sums;
+    double* DIFFUSE_RESTRICT q = sums + C;
+    for (std::size_t c = 0; c < C; ++c) s[c] = 0.0, q[c] = 0.0;
+    for (std::size_t p = 0; p < pixels; ++p) {
+        const float* DIFFUSE_RESTRICT row = x + p * C;
+        for (std::size_t c = 0; c < C; ++c) {
+            const double v = row[c];
+            s[c] += v;
+            q[c] += v * v;
+        }
     }
+}
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma"))) inline void channel_sums_avx2(const float* x, std::size_t pixels, std::size_t C,
+                                                                  double* sums) {
+    channel_sums_loop(x, pixels, C, sums);
+}
+#endif
+inline void channel_sums(const float* x, std::size_t pixels, std::size_t C, double* sums) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (active_isa() == kernel_isa::avx2_fma) return channel_sums_avx2(x, pixels, C, sums);
+#endif
+    channel_sums_loop(x, pixels, C, sums);
 }
 
 }  // namespace detail
@@ -95,28 +87,27 @@ public:
     // per sample the C scales s then the C shifts h. stats, coef: stats_doubles() and coef_floats() of scratch.
     void forward(const float* x, std::size_t batch, std::size_t pixels, float* out, activation act, double* stats,
                  float* coef, const float* time_scale_shift = nullptr) const {
+        coefficients(x, batch, pixels, stats, coef, time_scale_shift);
+        const std::size_t C = channels_, nb = blocks(pixels);
+        run(batch * pixels * C, batch * nb, [&](std::size_t task) {
+            const std::size_t b = task / nb, k = task % nb;
+            const float* a = coef + b * 2 * C;
+            const std::size_t p0 = k * detail::norm_pixel_block, p1 = std::min(pixels, p0 + detail::norm_pixel_block);
+            const std::size_t off = (b * pixels + p0) * C;
+            detail::affine_activate(act, x + off, out + off, a, a + C, p1 - p0, C);
+        });
+    }
+
+    // The normalisation as per-sample affine coefficients, y = act(x·a[b, c] + s[b, c]), without writing y:
+    // coef[b·2C + c] = a[b, c], coef[b·2C + C + c] = s[b, c] (a conv2d prologue can apply them, conv2d.hpp).
+    void coefficients(const float* x, std::size_t batch, std::size_t pixels, double* stats, float* coef,
+                      const float* time_scale_shift = nullptr) const {
         const std::size_t C = channels_, nb = blocks(pixels), cpg = C / groups_;
         double* partial = stats;  // [batch, nb, 2, C]: Σx and Σx² per block and channel
-        auto& pool = diffuse::detail::thread_pool::instance();
-        const bool parallel = batch * pixels * C >= diffuse::detail::parallel_threshold / 4;
-        auto run = [&](std::size_t n, auto&& f) {
-            if (parallel) pool.run(n, f);
-            else for (std::size_t i = 0; i < n; ++i) f(i);
-        };
-        run(batch * nb, [&](std::size_t task) {
+        run(batch * pixels * C, batch * nb, [&](std::size_t task) {
             const std::size_t b = task / nb, k = task % nb;
-            double* s = partial + task * 2 * C;
-            double* q = s + C;
-            for (std::size_t c = 0; c < C; ++c) s[c] = 0.0, q[c] = 0.0;
-            const std::size_t p1 = std::min(pixels, (k + 1) * detail::norm_pixel_block);
-            for (std::size_t p = k * detail::norm_pixel_block; p < p1; ++p) {
-                const float* row = x + (b * pixels + p) * C;
-                for (std::size_t c = 0; c < C; ++c) {
-                    const double v = row[c];
-                    s[c] += v;
-                    q[c] += v * v;
-                }
-            }
+            const std::size_t p0 = k * detail::norm_pixel_block, p1 = std::min(pixels, p0 + detail::norm_pixel_block);
+            detail::channel_sums(x + (b * pixels + p0) * C, p1 - p0, C, partial + task * 2 * C);
         });
         // Per sample and group: μ, σ² = E[x²] − μ² (in double), then per channel y = x·a + b.
         const double n = double(pixels) * double(cpg);
@@ -143,16 +134,15 @@ public:
                 }
             }
         }
-        run(batch * nb, [&](std::size_t task) {
-            const std::size_t b = task / nb, k = task % nb;
-            const float* a = coef + b * 2 * C;
-            const std::size_t p0 = k * detail::norm_pixel_block, p1 = std::min(pixels, p0 + detail::norm_pixel_block);
-            const std::size_t off = (b * pixels + p0) * C;
-            detail::affine_activate(act, x + off, out + off, a, a + C, p1 - p0, C);
-        });
     }
 
 private:
+    // f(0 .. n−1), on the pool when the tensor (`elements` floats) is large enough.
+    template <class F>
+    static void run(std::size_t elements, std::size_t n, const F& f) {
+        if (elements >= diffuse::detail::parallel_threshold / 4) diffuse::detail::thread_pool::instance().run(n, f);
+        else for (std::size_t i = 0; i < n; ++i) f(i);
+    }
     [[nodiscard]] static std::size_t blocks(std::size_t pixels) noexcept {
         return (pixels + detail::norm_pixel_block - 1) / detail::norm_pixel_block;
     }

@@ -387,10 +387,10 @@ private:
     }
     // A convolution into `out`, with the workspace's padded-input scratch.
     void conv(const conv2d& c, const float* x, std::size_t batch, std::size_t h, std::size_t w, float* out,
-              const conv_epilogue& e = {}) {
+              const conv_epilogue& e = {}, const conv_prologue& p = {}) {
         const auto t0 = std::chrono::steady_clock::now();
-        auto& s = grow(ws_.conv, std::max<std::size_t>(1, c.scratch_floats(batch, h, w)));
-        c.forward(x, batch, h, w, out, s.data(), e);
+        auto& s = grow(ws_.conv, std::max<std::size_t>(1, c.scratch_floats(batch, h, w, p.enabled())));
+        c.forward(x, batch, h, w, out, s.data(), e, p);
         if (profile_) {
             profile_->conv += seconds_since(t0);
             profile_->conv_flops += 2.0 * double(batch * c.out_height(h) * c.out_width(w)) * double(c.out_channels()) *
@@ -405,6 +405,17 @@ private:
         n.forward(x, batch, pixels, out, act, st.data(), co.data(), scale_shift);
         if (profile_) profile_->norm += seconds_since(t0);
     }
+    // The group norm + activation as the prologue of the convolution that follows (only the statistics are
+    // computed here; the coefficients go to ws_.norm_coef).
+    conv_prologue norm_prologue(const group_norm& n, const float* x, std::size_t batch, std::size_t pixels, activation act,
+                                const float* scale_shift = nullptr) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto& st = grow(ws_.norm_stats, n.stats_doubles(batch, pixels));
+        auto& co = grow(ws_.norm_coef, n.coef_floats(batch));
+        n.coefficients(x, batch, pixels, st.data(), co.data(), scale_shift);
+        if (profile_) profile_->norm += seconds_since(t0);
+        return {co.data(), co.data() + n.channels(), 2 * n.channels(), act};
+    }
     void attend(const spatial_attention& a, const float* x, std::size_t batch, std::size_t tokens, float* y) {
         const auto t0 = std::chrono::steady_clock::now();
         a.forward(x, batch, tokens, y, ws_.attn);
@@ -415,18 +426,22 @@ private:
     // when the block resamples.
     void resnet(const resnet_block& r, const float* x, std::size_t batch, std::size_t& h, std::size_t& w, float* y) {
         const std::size_t hw = h * w;
-        float* a = grow(ws_.s0, batch * hw * r.in_c).data();
-        norm(r.norm1, x, batch, hw, a, cfg_.act_fn);
+        const float* a = x;   // conv1's input: x with norm1 + act as its prologue, or act(GN₁(x)) resampled
+        conv_prologue p1;
         const float* xr = x;  // the residual branch's input
         std::size_t h2 = h, w2 = w;
-        if (r.rs != resnet_block::resample::none) {
+        if (r.rs == resnet_block::resample::none) {
+            p1 = norm_prologue(r.norm1, x, batch, hw, cfg_.act_fn);
+        } else {
+            float* an = grow(ws_.s0, batch * hw * r.in_c).data();
+            norm(r.norm1, x, batch, hw, an, cfg_.act_fn);
             const bool up = r.rs == resnet_block::resample::up;
             h2 = up ? 2 * h : h / 2;
             w2 = up ? 2 * w : w / 2;
             float* a2 = grow(ws_.s1, batch * h2 * w2 * r.in_c).data();
             float* x2 = grow(ws_.s2, batch * h2 * w2 * r.in_c).data();
-            if (up) upsample_nearest2x(a, batch, h, w, r.in_c, a2), upsample_nearest2x(x, batch, h, w, r.in_c, x2);
-            else avg_pool2x(a, batch, h, w, r.in_c, a2), avg_pool2x(x, batch, h, w, r.in_c, x2);
+            if (up) upsample_nearest2x(an, batch, h, w, r.in_c, a2), upsample_nearest2x(x, batch, h, w, r.in_c, x2);
+            else avg_pool2x(an, batch, h, w, r.in_c, a2), avg_pool2x(x, batch, h, w, r.in_c, x2);
             a = a2;
             xr = x2;
         }
@@ -436,8 +451,8 @@ private:
         float* d = grow(ws_.s3, batch * hw2 * r.out_c).data();
         conv_epilogue e1;
         if (!cfg_.scale_shift) e1.sample_bias = proj.data();
-        conv(r.conv1, a, batch, h2, w2, d, e1);
-        norm(r.norm2, d, batch, hw2, d, cfg_.act_fn, cfg_.scale_shift ? proj.data() : nullptr);
+        conv(r.conv1, a, batch, h2, w2, d, e1, p1);
+        const conv_prologue p2 = norm_prologue(r.norm2, d, batch, hw2, cfg_.act_fn, cfg_.scale_shift ? proj.data() : nullptr);
         if (r.shortcut) {
             conv(*r.shortcut, xr, batch, h2, w2, y);
             xr = y;
@@ -445,7 +460,7 @@ private:
         conv_epilogue e2;
         e2.residual = xr;
         e2.output_divisor = r.output_scale;
-        conv(r.conv2, d, batch, h2, w2, y, e2);
+        conv(r.conv2, d, batch, h2, w2, y, e2, p2);
         h = h2;
         w = w2;
     }
