@@ -12,7 +12,9 @@
 // diffuse::error naming the key and the value. Keys starting with "_" (diffusers' bookkeeping) are
 // ignored, except "_class_name", which must be "UNet2DModel" when present.
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -127,6 +129,24 @@ struct config_reader {
 
 inline std::string_view strip_unetres(std::string_view s) { return s.starts_with("UNetRes") ? s.substr(7) : s; }
 
+// The block kinds of a list of diffusers block names (names[i] ↔ kinds[i]; "UNetRes" prefix allowed).
+template <class Kind>
+[[nodiscard]] std::vector<Kind> block_kinds(std::string_view key, const std::vector<std::string>& given,
+                                            std::initializer_list<std::string_view> names, std::initializer_list<Kind> kinds) {
+    std::vector<Kind> out;
+    for (const auto& n : given) {
+        const auto s = strip_unetres(n);
+        const auto it = std::find(names.begin(), names.end(), s);
+        if (it == names.end()) {
+            std::string list;
+            for (auto name : names) list += (list.empty() ? "" : ", ") + std::string(name);
+            diffuse::detail::fail("unet2d config", std::string(key) + " holds \"" + n + "\", not one of " + list);
+        }
+        out.push_back(*(kinds.begin() + (it - names.begin())));
+    }
+    return out;
+}
+
 }  // namespace detail
 
 [[nodiscard]] inline unet2d_config parse_unet2d_config(const io::json_value& root) {
@@ -223,28 +243,15 @@ inline std::string_view strip_unetres(std::string_view s) { return s.starts_with
             r.bad(key, v, "not a key of UNet2DModel's config");
         }
     }
-    if (have_down) {
-        c.down_blocks.clear();
-        for (const auto& n : down_names) {
-            const auto s = detail::strip_unetres(n);
-            if (s == "DownBlock2D") c.down_blocks.push_back(down_block_kind::plain);
-            else if (s == "AttnDownBlock2D") c.down_blocks.push_back(down_block_kind::attention);
-            else if (s == "ResnetDownsampleBlock2D") c.down_blocks.push_back(down_block_kind::resnet_downsample);
-            else diffuse::detail::fail("unet2d config", "down_block_types holds \"" + n +
-                                                            "\", not one of DownBlock2D, AttnDownBlock2D, ResnetDownsampleBlock2D");
-        }
-    }
-    if (have_up) {
-        c.up_blocks.clear();
-        for (const auto& n : up_names) {
-            const auto s = detail::strip_unetres(n);
-            if (s == "UpBlock2D") c.up_blocks.push_back(up_block_kind::plain);
-            else if (s == "AttnUpBlock2D") c.up_blocks.push_back(up_block_kind::attention);
-            else if (s == "ResnetUpsampleBlock2D") c.up_blocks.push_back(up_block_kind::resnet_upsample);
-            else diffuse::detail::fail("unet2d config", "up_block_types holds \"" + n +
-                                                            "\", not one of UpBlock2D, AttnUpBlock2D, ResnetUpsampleBlock2D");
-        }
-    }
+    if (have_down)
+        c.down_blocks = detail::block_kinds<down_block_kind>(
+            "down_block_types", down_names,
+            {"DownBlock2D", "AttnDownBlock2D", "ResnetDownsampleBlock2D"},
+            {down_block_kind::plain, down_block_kind::attention, down_block_kind::resnet_downsample});
+    if (have_up)
+        c.up_blocks = detail::block_kinds<up_block_kind>(
+            "up_block_types", up_names, {"UpBlock2D", "AttnUpBlock2D", "ResnetUpsampleBlock2D"},
+            {up_block_kind::plain, up_block_kind::attention, up_block_kind::resnet_upsample});
     // Consistency, as UNet2DModel's constructor and its layers require.
     const auto fail = [](const std::string& what) { diffuse::detail::fail("unet2d config", what); };
     const std::size_t levels = c.block_out_channels.size();
