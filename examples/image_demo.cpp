@@ -157,13 +157,9 @@ result generate(const options& o, const std::string& sampler, std::size_t steps,
         spec += std::string(", \"guidance_scale\": ") + g;
     }
     spec += "}}";
-    auto bar = [](std::size_t done, std::size_t total) {
-        std::fprintf(stderr, "\r  sampling [%-40s] %zu/%zu", std::string(done * 40 / total, '#').c_str(), done, total);
-        if (done == total) std::fputc('\n', stderr);
-    };
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = diffuse::cli::run_spec(diffuse::io::parse_json(spec), o.model, false,
-                                          progress ? std::function<void(std::size_t, std::size_t)>(bar) : nullptr);
+                                          progress ? std::function<void(std::size_t, std::size_t)>(diffuse::cli::progress_bar) : nullptr);
     result out;
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.nfe = r.nfe.value_or(0);

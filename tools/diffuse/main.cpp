@@ -28,15 +28,6 @@ int usage() {
     return 2;
 }
 
-void progress_bar(std::size_t done, std::size_t total) {
-    constexpr std::size_t width = 40;
-    const std::size_t filled = total ? done * width / total : width;
-    std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), done,
-                 total);
-    if (done >= total) std::fputc('\n', stderr);
-    std::fflush(stderr);
-}
-
 int sample(const std::vector<std::string>& args) {
     if (args.size() < 2) return usage();
     std::string png;
@@ -49,7 +40,7 @@ int sample(const std::vector<std::string>& args) {
     const std::filesystem::path spec_path = args[0];
     const auto root = diffuse::cli::load_json(spec_path);
     const auto dir = spec_path.parent_path();
-    const auto r = diffuse::cli::run_spec(root, dir, false, quiet ? std::function<void(std::size_t, std::size_t)>{} : progress_bar);
+    const auto r = diffuse::cli::run_spec(root, dir, false, quiet ? std::function<void(std::size_t, std::size_t)>{} : diffuse::cli::progress_bar);
     auto write = [&](const std::string& path, const std::vector<double>& v, std::vector<std::size_t> shape) {
         if (r.dtype == "float32") {
             std::vector<float> f(v.begin(), v.end());

@@ -10,6 +10,7 @@
 // its option reading in the family's runner.
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -925,7 +926,17 @@ struct spec_run {
     std::optional<std::size_t> nfe;
 };
 
-// progress(done, total) is called after every step (e.g. a progress bar).
+// A progress bar on stderr for run_spec's progress callback: "[####....] done/total", redrawn in place.
+inline void progress_bar(std::size_t done, std::size_t total) {
+    constexpr std::size_t width = 40;
+    const std::size_t filled = total ? done * width / total : width;
+    std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), done,
+                 total);
+    if (done >= total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+}
+
+// progress(done, total) is called after every step (e.g. progress_bar).
 inline spec_run run_spec(const io::json_value& root, const std::filesystem::path& dir, bool always_record = false,
                          const std::function<void(std::size_t, std::size_t)>& progress = {}) {
     fields s(&root, "spec");

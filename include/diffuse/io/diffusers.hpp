@@ -35,18 +35,11 @@
 
 namespace diffuse::io {
 
-// The whole file as text (bounded: config files above 16 MB are rejected).
+// The whole file as text (bounded: config files above 16 MB are rejected), through the safetensors reader's
+// bounded file read.
 [[nodiscard]] inline std::string read_text_file(const std::filesystem::path& p, std::size_t limit = 16u << 20) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) diffuse::detail::fail("read_text_file", "cannot open " + p.string());
-    std::string s;
-    char buf[65536];
-    while (f.read(buf, sizeof buf) || f.gcount() > 0) {
-        s.append(buf, std::size_t(f.gcount()));
-        if (s.size() > limit) diffuse::detail::fail("read_text_file", p.string() + " is larger than " + std::to_string(limit) + " bytes");
-    }
-    if (f.bad()) diffuse::detail::fail("read_text_file", "cannot read " + p.string());
-    return s;
+    const auto bytes = detail::read_file_bytes(p.string(), "read_text_file", limit);
+    return std::string(bytes.begin(), bytes.end());
 }
 
 [[nodiscard]] inline nn::unet2d_config read_unet2d_config(const std::filesystem::path& config_json) {

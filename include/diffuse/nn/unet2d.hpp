@@ -122,12 +122,13 @@ public:
                                                         std::to_string(batch * cfg_.time_embed_dim()) + " class vector values"
                                                   : "class vectors are only for class_embed_type \"identity\"");
         class_vectors_ = class_vectors;
-        const auto start = std::chrono::steady_clock::now();
-        const std::size_t hw = h * w;
-        auto& in = grow(ws_.input, batch * hw * cfg_.in_channels);
+        const scoped_time timed(profile_slot(&unet2d_profile::total));
+        if (profile_) ++profile_->forwards;
+        const std::size_t hw = h * w, n_in = batch * hw * cfg_.in_channels;
+        auto& in = grow(ws_.input, n_in);
         to_nhwc(x, batch, cfg_.in_channels, hw, in.data());
         if (cfg_.center_input_sample)
-            for (auto& v : in) v = 2.0f * v - 1.0f;
+            for (std::size_t i = 0; i < n_in; ++i) in[i] = 2.0f * in[i] - 1.0f;
         embed_time(batch, t, class_labels);
         auto& y = grow(ws_.output, batch * hw * cfg_.out_channels);
         run(in.data(), batch, h, w, y.data());
@@ -137,7 +138,6 @@ public:
                 for (std::size_t i = 0; i < hw * cfg_.out_channels; ++i) y[b * hw * cfg_.out_channels + i] /= tb;
             }
         from_nhwc(y.data(), batch, cfg_.out_channels, hw, out);
-        if (profile_) profile_->total += seconds_since(start), ++profile_->forwards;
     }
 
 private:
@@ -382,44 +382,56 @@ private:
         activate(cfg_.act_fn, ea.data(), batch * temb);
     }
 
-    static double seconds_since(std::chrono::steady_clock::time_point t0) {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Adds the wall time of its scope to *slot; does nothing (reads no clock) when slot is null.
+    class scoped_time {
+    public:
+        explicit scoped_time(double* slot) : slot_(slot) {
+            if (slot_) t0_ = std::chrono::steady_clock::now();
+        }
+        ~scoped_time() {
+            if (slot_) *slot_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+        }
+        scoped_time(const scoped_time&) = delete;
+        scoped_time& operator=(const scoped_time&) = delete;
+
+    private:
+        double* slot_;
+        std::chrono::steady_clock::time_point t0_{};
+    };
+    [[nodiscard]] double* profile_slot(double unet2d_profile::*member) noexcept {
+        return profile_ ? &(profile_->*member) : nullptr;
     }
     // A convolution into `out`, with the workspace's padded-input scratch.
     void conv(const conv2d& c, const float* x, std::size_t batch, std::size_t h, std::size_t w, float* out,
               const conv_epilogue& e = {}, const conv_prologue& p = {}) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const scoped_time timed(profile_slot(&unet2d_profile::conv));
         auto& s = grow(ws_.conv, std::max<std::size_t>(1, c.scratch_floats(batch, h, w, p.enabled())));
         c.forward(x, batch, h, w, out, s.data(), e, p);
         if (profile_) {
-            profile_->conv += seconds_since(t0);
             profile_->conv_flops += 2.0 * double(batch * c.out_height(h) * c.out_width(w)) * double(c.out_channels()) *
                                     double(c.in_channels() * c.kernel() * c.kernel());
         }
     }
     void norm(const group_norm& n, const float* x, std::size_t batch, std::size_t pixels, float* out, activation act,
               const float* scale_shift = nullptr) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const scoped_time timed(profile_slot(&unet2d_profile::norm));
         auto& st = grow(ws_.norm_stats, n.stats_doubles(batch, pixels));
         auto& co = grow(ws_.norm_coef, n.coef_floats(batch));
         n.forward(x, batch, pixels, out, act, st.data(), co.data(), scale_shift);
-        if (profile_) profile_->norm += seconds_since(t0);
     }
     // The group norm + activation as the prologue of the convolution that follows (only the statistics are
     // computed here; the coefficients go to ws_.norm_coef).
     conv_prologue norm_prologue(const group_norm& n, const float* x, std::size_t batch, std::size_t pixels, activation act,
                                 const float* scale_shift = nullptr) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const scoped_time timed(profile_slot(&unet2d_profile::norm));
         auto& st = grow(ws_.norm_stats, n.stats_doubles(batch, pixels));
         auto& co = grow(ws_.norm_coef, n.coef_floats(batch));
         n.coefficients(x, batch, pixels, st.data(), co.data(), scale_shift);
-        if (profile_) profile_->norm += seconds_since(t0);
         return {co.data(), co.data() + n.channels(), 2 * n.channels(), act};
     }
     void attend(const spatial_attention& a, const float* x, std::size_t batch, std::size_t tokens, float* y) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const scoped_time timed(profile_slot(&unet2d_profile::attention));
         a.forward(x, batch, tokens, y, ws_.attn);
-        if (profile_) profile_->attention += seconds_since(t0);
     }
 
     // y = resnet(x); x is [batch, h, w, in_c]; y (≠ x, not a scratch buffer) gets the output; h, w are updated
