@@ -355,4 +355,13 @@ TEST_CASE("a unet2d spec takes its defaults from the folder's scheduler_config.j
     REQUIRE(guided.x.size() == plain.x.size());
     CHECK(guided.x != plain.x);
     for (double v : guided.x) CHECK(std::isfinite(v));
+    const auto rescaled = diffuse::cli::run_spec(
+        diffuse::io::parse_json(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2],
+            "null_class": 10, "guidance_scale": 3, "guidance_rescale": 0.7}})"), golden / "class_cond");
+    CHECK(rescaled.x != guided.x);
+    CHECK(rescaled.nfe == std::optional<std::size_t>(3));  // one network call per DDIM step, both halves in it
+    fails(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2], "null_class": 11,
+          "guidance_scale": 3}})", "not below num_class_embeds = 11");
+    fails(head + R"("shape": [2, 3, 8, 8], "denoiser": {"type": "unet2d", "path": ".", "class_labels": [1, 2], "null_class": 10,
+          "guidance_scale": 3, "guidance_rescale": 1.5}})", "guidance_rescale");
 }
