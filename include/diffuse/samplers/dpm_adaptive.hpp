@@ -157,10 +157,10 @@ ode_stats sample_dpm_adaptive(Model& m, X&& x_in, const time_grid& grid, const d
                 sig2[b] = std::exp(-(lam[b] + r2 * h[b]));
             }
             // ε₀ at (x, σ_s); u₁ = x − σ_{s1}(e^{r₁h} − 1)ε₀ (Lu et al. 2022, Algorithm 1/2, first stage)
-            detail::dpm_eps(m, st, x, sig_s, den.v, e0.v, i, where);
+            detail::dpm_eps(m, st, x, sig_s, den.v(), e0.v(), i, where);
             for (std::size_t b = 0; b < B; ++b) st.c0[b] = -sig1[b] * std::expm1(r1 * h[b]);
-            lincomb(u.v, 1.0, x, per_sample(st.c0), e0.v);
-            detail::dpm_eps(m, st, u.v, sig1, tmp.v, e1.v, i, where);
+            lincomb(u.v(), 1.0, x, per_sample(st.c0), e0.v());
+            detail::dpm_eps(m, st, u.v(), sig1, tmp.v(), e1.v(), i, where);
             for (std::size_t b = 0; b < B; ++b) {
                 const double em = std::expm1(h[b]);
                 st.c0[b] = -sig_t_[b] * em;  // DPM-Solver-1: x − σ_t(e^h − 1)ε₀ (Lu et al. eq. 3.7 with α = 1)
@@ -168,12 +168,12 @@ ode_stats sample_dpm_adaptive(Model& m, X&& x_in, const time_grid& grid, const d
                 st.c1[b] = -sig_t_[b] / (2.0 * r1) * em;
             }
             if (opt.order == 2) {
-                lincomb(lo.v, 1.0, x, per_sample(st.c0), e0.v);
+                lincomb(lo.v(), 1.0, x, per_sample(st.c0), e0.v());
                 for (std::size_t b = 0; b < B; ++b) ca[b] = st.c0[b] - st.c1[b];
-                lincomb(hi.v, 1.0, x, per_sample(ca), e0.v, per_sample(st.c1), e1.v);
+                lincomb(hi.v(), 1.0, x, per_sample(ca), e0.v(), per_sample(st.c1), e1.v());
             } else {
                 for (std::size_t b = 0; b < B; ++b) ca[b] = st.c0[b] - st.c1[b];
-                lincomb(lo.v, 1.0, x, per_sample(ca), e0.v, per_sample(st.c1), e1.v);
+                lincomb(lo.v(), 1.0, x, per_sample(ca), e0.v(), per_sample(st.c1), e1.v());
                 // DPM-Solver-3 (Algorithm 2, r₁ = 1/3, r₂ = 2/3):
                 //   u₂ = x − σ_{s2}(e^{r₂h} − 1)ε₀ − σ_{s2}(r₂/r₁)((e^{r₂h} − 1)/(r₂h) − 1)(ε₁ − ε₀)
                 //   x_high = x − σ_t(e^h − 1)ε₀ − σ_t/r₂·((e^h − 1)/h − 1)(ε₂ − ε₀)
@@ -183,25 +183,25 @@ ode_stats sample_dpm_adaptive(Model& m, X&& x_in, const time_grid& grid, const d
                     st.c2[b] = -sig2[b] * std::expm1(r2 * h[b]) - k;
                     st.c3[b] = k;
                 }
-                lincomb(u.v, 1.0, x, per_sample(st.c2), e0.v, per_sample(st.c3), e1.v);
-                detail::dpm_eps(m, st, u.v, sig2, tmp.v, e2.v, i, where);
+                lincomb(u.v(), 1.0, x, per_sample(st.c2), e0.v(), per_sample(st.c3), e1.v());
+                detail::dpm_eps(m, st, u.v(), sig2, tmp.v(), e2.v(), i, where);
                 for (std::size_t b = 0; b < B; ++b) {
                     const double k = h[b] != 0 ? -sig_t_[b] / r2 * (std::expm1(h[b]) / h[b] - 1.0) : 0.0;
                     cb[b] = st.c0[b] - k;
                     cc[b] = k;
                 }
-                lincomb(hi.v, 1.0, x, per_sample(cb), e0.v, per_sample(cc), e2.v);
+                lincomb(hi.v(), 1.0, x, per_sample(cb), e0.v(), per_sample(cc), e2.v());
             }
             stats.nfe += std::size_t(opt.order);
             // Error estimate (k-diffusion's δ = max(atol, rtol·max(|x_low|, |x_prev|))), RMS per sample or batch.
             const double rtol = opt.rtol, atol = opt.atol;
             transform(
-                tmp.v,
+                tmp.v(),
                 [=](T l, T hgh, T p) {
                     return T((double(l) - double(hgh)) / std::max(atol, rtol * std::max(std::abs(double(l)), std::abs(double(p)))));
                 },
-                lo.v, hi.v, prev.v);
-            detail::error_rms(tmp.v, opt.norm, ss, err);
+                lo.v(), hi.v(), prev.v());
+            detail::error_rms(tmp.v(), opt.norm, ss, err);
             bool any_noise = false;
             for (std::size_t b = 0; b < B; ++b) {
                 pending[b] = 0;
@@ -215,8 +215,8 @@ ode_stats sample_dpm_adaptive(Model& m, X&& x_in, const time_grid& grid, const d
                     ++stats.rejected;
                 }
                 if (!accept) continue;
-                std::copy_n(lo.v.sample(b), st.per_sample, prev.v.sample(b));
-                std::copy_n(hi.v.sample(b), st.per_sample, x.sample(b));
+                std::copy_n(lo.v().sample(b), st.per_sample, prev.v().sample(b));
+                std::copy_n(hi.v().sample(b), st.per_sample, x.sample(b));
                 lam[b] = lam_t[b];
                 pending[b] = noise_coef[b] != 0.0;
                 any_noise = any_noise || pending[b];
@@ -234,14 +234,14 @@ ode_stats sample_dpm_adaptive(Model& m, X&& x_in, const time_grid& grid, const d
                     ca[b] = use ? noise_coef[b] : 0.0;
                     if (use) pending[b] = 0;
                 }
-                detail::draw_noise(noise, tmp.v, k, sig_s, sig_t);
-                lincomb(x, 1.0, x, per_sample(ca), tmp.v);
+                detail::draw_noise(noise, tmp.v(), k, sig_s, sig_t);
+                lincomb(x, 1.0, x, per_sample(ca), tmp.v());
                 any_noise = std::any_of(pending.begin(), pending.end(), [](std::uint8_t p) { return p != 0; });
             }
         }
         if (into_zero) {  // x = D(x; σ) into σ = 0 (the limit of DPM-Solver-1)
             for (std::size_t b = 0; b < B; ++b) sig_s[b] = std::exp(-lam[b]);
-            detail::denoise(m, x, st.ones, sig_s, den.v, i, where);
+            detail::denoise(m, x, st.ones, sig_s, den.v(), i, where);
             ++stats.nfe;
             for (std::size_t b = 0; b < B; ++b) {
                 const bool z = st.s_next[b] == 0;
@@ -249,9 +249,9 @@ ode_stats sample_dpm_adaptive(Model& m, X&& x_in, const time_grid& grid, const d
                 st.c1[b] = z ? 1.0 : 0.0;
                 if (z) lam[b] = INFINITY;
             }
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v());
         }
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return stats;
+        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return stats;
     }
     return stats;
 }

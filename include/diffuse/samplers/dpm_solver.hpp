@@ -96,7 +96,7 @@ void sample_dpmpp_2m(Model& m, X&& x_in, const time_grid& grid, const dpmpp_2m_o
     using T = typename decltype(x)::value_type;
     detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
     auto b0 = st.make_buffer(), b1 = st.make_buffer();
-    tensor_view<T> den = b0.v, old = b1.v;
+    tensor_view<T> den = b0.v(), old = b1.v();
     std::vector<double> h_last(x.batch);
     for (std::size_t i = 0; i < st.steps; ++i) {
         st.load(grid, i);
@@ -144,7 +144,7 @@ void sample_dpmpp_2s_ancestral(Model& m, X&& x_in, const time_grid& grid, const 
     std::uint64_t draw = 0;
     for (std::size_t i = 0; i < st.steps; ++i) {
         st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v, i, where);
+        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);
         bool second = false;
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b];
@@ -165,14 +165,14 @@ void sample_dpmpp_2s_ancestral(Model& m, X&& x_in, const time_grid& grid, const 
             st.c2[b] = -std::expm1(-h);
         }
         if (second) {
-            lincomb(u.v, per_sample(st.c3), x, per_sample(st.hat), den.v);
-            detail::denoise(m, u.v, st.ones, st.tmp, den2.v, i, where);
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v, per_sample(st.c2), den2.v);
+            lincomb(u.v(), per_sample(st.c3), x, per_sample(st.hat), den.v());
+            detail::denoise(m, u.v(), st.ones, st.tmp, den2.v(), i, where);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v(), per_sample(st.c2), den2.v());
         } else {
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v());
         }
-        detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, st.c4);
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);
+        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
     }
 }
 
@@ -197,7 +197,7 @@ void sample_dpmpp_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_sde
     std::uint64_t draw = 0;
     for (std::size_t i = 0; i < st.steps; ++i) {
         st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v, i, where);
+        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);
         bool second = false;
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b], sn = st.s_next[b];
@@ -222,15 +222,15 @@ void sample_dpmpp_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_sde
             su2[b] = opt.s_noise * a2.up;
         }
         if (second) {
-            lincomb(u.v, per_sample(cu0), x, per_sample(cu1), den.v);
-            detail::add_noise(noise, u.v, eps.v, draw, st.s, st.tmp, su1);
-            detail::denoise(m, u.v, st.ones, st.tmp, den2.v, i, where);
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v, per_sample(st.c2), den2.v);
-            detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, su2);
+            lincomb(u.v(), per_sample(cu0), x, per_sample(cu1), den.v());
+            detail::add_noise(noise, u.v(), eps.v(), draw, st.s, st.tmp, su1);
+            detail::denoise(m, u.v(), st.ones, st.tmp, den2.v(), i, where);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v(), per_sample(st.c2), den2.v());
+            detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, su2);
         } else {
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v());
         }
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
     }
 }
 
@@ -249,7 +249,7 @@ void sample_dpmpp_2m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_
     detail::check_eta_noise(opt.eta, opt.s_noise, where);
     detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
     auto b0 = st.make_buffer(), b1 = st.make_buffer(), eps = st.make_buffer();
-    tensor_view<T> den = b0.v, old = b1.v;
+    tensor_view<T> den = b0.v(), old = b1.v();
     std::vector<double> h_last(x.batch);
     std::uint64_t draw = 0;
     for (std::size_t i = 0; i < st.steps; ++i) {
@@ -276,7 +276,7 @@ void sample_dpmpp_2m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_
             h_last[b] = h;
         }
         lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), old);
-        detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, st.c4);
+        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);
         if (detail::observe(obs, i, st.steps, st.s, x, den)) return;
         std::swap(den, old);
     }
@@ -297,7 +297,7 @@ void sample_dpmpp_3m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_
     detail::check_eta_noise(opt.eta, opt.s_noise, where);
     detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
     auto b0 = st.make_buffer(), b1 = st.make_buffer(), b2 = st.make_buffer(), eps = st.make_buffer();
-    std::array<tensor_view<T>, 3> d{b0.v, b1.v, b2.v};  // D_i, D_{i−1}, D_{i−2}
+    std::array<tensor_view<T>, 3> d{b0.v(), b1.v(), b2.v()};  // D_i, D_{i−1}, D_{i−2}
     std::vector<double> h1(x.batch), h2(x.batch);
     std::uint64_t draw = 0;
     for (std::size_t i = 0; i < st.steps; ++i) {
@@ -331,7 +331,7 @@ void sample_dpmpp_3m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_
             h1[b] = h;
         }
         lincomb(x, per_sample(st.c0), x, per_sample(st.c1), d[0], per_sample(st.c2), d[1], per_sample(st.c3), d[2]);
-        detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, st.c4);
+        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);
         if (detail::observe(obs, i, st.steps, st.s, x, d[0])) return;
         std::rotate(d.begin(), d.begin() + 2, d.end());  // (D_i, D_{i−1}, D_{i−2}) → (free, D_i, D_{i−1})
     }

@@ -6,6 +6,8 @@
 // (Karras et al. eq. 4 with s = 1, σ(t) = t). The grid holds σ_0 > … > σ_N (σ_N = 0 usually); x enters
 // as σ_0·z (already scaled) and leaves as the sample.
 //
+// Each sampler is a stepper (samplers/stepper.hpp: euler_stepper, heun_stepper, dpm_2_stepper,
+// euler_ancestral_stepper, dpm_2_ancestral_stepper) and a one-call sample_* over it:
 //   sample_euler            Euler steps with optional "churn" (Algorithm 2, lines 4–8)
 //   sample_heun             Heun's 2nd-order steps with churn (Algorithm 2 in full); Euler into σ = 0
 //   sample_dpm_2            DPM-Solver-2 midpoint steps in log σ (Lu et al. 2022, Algorithm 1 with r = 1/2
@@ -95,22 +97,28 @@ inline double log_midpoint(double sigma_a, double sigma_b) {
 }  // namespace detail
 
 namespace detail {
-// One DPM-Solver-2 step in σ-space from σ_from to σ_to with midpoint st.tmp (Euler where σ_to = 0):
-//   x' = x + (σ_mid − σ_from)·(x − D)/σ_from;  x ← x + (σ_to − σ_from)·(x' − D(x'; σ_mid))/σ_mid.
-template <class Model, class T>
-void dpm2_step(Model& m, sigma_state<T>& st, const tensor_view<T>& x, const tensor_view<T>& den, const tensor_view<T>& x2,
-               const tensor_view<T>& den2, std::span<const double> from, std::span<const double> to, std::size_t step,
-               const char* where) {
+// DPM-Solver-2 in σ-space from σ_from to σ_to with midpoint st.tmp (Euler where σ_to = 0), in two halves
+// around the model call D(x'; σ_mid):
+//   first:   x' = x + (σ_mid − σ_from)·(x − D)/σ_from            (returns false, and does the Euler step,
+//                                                                 when no sample needs the midpoint)
+//   second:  x ← x + (σ_to − σ_from)·(x' − D(x'; σ_mid))/σ_mid
+template <class T>
+bool dpm2_first_half(sigma_state<T>& st, const tensor_view<T>& x, const tensor_view<T>& den, const tensor_view<T>& x2,
+                     std::span<const double> from, std::span<const double> to) {
     bool second = false;
     for (std::size_t b = 0; b < st.batch; ++b) second = second || to[b] > 0;
     if (!second) {
         for (std::size_t b = 0; b < st.batch; ++b) euler_coefficients(from[b], to[b], st.c0[b], st.c1[b]);
         lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den);
-        return;
+        return false;
     }
     for (std::size_t b = 0; b < st.batch; ++b) euler_coefficients(from[b], st.tmp[b], st.c0[b], st.c1[b]);
     lincomb(x2, per_sample(st.c0), x, per_sample(st.c1), den);
-    denoise(m, x2, st.ones, st.tmp, den2, step, where);
+    return true;
+}
+template <class T>
+void dpm2_second_half(sigma_state<T>& st, const tensor_view<T>& x, const tensor_view<T>& den, const tensor_view<T>& x2,
+                      const tensor_view<T>& den2, std::span<const double> from, std::span<const double> to) {
     for (std::size_t b = 0; b < st.batch; ++b) {
         if (to[b] > 0) {
             const double r = (to[b] - from[b]) / st.tmp[b];
@@ -129,55 +137,64 @@ void dpm2_step(Model& m, sigma_state<T>& st, const tensor_view<T>& x, const tens
 
 // Euler (Karras et al. 2022, Algorithm 2 with the Euler step only):
 //   σ̂ = σ_i(1+γ_i), x̂ = x + √(σ̂²−σ_i²)·z;  d = (x̂ − D(x̂; σ̂))/σ̂;  x_{i+1} = x̂ + (σ_{i+1} − σ̂)·d.
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_euler(Model& m, X&& x_in, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
-                  Obs&& obs = {}) {
-    constexpr const char* where = "sample_euler";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_churn(opt, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), eps = st.make_buffer();
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::churn(st, opt, x, eps.v, noise, draw);
-        detail::denoise(m, x, st.ones, st.hat, den.v, i, where);
-        for (std::size_t b = 0; b < st.batch; ++b) detail::euler_coefficients(st.hat[b], st.s_next[b], st.c0[b], st.c1[b]);
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v);  // Euler step (Algorithm 2, line 8)
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+template <class T, class Noise = counter_noise>
+class euler_stepper : public detail::sigma_stepper<euler_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<euler_stepper<T, Noise>, T, Noise>;
+    friend class stepper<euler_stepper<T, Noise>, T>;
+
+public:
+    euler_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_euler"), opt_(opt) {
+        detail::check_churn(opt_, this->where());
     }
-}
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        this->load_step();
+        detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
+        co_await this->denoise(x, st.hat, den_.v());
+        for (std::size_t b = 0; b < st.batch; ++b) detail::euler_coefficients(st.hat[b], st.s_next[b], st.c0[b], st.c1[b]);
+        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den_.v());  // Euler step (Algorithm 2, line 8)
+        this->report(st.s, den_.v());
+    }
+    churn_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+};
 
 // Heun (Karras et al. 2022, Algorithm 2): after the Euler predictor x' = x̂ + (σ_{i+1} − σ̂)d, the
 // trapezoidal corrector x_{i+1} = x̂ + (σ_{i+1} − σ̂)·(d + d')/2 with d' = (x' − D(x'; σ_{i+1}))/σ_{i+1}
 // (lines 9–11); into σ_{i+1} = 0 the Euler step alone. In a per-sample grid, samples whose σ_{i+1} = 0 sit
 // out the second evaluation (their row is evaluated at σ̂ and ignored).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_heun(Model& m, X&& x_in, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
-                 Obs&& obs = {}) {
-    constexpr const char* where = "sample_heun";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_churn(opt, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), eps = st.make_buffer(), x2 = st.make_buffer(), den2 = st.make_buffer();
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::churn(st, opt, x, eps.v, noise, draw);
-        detail::denoise(m, x, st.ones, st.hat, den.v, i, where);
+template <class T, class Noise = counter_noise>
+class heun_stepper : public detail::sigma_stepper<heun_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<heun_stepper<T, Noise>, T, Noise>;
+    friend class stepper<heun_stepper<T, Noise>, T>;
+
+public:
+    heun_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_heun"), opt_(opt) {
+        detail::check_churn(opt_, this->where());
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
+        this->load_step();
+        detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
+        co_await this->denoise(x, st.hat, den);
         bool second = false;
         for (std::size_t b = 0; b < st.batch; ++b) {
             detail::euler_coefficients(st.hat[b], st.s_next[b], st.c0[b], st.c1[b]);
             second = second || st.s_next[b] > 0;
         }
         if (!second) {
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den);
         } else {
-            lincomb(x2.v, per_sample(st.c0), x, per_sample(st.c1), den.v);  // Euler predictor (line 8)
+            lincomb(x2, per_sample(st.c0), x, per_sample(st.c1), den);  // Euler predictor (line 8)
             for (std::size_t b = 0; b < st.batch; ++b) st.tmp[b] = st.s_next[b] > 0 ? st.s_next[b] : st.hat[b];
-            detail::denoise(m, x2.v, st.ones, st.tmp, den2.v, i, where);
+            co_await this->denoise(x2, st.tmp, den2);
             // x + dt/2·(x − D)/σ̂ + dt/2·(x' − D')/σ_{i+1}   (line 11)
             for (std::size_t b = 0; b < st.batch; ++b) {
                 const double dt = st.s_next[b] - st.hat[b];
@@ -191,90 +208,150 @@ void sample_heun(Model& m, X&& x_in, const time_grid& grid, const churn_options&
                     st.c2[b] = st.c3[b] = 0.0;  // Euler (c0, c1 already set)
                 }
             }
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v, per_sample(st.c2), x2.v, per_sample(st.c3), den2.v);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), x2, per_sample(st.c3), den2);
         }
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        this->report(st.s, den);
     }
-}
+    churn_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+                                            x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
+};
 
 // DPM2 (k-diffusion's sample_dpm_2; DPM-Solver-2 of Lu et al. 2022 applied to the σ-space ODE, with the
 // churn of Karras et al. Algorithm 2): σ_mid = √(σ̂·σ_{i+1}) (midpoint in log σ),
 // x' = x̂ + (σ_mid − σ̂)d, x_{i+1} = x̂ + (σ_{i+1} − σ̂)·d(x', σ_mid). Euler into σ = 0.
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpm_2(Model& m, X&& x_in, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
-                  Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpm_2";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_churn(opt, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), eps = st.make_buffer(), x2 = st.make_buffer(), den2 = st.make_buffer();
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::churn(st, opt, x, eps.v, noise, draw);
-        detail::denoise(m, x, st.ones, st.hat, den.v, i, where);
+template <class T, class Noise = counter_noise>
+class dpm_2_stepper : public detail::sigma_stepper<dpm_2_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpm_2_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpm_2_stepper<T, Noise>, T>;
+
+public:
+    dpm_2_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpm_2"), opt_(opt) {
+        detail::check_churn(opt_, this->where());
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
+        this->load_step();
+        detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
+        co_await this->denoise(x, st.hat, den);
         for (std::size_t b = 0; b < st.batch; ++b)
             st.tmp[b] = st.s_next[b] > 0 ? detail::log_midpoint(st.hat[b], st.s_next[b]) : st.hat[b];
-        detail::dpm2_step(m, st, x, den.v, x2.v, den2.v, st.hat, st.s_next, i, where);
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        if (detail::dpm2_first_half(st, x, den, x2, st.hat, st.s_next)) {
+            co_await this->denoise(x2, st.tmp, den2);
+            detail::dpm2_second_half(st, x, den, x2, den2, st.hat, st.s_next);
+        }
+        this->report(st.s, den);
     }
-}
-
+    churn_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+                                            x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
+};
 
 // Euler ancestral (k-diffusion's sample_euler_ancestral; diffusers' EulerAncestralDiscreteScheduler):
 //   (σ_down, σ_up) = ancestral_step(σ_i, σ_{i+1}, η);  x ← x + (σ_down − σ_i)·d;  x ← x + s_noise·σ_up·z
 //   (no noise into σ_{i+1} = 0).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_euler_ancestral(Model& m, X&& x_in, const time_grid& grid, const ancestral_options& opt = {},
-                            Noise&& noise = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_euler_ancestral";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_ancestral(opt, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), eps = st.make_buffer();
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v, i, where);
-        for (std::size_t b = 0; b < st.batch; ++b) {
-            const auto a = ancestral_step(st.s[b], st.s_next[b], opt.eta);
-            detail::euler_coefficients(st.s[b], a.down, st.c0[b], st.c1[b]);
-            st.c4[b] = st.s_next[b] > 0 ? opt.s_noise * a.up : 0.0;
-        }
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v);
-        detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, st.c4);
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
-    }
-}
+template <class T, class Noise = counter_noise>
+class euler_ancestral_stepper : public detail::sigma_stepper<euler_ancestral_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<euler_ancestral_stepper<T, Noise>, T, Noise>;
+    friend class stepper<euler_ancestral_stepper<T, Noise>, T>;
 
-// DPM2 ancestral (k-diffusion's sample_dpm_2_ancestral): the DPM-Solver-2 step of sample_dpm_2 from σ_i to
-// σ_down, then s_noise·σ_up·z (where σ_down > 0).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpm_2_ancestral(Model& m, X&& x_in, const time_grid& grid, const ancestral_options& opt = {},
-                            Noise&& noise = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpm_2_ancestral";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_ancestral(opt, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), eps = st.make_buffer(), x2 = st.make_buffer(), den2 = st.make_buffer();
-    std::vector<double> down(x.batch), noise_coef(x.batch);
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v, i, where);
+public:
+    euler_ancestral_stepper(batch_shape shape, const time_grid& grid, const ancestral_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_euler_ancestral"), opt_(opt) {
+        detail::check_ancestral(opt_, this->where());
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        this->load_step();
+        co_await this->denoise(x, st.s, den_.v());
         for (std::size_t b = 0; b < st.batch; ++b) {
-            const auto a = ancestral_step(st.s[b], st.s_next[b], opt.eta);
-            down[b] = a.down;
-            noise_coef[b] = a.down > 0 ? opt.s_noise * a.up : 0.0;
+            const auto a = ancestral_step(st.s[b], st.s_next[b], opt_.eta);
+            detail::euler_coefficients(st.s[b], a.down, st.c0[b], st.c1[b]);
+            st.c4[b] = st.s_next[b] > 0 ? opt_.s_noise * a.up : 0.0;
+        }
+        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den_.v());
+        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        this->report(st.s, den_.v());
+    }
+    ancestral_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+};
+
+// DPM2 ancestral (k-diffusion's sample_dpm_2_ancestral): the DPM-Solver-2 step of dpm_2_stepper from σ_i to
+// σ_down, then s_noise·σ_up·z (where σ_down > 0).
+template <class T, class Noise = counter_noise>
+class dpm_2_ancestral_stepper : public detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpm_2_ancestral_stepper<T, Noise>, T>;
+
+public:
+    dpm_2_ancestral_stepper(batch_shape shape, const time_grid& grid, const ancestral_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpm_2_ancestral"), opt_(opt), down_(shape.batch),
+          noise_coef_(shape.batch) {
+        detail::check_ancestral(opt_, this->where());
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
+        this->load_step();
+        co_await this->denoise(x, st.s, den);
+        for (std::size_t b = 0; b < st.batch; ++b) {
+            const auto a = ancestral_step(st.s[b], st.s_next[b], opt_.eta);
+            down_[b] = a.down;
+            noise_coef_[b] = a.down > 0 ? opt_.s_noise * a.up : 0.0;
             st.tmp[b] = a.down > 0 ? detail::log_midpoint(st.s[b], a.down) : st.s[b];
         }
-        detail::dpm2_step(m, st, x, den.v, x2.v, den2.v, st.s, down, i, where);
-        detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, noise_coef);
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        if (detail::dpm2_first_half(st, x, den, x2, st.s, down_)) {
+            co_await this->denoise(x2, st.tmp, den2);
+            detail::dpm2_second_half(st, x, den, x2, den2, st.s, down_);
+        }
+        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, noise_coef_);
+        this->report(st.s, den);
     }
+    ancestral_options opt_;
+    std::vector<double> down_, noise_coef_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+                                            x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
+};
+
+// The one-call forms: x enters as σ_0·z and leaves as the sample.
+template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+void sample_euler(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
+                  Obs&& obs = {}) {
+    euler_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+void sample_heun(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
+                 Obs&& obs = {}) {
+    heun_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpm_2(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
+                  Obs&& obs = {}) {
+    dpm_2_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+void sample_euler_ancestral(Model& m, X&& x, const time_grid& grid, const ancestral_options& opt = {},
+                            Noise&& noise = {}, Obs&& obs = {}) {
+    euler_ancestral_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpm_2_ancestral(Model& m, X&& x, const time_grid& grid, const ancestral_options& opt = {},
+                            Noise&& noise = {}, Obs&& obs = {}) {
+    dpm_2_ancestral_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse

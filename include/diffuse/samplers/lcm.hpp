@@ -251,16 +251,16 @@ void sample_consistency(Model& m, X&& x_in, const time_grid& grid, const consist
     auto den = st.make_buffer(), eps = st.make_buffer();
     for (std::size_t i = 0; i < st.steps; ++i) {
         st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v, i, where);  // f(x, τ_i)
-        if (opt.clip_denoised) clamp(den.v, den.v, -1.0, 1.0);
+        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);  // f(x, τ_i)
+        if (opt.clip_denoised) clamp(den.v(), den.v(), -1.0, 1.0);
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double hat = std::clamp(st.s_next[b], opt.sigma_min, opt.sigma_max);
             st.c4[b] = opt.s_noise * std::sqrt(std::max(0.0, hat * hat - opt.sigma_min * opt.sigma_min));
         }
         std::copy(den.data.begin(), den.data.end(), x.data);
         std::uint64_t draw = i;  // step i uses draw i
-        detail::add_noise(noise, x, eps.v, draw, st.s, st.s_next, st.c4);  // x ← f + √(τ̂² − ε²)·s_noise·z
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);  // x ← f + √(τ̂² − ε²)·s_noise·z
+        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
     }
 }
 

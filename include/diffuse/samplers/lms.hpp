@@ -65,13 +65,13 @@ void sample_lms(Model& m, X&& x_in, const time_grid& grid, const lms_options& op
     for (auto& v : c) v.assign(x.batch, 0.0);
     for (std::size_t i = 0; i < st.steps; ++i) {
         st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v, i, where);
-        const auto d = [&](std::size_t j) { return ring[(i - j) % opt.order].v; };  // d_{i−j}
+        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);
+        const auto d = [&](std::size_t j) { return ring[(i - j) % opt.order].v(); };  // d_{i−j}
         for (std::size_t b = 0; b < st.batch; ++b) {
             st.c0[b] = 1.0 / st.s[b];
             st.c1[b] = -1.0 / st.s[b];
         }
-        lincomb(d(0), per_sample(st.c0), x, per_sample(st.c1), den.v);  // d_i = (x − D)/σ_i
+        lincomb(d(0), per_sample(st.c0), x, per_sample(st.c1), den.v());  // d_i = (x − D)/σ_i
         const std::size_t q = std::min(i + 1, opt.order);
         for (std::size_t j = 0; j < q; ++j)
             for (std::size_t b = 0; b < st.batch; ++b) c[j][b] = lms_coefficient(grid, grid.shared() ? 0 : b, q, i, j);
@@ -83,7 +83,7 @@ void sample_lms(Model& m, X&& x_in, const time_grid& grid, const lms_options& op
                 lincomb(x, 1.0, x, per_sample(c[0]), d(0), per_sample(c[1]), d(1), per_sample(c[2]), d(2), per_sample(c[3]),
                         d(3));
         }
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v)) return;
+        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
     }
 }
 

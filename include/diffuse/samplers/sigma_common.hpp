@@ -28,6 +28,7 @@
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
+#include "diffuse/samplers/stepper.hpp"
 
 namespace diffuse {
 
@@ -77,16 +78,14 @@ struct sigma_state {
         grid.column(i, s);
         grid.column(i + 1, s_next);
     }
-    // A workspace tensor of the batch's shape (allocated here, once, before the loop).
+    // A workspace tensor of the batch's shape (allocated here, once, before the loop). Its view is
+    // made on use, so a copied stepper's buffers are its own.
     struct buffer {
         std::vector<T> data;
-        tensor_view<T> v;
+        std::size_t batch, per_sample;
+        [[nodiscard]] tensor_view<T> v() noexcept { return {data.data(), batch, per_sample}; }
     };
-    [[nodiscard]] buffer make_buffer() const {
-        buffer w{std::vector<T>(batch * per_sample), {}};
-        w.v = {w.data.data(), batch, per_sample};
-        return w;
-    }
+    [[nodiscard]] buffer make_buffer() const { return buffer{std::vector<T>(batch * per_sample), batch, per_sample}; }
 };
 
 // out = D(x; σ): the model's x₀ prediction at the σ-space state x (α = 1, per-sample σ).
@@ -125,6 +124,32 @@ bool observe(Obs& obs, std::size_t step, std::size_t steps, std::span<const doub
              tensor_view<T> denoised) {
     return notify(obs, step_info<T>{step, steps, time, tensor_view<const T>(x), tensor_view<const T>(denoised)});
 }
+
+// The common part of the σ-space steppers: the grid, the per-step σ columns, the noise source and its draw
+// counter, and D(x; σ) as a request. Derived provides run_step (one step's update equations).
+template <class Derived, class T, class Noise>
+class sigma_stepper : public stepper<Derived, T> {
+public:
+    [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
+    [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
+
+protected:
+    sigma_stepper(batch_shape shape, const time_grid& grid, Noise noise, const char* where)
+        : stepper<Derived, T>(shape.batch, shape.per_sample, where), grid_(grid),
+          st(grid_, shape.batch, shape.per_sample, where), noise(std::forward<Noise>(noise)) {}
+
+    // co_await this->denoise(x, σ, out): out = D(x; σ), the model's x₀ prediction at the σ-space state x.
+    std::suspend_always denoise(tensor_view<const T> x, std::span<const double> sigma, tensor_view<T> out) {
+        return this->request(evaluation<T>{x, st.ones, sigma, prediction::sample, out, {}, {}, 0, "sigma", sigma});
+    }
+    // Loads σ_i, σ_{i+1} of the current step into st.s, st.s_next.
+    void load_step() { st.load(grid_, this->step_index()); }
+
+    time_grid grid_;
+    sigma_state<T> st;
+    Noise noise;
+    std::uint64_t draw = 0;  // noise draws so far: draw k of the run is the k-th call of the source
+};
 
 }  // namespace detail
 }  // namespace diffuse

@@ -119,7 +119,7 @@ void sample_unipc(Model& m, X&& x_in, const time_grid& grid, const unipc_options
     std::vector<typename detail::sigma_state<T>::buffer> ring;  // m_i in slot i mod R
     for (std::size_t k = 0; k < R; ++k) ring.push_back(st.make_buffer());
     auto last = st.make_buffer();
-    const auto mbuf = [&](std::size_t i, std::size_t back) { return ring[(i + R - back % R) % R].v; };
+    const auto mbuf = [&](std::size_t i, std::size_t back) { return ring[(i + R - back % R) % R].v(); };
     std::array<std::vector<double>, 5> c;
     for (auto& v : c) v.assign(B, 0.0);
     std::size_t order_prev = 0;
@@ -137,12 +137,12 @@ void sample_unipc(Model& m, X&& x_in, const time_grid& grid, const unipc_options
                 c[0][b] = co.a, c[1][b] = co.c[0], c[2][b] = co.c[1], c[3][b] = co.c[2], c[4][b] = co.cm;
             }
             // x_i ← a·x_{i−1} + c·m_{i−1} + c·m_{i−2} + c·m_{i−3} + c_m·m_i
-            lincomb(x, per_sample(c[0]), last.v, per_sample(c[1]), mbuf(i, 1), per_sample(c[2]), mbuf(i, 2),
+            lincomb(x, per_sample(c[0]), last.v(), per_sample(c[1]), mbuf(i, 1), per_sample(c[2]), mbuf(i, 2),
                     per_sample(c[3]), mbuf(i, 3), per_sample(c[4]), mbuf(i, 0));
         }
         std::size_t p = opt.lower_order_final ? std::min(opt.solver_order, st.steps - i) : opt.solver_order;
         p = std::min(p, std::min(i, opt.solver_order) + 1);  // warm-up
-        lincomb(last.v, 1.0, x);
+        lincomb(last.v(), 1.0, x);
         for (std::size_t b = 0; b < B; ++b) {
             const std::size_t row = grid.shared() ? 0 : b;
             for (std::size_t k = 0; k + 1 < p; ++k) prev[k] = grid(i - 1 - k, row);

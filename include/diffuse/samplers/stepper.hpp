@@ -1,0 +1,301 @@
+#pragma once
+// Samplers as steppers: one object per sampling run that advances one step at a time.
+//
+// A stepper is made from the grid, the options and the batch shape. It owns everything a run carries from
+// step to step — multistep history, step-size controller, noise draw counter — and is driven in one of
+// two ways, with the same bits:
+//
+//   pull    s.step(model, x)        calls the model as often as the step needs
+//   push    for (auto* e = s.begin_step(x); e; e = s.resume()) {
+//               // evaluate e->want at e->x, (e->alpha, e->sigma) into e->out, however you like
+//           }
+//
+// A push-mode caller whose network runs elsewhere (another runtime, a server) can have a diffuse::model
+// with any network fill the evaluation (`evaluate(m, *e)`), or do the conversion itself: the evaluation
+// states the sampler state x = α·x₀ + σ·ε, the per-sample α and σ, and which prediction it wants.
+//
+// sample_* (the one-call form of every sampler) is `run(stepper, model, x, observer)`: a loop over
+// steps with the observer after each.
+//
+// Why coroutines. A step of a multi-evaluation sampler (Heun, DPM-Solver-3, RK45, the accept/reject loop of
+// DPM-adaptive, the corrector steps of predictor–corrector sampling) is written once, as straight-line code
+// with `co_await this->request(...)` where it needs the model. In pull mode the driver answers each request
+// at once; in push mode the caller answers it between begin_step/resume. Without coroutines every such
+// step would be a hand-written state machine, and pull and push would be two codes that can disagree.
+// The coroutine frame lives in memory the stepper owns (allocated once, reused by every step), so a step
+// allocates nothing. A stepper can be copied (or moved) between steps: the copy resumes identically. It
+// cannot be copied during a step (a step's frame points at its own stepper): that throws diffuse::error.
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "diffuse/core/error.hpp"
+#include "diffuse/core/tensor.hpp"
+#include "diffuse/process/parameterization.hpp"
+#include "diffuse/samplers/observer.hpp"
+
+namespace diffuse {
+
+// The shape of the batch a stepper is made for.
+struct batch_shape {
+    std::size_t batch;
+    std::size_t per_sample;
+};
+template <tensor X>
+[[nodiscard]] batch_shape shape_of(const X& x) {
+    const auto v = view(x);
+    return {v.batch, v.per_sample};
+}
+
+// What a stepper needs evaluated: the `want` prediction of the sampler state x = α·x₀ + σ·ε for every
+// sample, written into `out` (the batch's shape).
+template <class T>
+struct evaluation {
+    tensor_view<const T> x;
+    std::span<const double> alpha;    // per-sample α (1 for the σ-space samplers)
+    std::span<const double> sigma;    // per-sample σ
+    prediction want = prediction::sample;
+    tensor_view<T> out;
+    std::span<const double> t_net = {};  // the network's own times where the sampler knows them (timesteps), else empty
+    tensor_view<T> variance_out = {};    // learned variance output (DDPM, Nichol & Dhariwal 2021), else empty
+    std::uint64_t first_sample = 0;      // id of sample 0 within the whole job
+    // For messages and previews: the time the sampler names this evaluation by (σ, SDE t or timestep).
+    std::string_view time_name = "sigma";
+    std::span<const double> time = {};
+};
+
+namespace detail {
+
+// The message of a diffuse::error without its "diffuse: " prefix (so a re-thrown error says it once).
+[[nodiscard]] inline std::string_view error_text(const std::exception& e) {
+    std::string_view s = e.what();
+    constexpr std::string_view prefix = "diffuse: ";
+    if (s.substr(0, prefix.size()) == prefix) s.remove_prefix(prefix.size());
+    return s;
+}
+
+// The coroutine type of one step. Its frame is placed in memory owned by the stepper (the first argument of
+// a member coroutine is the object itself), so steps allocate nothing once the first has run.
+struct step_task {
+    struct promise_type {
+        std::exception_ptr exception;
+
+        step_task get_return_object() noexcept { return step_task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_always final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { exception = std::current_exception(); }
+
+        template <class Self, class... Args>
+        static void* operator new(std::size_t n, Self& self, Args&...) {
+            return self.frame_memory(n);
+        }
+        static void operator delete(void*, std::size_t) noexcept {}  // the stepper owns the memory
+    };
+    std::coroutine_handle<promise_type> handle;
+};
+
+template <class Model, class T>
+void evaluate_unchecked(Model& m, const evaluation<T>& e) {
+    if (e.variance_out.data != nullptr) {
+        if constexpr (requires { m.predict_with_variance(e.x, e.alpha, e.sigma, e.want, e.out, e.variance_out, e.t_net,
+                                                         e.first_sample); })
+            m.predict_with_variance(e.x, e.alpha, e.sigma, e.want, e.out, e.variance_out, e.t_net, e.first_sample);
+        else
+            fail("evaluate", "the sampler needs the learned variance but the model has no predict_with_variance");
+    } else {
+        m.predict(e.x, e.alpha, e.sigma, e.want, e.out, e.t_net, e.first_sample);
+    }
+}
+
+}  // namespace detail
+
+// Fulfils an evaluation with a diffuse::model, a cfg_model or anything with their predict().
+template <class Model, class T>
+void evaluate(Model& m, const evaluation<T>& e) {
+    detail::evaluate_unchecked(m, e);
+}
+
+// The common part of every stepper (CRTP: Derived provides
+//     detail::step_task run_step(tensor_view<T> x)        the step's coroutine
+//     std::size_t steps() const                          the number of steps of the run
+// and may provide fulfil(model, evaluation) to answer a request its own way in pull mode).
+template <class Derived, class T>
+class stepper {
+public:
+    using value_type = T;
+
+    // Steps completed so far; the run is over when done().
+    [[nodiscard]] std::size_t step_index() const noexcept { return completed_; }
+    [[nodiscard]] bool done() const noexcept { return completed_ >= self().steps() || finished_; }
+    [[nodiscard]] bool in_step() const noexcept { return static_cast<bool>(task_.handle); }
+    [[nodiscard]] std::size_t batch() const noexcept { return batch_; }
+    [[nodiscard]] std::size_t per_sample() const noexcept { return per_sample_; }
+    // The sampler's name, as errors give it.
+    [[nodiscard]] const char* where() const noexcept { return where_; }
+
+    // Pull: one whole step, calling the model for every evaluation it needs.
+    template <class Model, tensor X>
+    void step(Model& m, X&& x_in) {
+        const auto x = detail::writable_view(std::forward<X>(x_in), where_);
+        for (const evaluation<T>* e = begin_step(x); e != nullptr; e = resume()) {
+            try {
+                self().fulfil(m, *e);
+            } catch (const error& err) {
+                abandon();
+                throw error("diffuse: " + std::string(where_) + ": step " + std::to_string(completed_) + " (" +
+                            std::string(e->time_name) + " = " + std::to_string(e->time.empty() ? e->sigma[0] : e->time[0]) +
+                            " for sample 0): " + std::string(detail::error_text(err)));
+            }
+        }
+    }
+
+    // Push: starts the next step on x (which must stay valid until the step completes). Returns the first
+    // evaluation the step needs, or nullptr when the step completed without one.
+    template <tensor X>
+    const evaluation<T>* begin_step(X&& x_in) {
+        const auto x = detail::writable_view(std::forward<X>(x_in), where_);
+        if (in_step()) detail::fail(where_, "begin_step called while step " + std::to_string(completed_) + " is in progress");
+        if (failed_) detail::fail(where_, "the stepper failed in an earlier step and cannot continue");
+        if (done()) detail::fail(where_, "all " + std::to_string(self().steps()) + " steps are done");
+        if (x.batch != batch_ || x.per_sample != per_sample_)
+            detail::fail(where_, "x is " + std::to_string(x.batch) + " x " + std::to_string(x.per_sample) +
+                                     " but the stepper was made for " + std::to_string(batch_) + " x " +
+                                     std::to_string(per_sample_));
+        reported_ = true;
+        task_ = self().run_step(tensor_view<T>{x.data, x.batch, x.per_sample});
+        return advance();
+    }
+    // Push: the caller has written the pending evaluation's out; continues the step. Returns the next
+    // evaluation, or nullptr when the step is complete.
+    const evaluation<T>* resume() {
+        if (!pending_) detail::fail(where_, "resume called with no evaluation pending (call begin_step first)");
+        return advance();
+    }
+    // The evaluation the current step waits for, or nullptr.
+    [[nodiscard]] const evaluation<T>* pending() const noexcept { return pending_ ? &request_ : nullptr; }
+
+    // What the last completed step reports to an observer (x is the state after it).
+    [[nodiscard]] step_info<T> info(tensor_view<const T> x) const {
+        return {completed_ == 0 ? 0 : completed_ - 1, self().steps(), info_time_, x, info_denoised_};
+    }
+    // False when the last step changed nothing and is not reported (a step whose points are equal).
+    [[nodiscard]] bool reported() const noexcept { return reported_; }
+
+    // Pull mode's answer to a request; a stepper may refine it (the SDE samplers pass their own time).
+    template <class Model>
+    void fulfil(Model& m, const evaluation<T>& e) {
+        evaluate(m, e);
+    }
+
+    // Internal: memory for the step's coroutine frame (used by step_task's operator new).
+    void* frame_memory(std::size_t n) {
+        if (n > frame_size_) {
+            frame_ = std::make_unique<std::max_align_t[]>((n + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
+            frame_size_ = n;
+        }
+        return frame_.get();
+    }
+
+protected:
+    stepper(std::size_t batch, std::size_t per_sample, const char* where)
+        : batch_(batch), per_sample_(per_sample), where_(where) {}
+    ~stepper() { abandon(); }
+    stepper(const stepper& o)
+        : batch_(o.batch_), per_sample_(o.per_sample_), where_(o.where_), completed_(o.completed_),
+          finished_(o.finished_), failed_(o.failed_), reported_(o.reported_) {
+        o.check_copyable();
+    }
+    stepper(stepper&& o) : stepper(static_cast<const stepper&>(o)) {}
+    stepper& operator=(const stepper& o) {
+        o.check_copyable();
+        check_copyable();
+        batch_ = o.batch_;
+        per_sample_ = o.per_sample_;
+        where_ = o.where_;
+        completed_ = o.completed_;
+        finished_ = o.finished_;
+        failed_ = o.failed_;
+        reported_ = o.reported_;
+        return *this;
+    }
+    stepper& operator=(stepper&& o) { return *this = static_cast<const stepper&>(o); }
+
+    // Inside run_step: `co_await this->request(e)` suspends the step until e.out holds the evaluation.
+    std::suspend_always request(const evaluation<T>& e) {
+        request_ = e;
+        pending_ = true;
+        return {};
+    }
+    // Inside run_step: what the observer sees after this step (views that stay valid until the next step).
+    void report(std::span<const double> time, tensor_view<const T> denoised) {
+        info_time_ = time;
+        info_denoised_ = denoised;
+    }
+    // Inside run_step: this step changed nothing and is not shown to the observer.
+    void skip_report() noexcept { reported_ = false; }
+    // Inside run_step: the run ends after this step (early convergence, a final step that consumed the rest).
+    void finish() noexcept { finished_ = true; }
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+
+    void check_copyable() const {
+        if (in_step()) detail::fail(where_, "a stepper cannot be copied or moved during a step (finish the step first)");
+    }
+    const evaluation<T>* advance() {
+        pending_ = false;
+        task_.handle.resume();
+        if (!task_.handle.done()) return &request_;
+        std::exception_ptr ex = task_.handle.promise().exception;
+        task_.handle.destroy();
+        task_.handle = {};
+        if (ex) {
+            failed_ = true;
+            std::rethrow_exception(ex);
+        }
+        ++completed_;
+        return nullptr;
+    }
+    void abandon() noexcept {
+        if (task_.handle) {
+            task_.handle.destroy();
+            task_.handle = {};
+            failed_ = true;
+        }
+        pending_ = false;
+    }
+
+    std::size_t batch_, per_sample_;
+    const char* where_;
+    std::size_t completed_ = 0;
+    bool finished_ = false, failed_ = false, reported_ = true, pending_ = false;
+    detail::step_task task_{};
+    evaluation<T> request_{};
+    std::span<const double> info_time_{};
+    tensor_view<const T> info_denoised_{};
+    std::unique_ptr<std::max_align_t[]> frame_{};
+    std::size_t frame_size_ = 0;
+};
+
+// The one-call form: every remaining step of the stepper on x, the observer after each reported step
+// (an observer returning false stops the run there).
+template <class Stepper, class Model, tensor X, class Obs = no_observer>
+void run(Stepper& s, Model& m, X&& x_in, Obs&& obs = {}) {
+    using T = typename Stepper::value_type;
+    const tensor_view<T> xv = detail::writable_view(std::forward<X>(x_in), s.where());
+    while (!s.done()) {
+        s.step(m, xv);
+        if (s.reported() && detail::notify(obs, s.info(tensor_view<const T>(xv)))) return;
+    }
+}
+
+}  // namespace diffuse
