@@ -35,14 +35,6 @@ struct ddim_options : sample_clipping {
 };
 
 namespace detail {
-// A noise source for deterministic updates: never drawn from.
-struct no_noise {
-    template <class V>
-    void operator()(const V&, std::uint64_t) const {
-        fail("ddim", "the deterministic update drew noise");
-    }
-};
-
 // One DDIM update x ← √ᾱ_p·x̂₀ + √(1 − ᾱ_p − σ²)·ε̂ + σ·z from the predictions in ws (eq. 12, σ of eq. 16).
 // Samples with hold[b] keep x exactly.
 template <class T, class Noise>
@@ -142,7 +134,7 @@ void sample_ddim_inverse(Model& m, X&& x_in, std::span<const double> alphas_cump
     detail::discrete_workspace<T> ws(B, x.size());
     std::vector<double> ac_next(B), t_eval(B);
     const double initial_ac = opt.set_alpha_to_one ? 1.0 : alphas_cumprod[0];
-    detail::no_noise none;
+    no_noise none;
 
     for (std::size_t i = 0; i < grid.steps(); ++i) {
         for (std::size_t b = 0; b < B; ++b) {

@@ -323,34 +323,39 @@ private:
 };
 
 // The one-call forms: x enters as σ_0·z and leaves as the sample.
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_euler(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
                   Obs&& obs = {}) {
-    euler_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    euler_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_heun(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
                  Obs&& obs = {}) {
-    heun_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    heun_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpm_2(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
                   Obs&& obs = {}) {
-    dpm_2_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpm_2_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_euler_ancestral(Model& m, X&& x, const time_grid& grid, const ancestral_options& opt = {},
                             Noise&& noise = {}, Obs&& obs = {}) {
-    euler_ancestral_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    euler_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpm_2_ancestral(Model& m, X&& x, const time_grid& grid, const ancestral_options& opt = {},
                             Noise&& noise = {}, Obs&& obs = {}) {
-    dpm_2_ancestral_stepper<tensor_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpm_2_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

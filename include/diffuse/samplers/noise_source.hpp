@@ -15,9 +15,25 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/core/error.hpp"
 #include "diffuse/core/fill_normal.hpp"
+#include "diffuse/core/tensor.hpp"
 
 namespace diffuse {
+
+// The noise slot of a deterministic sampler (DPM-Solver++ 2M, UniPC, LMS, DDIM inversion, the PF-ODE
+// solvers): every sampler takes its arguments in one order, (model, x, [schedule], grid, options, noise,
+// observer); a deterministic one takes no_noise there, and drawing from it is a bug.
+struct no_noise {
+    template <class V>
+    void operator()(const V&, std::uint64_t) const {
+        detail::fail("no_noise", "a deterministic update drew noise");
+    }
+};
+
+// What the samplers accept as a noise source: callable as noise(view, draw).
+template <class N, class T>
+concept noise_source = requires(N& n, tensor_view<T> out, std::uint64_t draw) { n(out, draw); };
 
 struct counter_noise {
     std::uint64_t seed = 0;

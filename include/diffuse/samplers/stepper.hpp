@@ -26,6 +26,7 @@
 // allocates nothing. A stepper can be copied (or moved) between steps: the copy resumes identically. It
 // cannot be copied during a step (a step's frame points at its own stepper): that throws diffuse::error.
 
+#include <cmath>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -34,11 +35,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/tensor.hpp"
 #include "diffuse/process/parameterization.hpp"
+#include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
 
 namespace diffuse {
@@ -48,11 +51,43 @@ struct batch_shape {
     std::size_t batch;
     std::size_t per_sample;
 };
-template <tensor X>
+template <class X>
 [[nodiscard]] batch_shape shape_of(const X& x) {
-    const auto v = view(x);
+    const auto v = view(x);  // a type that is not a tensor stops here with one sentence
     return {v.batch, v.per_sample};
 }
+
+namespace detail {
+// The first thing every one-call sampler checks, so that a wrong argument type is reported by one sentence
+// before any other diagnostic: x must be a tensor (not an expression), and the noise slot a noise source.
+template <class X, class Noise>
+constexpr bool check_sampler_arguments() {
+    if constexpr (!tensor<X>) {
+        static_assert(tensor<X>,
+                      "diffuse: x is not a tensor diffuse knows: pass a container or a view (evaluate an Eigen or "
+                      "xtensor expression into a Matrix/array first), include its adapter (diffuse/adapt/std.hpp, "
+                      "eigen.hpp, xtensor.hpp) or specialise diffuse::tensor_traits (examples/custom_tensor.cpp)");
+        return false;
+    } else {
+        static_assert(noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>>,
+                      "diffuse: the argument after the options must be a noise source, callable as noise(view, draw) "
+                      "(counter_noise, recorded_noise, brownian_tree_noise; no_noise for a deterministic sampler); "
+                      "the observer comes after it");
+        return noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>>;
+    }
+}
+// The stepper's value type for a one-call sampler's x (float when x is not a tensor, after the sentence above).
+template <class X, bool = tensor<X>>
+struct sampler_value {
+    using type = float;
+};
+template <class X>
+struct sampler_value<X, true> {
+    using type = tensor_value_t<X>;
+};
+template <class X>
+using sampler_value_t = typename sampler_value<X>::type;
+}  // namespace detail
 
 // What a stepper needs evaluated: the `want` prediction of the sampler state x = α·x₀ + σ·ε for every
 // sample, written into `out` (the batch's shape).
@@ -169,6 +204,7 @@ public:
             detail::fail(where_, "x is " + std::to_string(x.batch) + " x " + std::to_string(x.per_sample) +
                                      " but the stepper was made for " + std::to_string(batch_) + " x " +
                                      std::to_string(per_sample_));
+        if (completed_ == 0) check_initial(x);
         reported_ = true;
         task_ = self().run_step(tensor_view<T>{x.data, x.batch, x.per_sample});
         return advance();
@@ -248,6 +284,17 @@ private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
     const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
 
+    // NaN or Inf in the initial x is the caller's, not the network's: say so before the first step.
+    template <class V>
+    void check_initial(const V& x) const {
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            const auto* p = x.sample(b);
+            for (std::size_t j = 0; j < x.per_sample; ++j)
+                if (!std::isfinite(p[j]))
+                    detail::fail(where_, "the initial x holds NaN or Inf (sample " + std::to_string(b) + ", element " +
+                                             std::to_string(j) + "), before any model call");
+        }
+    }
     void check_copyable() const {
         if (in_step()) detail::fail(where_, "a stepper cannot be copied or moved during a step (finish the step first)");
     }
