@@ -3,6 +3,8 @@
 // (fresh noise every call) is gone when a stepper is driven step by step.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "diffuse/adapt/std.hpp"
@@ -110,4 +112,31 @@ TEST_CASE("sigma steppers: a model error names the sampler and step once, and th
         CHECK(msg.find("NaN") != std::string::npos);
     }
     CHECK_THROWS_AS(s.step(m, batched(x, B)), error);
+}
+
+TEST_CASE("sigma steppers: a grid that is not a descending σ grid is a named error", "[steppers][sigma]") {
+    const auto message = [&](const time_grid& g) {
+        try {
+            euler_stepper<double> s({g.rows(), 2}, g);
+        } catch (const error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK(message(time_grid({1.0, 2.0, 0.0})).find("sigma[1] = 2 is outside the accepted range <= sigma[0]") !=
+          std::string::npos);
+    CHECK(message(time_grid({3.0, -1.0, 0.0})).find("sigma[1] = -1") != std::string::npos);
+    CHECK(message(time_grid({3.0, 1.0, -0.5})).find("sigma[2] = -0.5") != std::string::npos);
+    CHECK(message(time_grid({3.0, 1.0, 0.0, 1.0, 2.0, 0.5}, 2)).find("sigma[1] of row 1 = 2") != std::string::npos);
+    CHECK(message(time_grid({3.0, 1.0, 0.0, 2.0, 1.0, 0.5}, 2)) == "no error");
+    CHECK(message(time_grid({3.0, 1.0, 0.0})) == "no error");
+    CHECK(message(time_grid({3.0, 3.0, 0.0})) == "no error");  // a repeated point is a step of zero
+    std::vector<double> nan_x{1.0, std::nan("")};
+    auto m = analytic_model(mix(2), prediction::sample, sigma_time{});
+    try {
+        sample_euler(m, batched(nan_x, 1), time_grid({3.0, 0.0}));
+        FAIL("no error");
+    } catch (const error& e) {
+        CHECK(std::string(e.what()).find("initial x holds NaN or Inf (sample 0, element 1)") != std::string::npos);
+    }
 }

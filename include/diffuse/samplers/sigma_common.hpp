@@ -49,15 +49,22 @@ struct ancestral_sigmas {
 
 namespace detail {
 
-// Checks a σ grid for a batch: every σ_i (i < N) positive and finite, σ_N >= 0.
+// Checks a σ grid for a batch: every σ_i (i < N) positive and finite, σ_N >= 0, and non-increasing
+// (σ_{i+1} <= σ_i: these samplers integrate from noise towards data).
 inline void check_sigma_grid(const time_grid& grid, std::size_t batch, const char* where) {
     grid.check_batch(batch, where);
     const std::size_t rows = grid.shared() ? 1 : batch;
+    const auto point = [&](std::size_t i, std::size_t b) {
+        return "sigma[" + std::to_string(i) + "]" + (rows > 1 ? " of row " + std::to_string(b) : std::string());
+    };
     for (std::size_t b = 0; b < rows; ++b) {
-        for (std::size_t i = 0; i < grid.steps(); ++i)
-            require(grid(i, b) > 0 && std::isfinite(grid(i, b)), where, "sigma[i]", grid(i, b),
+        for (std::size_t i = 0; i < grid.steps(); ++i) {
+            require(grid(i, b) > 0 && std::isfinite(grid(i, b)), where, point(i, b), grid(i, b),
                     "(0, inf) for every point but the last");
-        require(grid(grid.steps(), b) >= 0 && std::isfinite(grid(grid.steps(), b)), where, "sigma[last]",
+            require(grid(i + 1, b) <= grid(i, b), where, point(i + 1, b), grid(i + 1, b),
+                    "<= " + point(i, b) + " = " + std::to_string(grid(i, b)) + " (a σ grid is decreasing, from noise to data)");
+        }
+        require(grid(grid.steps(), b) >= 0 && std::isfinite(grid(grid.steps(), b)), where, point(grid.steps(), b),
                 grid(grid.steps(), b), "[0, inf)");
     }
 }
