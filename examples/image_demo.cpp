@@ -5,7 +5,8 @@
 // classifier's accuracy on the asked classes.
 //
 //   example_image_demo [--sampler dpmpp_2m] [--steps 20] [--guidance 3] [--seed 0] [--per-class 8]
-//                      [--classes 0,1,...,9] [--out fashion_mnist.png] [--threads 0] [--table] [--check]
+//                      [--classes 0,1,...,9] [--out PNG] [--threads 0] [--table] [--check]
+// --out: default fashion_mnist.png in the build folder (DIFFUSE_OUTPUT_DIR), not the working directory.
 // --table: the quality table (README, benchmarks/RESULTS.md) over several samplers, --per-class images each.
 // --check: exit with 1 unless accuracy and FD are within the thresholds derived from real test images at
 //          the same sample count (the CTest run below).
@@ -31,6 +32,9 @@
 #ifndef DIFFUSE_SOURCE_DIR
 #define DIFFUSE_SOURCE_DIR "."
 #endif
+#ifndef DIFFUSE_OUTPUT_DIR
+#define DIFFUSE_OUTPUT_DIR "."
+#endif
 
 namespace {
 
@@ -40,7 +44,7 @@ const char* const class_names[classes] = {"T-shirt/top", "Trouser", "Pullover", 
                                           "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 struct options {
-    std::string sampler = "dpmpp_2m", out = "fashion_mnist.png";
+    std::string sampler = "dpmpp_2m", out = (fs::path(DIFFUSE_OUTPUT_DIR) / "fashion_mnist.png").string();
     std::size_t steps = 20, per_class = 8, seed = 0;
     double guidance = 3.0;
     unsigned threads = 0;

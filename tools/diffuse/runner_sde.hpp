@@ -1,0 +1,141 @@
+#pragma once
+// The samplers of Song et al. 2021 (score_sde): on a VP, sub-VP or VE SDE (spec.sde), walking the SDE's own
+// time (spec.grid, default score_sde's linspace(T, eps, N) and an end point 0) from the SDE's prior: the
+// reverse-SDE predictors with Langevin correctors (PC) and the probability-flow ODE. Also annealed Langevin
+// dynamics (Song & Ermon 2019), which walks a σ grid with the σ family's runner.
+
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "diffuse/samplers/ode.hpp"
+#include "diffuse/samplers/prior.hpp"
+#include "diffuse/samplers/sde.hpp"
+#include "diffuse/schedules/continuous.hpp"
+#include "runner_sigma.hpp"
+
+namespace diffuse::cli {
+
+struct score_sde_family {
+    static constexpr std::string_view name = "sde";
+    template <class T, class Sample>
+    static void run(run_context<T>& r, Sample sample) {
+        if (r.denoiser.time_kind != "sde")
+            throw spec_error("spec.denoiser.time: sampler " + r.sampler + " needs \"sde\" (the network reads the SDE's time)");
+        auto& sf = r.sde;
+        const auto type = sf.choice("type", {"vp", "subvp", "ve"}, "vp");
+        const auto N = static_cast<std::size_t>(sf.count("N", r.schedule.num_inference_steps, 1));
+        if (type == "vp") walk(r, read_sde<vp_sde>(sf, N), sample);
+        else if (type == "subvp") walk(r, read_sde<subvp_sde>(sf, N), sample);
+        else walk(r, read_sde<ve_sde>(sf, N), sample);
+    }
+
+private:
+    // The SDE's noise range: σ_min, σ_max (VE) or β_min, β_max (VP, sub-VP), discretised in N steps.
+    template <class Sde>
+    static Sde read_sde(fields& sf, std::size_t N) {
+        try {
+            if constexpr (std::is_same_v<Sde, ve_sde>) {
+                const double lo = sf.number("sigma_min", 0.01);
+                return Sde(lo, sf.number("sigma_max", 50.0), N);
+            } else {
+                const double lo = sf.number("beta_min", 0.1);
+                return Sde(lo, sf.number("beta_max", 20.0), N);
+            }
+        } catch (const diffuse::error& e) {
+            throw spec_error(sf.path() + ": " + e.what());
+        }
+    }
+    template <class T, class Sde, class Sample>
+    static void walk(run_context<T>& r, const Sde& sde, Sample sample) {
+        r.sde.finish();
+        auto grid = detail::read_grid(r.grid, r.schedule, r.batch, r.dir, "score_sde", {"score_sde", "linspace", "file"});
+        if (!grid) {
+            const double eps = r.grid.number_in("eps", 0.0, Sde::T, Sde::default_eps);
+            try {
+                grid.emplace(score_sde_time_grid(sde, eps));
+            } catch (const diffuse::error& e) {
+                throw spec_error(r.grid.name("eps") + ": " + e.what());
+            }
+        }
+        if (!r.start.from_file) sample_prior(sde, r.x_view(), r.start.seed);
+        r.denoiser.with_sde_model(r.sampler, sde, [&](auto& m) { sample(r, m, sde, *grid); });
+    }
+};
+
+namespace detail {
+// What every reverse-SDE predictor reads: the probability-flow ODE instead of the SDE, the noise-free last
+// step, and the reference's Euler–Maruyama Δt = −T/N.
+inline pc_options read_reverse_sde(fields& o) {
+    pc_options p;
+    p.probability_flow = o.boolean("probability_flow", false);
+    p.denoise = o.boolean("denoise", true);
+    p.reference_dt = o.boolean("reference_dt", false);
+    return p;
+}
+// Predictor–corrector (Song et al. 2021, Algorithms 2–3): the predictor, then n_steps Langevin corrector
+// steps of signal-to-noise ratio snr.
+inline pc_options read_pc(fields& o) {
+    pc_options p = read_reverse_sde(o);
+    const auto pred = o.choice("predictor", {"euler_maruyama", "reverse_diffusion", "ancestral", "none"}, "reverse_diffusion");
+    p.predictor = pred == "euler_maruyama"      ? sde_predictor::euler_maruyama
+                  : pred == "reverse_diffusion" ? sde_predictor::reverse_diffusion
+                  : pred == "ancestral"         ? sde_predictor::ancestral
+                                                : sde_predictor::none;
+    const auto corr = o.choice("corrector", {"langevin", "ald", "none"}, "langevin");
+    p.corrector = corr == "langevin" ? sde_corrector::langevin : corr == "ald" ? sde_corrector::ald : sde_corrector::none;
+    p.snr = o.number_in("snr", 0.0, inf, 0.16);
+    p.n_steps = o.count("n_steps", 1, 1);
+    p.norm = o.choice("norm", {"batch_mean", "per_sample"}, "batch_mean") == "per_sample" ? langevin_norm::per_sample
+                                                                                          : langevin_norm::batch_mean;
+    return p;
+}
+// The adaptive Dormand–Prince RK45 solve of the probability-flow ODE (scipy's solve_ivp as score_sde runs it).
+inline rk45_options read_rk45(fields& o) {
+    rk45_options p;
+    p.rtol = o.number_in("rtol", 0.0, inf, p.rtol);
+    p.atol = o.number_in("atol", 0.0, inf, p.atol);
+    p.norm = o.choice("norm", {"per_sample", "batch"}, "per_sample") == "batch" ? rk_error_norm::batch : rk_error_norm::per_sample;
+    p.first_step = o.number_in("first_step", 0.0, inf, 0.0);
+    p.max_step = o.number_in("max_step", 0.0, inf, inf);
+    p.max_attempts = o.count("max_attempts", p.max_attempts, 1);
+    p.denoise = o.boolean("denoise", false);
+    return p;
+}
+}  // namespace detail
+
+inline std::vector<sampler_entry> sde_samplers() {
+    using detail::family_entry;
+    return {
+        family_entry<sigma_family<>>("annealed_langevin", "sigma", [](auto& r, auto& m, const time_grid& g) {
+            annealed_langevin_options a;
+            a.step_lr = r.opts.number_in("step_lr", 0.0, detail::inf, a.step_lr);
+            a.n_steps_each = r.opts.count("n_steps_each", a.n_steps_each, 1);
+            a.denoise = r.opts.boolean("denoise", false);
+            sample_annealed_langevin(m, r.x_view(), g, a, r.noise, r.observer);
+        }),
+        family_entry<score_sde_family>("euler_maruyama", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            sample_euler_maruyama(m, sde, r.x_view(), g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
+        }),
+        family_entry<score_sde_family>("reverse_diffusion", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            sample_reverse_diffusion(m, sde, r.x_view(), g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
+        }),
+        family_entry<score_sde_family>("sde_ancestral", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            sample_sde_ancestral(m, sde, r.x_view(), g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
+        }),
+        family_entry<score_sde_family>("pc", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            sample_pc(m, sde, r.x_view(), g, detail::read_pc(r.opts), r.noise, r.observer);
+        }),
+        family_entry<score_sde_family>("pf_ode_euler", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            sample_pf_ode_euler(m, sde, r.x_view(), g, pf_ode_options{r.opts.boolean("denoise", false)}, r.observer);
+        }),
+        family_entry<score_sde_family>("pf_ode_heun", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            sample_pf_ode_heun(m, sde, r.x_view(), g, pf_ode_options{r.opts.boolean("denoise", false)}, r.observer);
+        }),
+        family_entry<score_sde_family>("pf_ode_rk45", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
+            r.nfe = sample_pf_ode_rk45(m, sde, r.x_view(), g, detail::read_rk45(r.opts), r.observer).nfe;
+        }),
+    };
+}
+
+}  // namespace diffuse::cli

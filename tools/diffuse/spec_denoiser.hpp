@@ -1,0 +1,208 @@
+#pragma once
+// A spec's denoiser (spec.denoiser, docs/cli.md): the analytic Gaussian mixture or a diffusers U-Net folder,
+// its prediction type and the time its network reads (discrete timesteps, σ or the SDE's time), and the
+// diffuse::model each sampler family drives it through.
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffuse/guidance/cfg.hpp"
+#include "diffuse/io/diffusers.hpp"
+#include "diffuse/samplers/analytic.hpp"
+#include "diffuse/samplers/model.hpp"
+#include "spec_fields.hpp"
+#include "unet_denoiser.hpp"
+
+namespace diffuse::cli {
+
+// The network time of a discrete-schedule network driven by σ: the schedule's interpolation, or (with a
+// timestep table) the timestep the reference fed the network at that σ, for schedulers whose σ → t rule
+// varies between steps (diffusers' KDPM2: linear-σ grid points, log-σ midpoints).
+struct spec_discrete_time {
+    discrete_time base;
+    std::vector<double> table_sigma, table_t;
+    [[nodiscard]] network_time operator()(double alpha, double sigma) const {
+        if (table_sigma.empty()) return base(alpha, sigma);
+        const double s = sigma / alpha;
+        std::size_t best = 0;
+        for (std::size_t i = 1; i < table_sigma.size(); ++i)
+            if (std::abs(table_sigma[i] - s) < std::abs(table_sigma[best] - s)) best = i;
+        if (!(std::abs(table_sigma[best] - s) <= 1e-5 * s))
+            diffuse::detail::fail("spec.denoiser.timestep_table", "no timestep recorded for sigma " + std::to_string(s));
+        return {table_t[best], 1.0 / std::sqrt(1.0 + s * s)};
+    }
+    [[nodiscard]] double alpha_at(double t) const { return base.alpha_at(t); }
+};
+
+struct spec_denoiser {
+    std::shared_ptr<spec_unet> unet;        // the U-Net of a model folder, or
+    std::optional<gaussian_mixture> data;   // the analytic denoiser
+    prediction pred = prediction::epsilon;
+    std::optional<double> learned_variance;
+    std::string time_kind;                  // denoiser.time: discrete, sigma or sde
+    std::optional<spec_discrete_time> dtime;
+
+    // The model folder's scheduler_config.json, when there is one (defaults of the sampler options).
+    [[nodiscard]] const io::scheduler_config* scheduler() const { return unet && unet->sched ? &*unet->sched : nullptr; }
+
+    // Calls f(model) with the denoiser on the schedule's discrete timesteps (DDPM, DDIM).
+    template <class F>
+    void with_discrete_model(F&& f) {
+        if (unet) {
+            model<nn::unet2d_network, discrete_time> m(unet->network(), pred, dtime->base);
+            guided(m, f);
+            return;
+        }
+        auto m = analytic_model(*data, pred, dtime->base);
+        if (learned_variance) m.net().learned_variance = *learned_variance;
+        f(m);
+    }
+    // Calls f(model) with the denoiser read through its declared time (σ-space samplers: discrete or sigma).
+    template <class F>
+    void with_sigma_model(const std::string& sampler, F&& f) {
+        if (unet) {
+            if (time_kind != "discrete")
+                throw spec_error("spec.denoiser.time: a unet2d denoiser is a discrete-time network (time \"discrete\")");
+            model<nn::unet2d_network, spec_discrete_time> m(unet->network(), pred, *dtime);
+            guided(m, f);
+        } else if (time_kind == "sigma") {
+            auto m = analytic_model(*data, pred, sigma_time{});
+            f(m);
+        } else if (time_kind == "discrete") {
+            analytic_denoiser<discrete_clock> net(*data, pred, discrete_clock{dtime->base});
+            if (learned_variance) net.learned_variance = *learned_variance;
+            model<analytic_denoiser<discrete_clock>, spec_discrete_time> m(std::move(net), pred, *dtime);
+            f(m);
+        } else {
+            throw spec_error("spec.denoiser.time: \"" + time_kind + "\" cannot drive sampler " + sampler +
+                             " (use discrete or sigma)");
+        }
+    }
+    // Calls f(model) with the denoiser on the SDE's own time (score_sde samplers).
+    template <class Sde, class F>
+    void with_sde_model(const std::string& sampler, const Sde& sde, F&& f) {
+        if (unet)
+            throw spec_error("spec.denoiser.type: a unet2d denoiser is a discrete-time network; sampler " + sampler +
+                             " needs an SDE-time network");
+        auto m = analytic_model(*data, pred, continuous_time<Sde>{sde});
+        f(m);
+    }
+
+private:
+    // f(m), or f(cfg_model(m)) when the spec asks for classifier-free guidance.
+    template <class M, class F>
+    void guided(M& m, F&& f) {
+        if (unet->guidance_scale) {
+            cfg_model<M> g(m, *unet->guidance_scale, unet->guidance_rescale);
+            f(g);
+        } else {
+            f(m);
+        }
+    }
+};
+
+namespace detail {
+// denoiser.type, and for "unet2d" the model folder denoiser.path (with its scheduler_config.json, which
+// supplies the defaults of the rest of the spec): read first.
+inline std::shared_ptr<spec_unet> open_unet(fields& dn, const std::filesystem::path& dir) {
+    if (dn.choice("type", {"gaussian_mixture", "unet2d"}, "gaussian_mixture") != "unet2d") return nullptr;
+    const auto folder = dir / dn.string("path");
+    try {
+        auto unet = std::make_shared<spec_unet>(io::load_unet2d(folder));
+        if (std::filesystem::exists(folder / "scheduler_config.json"))
+            unet->sched = io::read_scheduler_config(folder / "scheduler_config.json");
+        return unet;
+    } catch (const diffuse::error& err) {
+        throw spec_error(dn.name("path") + ": " + err.what());
+    }
+}
+
+// A U-Net's class labels and classifier-free guidance (denoiser.class_labels, null_class, guidance_scale,
+// guidance_rescale), checked against the model's class embedding.
+inline void read_unet_conditioning(fields& dn, spec_unet& unet, std::size_t batch) {
+    if (dn.has("class_labels")) {
+        for (auto v : dn.indices("class_labels", "non-negative integer labels")) unet.labels.push_back(std::int64_t(v));
+        if (unet.labels.size() != batch)
+            throw spec_error(dn.name("class_labels") + ": expected one label per sample (" + std::to_string(batch) + ")");
+    }
+    if (dn.has("null_class")) unet.null_class = std::int64_t(dn.count("null_class"));
+    if (dn.has("guidance_scale")) {
+        const double g = dn.number("guidance_scale");
+        if (!std::isfinite(g)) throw spec_error(dn.name("guidance_scale") + ": expected a finite number");
+        unet.guidance_scale = g;
+    }
+    unet.guidance_rescale = dn.number_in("guidance_rescale", 0.0, 1.0, 0.0);
+    const auto& uc = unet.net.config();
+    if (uc.class_conditional() && unet.labels.empty())
+        throw spec_error(dn.name("class_labels") + ": the model is class-conditional: give one label per sample");
+    if (!uc.class_conditional() && !unet.labels.empty()) throw spec_error(dn.name("class_labels") + ": the model is not class-conditional");
+    if (uc.class_embed_type == nn::class_embedding_kind::identity)
+        throw spec_error(dn.name("type") + ": class_embed_type \"identity\" models take class vectors, not labels");
+    if (unet.guidance_scale && !unet.null_class)
+        throw spec_error(dn.name("null_class") + ": guidance_scale needs the label of the unconditional (null) class");
+    auto below_class_count = [&](std::string_view field, std::string what, std::int64_t label) {
+        if (uc.num_class_embeds && std::uint64_t(label) >= *uc.num_class_embeds)
+            throw spec_error(dn.name(field) + ": " + what + std::to_string(label) + " is not below num_class_embeds = " +
+                             std::to_string(*uc.num_class_embeds));
+    };
+    if (unet.null_class) below_class_count("null_class", "", *unet.null_class);
+    for (auto l : unet.labels) below_class_count("class_labels", "label ", l);
+}
+
+// The rest of spec.denoiser, after open_unet: prediction type, the U-Net's conditioning or the mixture's
+// components, the network time (default_time unless denoiser.time says otherwise) and its σ → t table.
+inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, std::size_t batch, std::size_t per_sample,
+                                   const std::vector<double>& alphas_cumprod, std::string_view default_time,
+                                   const std::filesystem::path& dir) {
+    spec_denoiser out;
+    out.unet = std::move(unet);
+    const auto* sched = out.scheduler();
+    static constexpr const char* prediction_names[] = {"epsilon", "sample", "v_prediction", "score"};
+    out.pred = parse_prediction(dn.choice("prediction_type", {"epsilon", "sample", "v_prediction", "score"},
+                                          prediction_names[std::size_t(sched ? sched->prediction_type : prediction::epsilon)]));
+    std::vector<double> weights, means, variances;
+    if (out.unet) {
+        read_unet_conditioning(dn, *out.unet, batch);
+    } else {
+        weights = dn.numbers("weights", std::vector<double>{1.0});
+        means = dn.numbers("means");
+        variances = dn.numbers("variances");
+        if (dn.has("learned_variance")) out.learned_variance = dn.number_in("learned_variance", -1.0, 1.0);
+    }
+    out.time_kind = dn.choice("time", {"discrete", "sigma", "sde"}, std::string(default_time));
+    const auto interp = dn.choice("interpolation", {"log_sigma", "linear_sigma"}, "log_sigma") == "linear_sigma"
+                            ? discrete_time::interpolation::linear_sigma
+                            : discrete_time::interpolation::log_sigma;
+    try {
+        out.dtime.emplace(spec_discrete_time{discrete_time(alphas_cumprod, interp), {}, {}});
+    } catch (const diffuse::error& err) {
+        throw spec_error("spec.schedule: " + std::string(err.what()));
+    }
+    if (dn.has("timestep_table")) {
+        if (out.time_kind != "discrete") throw spec_error(dn.name("timestep_table") + ": only for denoiser.time \"discrete\"");
+        const auto tab = read_npy_checked(dir / dn.string("timestep_table"), dn.name("timestep_table"), 2);
+        const std::size_t M = tab.size() / 2;
+        out.dtime->table_sigma.assign(tab.begin(), tab.begin() + std::ptrdiff_t(M));
+        out.dtime->table_t.assign(tab.begin() + std::ptrdiff_t(M), tab.end());
+    }
+    dn.finish();
+    if (!out.unet) {
+        if (means.size() != weights.size() * per_sample)
+            throw spec_error(dn.name("means") + ": expected " + std::to_string(weights.size()) + " x " + std::to_string(per_sample) +
+                             " values (components x values per sample)");
+        try {
+            out.data.emplace(weights, means, variances);
+        } catch (const diffuse::error& err) {
+            throw spec_error(dn.path() + ": " + err.what());
+        }
+    }
+    return out;
+}
+}  // namespace detail
+
+}  // namespace diffuse::cli
