@@ -28,12 +28,12 @@ inline std::vector<sampler_entry> high_order_samplers() {
     using sde_family = sigma_family<sigma_noise::brownian_tree_default>;
     return {
         family_entry<family>("lms", "discrete", [](auto& r, auto& m, const time_grid& g) {
-            sample_lms(m, r.x_view(), g, lms_options{r.opts.count("order", 4, 1)}, r.observer);
+            sample_lms(m, r.x_view(), g, lms_options{r.opts.count("order", 4, 1)}, no_noise{}, r.observer);
         }),
         family_entry<family>("dpmpp_2m", "discrete", [](auto& r, auto& m, const time_grid& g) {
             dpmpp_2m_options d;
             detail::read_dpmpp_multistep(r.opts, d);
-            sample_dpmpp_2m(m, r.x_view(), g, d, r.observer);
+            sample_dpmpp_2m(m, r.x_view(), g, d, no_noise{}, r.observer);
         }),
         family_entry<family>("dpmpp_2s_ancestral", "discrete", [](auto& r, auto& m, const time_grid& g) {
             dpmpp_sde_options d;
@@ -63,7 +63,7 @@ inline std::vector<sampler_entry> high_order_samplers() {
             u.solver_type = r.opts.choice("solver_type", {"bh1", "bh2"}, "bh2") == "bh1" ? unipc_variant::bh1 : unipc_variant::bh2;
             u.lower_order_final = r.opts.boolean("lower_order_final", true);
             for (auto i : r.opts.indices("disable_corrector", "step indices", std::vector<double>{})) u.disable_corrector.push_back(std::size_t(i));
-            sample_unipc(m, r.x_view(), g, u, r.observer);
+            sample_unipc(m, r.x_view(), g, u, no_noise{}, r.observer);
         }),
     };
 }

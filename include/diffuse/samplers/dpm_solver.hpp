@@ -18,12 +18,19 @@
 // Brownian tree (samplers/brownian.hpp) gives noise that is coherent across step sizes; any other source
 // (counter_noise, recorded_noise) gives independent normals per draw.
 // Into σ = 0 every sampler takes the first-order step, which lands exactly on D.
+//
+// Each sampler is a stepper (samplers/stepper.hpp: dpmpp_2m_stepper, dpmpp_2s_ancestral_stepper,
+// dpmpp_sde_stepper, dpmpp_2m_sde_stepper, dpmpp_3m_sde_stepper) holding the multistep history (the previous
+// D's and step sizes) and the noise draw counter, and a one-call sample_* over it. sample_dpmpp_2m is
+// deterministic: its noise slot takes no_noise.
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/samplers/grid.hpp"
@@ -83,73 +90,111 @@ inline bool lower_order_last(std::size_t i, std::size_t steps, bool lower_order_
     return i + 1 == steps && (euler_at_final || (lower_order_final && steps < 15));
 }
 
+// The per-sample coefficients of a DPM-Solver++(2M) step from σ_i to σ_{i+1}, ODE (η = 0, Lu et al. 2022,
+// Algorithm 2) or SDE (η > 0, k-diffusion's sample_dpmpp_2m_sde), with h = λ_{i+1} − λ_i = log(σ_i/σ_{i+1}),
+// ηh = η·h, r = h_{i−1}/h:
+//   x ← (σ_{i+1}/σ_i)e^{−ηh}·x + (1 − e^{−h−ηh})·D_i + w·(D_i − D_{i−1}) + s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z
+//   w = ½(1 − e^{−h−ηh})/r                      (midpoint: D' = D_i + (D_i − D_{i−1})/(2r))
+//   w = ((1 − e^{−h−ηh})/(−h−ηh) + 1)/r         (heun, diffusers' solver_type "heun")
+// w = 0 when !second_order (the first step, a final step made first order). Into σ = 0: x = D_i.
+// Writes st.c0 (x), st.c1 (D_i), st.c2 (D_{i−1}), st.c4 (z); h_last holds h_{i−1} and becomes h_i.
+template <class T>
+void dpmpp_2m_coefficients(sigma_state<T>& st, std::vector<double>& h_last, bool second_order, double eta,
+                           double s_noise, dpm_solver_type solver_type) {
+    for (std::size_t b = 0; b < st.batch; ++b) {
+        const double s = st.s[b], sn = st.s_next[b];
+        st.c2[b] = st.c4[b] = 0.0;
+        if (sn == 0) {  // x = D
+            st.c0[b] = 0.0, st.c1[b] = 1.0;
+            continue;
+        }
+        const double h = std::log(s / sn), eh = eta * h, em = -std::expm1(-h - eh);  // 1 − e^{−h−ηh}
+        st.c0[b] = sn / s * std::exp(-eh);
+        st.c1[b] = em;
+        if (second_order) {
+            const double r = h_last[b] / h;
+            const double w = solver_type == dpm_solver_type::midpoint ? 0.5 * em / r : (em / (-h - eh) + 1.0) / r;
+            st.c1[b] += w;
+            st.c2[b] = -w;
+        }
+        if (eta != 0) st.c4[b] = s_noise * sn * std::sqrt(-std::expm1(-2.0 * eh));
+        h_last[b] = h;
+    }
+}
+
+// The 2M samplers' history: D_i and D_{i−1} in two buffers that swap roles after each step, and h_{i−1}.
+template <class T>
+struct dpmpp_2m_history {
+    explicit dpmpp_2m_history(const sigma_state<T>& st) : den{st.make_buffer(), st.make_buffer()}, h_last(st.batch) {}
+    [[nodiscard]] tensor_view<T> current() noexcept { return den[newest].v(); }
+    [[nodiscard]] tensor_view<T> previous() noexcept { return den[1 - newest].v(); }
+    void advance() noexcept { newest = 1 - newest; }  // D_i becomes the next step's D_{i−1}
+
+    std::array<typename sigma_state<T>::buffer, 2> den;
+    std::vector<double> h_last;
+    std::size_t newest = 0;
+};
+
 }  // namespace detail
 
 // DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): with h_i = λ_{i+1} − λ_i and r = h_{i−1}/h_i,
-//   D' = (1 + 1/(2r))·D_i − 1/(2r)·D_{i−1}            (midpoint; Heun: D_i + (e^{−h}−1 + h)/(h(e^{−h}−1))·… below)
+//   D' = (1 + 1/(2r))·D_i − 1/(2r)·D_{i−1}            (midpoint; heun: see detail::dpmpp_2m_coefficients)
 //   x_{i+1} = (σ_{i+1}/σ_i)·x_i − (e^{−h_i} − 1)·D'
-// First order (D' = D_i) on the first step and into σ = 0.
-template <class Model, tensor X, class Obs = no_observer>
-void sample_dpmpp_2m(Model& m, X&& x_in, const time_grid& grid, const dpmpp_2m_options& opt = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpmpp_2m";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto b0 = st.make_buffer(), b1 = st.make_buffer();
-    tensor_view<T> den = b0.v(), old = b1.v();
-    std::vector<double> h_last(x.batch);
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den, i, where);
-        const bool low = detail::lower_order_last(i, st.steps, opt.lower_order_final, opt.euler_at_final);
-        for (std::size_t b = 0; b < st.batch; ++b) {
-            const double s = st.s[b], sn = st.s_next[b];
-            if (sn == 0) {  // x = D
-                st.c0[b] = 0.0, st.c1[b] = 1.0, st.c2[b] = 0.0;
-                continue;
-            }
-            const double h = std::log(s / sn), em = -std::expm1(-h);  // 1 − e^{−h}
-            st.c0[b] = sn / s;
-            st.c1[b] = em;
-            st.c2[b] = 0.0;
-            if (i > 0 && !low) {
-                const double r = h_last[b] / h;
-                // midpoint (Lu et al. Algorithm 2): D' = D + (D − D_old)/(2r)
-                // heun (diffusers' solver_type "heun"): x += ((e^{−h} − 1)/h + 1)·(D − D_old)/r
-                const double w = opt.solver_type == dpm_solver_type::midpoint ? em * 0.5 / r : (-em / h + 1.0) / r;
-                st.c1[b] += w;
-                st.c2[b] = -w;
-            }
-            h_last[b] = h;
-        }
+// First order (D' = D_i) on the first step and into σ = 0. Deterministic: Noise is only the slot.
+template <class T, class Noise = no_noise>
+class dpmpp_2m_stepper : public detail::sigma_stepper<dpmpp_2m_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpmpp_2m_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpmpp_2m_stepper<T, Noise>, T>;
+
+public:
+    dpmpp_2m_stepper(batch_shape shape, const time_grid& grid, const dpmpp_2m_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpmpp_2m"), opt_(opt) {}
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const std::size_t i = this->step_index();
+        const auto den = hist_.current(), old = hist_.previous();
+        this->load_step();
+        co_await this->denoise(x, st.s, den);
+        const bool second = i > 0 && !detail::lower_order_last(i, st.steps, opt_.lower_order_final, opt_.euler_at_final);
+        detail::dpmpp_2m_coefficients(st, hist_.h_last, second, 0.0, 0.0, opt_.solver_type);
         lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), old);
-        if (detail::observe(obs, i, st.steps, st.s, x, den)) return;
-        std::swap(den, old);
+        this->report(st.s, den);
+        hist_.advance();
     }
-}
+    dpmpp_2m_options opt_;
+    detail::dpmpp_2m_history<T> hist_{this->st};
+};
 
 // DPM-Solver++(2S) ancestral (k-diffusion's sample_dpmpp_2s_ancestral): (σ_down, σ_up) =
 // ancestral_step(σ_i, σ_{i+1}, η); a singlestep DPM-Solver++(2S) step (Lu et al. Algorithm 1, r = 1/2) from
 // σ_i to σ_down:  λ_s = λ_i + h/2,  u = (σ_s/σ_i)x − (e^{−h/2} − 1)D,  x ← (σ_down/σ_i)x − (e^{−h} − 1)·D(u; σ_s);
-// then x ← x + s_noise·σ_up·z where σ_{i+1} > 0. Into σ_down = 0 the Euler step (x = D).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpmpp_2s_ancestral(Model& m, X&& x_in, const time_grid& grid, const dpmpp_sde_options& opt = {},
-                               Noise&& noise = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpmpp_2s_ancestral";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_eta_noise(opt.eta, opt.s_noise, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), den2 = st.make_buffer(), u = st.make_buffer(), eps = st.make_buffer();
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);
+// then x ← x + s_noise·σ_up·z where σ_{i+1} > 0. Into σ_down = 0 the Euler step (x = D). Options: eta, s_noise
+// (r is not used: the intermediate point is the midpoint).
+template <class T, class Noise = counter_noise>
+class dpmpp_2s_ancestral_stepper : public detail::sigma_stepper<dpmpp_2s_ancestral_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpmpp_2s_ancestral_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpmpp_2s_ancestral_stepper<T, Noise>, T>;
+
+public:
+    dpmpp_2s_ancestral_stepper(batch_shape shape, const time_grid& grid, const dpmpp_sde_options& opt = {},
+                               Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpmpp_2s_ancestral"), opt_(opt) {
+        detail::check_eta_noise(opt_.eta, opt_.s_noise, this->where());
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto den = den_.v(), den2 = den2_.v(), u = u_.v();
+        this->load_step();
+        co_await this->denoise(x, st.s, den);
         bool second = false;
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b];
-            const auto a = ancestral_step(s, st.s_next[b], opt.eta);
-            st.c4[b] = st.s_next[b] > 0 ? opt.s_noise * a.up : 0.0;
+            const auto a = ancestral_step(s, st.s_next[b], opt_.eta);
+            st.c4[b] = st.s_next[b] > 0 ? opt_.s_noise * a.up : 0.0;
             if (a.down == 0) {  // Euler into 0: x = D
                 st.c0[b] = 0.0, st.c1[b] = 1.0, st.c2[b] = 0.0, st.tmp[b] = s;
                 st.c3[b] = 1.0, st.hat[b] = 0.0;  // u unused
@@ -165,16 +210,19 @@ void sample_dpmpp_2s_ancestral(Model& m, X&& x_in, const time_grid& grid, const 
             st.c2[b] = -std::expm1(-h);
         }
         if (second) {
-            lincomb(u.v(), per_sample(st.c3), x, per_sample(st.hat), den.v());
-            detail::denoise(m, u.v(), st.ones, st.tmp, den2.v(), i, where);
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v(), per_sample(st.c2), den2.v());
+            lincomb(u, per_sample(st.c3), x, per_sample(st.hat), den);
+            co_await this->denoise(u, st.tmp, den2);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), den2);
         } else {
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v());
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den);
         }
-        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
+        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        this->report(st.s, den);
     }
-}
+    dpmpp_sde_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), den2_ = this->st.make_buffer(),
+                                            u_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+};
 
 // DPM-Solver++ SDE (k-diffusion's sample_dpmpp_sde): a 2-stage singlestep solver with the intermediate
 // point at λ_s = λ_i + r·h, each stage an ancestral DPM-Solver++(1) step with noise:
@@ -182,57 +230,65 @@ void sample_dpmpp_2s_ancestral(Model& m, X&& x_in, const time_grid& grid, const 
 //   stage 2: (σ_d, σ_u) = ancestral_step(σ_i, σ_{i+1}, η);  D' = (1 − 1/(2r))D + 1/(2r)·D(u; σ_s);
 //            x ← (σ_d/σ_i)x − (e^{−(λ_d−λ_i)} − 1)D' + s_noise·σ_u·z₂
 // z₁ is drawn for the interval (σ_i, σ_s), z₂ for (σ_i, σ_{i+1}). Into σ = 0 the Euler step (x = D).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpmpp_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_sde_options& opt = {}, Noise&& noise = {},
-                      Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpmpp_sde";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_eta_noise(opt.eta, opt.s_noise, where);
-    detail::require(opt.r > 0 && opt.r <= 1, where, "r", opt.r, "(0, 1]");
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), den2 = st.make_buffer(), u = st.make_buffer(), eps = st.make_buffer();
-    std::vector<double> su1(x.batch), su2(x.batch), cu0(x.batch), cu1(x.batch);
-    const double fac = 1.0 / (2.0 * opt.r);
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);
+template <class T, class Noise = counter_noise>
+class dpmpp_sde_stepper : public detail::sigma_stepper<dpmpp_sde_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpmpp_sde_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpmpp_sde_stepper<T, Noise>, T>;
+
+public:
+    dpmpp_sde_stepper(batch_shape shape, const time_grid& grid, const dpmpp_sde_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpmpp_sde"), opt_(opt), su1_(shape.batch),
+          su2_(shape.batch), cu0_(shape.batch), cu1_(shape.batch) {
+        detail::check_eta_noise(opt_.eta, opt_.s_noise, this->where());
+        detail::require(opt_.r > 0 && opt_.r <= 1, this->where(), "r", opt_.r, "(0, 1]");
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto den = den_.v(), den2 = den2_.v(), u = u_.v(), eps = eps_.v();
+        const double fac = 1.0 / (2.0 * opt_.r);
+        this->load_step();
+        co_await this->denoise(x, st.s, den);
         bool second = false;
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b], sn = st.s_next[b];
             if (sn == 0) {
-                st.c0[b] = 0.0, st.c1[b] = 1.0, st.c2[b] = 0.0, su1[b] = su2[b] = 0.0;
-                cu0[b] = 1.0, cu1[b] = 0.0, st.tmp[b] = s;
+                st.c0[b] = 0.0, st.c1[b] = 1.0, st.c2[b] = 0.0, su1_[b] = su2_[b] = 0.0;
+                cu0_[b] = 1.0, cu1_[b] = 0.0, st.tmp[b] = s;
                 continue;
             }
             second = true;
             const double t = -std::log(s), h = -std::log(sn) - t;
-            const double sm = std::exp(-(t + h * opt.r));
+            const double sm = std::exp(-(t + h * opt_.r));
             st.tmp[b] = sm;
-            const auto a1 = ancestral_step(s, sm, opt.eta);
-            cu0[b] = a1.down / s;
-            cu1[b] = -std::expm1(t + std::log(a1.down));  // −(e^{λ_i − λ_d} − 1), λ = −log σ
-            su1[b] = opt.s_noise * a1.up;
-            const auto a2 = ancestral_step(s, sn, opt.eta);
+            const auto a1 = ancestral_step(s, sm, opt_.eta);
+            cu0_[b] = a1.down / s;
+            cu1_[b] = -std::expm1(t + std::log(a1.down));  // −(e^{λ_i − λ_d} − 1), λ = −log σ
+            su1_[b] = opt_.s_noise * a1.up;
+            const auto a2 = ancestral_step(s, sn, opt_.eta);
             const double e2 = -std::expm1(t + std::log(a2.down));
             st.c0[b] = a2.down / s;
             st.c1[b] = (1.0 - fac) * e2;
             st.c2[b] = fac * e2;
-            su2[b] = opt.s_noise * a2.up;
+            su2_[b] = opt_.s_noise * a2.up;
         }
         if (second) {
-            lincomb(u.v(), per_sample(cu0), x, per_sample(cu1), den.v());
-            detail::add_noise(noise, u.v(), eps.v(), draw, st.s, st.tmp, su1);
-            detail::denoise(m, u.v(), st.ones, st.tmp, den2.v(), i, where);
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v(), per_sample(st.c2), den2.v());
-            detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, su2);
+            lincomb(u, per_sample(cu0_), x, per_sample(cu1_), den);  // stage 1
+            detail::add_noise(this->noise, u, eps, this->draw, st.s, st.tmp, su1_);
+            co_await this->denoise(u, st.tmp, den2);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), den2);  // stage 2
+            detail::add_noise(this->noise, x, eps, this->draw, st.s, st.s_next, su2_);
         } else {
-            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den.v());
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den);
         }
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
+        this->report(st.s, den);
     }
-}
+    dpmpp_sde_options opt_;
+    std::vector<double> su1_, su2_, cu0_, cu1_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), den2_ = this->st.make_buffer(),
+                                            u_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+};
 
 // DPM-Solver++(2M) SDE (k-diffusion's sample_dpmpp_2m_sde; diffusers' algorithm_type "sde-dpmsolver++"):
 // with h = λ_{i+1} − λ_i, ηh = η·h and r = h_{i−1}/h,
@@ -240,47 +296,35 @@ void sample_dpmpp_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_sde
 //       + [midpoint] ½(1 − e^{−h−ηh})·(D − D_{i−1})/r   or [heun] ((1 − e^{−h−ηh})/(−h−ηh) + 1)·(D − D_{i−1})/r
 //       + s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z
 // Into σ = 0: x = D.
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpmpp_2m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_2m_sde_options& opt = {},
-                         Noise&& noise = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpmpp_2m_sde";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_eta_noise(opt.eta, opt.s_noise, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto b0 = st.make_buffer(), b1 = st.make_buffer(), eps = st.make_buffer();
-    tensor_view<T> den = b0.v(), old = b1.v();
-    std::vector<double> h_last(x.batch);
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den, i, where);
-        const bool low = detail::lower_order_last(i, st.steps, opt.lower_order_final, opt.euler_at_final);
-        for (std::size_t b = 0; b < st.batch; ++b) {
-            const double s = st.s[b], sn = st.s_next[b];
-            st.c2[b] = st.c4[b] = 0.0;
-            if (sn == 0) {
-                st.c0[b] = 0.0, st.c1[b] = 1.0;
-                continue;
-            }
-            const double h = std::log(s / sn), eh = opt.eta * h, em = -std::expm1(-h - eh);
-            st.c0[b] = sn / s * std::exp(-eh);
-            st.c1[b] = em;
-            if (i > 0 && !low) {
-                const double r = h_last[b] / h;
-                const double w = opt.solver_type == dpm_solver_type::midpoint ? 0.5 * em / r : (em / (-h - eh) + 1.0) / r;
-                st.c1[b] += w;
-                st.c2[b] = -w;
-            }
-            if (opt.eta != 0) st.c4[b] = opt.s_noise * sn * std::sqrt(-std::expm1(-2.0 * eh));
-            h_last[b] = h;
-        }
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), old);
-        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);
-        if (detail::observe(obs, i, st.steps, st.s, x, den)) return;
-        std::swap(den, old);
+template <class T, class Noise = counter_noise>
+class dpmpp_2m_sde_stepper : public detail::sigma_stepper<dpmpp_2m_sde_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpmpp_2m_sde_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpmpp_2m_sde_stepper<T, Noise>, T>;
+
+public:
+    dpmpp_2m_sde_stepper(batch_shape shape, const time_grid& grid, const dpmpp_2m_sde_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpmpp_2m_sde"), opt_(opt) {
+        detail::check_eta_noise(opt_.eta, opt_.s_noise, this->where());
     }
-}
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const std::size_t i = this->step_index();
+        const auto den = hist_.current(), old = hist_.previous();
+        this->load_step();
+        co_await this->denoise(x, st.s, den);
+        const bool second = i > 0 && !detail::lower_order_last(i, st.steps, opt_.lower_order_final, opt_.euler_at_final);
+        detail::dpmpp_2m_coefficients(st, hist_.h_last, second, opt_.eta, opt_.s_noise, opt_.solver_type);
+        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), old);
+        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        this->report(st.s, den);
+        hist_.advance();
+    }
+    dpmpp_2m_sde_options opt_;
+    detail::dpmpp_2m_history<T> hist_{this->st};
+    typename detail::sigma_state<T>::buffer eps_ = this->st.make_buffer();
+};
 
 // DPM-Solver++(3M) SDE (k-diffusion's sample_dpmpp_3m_sde): with h_η = (1 + η)h, r₀ = h_{i−1}/h,
 // r₁ = h_{i−2}/h, the divided differences d₁,₀ = (D_i − D_{i−1})/r₀, d₁,₁ = (D_{i−1} − D_{i−2})/r₁,
@@ -288,21 +332,28 @@ void sample_dpmpp_2m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_
 // φ₃ = φ₂/h_η − ½:
 //   x ← e^{−h_η}x + (1 − e^{−h_η})D_i + φ₂d₁ − φ₃d₂ + s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z
 // (second order with d = d₁,₀ on step 1, first order on step 0). Into σ = 0: x = D.
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpmpp_3m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_3m_sde_options& opt = {},
-                         Noise&& noise = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_dpmpp_3m_sde";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::check_eta_noise(opt.eta, opt.s_noise, where);
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto b0 = st.make_buffer(), b1 = st.make_buffer(), b2 = st.make_buffer(), eps = st.make_buffer();
-    std::array<tensor_view<T>, 3> d{b0.v(), b1.v(), b2.v()};  // D_i, D_{i−1}, D_{i−2}
-    std::vector<double> h1(x.batch), h2(x.batch);
-    std::uint64_t draw = 0;
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, d[0], i, where);
+template <class T, class Noise = counter_noise>
+class dpmpp_3m_sde_stepper : public detail::sigma_stepper<dpmpp_3m_sde_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<dpmpp_3m_sde_stepper<T, Noise>, T, Noise>;
+    friend class stepper<dpmpp_3m_sde_stepper<T, Noise>, T>;
+
+public:
+    dpmpp_3m_sde_stepper(batch_shape shape, const time_grid& grid, const dpmpp_3m_sde_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_dpmpp_3m_sde"), opt_(opt), h1_(shape.batch),
+          h2_(shape.batch) {
+        detail::check_eta_noise(opt_.eta, opt_.s_noise, this->where());
+    }
+
+private:
+    // D_{i−k}: the history buffers in rotation, D_i in slot newest_.
+    tensor_view<T> d(std::size_t k) noexcept { return den_[(newest_ + k) % 3].v(); }
+
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const std::size_t i = this->step_index();
+        const auto d0 = d(0), d1 = d(1), d2 = d(2);
+        this->load_step();
+        co_await this->denoise(x, st.s, d0);
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b], sn = st.s_next[b];
             st.c2[b] = st.c3[b] = st.c4[b] = 0.0;
@@ -310,31 +361,75 @@ void sample_dpmpp_3m_sde(Model& m, X&& x_in, const time_grid& grid, const dpmpp_
                 st.c0[b] = 0.0, st.c1[b] = 1.0;
                 continue;
             }
-            const double h = std::log(s / sn), he = h * (opt.eta + 1.0);
+            const double h = std::log(s / sn), he = h * (opt_.eta + 1.0);
             st.c0[b] = std::exp(-he);
             st.c1[b] = -std::expm1(-he);
             const double phi2 = std::expm1(-he) / he + 1.0, phi3 = phi2 / he - 0.5;
             if (i >= 2) {
-                const double r0 = h1[b] / h, r1 = h2[b] / h, k = r0 / (r0 + r1);
+                const double r0 = h1_[b] / h, r1 = h2_[b] / h, k = r0 / (r0 + r1);
                 const double A = phi2 * (1.0 + k) - phi3 / (r0 + r1);  // weight of d₁,₀
                 const double Bw = -phi2 * k + phi3 / (r0 + r1);        // weight of d₁,₁
                 st.c1[b] += A / r0;
                 st.c2[b] = -A / r0 + Bw / r1;
                 st.c3[b] = -Bw / r1;
             } else if (i == 1) {
-                const double r = h1[b] / h;
+                const double r = h1_[b] / h;
                 st.c1[b] += phi2 / r;
                 st.c2[b] = -phi2 / r;
             }
-            if (opt.eta != 0) st.c4[b] = opt.s_noise * sn * std::sqrt(-std::expm1(-2.0 * h * opt.eta));
-            h2[b] = h1[b];
-            h1[b] = h;
+            if (opt_.eta != 0) st.c4[b] = opt_.s_noise * sn * std::sqrt(-std::expm1(-2.0 * h * opt_.eta));
+            h2_[b] = h1_[b];
+            h1_[b] = h;
         }
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), d[0], per_sample(st.c2), d[1], per_sample(st.c3), d[2]);
-        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);
-        if (detail::observe(obs, i, st.steps, st.s, x, d[0])) return;
-        std::rotate(d.begin(), d.begin() + 2, d.end());  // (D_i, D_{i−1}, D_{i−2}) → (free, D_i, D_{i−1})
+        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), d0, per_sample(st.c2), d1, per_sample(st.c3), d2);
+        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        this->report(st.s, d0);
+        newest_ = (newest_ + 2) % 3;  // the oldest slot holds the next D_i; D_i becomes D_{i−1}, D_{i−1} D_{i−2}
     }
+    dpmpp_3m_sde_options opt_;
+    std::vector<double> h1_, h2_;  // h_{i−1}, h_{i−2}
+    std::array<typename detail::sigma_state<T>::buffer, 3> den_{this->st.make_buffer(), this->st.make_buffer(),
+                                                                this->st.make_buffer()};
+    std::size_t newest_ = 0;
+    typename detail::sigma_state<T>::buffer eps_ = this->st.make_buffer();
+};
+
+// The one-call forms: x enters as σ_0·z and leaves as the sample. A Brownian tree (samplers/brownian.hpp) is
+// stateful and is used through the reference the call is given.
+template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
+void sample_dpmpp_2m(Model& m, X&& x, const time_grid& grid, const dpmpp_2m_options& opt = {}, Noise&& noise = no_noise{},
+                     Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpmpp_2m_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpmpp_2s_ancestral(Model& m, X&& x, const time_grid& grid, const dpmpp_sde_options& opt = {},
+                               Noise&& noise = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpmpp_2s_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpmpp_sde(Model& m, X&& x, const time_grid& grid, const dpmpp_sde_options& opt = {}, Noise&& noise = {},
+                      Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpmpp_sde_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpmpp_2m_sde(Model& m, X&& x, const time_grid& grid, const dpmpp_2m_sde_options& opt = {},
+                         Noise&& noise = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpmpp_2m_sde_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpmpp_3m_sde(Model& m, X&& x, const time_grid& grid, const dpmpp_3m_sde_options& opt = {},
+                         Noise&& noise = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpmpp_3m_sde_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse

@@ -9,6 +9,8 @@
 // with q = min(i + 1, order). The references integrate ℓ_j numerically (scipy quad, relative tolerance 1e-4);
 // ℓ_j is a polynomial of degree q − 1 ≤ 3, so 4-point Gauss–Legendre quadrature (exact to degree 7)
 // gives the integral exactly up to rounding.
+//
+// lms_stepper (samplers/stepper.hpp) holds the derivative history; sample_lms is the one-call form over it.
 
 #include <algorithm>
 #include <array>
@@ -18,6 +20,7 @@
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/samplers/grid.hpp"
+#include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
 #include "diffuse/samplers/sigma_common.hpp"
 
@@ -50,41 +53,63 @@ struct lms_options {
     return half * sum;
 }
 
-// LMS: d_i = (x_i − D(x_i; σ_i))/σ_i, then x_{i+1} = x_i + Σ_j c_{ij}·d_{i−j}.
-template <class Model, tensor X, class Obs = no_observer>
-void sample_lms(Model& m, X&& x_in, const time_grid& grid, const lms_options& opt = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_lms";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::require(opt.order >= 1 && opt.order <= 4, where, "order", opt.order, "[1, 4]");
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer();
-    std::vector<typename detail::sigma_state<T>::buffer> ring;  // d_{i}, d_{i−1}, … in slots i mod order
-    for (std::size_t k = 0; k < opt.order; ++k) ring.push_back(st.make_buffer());
-    std::array<std::vector<double>, 4> c;
-    for (auto& v : c) v.assign(x.batch, 0.0);
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);
-        const auto d = [&](std::size_t j) { return ring[(i - j) % opt.order].v(); };  // d_{i−j}
+// LMS: d_i = (x_i − D(x_i; σ_i))/σ_i, then x_{i+1} = x_i + Σ_j c_{ij}·d_{i−j}. The stepper keeps the last
+// `order` derivatives in a ring (d_{i−j} in slot (i − j) mod order). Deterministic: Noise is only the slot.
+template <class T, class Noise = no_noise>
+class lms_stepper : public detail::sigma_stepper<lms_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<lms_stepper<T, Noise>, T, Noise>;
+    friend class stepper<lms_stepper<T, Noise>, T>;
+
+public:
+    lms_stepper(batch_shape shape, const time_grid& grid, const lms_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_lms"), opt_(opt) {
+        detail::require(opt_.order >= 1 && opt_.order <= 4, this->where(), "order", opt_.order, "[1, 4]");
+        for (std::size_t k = 0; k < opt_.order; ++k) ring_.push_back(this->st.make_buffer());
+        for (auto& v : c_) v.assign(shape.batch, 0.0);
+    }
+
+private:
+    // d_{i−j} of the current step i.
+    tensor_view<T> d(std::size_t j) noexcept { return ring_[(this->step_index() - j) % opt_.order].v(); }
+
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto& grid = this->grid();
+        const std::size_t i = this->step_index();
+        const auto den = den_.v();
+        this->load_step();
+        co_await this->denoise(x, st.s, den);
         for (std::size_t b = 0; b < st.batch; ++b) {
             st.c0[b] = 1.0 / st.s[b];
             st.c1[b] = -1.0 / st.s[b];
         }
-        lincomb(d(0), per_sample(st.c0), x, per_sample(st.c1), den.v());  // d_i = (x − D)/σ_i
-        const std::size_t q = std::min(i + 1, opt.order);
+        lincomb(d(0), per_sample(st.c0), x, per_sample(st.c1), den);  // d_i = (x − D)/σ_i
+        const std::size_t q = std::min(i + 1, opt_.order);
         for (std::size_t j = 0; j < q; ++j)
-            for (std::size_t b = 0; b < st.batch; ++b) c[j][b] = lms_coefficient(grid, grid.shared() ? 0 : b, q, i, j);
+            for (std::size_t b = 0; b < st.batch; ++b) c_[j][b] = lms_coefficient(grid, grid.shared() ? 0 : b, q, i, j);
         switch (q) {
-            case 1: lincomb(x, 1.0, x, per_sample(c[0]), d(0)); break;
-            case 2: lincomb(x, 1.0, x, per_sample(c[0]), d(0), per_sample(c[1]), d(1)); break;
-            case 3: lincomb(x, 1.0, x, per_sample(c[0]), d(0), per_sample(c[1]), d(1), per_sample(c[2]), d(2)); break;
+            case 1: lincomb(x, 1.0, x, per_sample(c_[0]), d(0)); break;
+            case 2: lincomb(x, 1.0, x, per_sample(c_[0]), d(0), per_sample(c_[1]), d(1)); break;
+            case 3: lincomb(x, 1.0, x, per_sample(c_[0]), d(0), per_sample(c_[1]), d(1), per_sample(c_[2]), d(2)); break;
             default:
-                lincomb(x, 1.0, x, per_sample(c[0]), d(0), per_sample(c[1]), d(1), per_sample(c[2]), d(2), per_sample(c[3]),
-                        d(3));
+                lincomb(x, 1.0, x, per_sample(c_[0]), d(0), per_sample(c_[1]), d(1), per_sample(c_[2]), d(2),
+                        per_sample(c_[3]), d(3));
         }
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
+        this->report(st.s, den);
     }
+    lms_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer();
+    std::vector<typename detail::sigma_state<T>::buffer> ring_;  // d_i, d_{i−1}, … in slots i mod order
+    std::array<std::vector<double>, 4> c_;                       // c_{ij} per sample
+};
+
+// The one-call form: x enters as σ_0·z and leaves as the sample.
+template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
+void sample_lms(Model& m, X&& x, const time_grid& grid, const lms_options& opt = {}, Noise&& noise = no_noise{},
+                Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    lms_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse

@@ -31,9 +31,12 @@ struct no_noise {
     }
 };
 
-// What the samplers accept as a noise source: callable as noise(view, draw).
+// What the samplers accept as a noise source: callable as noise(view, draw), or as noise(view, draw, σ_from,
+// σ_to) for sources keyed by the noise interval (the Brownian tree).
 template <class N, class T>
-concept noise_source = requires(N& n, tensor_view<T> out, std::uint64_t draw) { n(out, draw); };
+concept noise_source =
+    requires(N& n, tensor_view<T> out, std::uint64_t draw) { n(out, draw); } ||
+    requires(N& n, tensor_view<T> out, std::uint64_t draw, std::span<const double> sigma) { n(out, draw, sigma, sigma); };
 
 struct counter_noise {
     std::uint64_t seed = 0;

@@ -12,6 +12,8 @@
 //       ρ^c solving the full p×p system (ρ^c = ½ for p = 1).
 // One model evaluation per step: the corrector reuses m_{i+1} for the next predictor.
 // Orders warm up (p ≤ number of outputs seen); with lower_order_final the last steps drop to the steps left.
+// unipc_stepper (samplers/stepper.hpp) holds the model outputs and the corrector's state; sample_unipc is the
+// one-call form over it.
 
 #include <algorithm>
 #include <array>
@@ -22,6 +24,7 @@
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/samplers/grid.hpp"
+#include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
 #include "diffuse/samplers/sigma_common.hpp"
 
@@ -108,53 +111,81 @@ inline unipc_coefs unipc_step(double sigma_i, double sigma_t, const double* prev
 
 }  // namespace detail
 
-template <class Model, tensor X, class Obs = no_observer>
-void sample_unipc(Model& m, X&& x_in, const time_grid& grid, const unipc_options& opt = {}, Obs&& obs = {}) {
-    constexpr const char* where = "sample_unipc";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::require(opt.solver_order >= 1 && opt.solver_order <= 3, where, "solver_order", opt.solver_order, "[1, 3]");
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    const std::size_t R = opt.solver_order + 1, B = x.batch;
-    std::vector<typename detail::sigma_state<T>::buffer> ring;  // m_i in slot i mod R
-    for (std::size_t k = 0; k < R; ++k) ring.push_back(st.make_buffer());
-    auto last = st.make_buffer();
-    const auto mbuf = [&](std::size_t i, std::size_t back) { return ring[(i + R - back % R) % R].v(); };
-    std::array<std::vector<double>, 5> c;
-    for (auto& v : c) v.assign(B, 0.0);
-    std::size_t order_prev = 0;
-    double prev[3];
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, mbuf(i, 0), i, where);
-        const bool correct = i > 0 && std::find(opt.disable_corrector.begin(), opt.disable_corrector.end(), i - 1) ==
-                                          opt.disable_corrector.end();
-        if (correct) {  // UniC of order order_prev on the step σ_{i−1} → σ_i just taken
+// UniPC as a stepper. Step i: m_i = D(x_i; σ_i); unless disabled, UniC corrects x_i with it (the corrector of
+// step i − 1 needs step i's evaluation, so it runs here, on the x the caller holds); then UniP predicts x_{i+1}.
+// The stepper keeps m_{i−1}, …, m_{i−order} (a ring of order + 1 buffers, m_i in slot i mod (order + 1)), x_i
+// before the predictor (what the next corrector starts from) and the predictor's order. Deterministic: Noise is
+// only the slot.
+template <class T, class Noise = no_noise>
+class unipc_stepper : public detail::sigma_stepper<unipc_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<unipc_stepper<T, Noise>, T, Noise>;
+    friend class stepper<unipc_stepper<T, Noise>, T>;
+
+public:
+    unipc_stepper(batch_shape shape, const time_grid& grid, const unipc_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_unipc"), opt_(opt) {
+        detail::require(opt_.solver_order >= 1 && opt_.solver_order <= 3, this->where(), "solver_order",
+                        opt_.solver_order, "[1, 3]");
+        for (std::size_t k = 0; k <= opt_.solver_order; ++k) ring_.push_back(this->st.make_buffer());
+        for (auto& v : c_) v.assign(shape.batch, 0.0);
+    }
+
+private:
+    // m_{i−back} of the current step i.
+    tensor_view<T> model_output(std::size_t back) noexcept {
+        const std::size_t R = ring_.size();
+        return ring_[(this->step_index() + R - back % R) % R].v();
+    }
+
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto& grid = this->grid();
+        const std::size_t i = this->step_index(), B = st.batch;
+        const auto m0 = model_output(0), m1 = model_output(1), m2 = model_output(2), m3 = model_output(3);
+        std::array<double, 3> prev{};  // σ_{i−1−k} of sample b (the predictor) or σ_{i−2−k} (the corrector)
+        this->load_step();
+        co_await this->denoise(x, st.s, m0);
+        const bool correct = i > 0 && std::find(opt_.disable_corrector.begin(), opt_.disable_corrector.end(), i - 1) ==
+                                          opt_.disable_corrector.end();
+        if (correct) {  // UniC of order order_prev_ on the step σ_{i−1} → σ_i just taken
             for (std::size_t b = 0; b < B; ++b) {
                 const std::size_t row = grid.shared() ? 0 : b;
-                for (std::size_t k = 0; k + 1 < order_prev; ++k) prev[k] = grid(i - 2 - k, row);
-                const auto co = detail::unipc_step(grid(i - 1, row), st.s[b], prev, order_prev, opt.solver_type, true);
-                c[0][b] = co.a, c[1][b] = co.c[0], c[2][b] = co.c[1], c[3][b] = co.c[2], c[4][b] = co.cm;
+                for (std::size_t k = 0; k + 1 < order_prev_; ++k) prev[k] = grid(i - 2 - k, row);
+                const auto co = detail::unipc_step(grid(i - 1, row), st.s[b], prev.data(), order_prev_, opt_.solver_type, true);
+                c_[0][b] = co.a, c_[1][b] = co.c[0], c_[2][b] = co.c[1], c_[3][b] = co.c[2], c_[4][b] = co.cm;
             }
             // x_i ← a·x_{i−1} + c·m_{i−1} + c·m_{i−2} + c·m_{i−3} + c_m·m_i
-            lincomb(x, per_sample(c[0]), last.v(), per_sample(c[1]), mbuf(i, 1), per_sample(c[2]), mbuf(i, 2),
-                    per_sample(c[3]), mbuf(i, 3), per_sample(c[4]), mbuf(i, 0));
+            lincomb(x, per_sample(c_[0]), last_.v(), per_sample(c_[1]), m1, per_sample(c_[2]), m2, per_sample(c_[3]), m3,
+                    per_sample(c_[4]), m0);
         }
-        std::size_t p = opt.lower_order_final ? std::min(opt.solver_order, st.steps - i) : opt.solver_order;
-        p = std::min(p, std::min(i, opt.solver_order) + 1);  // warm-up
-        lincomb(last.v(), 1.0, x);
+        std::size_t p = opt_.lower_order_final ? std::min(opt_.solver_order, st.steps - i) : opt_.solver_order;
+        p = std::min(p, std::min(i, opt_.solver_order) + 1);  // warm-up
+        lincomb(last_.v(), 1.0, x);
         for (std::size_t b = 0; b < B; ++b) {
             const std::size_t row = grid.shared() ? 0 : b;
             for (std::size_t k = 0; k + 1 < p; ++k) prev[k] = grid(i - 1 - k, row);
-            const auto co = detail::unipc_step(st.s[b], st.s_next[b], prev, p, opt.solver_type, false);
-            c[0][b] = co.a, c[1][b] = co.c[0], c[2][b] = co.c[1], c[3][b] = co.c[2];
+            const auto co = detail::unipc_step(st.s[b], st.s_next[b], prev.data(), p, opt_.solver_type, false);
+            c_[0][b] = co.a, c_[1][b] = co.c[0], c_[2][b] = co.c[1], c_[3][b] = co.c[2];
         }
         // UniP: x_{i+1} = a·x_i + c·m_i + c·m_{i−1} + c·m_{i−2}
-        lincomb(x, per_sample(c[0]), x, per_sample(c[1]), mbuf(i, 0), per_sample(c[2]), mbuf(i, 1), per_sample(c[3]),
-                mbuf(i, 2));
-        order_prev = p;
-        if (detail::observe(obs, i, st.steps, st.s, x, mbuf(i, 0))) return;
+        lincomb(x, per_sample(c_[0]), x, per_sample(c_[1]), m0, per_sample(c_[2]), m1, per_sample(c_[3]), m2);
+        order_prev_ = p;
+        this->report(st.s, m0);
     }
+    unipc_options opt_;
+    std::vector<typename detail::sigma_state<T>::buffer> ring_;  // m_i in slot i mod (order + 1)
+    typename detail::sigma_state<T>::buffer last_ = this->st.make_buffer();  // x_i before the predictor
+    std::array<std::vector<double>, 5> c_;                                   // per-sample step coefficients
+    std::size_t order_prev_ = 0;                                             // the last predictor's order
+};
+
+// The one-call form: x enters as σ_0·z and leaves as the sample.
+template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
+void sample_unipc(Model& m, X&& x, const time_grid& grid, const unipc_options& opt = {}, Noise&& noise = no_noise{},
+                  Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    unipc_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse
