@@ -59,13 +59,14 @@ inline void check_sigma_grid(const time_grid& grid, std::size_t batch, const cha
     };
     for (std::size_t b = 0; b < rows; ++b) {
         for (std::size_t i = 0; i < grid.steps(); ++i) {
-            require(grid(i, b) > 0 && std::isfinite(grid(i, b)), where, point(i, b), grid(i, b),
-                    "(0, inf) for every point but the last");
-            require(grid(i + 1, b) <= grid(i, b), where, point(i + 1, b), grid(i + 1, b),
-                    "<= " + point(i, b) + " = " + std::to_string(grid(i, b)) + " (a σ grid is decreasing, from noise to data)");
+            if (!(grid(i, b) > 0 && std::isfinite(grid(i, b))))
+                require(false, where, point(i, b), grid(i, b), "(0, inf) for every point but the last");
+            if (!(grid(i + 1, b) <= grid(i, b)))
+                require(false, where, point(i + 1, b), grid(i + 1, b),
+                        "<= " + point(i, b) + " = " + std::to_string(grid(i, b)) + " (a σ grid is decreasing, from noise to data)");
         }
-        require(grid(grid.steps(), b) >= 0 && std::isfinite(grid(grid.steps(), b)), where, point(grid.steps(), b),
-                grid(grid.steps(), b), "[0, inf)");
+        if (!(grid(grid.steps(), b) >= 0 && std::isfinite(grid(grid.steps(), b))))
+            require(false, where, point(grid.steps(), b), grid(grid.steps(), b), "[0, inf)");
     }
 }
 

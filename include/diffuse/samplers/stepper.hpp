@@ -26,6 +26,7 @@
 // allocates nothing. A stepper can be copied (or moved) between steps: the copy resumes identically. It
 // cannot be copied during a step (a step's frame points at its own stepper): that throws diffuse::error.
 
+#include <bit>
 #include <cmath>
 #include <coroutine>
 #include <cstddef>
@@ -287,6 +288,7 @@ private:
     // NaN or Inf in the initial x is the caller's, not the network's: say so before the first step.
     template <class V>
     void check_initial(const V& x) const {
+        if (!any_non_finite(x.data, x.size())) return;
         for (std::size_t b = 0; b < x.batch; ++b) {
             const auto* p = x.sample(b);
             for (std::size_t j = 0; j < x.per_sample; ++j)
@@ -294,6 +296,13 @@ private:
                     detail::fail(where_, "the initial x holds NaN or Inf (sample " + std::to_string(b) + ", element " +
                                              std::to_string(j) + "), before any model call");
         }
+    }
+    static bool any_non_finite(const T* p, std::size_t n) noexcept {
+        using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+        constexpr bits exponent = static_cast<bits>(sizeof(T) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
+        bits count = 0;
+        for (std::size_t j = 0; j < n; ++j) count += (std::bit_cast<bits>(p[j]) & exponent) == exponent;
+        return count != 0;
     }
     void check_copyable() const {
         if (in_step()) detail::fail(where_, "a stepper cannot be copied or moved during a step (finish the step first)");
