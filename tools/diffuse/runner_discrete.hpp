@@ -65,7 +65,7 @@ inline std::vector<sampler_entry> discrete_samplers() {
             std::vector<double> g;
             if (o.model_at_target) g.push_back(-1.0);  // the clean start: ᾱ = 1 (or ᾱ_0)
             for (auto it = r.schedule.timesteps.rbegin(); it != r.schedule.timesteps.rend(); ++it) g.push_back(double(*it));
-            sample_ddim_inverse(m, r.x_view(), r.schedule.alphas_cumprod, time_grid(g), o, r.observer);
+            sample_ddim_inverse(m, r.x_view(), r.schedule.alphas_cumprod, time_grid(g), o, no_noise{}, r.observer);
         }),
     };
 }

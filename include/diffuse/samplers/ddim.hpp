@@ -7,6 +7,7 @@
 //   x_p  = √ᾱ_p·x̂₀ + √(1 − ᾱ_p − σ_t²)·ε̂ + σ_t·z
 // x̂₀ may be clipped or thresholded; ε̂ stays the model's unless use_clipped_model_output recomputes it from
 // the clipped x̂₀. Past the last timestep ᾱ_p = 1 (set_alpha_to_one) or ᾱ_0. Noise draw i is step i's (η > 0).
+// A step where every sample holds (equal grid points) calls no model.
 //
 // Parity option: diffusers takes p = t − T//N whatever the spacing (an open upstream issue: wrong for
 // "linspace" and "trailing" spacings, whose strides are not T//N). prev_timestep = fixed_stride reproduces
@@ -16,12 +17,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/samplers/discrete.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
+#include "diffuse/samplers/stepper.hpp"
 #include "diffuse/schedules/timesteps.hpp"
 
 namespace diffuse {
@@ -63,47 +67,71 @@ void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const do
 }
 }  // namespace detail
 
-// x: the initial noise (VP scale) on entry, the sample on return. grid: discrete_grid(timesteps).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_ddim(Model& m, X&& x_in, std::span<const double> alphas_cumprod, const time_grid& grid,
-                 const ddim_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
-    constexpr const char* where = "sample_ddim";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    const std::size_t B = x.batch, T_train = alphas_cumprod.size();
-    grid.check_batch(B, where);
-    detail::check_clipping(opt, where);
-    detail::require(opt.eta >= 0 && std::isfinite(opt.eta), where, "eta", opt.eta, "[0, inf)");
-    const std::size_t N = opt.num_inference_steps ? opt.num_inference_steps : grid.steps();
-    detail::require(N <= T_train, where, "num_inference_steps", N, "<= num_train_timesteps");
-    const auto stride = static_cast<std::int64_t>(T_train / N);
-    detail::discrete_workspace<T> ws(B, x.size());
-    std::vector<double> ac_p(B);
-    std::vector<std::uint8_t> hold(B);
-    const double final_ac = opt.set_alpha_to_one ? 1.0 : alphas_cumprod[0];
+// The DDIM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps). Step i, t → p per sample:
+// one evaluation for the pair (x̂₀, ε̂), then the update of eq. 12 with draw i where η > 0.
+template <class T, class Noise = counter_noise>
+class ddim_stepper : public detail::discrete_stepper<ddim_stepper<T, Noise>, T, Noise> {
+    using base = detail::discrete_stepper<ddim_stepper<T, Noise>, T, Noise>;
+    friend class stepper<ddim_stepper<T, Noise>, T>;
 
-    for (std::size_t i = 0; i < grid.steps(); ++i) {
-        bool all_hold = true;
-        for (std::size_t b = 0; b < B; ++b) {
-            const auto t = detail::grid_timestep(grid, i, b, T_train, false, where);
-            auto p = detail::grid_timestep(grid, i + 1, b, T_train, true, where);
-            hold[b] = p == t;
-            all_hold = all_hold && hold[b];
-            if (opt.prev_timestep == prev_timestep_rule::fixed_stride && !hold[b]) p = t - stride;  // diffusers' rule
-            const double ac_t = alphas_cumprod[std::size_t(t)];
-            ac_p[b] = p >= 0 ? alphas_cumprod[std::size_t(p)] : final_ac;
-            ws.set_state(b, double(t), ac_t);
-            if (hold[b]) ac_p[b] = ac_t;
-        }
-        if (all_hold) continue;
-        detail::predict_x0_eps(m, x, ws, first_sample);
-        const tensor_view<T> x0{ws.x0.data(), B, x.per_sample};
-        detail::process_x0(x0, opt, ws.q, ws.scratch);
-        if (opt.use_clipped_model_output) detail::eps_from_x0(x, ws);
-        detail::ddim_update(x, ws, ac_p, hold, opt.eta, noise, i);  // held rows keep x exactly
-        if (detail::notify(obs, step_info<T>{i, grid.steps(), ws.t, tensor_view<const T>(x), tensor_view<const T>(x0)}))
-            return;
+public:
+    ddim_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid,
+                 const ddim_options& opt = {}, Noise noise = {}, std::uint64_t first_sample = 0)
+        : base(shape, alphas_cumprod, grid, std::forward<Noise>(noise), first_sample, "sample_ddim"), opt_(opt),
+          ac_p_(shape.batch), hold_(shape.batch) {
+        const char* where = this->where();
+        const std::size_t T_train = this->num_train_timesteps();
+        detail::check_descending_grid(this->grid_, shape.batch, T_train, where);
+        detail::check_clipping(opt_, where);
+        detail::require(opt_.eta >= 0 && std::isfinite(opt_.eta), where, "eta", opt_.eta, "[0, inf)");
+        const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();
+        detail::require(N <= T_train, where, "num_inference_steps", N, "<= num_train_timesteps");
+        stride_ = static_cast<std::int64_t>(T_train / N);
+        final_ac_ = opt_.set_alpha_to_one ? 1.0 : this->alpha_cumprod(0, 1.0);
     }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& ws = this->ws;
+        const std::size_t i = this->step_index();
+        bool all_hold = true;
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            const auto t = this->timestep(i, b);
+            auto p = this->timestep(i + 1, b);
+            hold_[b] = p == t;
+            all_hold = all_hold && hold_[b];
+            if (opt_.prev_timestep == prev_timestep_rule::fixed_stride && !hold_[b]) p = t - stride_;  // diffusers' rule
+            const double ac_t = this->alpha_cumprod(t, final_ac_);
+            ac_p_[b] = hold_[b] ? ac_t : this->alpha_cumprod(p, final_ac_);
+            ws.set_state(b, double(t), ac_t);
+        }
+        if (all_hold) {  // every sample holds: nothing to evaluate, nothing to report
+            this->skip_report();
+            co_return;
+        }
+        co_await this->predict_pair(x);
+        this->complete_pair(x);
+        const tensor_view<T> x0 = this->view_of(ws.x0);
+        detail::process_x0(x0, opt_, ws.q, ws.scratch);
+        if (opt_.use_clipped_model_output) detail::eps_from_x0(x, ws);
+        detail::ddim_update(x, ws, ac_p_, hold_, opt_.eta, this->noise, i);  // held rows keep x exactly
+        this->report(ws.t, x0);
+    }
+
+    ddim_options opt_;
+    std::int64_t stride_ = 1;  // T // N of the fixed_stride rule
+    double final_ac_ = 1.0;    // ᾱ past the last timestep
+    std::vector<double> ac_p_;
+    std::vector<std::uint8_t> hold_;
+};
+
+// The one-call form. x: the initial noise (VP scale) on entry, the sample on return. grid: discrete_grid(timesteps).
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_ddim(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid,
+                 const ddim_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    ddim_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 // DDIM inversion: the η = 0 update from clean towards noisy along an ascending grid
@@ -111,7 +139,7 @@ void sample_ddim(Model& m, X&& x_in, std::span<const double> alphas_cumprod, con
 // model_at_target = true evaluates the model at the step's target timestep with the current state, as
 // diffusers' DDIMInverseScheduler pipelines do; the default evaluates it where the state is.
 // A first grid point of −1 stands for the clean data (ᾱ = 1, or ᾱ_0 without set_alpha_to_one) and needs
-// model_at_target.
+// model_at_target. The last point is the timestep the data is inverted to. Equal points hold a sample.
 struct ddim_inverse_options {
     bool clip_sample = false;
     double clip_sample_range = 1.0;
@@ -119,69 +147,123 @@ struct ddim_inverse_options {
     bool model_at_target = false;
 };
 
-template <class Model, tensor X, class Obs = no_observer>
-void sample_ddim_inverse(Model& m, X&& x_in, std::span<const double> alphas_cumprod, const time_grid& grid,
-                         const ddim_inverse_options& opt = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
-    constexpr const char* where = "sample_ddim_inverse";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    const std::size_t B = x.batch, T_train = alphas_cumprod.size();
-    grid.check_batch(B, where);
-    sample_clipping clip;
-    clip.clip_sample = opt.clip_sample;
-    clip.clip_sample_range = opt.clip_sample_range;
-    detail::check_clipping(clip, where);
-    detail::discrete_workspace<T> ws(B, x.size());
-    std::vector<double> ac_next(B), t_eval(B);
-    const double initial_ac = opt.set_alpha_to_one ? 1.0 : alphas_cumprod[0];
-    no_noise none;
+// The DDIM inversion stepper. Step i, t → n per sample: one evaluation, then the η = 0 update towards n.
+// With model_at_target the evaluation is at the target's VP state (√ᾱ_n, √(1 − ᾱ_n)) and its output is read
+// with the current (α, σ), as the upstream step reads it: push mode states it as ε̂, pull mode asks a
+// diffuse::model for its network's own prediction (which is what upstream reinterprets).
+template <class T, class Noise = no_noise>
+class ddim_inverse_stepper : public detail::discrete_stepper<ddim_inverse_stepper<T, Noise>, T, Noise> {
+    using base = detail::discrete_stepper<ddim_inverse_stepper<T, Noise>, T, Noise>;
+    friend class stepper<ddim_inverse_stepper<T, Noise>, T>;
 
-    for (std::size_t i = 0; i < grid.steps(); ++i) {
-        for (std::size_t b = 0; b < B; ++b) {
-            const auto t = detail::grid_timestep(grid, i, b, T_train, opt.model_at_target && i == 0, where);
-            const auto n = detail::grid_timestep(grid, i + 1, b, T_train, false, where);
-            detail::require(n >= t, where, "time_grid point", double(n), "ascending (DDIM inversion runs clean to noisy)");
-            const double ac_t = t >= 0 ? alphas_cumprod[std::size_t(t)] : initial_ac;
-            ac_next[b] = alphas_cumprod[std::size_t(n)];
-            ws.set_state(b, double(opt.model_at_target ? n : t), ac_t);
-            t_eval[b] = ws.t[b];
-            detail::require(ws.sigma[b] > 0 || opt.model_at_target, where, "time_grid point", double(t),
-                            "a timestep with 1 - alpha_cumprod > 0");
-        }
-        if (opt.model_at_target) {
-            // the network sees the state as if it were at the target timestep (its σ, α), as upstream
-            std::vector<double>& a = ws.c0;
-            std::vector<double>& s = ws.c1;
-            for (std::size_t b = 0; b < B; ++b) {
-                const double ac = alphas_cumprod[std::size_t(t_eval[b])];
-                a[b] = std::sqrt(ac);
-                s[b] = std::sqrt(1.0 - ac);
-            }
-            // the network's own output, read with the current (α, σ) as the upstream step does
-            const prediction native = m.predicts();
-            std::span<const double> t_net;
-            if constexpr (detail::reads_discrete_time<Model>()) t_net = t_eval;
-            const tensor_view<T> raw{ws.noise.data(), B, x.per_sample};
-            m.predict(tensor_view<const T>(x), a, s, native, raw, t_net, first_sample);
-            for (std::size_t b = 0; b < B; ++b) {
-                const auto cx = convert_coefficients(native, prediction::sample, ws.alpha[b], ws.sigma[b]);
-                const auto ce = convert_coefficients(native, prediction::epsilon, ws.alpha[b], ws.sigma[b]);
-                ws.d0[b] = cx.a;
-                ws.d1[b] = cx.b;
-                ws.c2[b] = ce.a;
-                ws.c3[b] = ce.b;
-            }
-            lincomb(tensor_view<T>{ws.x0.data(), B, x.per_sample}, per_sample(ws.d0), x, per_sample(ws.d1), raw);
-            lincomb(tensor_view<T>{ws.eps.data(), B, x.per_sample}, per_sample(ws.c2), x, per_sample(ws.c3), raw);
-        } else {
-            detail::predict_x0_eps(m, x, ws, first_sample);
-        }
-        const tensor_view<T> x0{ws.x0.data(), B, x.per_sample};
-        detail::process_x0(x0, clip, ws.q, ws.scratch);
-        detail::ddim_update(x, ws, ac_next, {}, 0.0, none, i);
-        if (detail::notify(obs, step_info<T>{i, grid.steps(), t_eval, tensor_view<const T>(x), tensor_view<const T>(x0)}))
-            return;
+public:
+    ddim_inverse_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid,
+                         const ddim_inverse_options& opt = {}, Noise noise = {}, std::uint64_t first_sample = 0)
+        : base(shape, alphas_cumprod, grid, std::forward<Noise>(noise), first_sample, "sample_ddim_inverse"), opt_(opt),
+          ac_next_(shape.batch), target_alpha_(shape.batch), target_sigma_(shape.batch), hold_(shape.batch),
+          raw_(shape.batch * shape.per_sample) {
+        clip_.clip_sample = opt_.clip_sample;
+        clip_.clip_sample_range = opt_.clip_sample_range;
+        detail::check_clipping(clip_, this->where());
+        initial_ac_ = opt_.set_alpha_to_one ? 1.0 : this->alpha_cumprod(0, 1.0);
+        check_grid(shape.batch);
     }
+
+private:
+    // Ascending timesteps in [0, T−1]; the first point may be −1 (the clean data) with model_at_target; without
+    // it, every start point needs 1 − ᾱ > 0 (the model is evaluated there).
+    void check_grid(std::size_t batch) const {
+        const auto& g = this->grid_;
+        const char* where = this->where();
+        const std::size_t T_train = this->num_train_timesteps(), rows = g.shared() ? 1 : batch;
+        for (std::size_t b = 0; b < rows; ++b) {
+            for (std::size_t i = 0; i <= g.steps(); ++i) {
+                const double v = g(i, b);
+                const bool clean_start = i == 0 && opt_.model_at_target && v == -1.0;
+                detail::require(clean_start || (v == std::floor(v) && v >= 0 && v < double(T_train)), where,
+                                detail::grid_point_name(g, i, b), v,
+                                "an integer timestep in [0, " + std::to_string(T_train - 1) + "]" +
+                                    (i == 0 ? (opt_.model_at_target ? " or -1 (the clean data)"
+                                                                    : " (-1, the clean data, needs model_at_target)")
+                                            : ""));
+                if (i > 0)
+                    detail::require(v >= g(i - 1, b), where, detail::grid_point_name(g, i, b), v,
+                                    ">= the point before it, " + detail::grid_value_text(g(i - 1, b)) +
+                                        " (DDIM inversion runs clean to noisy)");
+                if (i < g.steps() && !opt_.model_at_target)
+                    detail::require(this->alpha_cumprod(std::int64_t(v), 1.0) < 1.0, where, detail::grid_point_name(g, i, b),
+                                    v, "a timestep with 1 - alpha_cumprod > 0 (the model is evaluated there)");
+            }
+        }
+    }
+
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& ws = this->ws;
+        const std::size_t i = this->step_index(), B = x.batch;
+        bool all_hold = true;
+        for (std::size_t b = 0; b < B; ++b) {
+            const auto t = this->timestep(i, b), n = this->timestep(i + 1, b);
+            hold_[b] = n == t;
+            all_hold = all_hold && hold_[b];
+            ac_next_[b] = this->alpha_cumprod(n, 1.0);
+            ws.set_state(b, double(opt_.model_at_target ? n : t), this->alpha_cumprod(t, initial_ac_));
+        }
+        if (all_hold) {  // every sample holds: nothing to evaluate, nothing to report
+            this->skip_report();
+            co_return;
+        }
+        const tensor_view<T> x0 = this->view_of(ws.x0);
+        if (opt_.model_at_target) {
+            // the network sees the state as if it were at the target timestep (its σ, α), as upstream
+            for (std::size_t b = 0; b < B; ++b) {
+                const double ac = this->alpha_cumprod(std::int64_t(ws.t[b]), 1.0);
+                target_alpha_[b] = std::sqrt(ac);
+                target_sigma_[b] = std::sqrt(1.0 - ac);
+            }
+            this->answered_ = prediction::epsilon;
+            co_await this->ask(detail::discrete_request::network_own, x, target_alpha_, target_sigma_, this->view_of(raw_));
+            read_at_current_state(x);
+        } else {
+            co_await this->predict_pair(x);
+            this->complete_pair(x);
+        }
+        detail::process_x0(x0, clip_, ws.q, ws.scratch);
+        detail::ddim_update(x, ws, ac_next_, hold_, 0.0, this->noise, i);  // η = 0: no draw
+        this->report(ws.t, x0);
+    }
+
+    // x̂₀ and ε̂ from the output (of kind answered_) read with the current state's (α, σ), as the upstream step.
+    void read_at_current_state(tensor_view<T> x) {
+        auto& ws = this->ws;
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            const auto cx = convert_coefficients(this->answered_, prediction::sample, ws.alpha[b], ws.sigma[b]);
+            const auto ce = convert_coefficients(this->answered_, prediction::epsilon, ws.alpha[b], ws.sigma[b]);
+            ws.d0[b] = cx.a;
+            ws.d1[b] = cx.b;
+            ws.c2[b] = ce.a;
+            ws.c3[b] = ce.b;
+        }
+        const tensor_view<T> raw = this->view_of(raw_);
+        lincomb(this->view_of(ws.x0), per_sample(ws.d0), x, per_sample(ws.d1), raw);
+        lincomb(this->view_of(ws.eps), per_sample(ws.c2), x, per_sample(ws.c3), raw);
+    }
+
+    ddim_inverse_options opt_;
+    sample_clipping clip_;
+    double initial_ac_ = 1.0;  // ᾱ of the clean start (grid point −1)
+    std::vector<double> ac_next_, target_alpha_, target_sigma_;
+    std::vector<std::uint8_t> hold_;
+    std::vector<T> raw_;  // the model_at_target output before it is read as x̂₀ and ε̂
+};
+
+// The one-call form; deterministic (the noise slot takes no_noise, as every deterministic sampler's).
+template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
+void sample_ddim_inverse(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid,
+                         const ddim_inverse_options& opt = {}, Noise&& noise = {}, Obs&& obs = {},
+                         std::uint64_t first_sample = 0) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    ddim_inverse_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse

@@ -1,29 +1,37 @@
 #pragma once
-// What the discrete-timestep samplers (DDPM, DDIM) share: timestep grids, the x̂₀ / ε̂ pair from any model,
-// and x̂₀ clipping / dynamic thresholding.
+// What the discrete-timestep samplers (DDPM, DDIM, LCM) share: timestep grids, the stepper base that asks
+// for the x̂₀ / ε̂ pair, and x̂₀ clipping / dynamic thresholding.
 //
-// Grids. A discrete sampler's time_grid holds integer training timesteps t_0 > t_1 > … and a final −1,
-// which stands for "past the last timestep" (ᾱ = 1, or ᾱ_0 when set_alpha_to_one is false). A step whose
-// two points are equal leaves that sample unchanged without noise: a mixed-strength batch pads the rows of
-// its weaker samples with their start timestep (see guidance/img2img.hpp).
+// Grids. A discrete sampler's time_grid holds integer training timesteps t_0 >= t_1 >= … and a final −1,
+// which stands for "past the last timestep" (ᾱ = 1, or ᾱ_0 when set_alpha_to_one is false); the
+// steppers reject a grid without it (discrete_grid appends it). A step whose two points are equal leaves
+// that sample unchanged without noise: a mixed-strength batch pads the rows of its weaker samples with
+// their start timestep (see guidance/editing.hpp); a step where every sample holds calls no model.
 //
-// The model is asked for its own kind of prediction (ε for ε- and score-networks, x₀ for x₀- and
-// v-networks) at the VP state α = √ᾱ_t, σ = √(1 − ᾱ_t); the other of the pair follows from
-// x = α·x₀ + σ·ε (Ho et al. 2020, eq. 15; Song et al. 2021a, eq. 12). A network trained on discrete
-// timesteps is called at exactly t.
+// The model is evaluated at the VP state α = √ᾱ_t, σ = √(1 − ᾱ_t) for one of the pair (x̂₀, ε̂); the other
+// follows from x = α·x₀ + σ·ε (Ho et al. 2020, eq. 15; Song et al. 2021a, eq. 12). A stepper asks for ε̂
+// (x̂₀ where α = 0, a zero-terminal-SNR timestep, at which ε̂ does not determine x̂₀) and states the exact
+// timesteps in evaluation::t_net. In pull mode its fulfil() refines that for a diffuse::model: the
+// network's own kind of prediction is asked for (ε for ε- and score-networks, x̂₀ for x̂₀- and v-networks),
+// and only a network trained on discrete timesteps is given t_net (the others read their time from σ/α).
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <coroutine>
 #include <cstdint>
 #include <span>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/reduce.hpp"
+#include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/model.hpp"
+#include "diffuse/samplers/stepper.hpp"
 
 namespace diffuse {
 
@@ -60,9 +68,47 @@ inline std::int64_t grid_timestep(const time_grid& g, std::size_t i, std::size_t
                                   const char* where) {
     const double v = g(i, b);
     const bool ok = v == std::floor(v) && v < double(T) && (v >= 0 || (allow_final && v == -1.0));
-    require(ok, where, "time_grid point", v,
-            std::string("an integer timestep in [0, ") + std::to_string(T - 1) + "]" + (allow_final ? " or -1" : ""));
+    if (!ok)
+        require(false, where, "time_grid point", v,
+                std::string("an integer timestep in [0, ") + std::to_string(T - 1) + "]" + (allow_final ? " or -1" : ""));
     return static_cast<std::int64_t>(v);
+}
+
+// The name of grid point i of sample b in messages ("time_grid point 3", "… of row 1" for per-sample grids).
+inline std::string grid_point_name(const time_grid& g, std::size_t i, std::size_t b) {
+    return "time_grid point " + std::to_string(i) + (g.shared() ? std::string() : " of row " + std::to_string(b));
+}
+// A grid point's value in messages, printed as detail::describe prints values (500, not 500.000000).
+inline std::string grid_value_text(double v) {
+    std::ostringstream os;
+    os.precision(17);
+    os << v;
+    return os.str();
+}
+
+// Checks the grid of a sampler that walks from noise to data (DDPM, DDIM, LCM) before any model call:
+// points 0 … N−1 integer timesteps in [0, T−1], non-increasing (equal points hold a sample), and the last
+// point −1 (past the last timestep). A grid without its −1 would stop at the noisy state of its last
+// timestep and return it as the sample.
+inline void check_descending_grid(const time_grid& g, std::size_t batch, std::size_t T, const char* where) {
+    g.check_batch(batch, where);
+    const std::size_t rows = g.shared() ? 1 : batch, N = g.steps();
+    for (std::size_t b = 0; b < rows; ++b) {
+        for (std::size_t i = 0; i < N; ++i) {
+            const double v = g(i, b);
+            if (!(v == std::floor(v) && v >= 0 && v < double(T)))
+                require(false, where, grid_point_name(g, i, b), v,
+                        "an integer timestep in [0, " + std::to_string(T - 1) + "] (only the last point is -1)");
+            if (i > 0 && !(v <= g(i - 1, b)))
+                require(false, where, grid_point_name(g, i, b), v,
+                        "<= the point before it, " + grid_value_text(g(i - 1, b)) +
+                            " (the grid descends from noise to data; equal points hold a sample)");
+        }
+        if (g(N, b) != -1.0)
+            require(false, where, grid_point_name(g, N, b) + " (the last)", g(N, b),
+                "{-1}: the grid ends past the last timestep, as discrete_grid(timesteps) appends it (without -1 the "
+                "run would stop at the noisy state of timestep " + grid_value_text(g(N, b)) + ")");
+    }
 }
 
 // Workspaces of a discrete sampler, allocated once at entry.
@@ -83,12 +129,17 @@ struct discrete_workspace {
     }
 };
 
+// Whether a model is a network trained on discrete timesteps (a diffuse::model with discrete_time, or a
+// wrapper such as cfg_model that forwards time()): it is called at exactly the sampler's timesteps.
 template <class Model>
 constexpr bool reads_discrete_time() {
-    return std::is_same_v<std::remove_cvref_t<decltype(std::declval<Model&>().time())>, discrete_time>;
+    if constexpr (requires(const Model& m) { m.time(); })
+        return std::is_same_v<std::remove_cvref_t<decltype(std::declval<const Model&>().time())>, discrete_time>;
+    else
+        return false;
 }
 
-// Whether the sampler asks the model for ε (ε- and score-networks) or for x₀ (x₀- and v-networks).
+// Whether the network predicts ε (ε- and score-networks) rather than x₀ (x₀- and v-networks).
 template <class Model>
 bool native_eps(const Model& m) {
     return m.predicts() == prediction::epsilon || m.predicts() == prediction::score;
@@ -103,22 +154,6 @@ void complete_pair(tensor_view<T> x, discrete_workspace<T>& ws, bool have_eps) {
         ws.d1[b] = have_eps ? -ws.sigma[b] / ws.alpha[b] : -ws.alpha[b] / ws.sigma[b];
     }
     lincomb(have_eps ? x0 : eps, per_sample(ws.d0), x, per_sample(ws.d1), have_eps ? eps : x0);
-}
-
-// Network times for the model: the exact timesteps for a discrete-time network, else derived from σ/α.
-template <class Model, class T>
-std::span<const double> net_times(const discrete_workspace<T>& ws) {
-    if constexpr (reads_discrete_time<Model>()) return ws.t;
-    else return {};
-}
-
-// ws.x0 and ws.eps from the model at the VP state (ws.alpha, ws.sigma, timesteps ws.t).
-template <class Model, class T>
-void predict_x0_eps(Model& m, tensor_view<T> x, discrete_workspace<T>& ws, std::uint64_t first_sample) {
-    const bool e = native_eps(m);
-    m.predict(tensor_view<const T>(x), ws.alpha, ws.sigma, e ? prediction::epsilon : prediction::sample,
-              tensor_view<T>{e ? ws.eps.data() : ws.x0.data(), x.batch, x.per_sample}, net_times<Model>(ws), first_sample);
-    complete_pair(x, ws, e);
 }
 
 // ε̂ recomputed from the (clipped) x̂₀: DDIM's use_clipped_model_output.
@@ -149,6 +184,92 @@ inline void check_clipping(const sample_clipping& o, const char* where) {
             o.dynamic_thresholding_ratio, "(0, 1]");
     require(o.sample_max_value >= 1, where, "sample_max_value", o.sample_max_value, "[1, inf)");
 }
+
+// What a discrete stepper's pending request leaves to fulfil() in pull mode (see the top of this file).
+enum class discrete_request {
+    as_stated,     // the stated prediction (LCM's x̂₀); only t_net depends on the model
+    pair,          // one of the pair x̂₀ / ε̂: the network's own kind where the model declares it
+    network_own,   // the network's raw output, read by the step as the upstream scheduler reads it
+};
+
+// The common part of the discrete-timestep steppers: the training schedule ᾱ (a copy), the grid, the
+// workspaces, the noise source, and the model requests. Derived provides run_step (one step's update) and
+// checks its grid and options.
+template <class Derived, class T, class Noise>
+class discrete_stepper : public stepper<Derived, T> {
+public:
+    [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
+    [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
+
+    // Pull mode's answer to a request, refined for the model type (push mode gets the evaluation as stated):
+    // exact timesteps only for a network trained on them, and the network's own prediction where the step
+    // can use it (the pair x̂₀ / ε̂, the raw output).
+    template <class Model>
+    void fulfil(Model& m, const evaluation<T>& e) {
+        evaluation<T> r = e;
+        if constexpr (!reads_discrete_time<Model>()) r.t_net = {};
+        if constexpr (requires { m.predicts(); }) {
+            if (request_ == discrete_request::pair) {
+                answered_ = native_eps(m) ? prediction::epsilon : prediction::sample;
+                r.out = answered_ == prediction::epsilon ? view_of(ws.eps) : view_of(ws.x0);
+            } else if (request_ == discrete_request::network_own) {
+                answered_ = m.predicts();
+            }
+            r.want = answered_;
+        }
+        evaluate(m, r);
+    }
+
+protected:
+    discrete_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid, Noise noise,
+                     std::uint64_t first_sample, const char* where)
+        : stepper<Derived, T>(shape.batch, shape.per_sample, where), alphas_cumprod_(alphas_cumprod.begin(), alphas_cumprod.end()),
+          grid_(grid), ws(shape.batch, shape.batch * shape.per_sample), noise(std::forward<Noise>(noise)),
+          first_sample_(first_sample) {
+        require(!alphas_cumprod_.empty(), where, "alphas_cumprod.size()", alphas_cumprod_.size(), ">= 1");
+        for (std::size_t t = 0; t < alphas_cumprod_.size(); ++t)
+            if (!(alphas_cumprod_[t] >= 0 && alphas_cumprod_[t] <= 1))
+                require(false, where, "alphas_cumprod[" + std::to_string(t) + "]", alphas_cumprod_[t], "[0, 1]");
+        grid_.check_batch(shape.batch, where);
+    }
+
+    [[nodiscard]] std::size_t num_train_timesteps() const noexcept { return alphas_cumprod_.size(); }
+    // The timestep at grid point i of sample b (checked by the derived constructor), and its ᾱ (−1: past_end).
+    [[nodiscard]] std::int64_t timestep(std::size_t i, std::size_t b) const noexcept {
+        return static_cast<std::int64_t>(grid_(i, b));
+    }
+    [[nodiscard]] double alpha_cumprod(std::int64_t t, double past_end) const noexcept {
+        return t >= 0 ? alphas_cumprod_[std::size_t(t)] : past_end;
+    }
+    // A view of the batch's shape on a workspace (made on use, so a copied stepper's views are its own).
+    [[nodiscard]] tensor_view<T> view_of(std::vector<T>& v) noexcept { return {v.data(), this->batch(), this->per_sample()}; }
+
+    // co_await this->predict_pair(x), then complete_pair(x): ws.x0 = x̂₀ and ws.eps = ε̂ at the VP state
+    // (ws.alpha, ws.sigma) of the timesteps ws.t; variance_out receives a learned variance where given.
+    std::suspend_always predict_pair(tensor_view<T> x, tensor_view<T> variance_out = {}) {
+        const bool zero_snr = std::any_of(ws.alpha.begin(), ws.alpha.end(), [](double a) { return a == 0.0; });
+        answered_ = zero_snr ? prediction::sample : prediction::epsilon;  // ε̂ determines x̂₀ only where α > 0
+        return ask(discrete_request::pair, x, ws.alpha, ws.sigma,
+                   view_of(answered_ == prediction::epsilon ? ws.eps : ws.x0), variance_out);
+    }
+    void complete_pair(tensor_view<T> x) { detail::complete_pair(x, ws, answered_ == prediction::epsilon); }
+
+    // co_await this->ask(...): the `answered_` prediction at x = α·x₀ + σ·ε into out (fulfil may refine it
+    // as `kind` allows; answered_ then says what out holds), the network time ws.t.
+    std::suspend_always ask(discrete_request kind, tensor_view<T> x, std::span<const double> alpha,
+                            std::span<const double> sigma, tensor_view<T> out, tensor_view<T> variance_out = {}) {
+        request_ = kind;
+        return this->request(evaluation<T>{x, alpha, sigma, answered_, out, ws.t, variance_out, first_sample_, "timestep", ws.t});
+    }
+
+    std::vector<double> alphas_cumprod_;
+    time_grid grid_;
+    discrete_workspace<T> ws;
+    Noise noise;
+    std::uint64_t first_sample_;
+    discrete_request request_ = discrete_request::as_stated;
+    prediction answered_ = prediction::epsilon;  // what the last evaluation wrote
+};
 
 }  // namespace detail
 }  // namespace diffuse

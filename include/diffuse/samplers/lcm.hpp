@@ -11,7 +11,7 @@
 //                                                                       which returns f)
 //                       with LCM's scalings at the scaled time τ = timestep_scaling·t:
 //                           c_skip = σ_d²/(τ² + σ_d²),  c_out = τ/√(τ² + σ_d²)   (σ_d = 0.5)
-//                       i.e. consistency_scalings(τ, σ_d, 0) of train/distillation.hpp with c_out divided by
+//                       i.e. consistency_scalings(τ, σ_d, 0) of process/consistency.hpp with c_out divided by
 //                       σ_d (LCM's reference code and diffusers omit that factor).
 //   sample_consistency  Consistency Models (Song et al. 2023, "Consistency Models", Algorithm 1 "multistep
 //                       consistency sampling"; diffusers' CMStochasticIterativeScheduler). σ-space state on a
@@ -25,8 +25,9 @@
 //
 // Grids: lcm_timesteps(...) is diffusers' LCM timestep schedule (original_inference_steps skipping);
 // consistency_timesteps / consistency_sigmas give CMStochasticIterativeScheduler's Karras σ (a subset of
-// the training boundaries consistency_boundaries of train/distillation.hpp) ending at σ_min.
-// Both samplers take per-sample grids. Noise: step i uses draw i.
+// the training boundaries consistency_boundaries of process/consistency.hpp) ending at σ_min.
+// Both samplers take per-sample grids. Noise: step i uses draw i. Each is a stepper (samplers/stepper.hpp:
+// lcm_stepper, consistency_stepper) and a one-call sample_* over it.
 
 #include <algorithm>
 #include <cmath>
@@ -38,13 +39,14 @@
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
+#include "diffuse/process/consistency.hpp"
 #include "diffuse/samplers/discrete.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
 #include "diffuse/samplers/sigma_common.hpp"
-#include "diffuse/train/distillation.hpp"
+#include "diffuse/samplers/stepper.hpp"
 
 namespace diffuse {
 
@@ -87,67 +89,84 @@ namespace diffuse {
 struct lcm_options : sample_clipping {
     double timestep_scaling = 10.0;
     double sigma_data = 0.5;
-    bool set_alpha_to_one = true;  // ᾱ past the last timestep (only reached by a held final point)
+    bool set_alpha_to_one = true;  // ᾱ past the last timestep, as diffusers; the last step returns f, so it never enters
     lcm_options() { clip_sample = false; }
 };
 
 // Multistep LCM sampling (Luo et al. 2023, Algorithm 1) on a discrete grid (discrete_grid(lcm_timesteps(...))):
 // x enters as the VP state at the first timestep (pure noise z for text-to-image) and leaves as f of the last
-// step. A step whose two points are equal holds that sample (mixed-strength batches).
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_lcm(Model& m, X&& x_in, std::span<const double> alphas_cumprod, const time_grid& grid, const lcm_options& opt = {},
-                Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
-    constexpr const char* where = "sample_lcm";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    const std::size_t B = x.batch, T_train = alphas_cumprod.size(), steps = grid.steps();
-    grid.check_batch(B, where);
-    detail::check_clipping(opt, where);
-    detail::require(opt.timestep_scaling >= 0 && std::isfinite(opt.timestep_scaling), where, "timestep_scaling",
-                    opt.timestep_scaling, "[0, inf)");
-    detail::require(opt.sigma_data > 0 && std::isfinite(opt.sigma_data), where, "sigma_data", opt.sigma_data, "(0, inf)");
-    detail::discrete_workspace<T> ws(B, x.size());
-    std::vector<T> den_buf(x.size());
-    const tensor_view<T> x0{ws.x0.data(), B, x.per_sample}, z{ws.noise.data(), B, x.per_sample},
-        den{den_buf.data(), B, x.per_sample};
-    std::vector<double> ac_p(B);
-    const double final_ac = opt.set_alpha_to_one ? 1.0 : alphas_cumprod[0];
+// step. A step whose two points are equal holds that sample (mixed-strength batches); a step where every
+// sample holds calls no model. The model is asked for x̂₀ at the exact timesteps (evaluation::t_net).
+template <class T, class Noise = counter_noise>
+class lcm_stepper : public detail::discrete_stepper<lcm_stepper<T, Noise>, T, Noise> {
+    using base = detail::discrete_stepper<lcm_stepper<T, Noise>, T, Noise>;
+    friend class stepper<lcm_stepper<T, Noise>, T>;
 
-    for (std::size_t i = 0; i < steps; ++i) {
-        const bool last = i + 1 == steps;
+public:
+    lcm_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid, const lcm_options& opt = {},
+                Noise noise = {}, std::uint64_t first_sample = 0)
+        : base(shape, alphas_cumprod, grid, std::forward<Noise>(noise), first_sample, "sample_lcm"), opt_(opt),
+          ac_p_(shape.batch), den_(shape.batch * shape.per_sample) {
+        const char* where = this->where();
+        detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), where);
+        detail::check_clipping(opt_, where);
+        detail::require(opt_.timestep_scaling >= 0 && std::isfinite(opt_.timestep_scaling), where, "timestep_scaling",
+                        opt_.timestep_scaling, "[0, inf)");
+        detail::require(opt_.sigma_data > 0 && std::isfinite(opt_.sigma_data), where, "sigma_data", opt_.sigma_data,
+                        "(0, inf)");
+        final_ac_ = opt_.set_alpha_to_one ? 1.0 : this->alpha_cumprod(0, 1.0);
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& ws = this->ws;
+        const std::size_t i = this->step_index();
+        const bool last = i + 1 == this->steps();
         bool all_hold = true, noisy = false;
-        for (std::size_t b = 0; b < B; ++b) {
-            const auto t = detail::grid_timestep(grid, i, b, T_train, false, where);
-            const auto p = detail::grid_timestep(grid, i + 1, b, T_train, true, where);
-            ws.set_state(b, double(t), alphas_cumprod[std::size_t(t)]);
-            ac_p[b] = p >= 0 ? alphas_cumprod[std::size_t(p)] : final_ac;
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            const auto t = this->timestep(i, b), p = this->timestep(i + 1, b);
+            ws.set_state(b, double(t), this->alpha_cumprod(t, final_ac_));
+            ac_p_[b] = this->alpha_cumprod(p, final_ac_);
             const bool hold = p == t;
             all_hold = all_hold && hold;
-            const auto c = lcm_scalings(double(t), opt.timestep_scaling, opt.sigma_data);
+            const auto c = lcm_scalings(double(t), opt_.timestep_scaling, opt_.sigma_data);
             ws.c0[b] = hold ? 1.0 : c.c_skip;  // f = c_skip·x + c_out·x̂₀ (a held row: f = x)
             ws.c1[b] = hold ? 0.0 : c.c_out;
-            ws.c2[b] = hold || last ? 1.0 : std::sqrt(ac_p[b]);        // x ← √ᾱ_{t'}·f + √(1 − ᾱ_{t'})·z
-            ws.c3[b] = hold || last ? 0.0 : std::sqrt(1.0 - ac_p[b]);  // (the last step returns f)
+            ws.c2[b] = hold || last ? 1.0 : std::sqrt(ac_p_[b]);        // x ← √ᾱ_{t'}·f + √(1 − ᾱ_{t'})·z
+            ws.c3[b] = hold || last ? 0.0 : std::sqrt(1.0 - ac_p_[b]);  // (the last step returns f)
             noisy = noisy || ws.c3[b] != 0.0;
         }
-        if (all_hold) continue;
-        try {
-            m.predict(tensor_view<const T>(x), ws.alpha, ws.sigma, prediction::sample, x0,
-                      detail::net_times<std::remove_cvref_t<Model>>(ws), first_sample);
-        } catch (const error& e) {
-            detail::fail(where, "step " + std::to_string(i) + " (timestep " + std::to_string(ws.t[0]) +
-                                    " for sample 0): " + e.what());
+        if (all_hold) {  // every sample holds: nothing to evaluate, nothing to report
+            this->skip_report();
+            co_return;
         }
-        detail::process_x0(x0, opt, ws.q, ws.scratch);
+        const tensor_view<T> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise), den = this->view_of(den_);
+        this->answered_ = prediction::sample;
+        co_await this->ask(detail::discrete_request::as_stated, x, ws.alpha, ws.sigma, x0);
+        detail::process_x0(x0, opt_, ws.q, ws.scratch);
         lincomb(den, per_sample(ws.c0), x, per_sample(ws.c1), x0);
         if (noisy) {
-            noise(z, i);
+            this->noise(z, i);
             lincomb(x, per_sample(ws.c2), den, per_sample(ws.c3), z);
         } else {
             lincomb(x, per_sample(ws.c2), den);
         }
-        if (detail::notify(obs, step_info<T>{i, steps, ws.t, tensor_view<const T>(x), tensor_view<const T>(den)})) return;
+        this->report(ws.t, den);
     }
+
+    lcm_options opt_;
+    double final_ac_ = 1.0;
+    std::vector<double> ac_p_;
+    std::vector<T> den_;  // f, the consistency function's value (the observer's denoised)
+};
+
+// The one-call form. first_sample: the id of sample 0 within the whole job (the model's model_cond::first_sample).
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_lcm(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid, const lcm_options& opt = {},
+                Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    lcm_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -236,32 +255,51 @@ struct consistency_options {
     bool clip_denoised = true;  // clamp f to [−1, 1]
 };
 
-// Multistep consistency sampling (Song et al. 2023, Algorithm 1). x enters as τ_0·z.
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_consistency(Model& m, X&& x_in, const time_grid& grid, const consistency_options& opt = {}, Noise&& noise = {},
-                        Obs&& obs = {}) {
-    constexpr const char* where = "sample_consistency";
-    const auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = typename decltype(x)::value_type;
-    detail::require(opt.sigma_min >= 0 && std::isfinite(opt.sigma_min), where, "sigma_min", opt.sigma_min, "[0, inf)");
-    detail::require(opt.sigma_max >= opt.sigma_min && std::isfinite(opt.sigma_max), where, "sigma_max", opt.sigma_max,
-                    "[sigma_min, inf)");
-    detail::require(opt.s_noise >= 0 && std::isfinite(opt.s_noise), where, "s_noise", opt.s_noise, "[0, inf)");
-    detail::sigma_state<T> st(grid, x.batch, x.per_sample, where);
-    auto den = st.make_buffer(), eps = st.make_buffer();
-    for (std::size_t i = 0; i < st.steps; ++i) {
-        st.load(grid, i);
-        detail::denoise(m, x, st.ones, st.s, den.v(), i, where);  // f(x, τ_i)
-        if (opt.clip_denoised) clamp(den.v(), den.v(), -1.0, 1.0);
-        for (std::size_t b = 0; b < st.batch; ++b) {
-            const double hat = std::clamp(st.s_next[b], opt.sigma_min, opt.sigma_max);
-            st.c4[b] = opt.s_noise * std::sqrt(std::max(0.0, hat * hat - opt.sigma_min * opt.sigma_min));
-        }
-        std::copy(den.data.begin(), den.data.end(), x.data);
-        std::uint64_t draw = i;  // step i uses draw i
-        detail::add_noise(noise, x, eps.v(), draw, st.s, st.s_next, st.c4);  // x ← f + √(τ̂² − ε²)·s_noise·z
-        if (detail::observe(obs, i, st.steps, st.s, x, den.v())) return;
+// Multistep consistency sampling (Song et al. 2023, Algorithm 1) as a σ-space stepper: step i evaluates
+// f(x, τ_i) (the model's x₀) and re-noises it to τ̂_{i+1} with draw i. x enters as τ_0·z.
+template <class T, class Noise = counter_noise>
+class consistency_stepper : public detail::sigma_stepper<consistency_stepper<T, Noise>, T, Noise> {
+    using base = detail::sigma_stepper<consistency_stepper<T, Noise>, T, Noise>;
+    friend class stepper<consistency_stepper<T, Noise>, T>;
+
+public:
+    consistency_stepper(batch_shape shape, const time_grid& grid, const consistency_options& opt = {}, Noise noise = {})
+        : base(shape, grid, std::forward<Noise>(noise), "sample_consistency"), opt_(opt) {
+        const char* where = this->where();
+        detail::require(opt_.sigma_min >= 0 && std::isfinite(opt_.sigma_min), where, "sigma_min", opt_.sigma_min, "[0, inf)");
+        detail::require(opt_.sigma_max >= opt_.sigma_min && std::isfinite(opt_.sigma_max), where, "sigma_max",
+                        opt_.sigma_max, "[sigma_min, inf)");
+        detail::require(opt_.s_noise >= 0 && std::isfinite(opt_.s_noise), where, "s_noise", opt_.s_noise, "[0, inf)");
     }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        auto& st = this->st;
+        const auto den = den_.v();
+        this->load_step();
+        co_await this->denoise(x, st.s, den);  // f(x, τ_i)
+        if (opt_.clip_denoised) clamp(den, den, -1.0, 1.0);
+        for (std::size_t b = 0; b < st.batch; ++b) {
+            const double hat = std::clamp(st.s_next[b], opt_.sigma_min, opt_.sigma_max);
+            st.c4[b] = opt_.s_noise * std::sqrt(std::max(0.0, hat * hat - opt_.sigma_min * opt_.sigma_min));
+        }
+        std::copy(den_.data.begin(), den_.data.end(), x.data);
+        std::uint64_t draw = this->step_index();  // step i uses draw i
+        detail::add_noise(this->noise, x, eps_.v(), draw, st.s, st.s_next, st.c4);  // x ← f + √(τ̂² − ε²)·s_noise·z
+        this->report(st.s, den);
+    }
+
+    consistency_options opt_;
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+};
+
+// The one-call form.
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_consistency(Model& m, X&& x, const time_grid& grid, const consistency_options& opt = {}, Noise&& noise = {},
+                        Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    consistency_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse

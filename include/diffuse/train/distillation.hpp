@@ -9,10 +9,9 @@
 //       Algorithm 2: after two teacher DDIM steps t → t' → t'', the student's x̂₀ target
 //       x̃ = (z_t'' − (σ_t''/σ_t)·z_t) / (α_t'' − (σ_t''/σ_t)·α_t), which makes one student DDIM step
 //       from t land exactly on the teacher's z_t''.
-//   consistency_* (Song et al. 2023, "Consistency Models"):
-//       consistency_scalings(σ, σ_data, σ_min): c_skip = σ_d²/((σ−σ_min)² + σ_d²),
-//                                               c_out = (σ−σ_min)σ_d/√(σ² + σ_d²)   (appendix C)
-//       consistency_boundaries(N, σ_min, σ_max, ρ): Karras et al. σ_i, ascending, i = 1 … N
+//   consistency_* (Song et al. 2023, "Consistency Models"); the parameterisation itself
+//       (consistency_scalings: c_skip, c_out; consistency_boundaries: the Karras σ_i) is in
+//       process/consistency.hpp, shared with the samplers:
 //       ct_num_scales(k, K, s0, s1) = ⌈√(k/K((s1+1)² − s0²) + s0²) − 1⌉ + 1, and
 //       ct_target_decay(k, K, s0, μ0) = exp(s0·ln μ0 / N(k))                          (appendix C)
 //       consistency_training_pair: x_{n+1} = x₀ + σ_{n+1}z, x_n = x₀ + σ_n z         (Algorithm 3)
@@ -29,6 +28,7 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/tensor.hpp"
 #include "diffuse/losses/checks.hpp"
+#include "diffuse/process/consistency.hpp"
 
 namespace diffuse {
 
@@ -82,33 +82,6 @@ void progressive_distillation_target(const Z& z_t, const Z2& z_t2, std::span<con
         c1[b] = -r / den;
     }
     lincomb(std::forward<Out>(out), per_sample(c2), view(z_t2), per_sample(c1), vz);
-}
-
-struct consistency_scaling {
-    double c_skip, c_out;
-};
-
-[[nodiscard]] inline consistency_scaling consistency_scalings(double sigma, double sigma_data = 0.5,
-                                                              double sigma_min = 0.002) {
-    detail::require(sigma >= sigma_min && std::isfinite(sigma), "consistency_scalings", "sigma", sigma,
-                    "[sigma_min, inf)");
-    detail::require(sigma_data > 0.0, "consistency_scalings", "sigma_data", sigma_data, "(0, inf)");
-    const double d = sigma - sigma_min, sd2 = sigma_data * sigma_data;
-    return {sd2 / (d * d + sd2), d * sigma_data / std::sqrt(sigma * sigma + sd2)};
-}
-
-[[nodiscard]] inline std::vector<double> consistency_boundaries(std::size_t N, double sigma_min = 0.002,
-                                                                double sigma_max = 80.0, double rho = 7.0) {
-    detail::require(N >= 2, "consistency_boundaries", "N", N, ">= 2");
-    detail::require(sigma_min > 0.0 && sigma_max > sigma_min, "consistency_boundaries", "sigma_max", sigma_max,
-                    "(sigma_min, inf) with sigma_min > 0");
-    detail::require(rho > 0.0, "consistency_boundaries", "rho", rho, "(0, inf)");
-    std::vector<double> s(N);
-    const double a = std::pow(sigma_min, 1.0 / rho), b = std::pow(sigma_max, 1.0 / rho);
-    for (std::size_t i = 0; i < N; ++i) s[i] = std::pow(a + double(i) / double(N - 1) * (b - a), rho);
-    s.front() = sigma_min;
-    s.back() = sigma_max;
-    return s;
 }
 
 [[nodiscard]] inline std::size_t ct_num_scales(std::size_t k, std::size_t K, double s0 = 2.0, double s1 = 150.0) {

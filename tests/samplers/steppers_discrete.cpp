@@ -1,0 +1,422 @@
+// The discrete-timestep steppers (samplers/ddpm.hpp, ddim.hpp, lcm.hpp) and the consistency stepper: pull,
+// push, copies and the one-call form give the same bits over the options that change code paths, held rows
+// included; a step where every sample holds calls no model and is not reported; the pull-mode refinement
+// (the network's own prediction, exact timesteps only for a discrete-time network) is what fulfil() gives
+// a push caller too; a model error names the step; a discrete grid without its final −1 is a named error.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "diffuse/adapt/std.hpp"
+#include "diffuse/guidance/cfg.hpp"
+#include "diffuse/guidance/editing.hpp"
+#include "diffuse/samplers/analytic.hpp"
+#include "diffuse/samplers/ddim.hpp"
+#include "diffuse/samplers/ddpm.hpp"
+#include "diffuse/samplers/lcm.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/continuous.hpp"
+#include "diffuse/schedules/timesteps.hpp"
+#include "stepper_support.hpp"
+
+using namespace diffuse;
+
+namespace {
+
+const auto schedule = discrete_schedule::from_config("linear", 1000);
+const std::vector<double>& ac = schedule.alphas_cumprod;
+
+gaussian_mixture mix(std::size_t D) {
+    std::vector<double> means(2 * D);
+    for (std::size_t j = 0; j < D; ++j) {
+        means[j] = 0.5 + 0.01 * double(j % 7);
+        means[D + j] = -0.7 + 0.02 * double(j % 5);
+    }
+    return gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
+}
+
+template <class T>
+std::vector<T> initial(std::size_t B, std::size_t D, double scale = 1.0) {
+    std::vector<T> x(B * D);
+    fill_normal(tensor_view<T>{x.data(), B, D}, 99, 0);
+    for (auto& v : x) v = T(v * scale);
+    return x;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+constexpr std::size_t D = 5;  // values per sample in the check_modes runs
+
+// A grid of the descending kind (shared or the per-sample rows of a mixed-strength img2img batch, whose
+// weaker rows hold at their start timestep) and the batch it is for.
+struct grid_case {
+    const char* name;
+    time_grid grid;
+    std::size_t batch;
+};
+
+std::vector<grid_case> descending_grids() {
+    const auto ts = discrete_timesteps(1000, 8, timestep_spacing::trailing);
+    return {{"shared", discrete_grid(ts), 3},
+            {"img2img rows (held steps)", img2img_grid(ts, std::vector<double>{1.0, 0.5, 0.3}), 3}};
+}
+
+template <class T>
+void ddpm_modes(const grid_case& g) {
+    const std::size_t B = g.batch;
+    const auto x0 = initial<T>(B, D);
+    const batch_shape shape{B, D};
+    const counter_noise noise{7, 2};
+    using stepper_check::check_modes;
+    for (auto variance : {ddpm_variance::fixed_small, ddpm_variance::fixed_small_log, ddpm_variance::fixed_large,
+                          ddpm_variance::learned, ddpm_variance::learned_range}) {
+        for (int clipping = 0; clipping < 3; ++clipping) {
+            ddpm_options o;
+            o.variance_type = variance;
+            o.clip_sample = clipping == 1;
+            o.thresholding = clipping == 2;
+            // learned: the network's second half is σ² itself; learned_range: v ∈ [−1, 1]
+            auto model = [variance] {
+                auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+                m.net().learned_variance = variance == ddpm_variance::learned ? 0.004 : 0.3;
+                return m;
+            };
+            check_modes(std::string("ddpm ") + g.name + " variance " + std::to_string(int(variance)) + " clipping " +
+                            std::to_string(clipping),
+                        [&] { return ddpm_stepper<T>(shape, ac, g.grid, o, noise, 4); }, model,
+                        [&](auto& m, tensor_view<T> x) { sample_ddpm(m, x, ac, g.grid, o, noise, no_observer{}, 4); }, x0, B);
+        }
+    }
+}
+
+template <class T>
+void ddim_modes(const grid_case& g) {
+    const std::size_t B = g.batch;
+    const auto x0 = initial<T>(B, D);
+    const batch_shape shape{B, D};
+    const counter_noise noise{8, 1};
+    auto model = [] { return analytic_model(mix(D), prediction::epsilon, discrete_time(ac)); };
+    using stepper_check::check_modes;
+    for (double eta : {0.0, 0.6}) {
+        for (int variant = 0; variant < 5; ++variant) {
+            ddim_options o;
+            o.eta = eta;
+            o.clip_sample = variant == 1 || variant == 3;
+            o.thresholding = variant == 2;
+            o.use_clipped_model_output = variant == 3;
+            o.set_alpha_to_one = variant != 4;
+            if (variant == 4) o.prev_timestep = prev_timestep_rule::fixed_stride;
+            check_modes(std::string("ddim ") + g.name + " eta " + std::to_string(eta) + " variant " + std::to_string(variant),
+                        [&] { return ddim_stepper<T>(shape, ac, g.grid, o, noise); }, model,
+                        [&](auto& m, tensor_view<T> x) { sample_ddim(m, x, ac, g.grid, o, noise); }, x0, B);
+        }
+    }
+}
+
+template <class T>
+void lcm_modes(const grid_case& g) {
+    const std::size_t B = g.batch;
+    const auto x0 = initial<T>(B, D);
+    const batch_shape shape{B, D};
+    const counter_noise noise{9, 3};
+    auto model = [] { return analytic_model(mix(D), prediction::v, discrete_time(ac)); };
+    using stepper_check::check_modes;
+    for (int clipping = 0; clipping < 3; ++clipping) {
+        lcm_options o;
+        o.clip_sample = clipping == 1;
+        o.thresholding = clipping == 2;
+        check_modes(std::string("lcm ") + g.name + " clipping " + std::to_string(clipping),
+                    [&] { return lcm_stepper<T>(shape, ac, g.grid, o, noise, 2); }, model,
+                    [&](auto& m, tensor_view<T> x) { sample_lcm(m, x, ac, g.grid, o, noise, no_observer{}, 2); }, x0, B);
+    }
+    // recorded noise replays in draw order (draw i = step i's) through a stepper as through the one-call form
+    std::vector<double> rec(g.grid.steps() * B * D);
+    for (std::size_t i = 0; i < rec.size(); ++i) rec[i] = double(i % 11) / 5.0 - 1.0;
+    const recorded_noise recorded(rec, B * D);
+    const lcm_options o;
+    check_modes(std::string("lcm recorded ") + g.name,
+                [&] { return lcm_stepper<T, const recorded_noise&>(shape, ac, g.grid, o, recorded); }, model,
+                [&](auto& m, tensor_view<T> x) { sample_lcm(m, x, ac, g.grid, o, recorded); }, x0, B);
+}
+
+template <class T>
+void ddim_inverse_modes() {
+    const std::size_t B = 2;
+    const auto x0 = initial<T>(B, D, 0.5);
+    const batch_shape shape{B, D};
+    const auto ts = discrete_timesteps(1000, 8, timestep_spacing::leading);
+    auto model = [] { return analytic_model(mix(D), prediction::epsilon, discrete_time(ac)); };
+    using stepper_check::check_modes;
+    for (int target = 0; target < 2; ++target) {
+        for (int variant = 0; variant < 3; ++variant) {
+            ddim_inverse_options o;
+            o.model_at_target = target == 1;
+            o.set_alpha_to_one = variant != 1;
+            o.clip_sample = variant == 2;
+            o.clip_sample_range = 2.0;
+            std::vector<double> points;
+            if (o.model_at_target) points.push_back(-1.0);  // the clean data
+            for (auto it = ts.rbegin(); it != ts.rend(); ++it) points.push_back(double(*it));
+            const time_grid grid(points);
+            check_modes("ddim_inverse model_at_target " + std::to_string(target) + " variant " + std::to_string(variant),
+                        [&] { return ddim_inverse_stepper<T>(shape, ac, grid, o); }, model,
+                        [&](auto& m, tensor_view<T> x) { sample_ddim_inverse(m, x, ac, grid, o); }, x0, B);
+        }
+    }
+    // per-sample rows inverted to different depths: the shallower row holds at its end
+    const time_grid rows(std::vector<double>{1, 201, 401, 601, 801, 1, 201, 401, 401, 401}, 2);
+    const ddim_inverse_options o;
+    check_modes("ddim_inverse held rows", [&] { return ddim_inverse_stepper<T>(shape, ac, rows, o); }, model,
+                [&](auto& m, tensor_view<T> x) { sample_ddim_inverse(m, x, ac, rows, o); }, x0, B);
+}
+
+template <class T>
+void consistency_modes() {
+    const std::size_t B = 2;
+    const auto x0 = initial<T>(B, D, 20.0);
+    const batch_shape shape{B, D};
+    struct raw {
+        void operator()(tensor_view<const T> u, const model_cond& c, tensor_view<T> out) const {
+            for (std::size_t b = 0; b < u.batch; ++b)
+                for (std::size_t j = 0; j < u.per_sample; ++j) out.sample(b)[j] = T(std::tanh(u.sample(b)[j]) + 1e-3 * c.t[b]);
+        }
+    };
+    auto model = [] { return consistency_model(raw{}, 0.5, 0.002); };
+    const counter_noise noise{10, 5};
+    const time_grid shared(consistency_sigmas(consistency_timesteps(3)));
+    const auto rows = time_grid::per_sample({{80.0, 5.0, 0.5, 0.002}, {20.0, 2.0, 0.3, 0.0}});
+    using stepper_check::check_modes;
+    for (int variant = 0; variant < 3; ++variant) {
+        consistency_options o;
+        o.clip_denoised = variant != 1;
+        o.s_noise = variant == 2 ? 0.8 : 1.0;
+        for (const auto* grid : {&shared, &rows})
+            check_modes("consistency variant " + std::to_string(variant) + (grid == &rows ? " rows" : " shared"),
+                        [&] { return consistency_stepper<T>(shape, *grid, o, noise); }, model,
+                        [&](auto& m, tensor_view<T> x) { sample_consistency(m, x, *grid, o, noise); }, x0, B);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("discrete steppers: pull, push, copies and one-call give the same bits", "[steppers][discrete]") {
+    for (const auto& g : descending_grids()) {
+        ddpm_modes<double>(g);
+        ddpm_modes<float>(g);
+        ddim_modes<double>(g);
+        ddim_modes<float>(g);
+        lcm_modes<double>(g);
+        lcm_modes<float>(g);
+    }
+    ddim_inverse_modes<double>();
+    ddim_inverse_modes<float>();
+    consistency_modes<double>();
+    consistency_modes<float>();
+}
+
+TEST_CASE("discrete steppers: a step where every sample holds calls no model, is not reported and keeps its draw",
+          "[steppers][discrete]") {
+    const std::size_t B = 2, D = 4;
+    // step 0 holds both rows (equal points), then three real steps
+    const time_grid held = discrete_grid(std::vector<std::vector<std::int64_t>>{{700, 700, 400, 100}, {500, 500, 300, 0}});
+    const time_grid rest = discrete_grid(std::vector<std::vector<std::int64_t>>{{700, 400, 100}, {500, 300, 0}});
+    const auto x0 = initial<double>(B, D);
+    ddim_options o;
+    o.eta = 1.0;
+    auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    ddim_stepper<double> s({B, D}, ac, held, o, counter_noise{3});
+    std::vector<double> x = x0;
+    CHECK(s.begin_step(batched(x, B)) == nullptr);  // completed without an evaluation
+    CHECK_FALSE(s.reported());
+    CHECK(s.step_index() == 1);
+    CHECK(x == x0);
+    CHECK(m.net().calls == 0);
+    while (!s.done()) {
+        s.step(m, batched(x, B));
+        CHECK(s.reported());
+    }
+    CHECK(m.net().calls == 3);
+    // the observer sees steps 1, 2, 3; the one-call form gives the same bits
+    std::vector<std::size_t> seen;
+    std::vector<double> y = x0;
+    sample_ddim(m, batched(y, B), ac, held, o, counter_noise{3}, [&](const step_info<double>& i) { seen.push_back(i.step); });
+    CHECK(seen == std::vector<std::size_t>{1, 2, 3});
+    CHECK(stepper_check::same_bits(x, y));
+    // draw i is step i's: the held step's number is skipped, as in the run without it shifted by one
+    std::vector<double> z = x0;
+    sample_ddim(m, batched(z, B), ac, rest, o, [](const auto& v, std::uint64_t k) { counter_noise{3}(v, k + 1); });
+    CHECK(stepper_check::same_bits(x, z));
+    // the same holds for DDPM and LCM: nothing evaluated at the held step
+    auto m2 = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    std::vector<double> w = x0;
+    sample_ddpm(m2, batched(w, B), ac, held);
+    sample_lcm(m2, batched(w, B), ac, held);
+    CHECK(m2.net().calls == 6);
+}
+
+TEST_CASE("discrete steppers: push evaluations state the timesteps; fulfil() refines them for the model type",
+          "[steppers][discrete]") {
+    const std::size_t B = 2, D = 4;
+    const auto ts = discrete_timesteps(1000, 6, timestep_spacing::leading);
+    const auto grid = discrete_grid(ts);
+    const auto x0 = initial<double>(B, D);
+    {
+        ddpm_options o;
+        o.variance_type = ddpm_variance::learned_range;
+        ddpm_stepper<double> s({B, D}, ac, grid, o);
+        std::vector<double> x = x0;
+        const auto* e = s.begin_step(batched(x, B));
+        REQUIRE(e != nullptr);
+        CHECK(e->time_name == "timestep");
+        REQUIRE(e->t_net.size() == B);
+        CHECK(e->t_net[0] == double(ts[0]));
+        CHECK(e->want == prediction::epsilon);
+        CHECK(e->variance_out.size() == B * D);  // the learned variance is asked for
+        CHECK(e->alpha[1] == Approx(std::sqrt(ac[std::size_t(ts[0])])).epsilon(1e-15));
+    }
+    // x̂₀- and v-networks: pull asks the network's own prediction; a push caller gets the same bits through
+    // s.fulfil(m, e), and within rounding through the plain evaluate(m, e) (which asks ε̂)
+    for (auto pred : {prediction::sample, prediction::v}) {
+        ddim_options o;
+        o.eta = 0.5;
+        auto m = analytic_model(mix(D), pred, discrete_time(ac));
+        std::vector<double> ref = x0, fulfilled = x0, plain = x0;
+        sample_ddim(m, batched(ref, B), ac, grid, o);
+        ddim_stepper<double> a({B, D}, ac, grid, o), b({B, D}, ac, grid, o);
+        while (!a.done()) {
+            for (const auto* e = a.begin_step(batched(fulfilled, B)); e; e = a.resume()) a.fulfil(m, *e);
+            for (const auto* e = b.begin_step(batched(plain, B)); e; e = b.resume()) evaluate(m, *e);
+        }
+        CHECK(stepper_check::same_bits(fulfilled, ref));
+        for (std::size_t i = 0; i < ref.size(); ++i) CHECK(plain[i] == Approx(ref[i]).epsilon(1e-12).margin(1e-13));
+    }
+    // a network that does not read discrete timesteps gets its time from σ/α in pull mode (no t_net)
+    {
+        struct recording_net {
+            std::vector<double>* times;
+            void operator()(tensor_view<const double> x, const model_cond& c, tensor_view<double> out) const {
+                times->push_back(c.t[0]);
+                for (std::size_t i = 0; i < x.size(); ++i) out[i] = 0.1 * x[i];
+            }
+        };
+        const vp_sde sde;
+        std::vector<double> discrete_times, continuous_times;
+        model md(recording_net{&discrete_times}, prediction::epsilon, discrete_time(ac));
+        model mc(recording_net{&continuous_times}, prediction::epsilon, continuous_time<vp_sde>{sde});
+        std::vector<double> x = x0, y = x0;
+        sample_ddim(md, batched(x, B), ac, grid);
+        sample_ddim(mc, batched(y, B), ac, grid);
+        REQUIRE(discrete_times.size() == ts.size());
+        REQUIRE(continuous_times.size() == ts.size());
+        for (std::size_t i = 0; i < ts.size(); ++i) {
+            CHECK(discrete_times[i] == double(ts[i]));
+            CHECK(continuous_times[i] > 0.0);
+            CHECK(continuous_times[i] <= 1.0);
+        }
+    }
+}
+
+TEST_CASE("discrete steppers: a model error names the sampler and step once, and the stepper refuses to go on",
+          "[steppers][discrete]") {
+    struct poisoned {
+        double bad_below;
+        void operator()(tensor_view<const double> x, const model_cond& c, tensor_view<double> out) const {
+            for (std::size_t b = 0; b < x.batch; ++b)
+                for (std::size_t j = 0; j < x.per_sample; ++j)
+                    out.sample(b)[j] = c.t[b] < bad_below ? std::numeric_limits<double>::quiet_NaN() : 0.1 * x.sample(b)[j];
+        }
+    };
+    const std::size_t B = 2, D = 3;
+    const auto grid = discrete_grid(std::vector<std::int64_t>{900, 700, 500, 300, 100});
+    auto check_message = [](const std::string& msg, const std::string& where_step) {
+        INFO(msg);
+        CHECK(msg.find(where_step) != std::string::npos);
+        CHECK(msg.find("diffuse:", 1) == std::string::npos);  // said once
+        CHECK(msg.find("NaN or Inf") != std::string::npos);
+    };
+    model m(poisoned{400.0}, prediction::epsilon, discrete_time(ac));
+    std::vector<double> x(B * D, 0.5);
+    check_message(error_of([&] { sample_ddim(m, batched(x, B), ac, grid); }), "sample_ddim: step 3 (timestep = 300");
+    x.assign(B * D, 0.5);
+    check_message(error_of([&] { sample_ddpm(m, batched(x, B), ac, grid); }), "sample_ddpm: step 3 (timestep = 300");
+    x.assign(B * D, 0.5);
+    check_message(error_of([&] { sample_lcm(m, batched(x, B), ac, grid); }), "sample_lcm: step 3 (timestep = 300");
+    const time_grid up({100.0, 300.0, 500.0});
+    x.assign(B * D, 0.5);
+    check_message(error_of([&] { sample_ddim_inverse(m, batched(x, B), ac, up); }), "sample_ddim_inverse: step 0 (timestep = 100");
+    // a failed step leaves the stepper unusable
+    x.assign(B * D, 0.5);
+    ddpm_stepper<double> s({B, D}, ac, grid);
+    for (int i = 0; i < 3; ++i) s.step(m, batched(x, B));
+    CHECK_THROWS_AS(s.step(m, batched(x, B)), error);
+    CHECK_THROWS_AS(s.step(m, batched(x, B)), error);
+    // learned variance from a model without predict_with_variance: named at the step
+    ddpm_options learned;
+    learned.variance_type = ddpm_variance::learned_range;
+    auto inner = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    cfg_model<decltype(inner)> guided(inner, 2.0);
+    x.assign(B * D, 0.5);
+    const auto msg = error_of([&] { sample_ddpm(guided, batched(x, B), ac, grid, learned); });
+    CHECK(msg.find("sample_ddpm: step 0") != std::string::npos);
+    CHECK(msg.find("predict_with_variance") != std::string::npos);
+}
+
+TEST_CASE("discrete steppers: a grid without its final -1, or out of order, is a named error before any model call",
+          "[steppers][discrete]") {
+    const std::size_t B = 2, D = 3;
+    auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    std::vector<double> x(B * D, 0.5);
+    const auto ts = discrete_timesteps(1000, 5);
+    // the user's trap: the timesteps alone, without discrete_grid's −1, used to stop at timestep ts.back()
+    const time_grid bare(std::vector<double>(ts.begin(), ts.end()));
+    for (const auto& msg : {error_of([&] { sample_ddim(m, batched(x, B), ac, bare); }),
+                            error_of([&] { sample_ddpm(m, batched(x, B), ac, bare); }),
+                            error_of([&] { sample_lcm(m, batched(x, B), ac, bare); }),
+                            error_of([&] { ddim_stepper<double>({B, D}, ac, bare); })}) {
+        INFO(msg);
+        CHECK(msg.find("time_grid point 4 (the last) = " + std::to_string(ts.back())) != std::string::npos);
+        CHECK(msg.find("discrete_grid") != std::string::npos);
+    }
+    CHECK(m.net().calls == 0);
+    // per-sample rows name the row; −1 only at the end; the grid descends; timesteps below T
+    const auto row_msg = error_of([&] {
+        sample_ddim(m, batched(x, B), ac, time_grid::per_sample({{900.0, 500.0, -1.0}, {900.0, 500.0, 100.0}}));
+    });
+    CHECK(row_msg.find("time_grid point 2 of row 1 (the last)") != std::string::npos);
+    CHECK(error_of([&] { sample_ddim(m, batched(x, B), ac, time_grid({900.0, -1.0, -1.0})); })
+              .find("time_grid point 1 = -1") != std::string::npos);
+    CHECK(error_of([&] { sample_ddpm(m, batched(x, B), ac, time_grid({500.0, 700.0, -1.0})); })
+              .find("the grid descends") != std::string::npos);
+    CHECK(error_of([&] { sample_lcm(m, batched(x, B), ac, time_grid({1000.0, -1.0})); }).find("[0, 999]") !=
+          std::string::npos);
+    // img2img rows (held at their start) and discrete_grid's grids are accepted
+    CHECK_NOTHROW(ddpm_stepper<double>({3, D}, ac, img2img_grid(ts, std::vector<double>{1.0, 0.6, 0.2})));
+    CHECK_NOTHROW(lcm_stepper<double>({B, D}, ac, discrete_grid(lcm_timesteps(4))));
+    // DDIM inversion: ascending, ending at a timestep; −1 only first and only with model_at_target
+    CHECK(error_of([&] { sample_ddim_inverse(m, batched(x, B), ac, time_grid({100.0, 300.0, -1.0})); })
+              .find("time_grid point 2 = -1") != std::string::npos);
+    CHECK(error_of([&] { sample_ddim_inverse(m, batched(x, B), ac, time_grid({300.0, 100.0})); })
+              .find("clean to noisy") != std::string::npos);
+    CHECK(error_of([&] { sample_ddim_inverse(m, batched(x, B), ac, time_grid({-1.0, 100.0})); })
+              .find("needs model_at_target") != std::string::npos);
+    ddim_inverse_options at_target;
+    at_target.model_at_target = true;
+    CHECK_NOTHROW(ddim_inverse_stepper<double>({B, D}, ac, time_grid({-1.0, 100.0, 300.0}), at_target));
+    CHECK(m.net().calls == 0);
+    // the schedule itself
+    const std::vector<double> bad_ac{0.9, 1.5};
+    CHECK(error_of([&] { ddim_stepper<double>({B, D}, bad_ac, time_grid({1.0, -1.0})); }).find("alphas_cumprod[1]") !=
+          std::string::npos);
+}
