@@ -130,14 +130,14 @@ void bm_pc_ve(benchmark::State& s) {  // reverse diffusion + 1 Langevin step: 2 
     run(s, [](tensor_view<float> x) {
         const ve_sde sde(0.01, 348, steps);
         auto m = model(null_net{}, prediction::score, continuous_time<ve_sde>{sde});
-        sample_pc(m, sde, x, time_grid(score_sde_time_grid(sde)), {}, counter_noise{1});
+        sample_pc(m, x, sde, time_grid(score_sde_time_grid(sde)), {}, counter_noise{1});
     }, 2 * steps, 6);
 }
 void bm_euler_maruyama_vp(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
         const vp_sde sde(0.1, 20, steps);
         auto m = model(null_net{}, prediction::score, continuous_time<vp_sde>{sde});
-        sample_euler_maruyama(m, sde, x, time_grid(score_sde_time_grid(sde)), {}, counter_noise{1});
+        sample_euler_maruyama(m, x, sde, time_grid(score_sde_time_grid(sde)), {}, counter_noise{1});
     }, steps, 6);
 }
 void bm_pf_ode_heun_vp(benchmark::State& s) {
@@ -146,7 +146,7 @@ void bm_pf_ode_heun_vp(benchmark::State& s) {
         std::vector<double> p(steps + 1);
         for (std::size_t i = 0; i <= steps; ++i) p[i] = 1.0 + (1e-3 - 1.0) * double(i) / double(steps);
         auto m = model(null_net{}, prediction::score, continuous_time<vp_sde>{sde});
-        sample_pf_ode_heun(m, sde, x, time_grid(p));
+        sample_pf_ode_heun(m, x, sde, time_grid(p));
     }, 2 * steps, 4);
 }
 

@@ -251,7 +251,7 @@ int main(int argc, char** argv) {
                  // step size is not for 2-D data: a sample near a mode has ‖s‖ ≈ 0 and gets a huge step
                  // (tests/train/test_toy_pc.cpp shows it with the exact score).
                  const diffuse::pc_options o;
-                 diffuse::sample_pc(pc_model, pc_sde, diffuse::batched(x, n),
+                 diffuse::sample_pc(pc_model, diffuse::batched(x, n), pc_sde,
                                     diffuse::time_grid(diffuse::score_sde_time_grid(pc_sde)), o, diffuse::counter_noise{8});
              }},
         };

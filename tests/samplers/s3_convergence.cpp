@@ -128,13 +128,13 @@ TEST_CASE("s3 convergence: probability-flow ODE Euler and Heun (VP, t-space)", "
     const auto want = vp_exact();
     const double p_euler = measure("pf_ode_euler (VP)", [&](std::size_t n) {
         auto x = start_state();
-        sample_pf_ode_euler(m, vp, batched(x, B), t_grid(n));
+        sample_pf_ode_euler(m, batched(x, B), vp, t_grid(n));
         return max_err(x, want);
     });
     CHECK(p_euler == Approx(1.0).margin(0.1));
     const double p_heun = measure("pf_ode_heun (VP)", [&](std::size_t n) {
         auto x = start_state();
-        sample_pf_ode_heun(m, vp, batched(x, B), t_grid(n));
+        sample_pf_ode_heun(m, batched(x, B), vp, t_grid(n));
         return max_err(x, want);
     });
     CHECK(p_heun == Approx(2.0).margin(0.15));
@@ -153,7 +153,7 @@ TEST_CASE("s3 convergence: RK45 meets its tolerance", "[samplers][s3][convergenc
             o.rtol = rtol;
             o.atol = rtol * 1e-2;
             o.norm = norm;
-            const auto st = sample_pf_ode_rk45(m, vp, batched(x, B), time_grid({t0, t1}), o);
+            const auto st = sample_pf_ode_rk45(m, batched(x, B), vp, time_grid({t0, t1}), o);
             const double e = max_err(x, want);
             if (std::getenv("DIFFUSE_PRINT_SLOPES"))
                 std::printf("rk45 rtol %.0e norm %d: error %.3e  (bound %.3e)  nfe %zu\n", rtol, int(norm), e,

@@ -139,7 +139,7 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
                              o.predictor = pred;
                              o.norm = norm;
                              o.n_steps = 2;
-                             sample_pc(m, vp, x, time_grid(score_sde_time_grid(vp)), o, counter_noise{seed, f});
+                             sample_pc(m, x, vp, time_grid(score_sde_time_grid(vp)), o, counter_noise{seed, f});
                          }});
         }
     }
@@ -147,7 +147,7 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
                      auto m = analytic_model(mix(D), prediction::score, continuous_time<ve_sde>{ve});
                      pc_options o;
                      o.corrector = sde_corrector::ald;
-                     sample_pc(m, ve, x, time_grid(score_sde_time_grid(ve)), o, counter_noise{seed, f});
+                     sample_pc(m, x, ve, time_grid(score_sde_time_grid(ve)), o, counter_noise{seed, f});
                  }});
     r.push_back({"sample_annealed_langevin", [=](tensor_view<double> x, std::uint64_t f) {
                      auto m = analytic_model(mix(D), prediction::score, sigma_time{});
@@ -158,7 +158,7 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
                  }});
     r.push_back({"sample_pf_ode_rk45 (per-sample)", [=](tensor_view<double> x, std::uint64_t) {
                      auto m = analytic_model(mix(D), prediction::epsilon, continuous_time<vp_sde>{vp});
-                     sample_pf_ode_rk45(m, vp, x, time_grid({1.0, 0.01}));
+                     sample_pf_ode_rk45(m, x, vp, time_grid({1.0, 0.01}));
                  }});
     return r;
 }
@@ -249,28 +249,28 @@ TEST_CASE("s3 NaN/Inf from the model stops sampling naming the step and time", "
         };
         {
             auto m = model_at(0.7);
-            check_msg(error_of([&] { sample_pc(m, vp, batched(x, 2), time_grid(score_sde_time_grid(vp))); }), "sample_pc",
+            check_msg(error_of([&] { sample_pc(m, batched(x, 2), vp, time_grid(score_sde_time_grid(vp))); }), "sample_pc",
                       "step 8");
         }
         {
             auto m = model_at(0.7);
-            check_msg(error_of([&] { sample_euler_maruyama(m, vp, batched(x, 2), time_grid(score_sde_time_grid(vp))); }),
+            check_msg(error_of([&] { sample_euler_maruyama(m, batched(x, 2), vp, time_grid(score_sde_time_grid(vp))); }),
                       "sample_pc", "step 8");
         }
         std::vector<double> pts{1.0, 0.9, 0.8, 0.7, 0.666, 0.5};
         {
             auto m = model_at(0.7);
-            check_msg(error_of([&] { sample_pf_ode_euler(m, vp, batched(x, 2), time_grid(pts)); }), "sample_pf_ode_euler",
+            check_msg(error_of([&] { sample_pf_ode_euler(m, batched(x, 2), vp, time_grid(pts)); }), "sample_pf_ode_euler",
                       "step 4");
         }
         {
             auto m = model_at(0.7);
-            check_msg(error_of([&] { sample_pf_ode_heun(m, vp, batched(x, 2), time_grid(pts)); }), "sample_pf_ode_heun",
+            check_msg(error_of([&] { sample_pf_ode_heun(m, batched(x, 2), vp, time_grid(pts)); }), "sample_pf_ode_heun",
                       "step 3");
         }
         {
             auto m = model_at(0.67);
-            const auto msg = error_of([&] { sample_pf_ode_rk45(m, vp, batched(x, 2), time_grid({1.0, 0.6})); });
+            const auto msg = error_of([&] { sample_pf_ode_rk45(m, batched(x, 2), vp, time_grid({1.0, 0.6})); });
             INFO(msg);
             CHECK(msg.find("sample_pf_ode_rk45") != std::string::npos);
             CHECK(msg.find("step 0") != std::string::npos);
@@ -282,7 +282,7 @@ TEST_CASE("s3 NaN/Inf from the model stops sampling naming the step and time", "
                 sample_annealed_langevin(m, batched(x, 2), time_grid({2.0, 1.0, 0.4, 0.1}), {1e-3, 2, false});
             });
             INFO(msg);
-            CHECK(msg.find("level 2") != std::string::npos);
+            CHECK(msg.find("step 2") != std::string::npos);  // one step per noise level
             CHECK(msg.find("sigma = 0.4") != std::string::npos);
             CHECK(msg.find("NaN or Inf") != std::string::npos);
         }

@@ -97,7 +97,7 @@ TEST_CASE("s3 distribution: Euler-Maruyama on the VP SDE", "[samplers][s3][distr
     sample_prior(sde, batched(x, n), 11);
     std::vector<double> grid(1001);
     for (std::size_t i = 0; i <= 1000; ++i) grid[i] = 1.0 + (1e-3 - 1.0) * double(i) / 1000.0;
-    sample_euler_maruyama(m, sde, batched(x, n), time_grid(grid), {}, counter_noise{11});
+    sample_euler_maruyama(m, batched(x, n), sde, time_grid(grid), {}, counter_noise{11});
     check_distribution(x, "euler_maruyama VP");
 }
 
@@ -107,7 +107,7 @@ TEST_CASE("s3 distribution: predictor-corrector (reverse diffusion + Langevin) o
         auto m = analytic_model(data(), prediction::score, continuous_time<vp_sde>{sde});
         std::vector<double> x(n * D);
         sample_prior(sde, batched(x, n), 12);
-        sample_pc(m, sde, batched(x, n), time_grid(score_sde_time_grid(sde)), {}, counter_noise{12});
+        sample_pc(m, batched(x, n), sde, time_grid(score_sde_time_grid(sde)), {}, counter_noise{12});
         check_distribution(x, "pc VP batch-mean");
     }
     {
@@ -118,7 +118,7 @@ TEST_CASE("s3 distribution: predictor-corrector (reverse diffusion + Langevin) o
         // The per-sample step-size variant is not tested here: in 2 dimensions ‖s‖ of one sample can be
         // near 0 at a mode, so ε = 2α(r‖z‖/‖s‖)² is heavy-tailed and a few samples are thrown far out
         // (the rule assumes high-dimensional data, where per-sample norms concentrate).
-        sample_pc(m, sde, batched(x, n), time_grid(score_sde_time_grid(sde)), {}, counter_noise{13});
+        sample_pc(m, batched(x, n), sde, time_grid(score_sde_time_grid(sde)), {}, counter_noise{13});
         check_distribution(x, "pc VE batch-mean");
     }
 }

@@ -268,5 +268,5 @@ TEST_CASE("s4 NaN/Inf from the model names the sampler, step and time", "[sample
     auto md = model(poisoned{300.0}, prediction::sample, discrete_time(ac));
     x = start(2, 1.0);
     msg = error_of([&] { sample_lcm(md, batched(x, 2), ac, discrete_grid(lcm_timesteps(4))); });
-    CHECK(msg.find("sample_lcm: step 3 (timestep 259") != std::string::npos);
+    CHECK(msg.find("sample_lcm: step 3 (timestep = 259") != std::string::npos);
 }

@@ -60,7 +60,7 @@ TEST_CASE("quickstart, shortened: a trained MLP samples two moons close to the d
         auto pc_model = diffuse::model(network, diffuse::prediction::epsilon, diffuse::continuous_time<diffuse::vp_sde>{pc_sde});
         std::vector<double> y(2 * n);
         diffuse::sample_prior(pc_sde, diffuse::batched(y, n), 7);
-        diffuse::sample_pc(pc_model, pc_sde, diffuse::batched(y, n), diffuse::time_grid(diffuse::score_sde_time_grid(pc_sde)),
+        diffuse::sample_pc(pc_model, diffuse::batched(y, n), pc_sde, diffuse::time_grid(diffuse::score_sde_time_grid(pc_sde)),
                            {}, diffuse::counter_noise{8});
         const double dpc = diffuse::sliced_wasserstein(diffuse::batched(y, n), diffuse::batched(held, n), dirs);
         INFO("PC SW " << dpc << ", floor " << floor);

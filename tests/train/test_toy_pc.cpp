@@ -69,7 +69,7 @@ TEST_CASE("predictor-corrector with the exact two-moons score reproduces the dat
         pc_options o;  // reverse-diffusion predictor + Langevin corrector, one corrector step
         o.norm = norm;
         o.snr = snr;
-        sample_pc(exact, sde, batched(x, n), time_grid(score_sde_time_grid(sde, 1e-3)), o, counter_noise{8});
+        sample_pc(exact, batched(x, n), sde, time_grid(score_sde_time_grid(sde, 1e-3)), o, counter_noise{8});
         std::size_t outside = 0;
         for (double v : x) outside += std::abs(v) > 2.6 ? 1 : 0;
         return std::pair{sliced_wasserstein(batched(x, n), batched(held, n), dirs), outside};

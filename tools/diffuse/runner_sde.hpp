@@ -115,25 +115,25 @@ inline std::vector<sampler_entry> sde_samplers() {
             sample_annealed_langevin(m, r.x_view(), g, a, r.noise, r.observer);
         }),
         family_entry<score_sde_family>("euler_maruyama", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            sample_euler_maruyama(m, sde, r.x_view(), g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
+            sample_euler_maruyama(m, r.x_view(), sde, g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
         }),
         family_entry<score_sde_family>("reverse_diffusion", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            sample_reverse_diffusion(m, sde, r.x_view(), g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
+            sample_reverse_diffusion(m, r.x_view(), sde, g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
         }),
         family_entry<score_sde_family>("sde_ancestral", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            sample_sde_ancestral(m, sde, r.x_view(), g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
+            sample_sde_ancestral(m, r.x_view(), sde, g, detail::read_reverse_sde(r.opts), r.noise, r.observer);
         }),
         family_entry<score_sde_family>("pc", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            sample_pc(m, sde, r.x_view(), g, detail::read_pc(r.opts), r.noise, r.observer);
+            sample_pc(m, r.x_view(), sde, g, detail::read_pc(r.opts), r.noise, r.observer);
         }),
         family_entry<score_sde_family>("pf_ode_euler", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            sample_pf_ode_euler(m, sde, r.x_view(), g, pf_ode_options{r.opts.boolean("denoise", false)}, r.observer);
+            sample_pf_ode_euler(m, r.x_view(), sde, g, pf_ode_options{r.opts.boolean("denoise", false)}, no_noise{}, r.observer);
         }),
         family_entry<score_sde_family>("pf_ode_heun", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            sample_pf_ode_heun(m, sde, r.x_view(), g, pf_ode_options{r.opts.boolean("denoise", false)}, r.observer);
+            sample_pf_ode_heun(m, r.x_view(), sde, g, pf_ode_options{r.opts.boolean("denoise", false)}, no_noise{}, r.observer);
         }),
         family_entry<score_sde_family>("pf_ode_rk45", "sde", [](auto& r, auto& m, const auto& sde, const time_grid& g) {
-            r.nfe = sample_pf_ode_rk45(m, sde, r.x_view(), g, detail::read_rk45(r.opts), r.observer).nfe;
+            r.nfe = sample_pf_ode_rk45(m, r.x_view(), sde, g, detail::read_rk45(r.opts), no_noise{}, r.observer).nfe;
         }),
     };
 }

@@ -136,7 +136,7 @@ template <class Drift, class Prior>
     // Augmented state, one row per sample: y_b = [x_b (D values), ∫div_b];  dy/dt = [f̃, ∇·f̃].
     const std::size_t M = D + 1;
     std::vector<double> x(N), f(N), xp(N), xm(N), fp(N), fm(N);
-    auto rhs = [&](tensor_view<double> y, const std::vector<double>& times, tensor_view<double> dy) {
+    auto rhs = [&](tensor_view<double> y, std::span<const double> times, tensor_view<double> dy) {
         const double t = times[0];  // one system (batch norm): every sample is at the same time
         for (std::size_t b = 0; b < B; ++b) std::copy_n(y.sample(b), D, x.data() + b * D);
         drift(x, t, f);

@@ -18,14 +18,17 @@
 // batch split; per-sample grids allowed); `batch` treats the flattened batch as one system, as the
 // reference does (one step size for all samples; needs a shared grid).
 // `denoise` ends with one noise-free reverse-diffusion step at the final time (the reference's
-// noise_removal).
+// noise_removal), inside the last step.
+//
+// Steppers (samplers/stepper.hpp; one step = one grid interval): pf_ode_euler_stepper<T, Sde>,
+// pf_ode_heun_stepper<T, Sde> and pf_ode_rk45_stepper<T, Sde> (which integrates its interval adaptively
+// inside the step — several attempts, each seven model calls or fewer — and keeps the controller and the
+// ode_stats, stats()). The one-call forms take (model, x, sde, grid, options, noise = no_noise{}, observer).
+// A model that reads this SDE's own time is given the exact t in pull mode (sde_stepper::fulfil).
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
-#include <cstring>
-#include <limits>
 #include <vector>
 
 #include "diffuse/samplers/dopri5.hpp"
@@ -53,141 +56,206 @@ void ode_check_grid(const Sde& sde, const time_grid& grid, std::size_t batch, co
                 "(0, T] (the probability-flow ODE is evaluated at the end time)");
 }
 
-// out = dx/dt = f(t)x − ½g(t)²s at per-sample times t (written to w.t); uses w.c0, w.c1.
-template <class Model, class Sde, class T>
-void pf_drift(Model& m, const Sde& sde, tensor_view<const T> y, sde_workspace<T>& w, tensor_view<T> out,
-              const char* where, std::size_t step) {
-    sde_score(m, sde, tensor_view<T>{const_cast<T*>(y.data), y.batch, y.per_sample}, w, out, where, step);
-    for (std::size_t b = 0; b < w.batch; ++b) {
-        const double g = sde.diffusion(w.t[b]);
-        w.c0[b] = sde.drift_coef(w.t[b]);
-        w.c1[b] = -0.5 * g * g;
+// The probability-flow steppers: an SDE stepper whose grid ends inside (0, T].
+template <class Derived, class T, class Sde>
+class pf_ode_stepper : public sde_stepper<Derived, T, Sde> {
+protected:
+    pf_ode_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const char* where)
+        : sde_stepper<Derived, T, Sde>(shape, sde, grid, where) {
+        ode_check_grid(this->sde_, this->grid_, shape.batch, where);
     }
-    lincomb(out, per_sample(w.c0), y, per_sample(w.c1), out);
-}
-
-template <class Model, class Sde, class T>
-void pf_denoise(Model& m, const Sde& sde, tensor_view<T> x, const time_grid& grid, sde_workspace<T>& w,
-                const char* where) {
-    grid.column(grid.steps(), w.t);
-    pc_options o;
-    o.predictor = sde_predictor::reverse_diffusion;
-    o.corrector = sde_corrector::none;
-    counter_noise unused{};
-    std::uint64_t draw = 0;
-    (void)where;
-    pc_predict(m, sde, x, grid, grid.steps(), w, o, unused, draw, false);
-}
+    // After the score s at (y, t) was written into out: out = dx/dt = f(t)·y − ½g(t)²·s (eq. 13).
+    void drift(tensor_view<const T> y, std::span<const double> t, tensor_view<T> out) {
+        for (std::size_t b = 0; b < t.size(); ++b) {
+            const double g = this->sde_.diffusion(t[b]);
+            this->c0_[b] = this->sde_.drift_coef(t[b]);
+            this->c1_[b] = -0.5 * g * g;
+        }
+        lincomb(out, per_sample(this->c0_), y, per_sample(this->c1_), out);
+    }
+};
 
 }  // namespace detail
 
 // Explicit Euler on the probability-flow ODE: x_{i+1} = x_i + Δt·(f x_i − ½g² s(x_i, t_i)).
-template <class Sde, class Model, tensor X, class Obs = no_observer>
-void sample_pf_ode_euler(Model& m, const Sde& sde, X&& x_in, const time_grid& grid, const pf_ode_options& opt = {},
-                         Obs&& obs = {}) {
-    auto x = detail::writable_view(std::forward<X>(x_in), "sample_pf_ode_euler");
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    detail::ode_check_grid(sde, grid, x.batch, "sample_pf_ode_euler");
-    constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
-    detail::sde_workspace<T> w(x.batch, x.per_sample, observed);
-    const tensor_view<T> xv{x.data, x.batch, x.per_sample};
-    const std::size_t steps = grid.steps();
-    for (std::size_t i = 0; i < steps; ++i) {
-        grid.column(i, w.t);
-        detail::sde_score(m, sde, xv, w, w.of(w.score), "sample_pf_ode_euler", i);
-        for (std::size_t b = 0; b < x.batch; ++b) {
-            const double t = w.t[b], dt = grid(i + 1, b) - t, g = sde.diffusion(t);
-            w.c0[b] = 1.0 + sde.drift_coef(t) * dt;
-            w.c1[b] = -0.5 * g * g * dt;
+template <class T, class Sde>
+class pf_ode_euler_stepper : public detail::pf_ode_stepper<pf_ode_euler_stepper<T, Sde>, T, Sde> {
+    using base = detail::pf_ode_stepper<pf_ode_euler_stepper<T, Sde>, T, Sde>;
+    friend class stepper<pf_ode_euler_stepper<T, Sde>, T>;
+
+public:
+    pf_ode_euler_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {})
+        : base(shape, sde, grid, "sample_pf_ode_euler"), opt_(opt), t_(shape.batch),
+          score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {}
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        const std::size_t i = this->step_index();
+        const auto s = score_.v();
+        this->grid_.column(i, t_);
+        co_await this->score(x, t_, s);
+        const auto x0 = this->tweedie(x, s);
+        for (std::size_t b = 0; b < t_.size(); ++b) {
+            const double t = t_[b], dt = this->grid_(i + 1, b) - t, g = this->sde_.diffusion(t);
+            this->c0_[b] = 1.0 + this->sde_.drift_coef(t) * dt;
+            this->c1_[b] = -0.5 * g * g * dt;
         }
-        lincomb(xv, per_sample(w.c0), xv, per_sample(w.c1), w.of(w.score));
-        if (detail::notify(obs, step_info<T>{i, steps, w.t, xv, observed ? w.of(w.x0) : tensor_view<T>{}})) return;
+        lincomb(x, per_sample(this->c0_), x, per_sample(this->c1_), s);
+        if (opt_.denoise && i + 1 == this->steps()) {
+            co_await this->score(x, this->end_times(), s);
+            this->remove_noise(x, s);
+        }
+        this->report(t_, x0);
     }
-    if (opt.denoise) detail::pf_denoise(m, sde, xv, grid, w, "sample_pf_ode_euler");
-}
+
+    pf_ode_options opt_;
+    std::vector<double> t_;
+    detail::sde_buffer<T> score_;
+};
 
 // Heun (explicit trapezoidal rule): x̃ = x + Δt·d(x, t_i);  x_{i+1} = x + Δt/2·(d(x, t_i) + d(x̃, t_{i+1}))
 // with d(x, t) = f(t)x − ½g(t)²s(x, t); written as one lincomb of x, s(x), x̃, s(x̃).
-template <class Sde, class Model, tensor X, class Obs = no_observer>
-void sample_pf_ode_heun(Model& m, const Sde& sde, X&& x_in, const time_grid& grid, const pf_ode_options& opt = {},
-                        Obs&& obs = {}) {
-    auto x = detail::writable_view(std::forward<X>(x_in), "sample_pf_ode_heun");
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    detail::ode_check_grid(sde, grid, x.batch, "sample_pf_ode_heun");
-    constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
-    detail::sde_workspace<T> w(x.batch, x.per_sample, observed);
-    std::vector<T> xt_buf(x.size());
-    const tensor_view<T> xv{x.data, x.batch, x.per_sample}, xt{xt_buf.data(), x.batch, x.per_sample};
-    const auto s1 = w.of(w.score), s2 = w.of(w.noise);
-    std::vector<double> f1(x.batch), a1(x.batch), t0(x.batch);
-    const std::size_t steps = grid.steps();
-    for (std::size_t i = 0; i < steps; ++i) {
-        grid.column(i, w.t);
-        std::copy(w.t.begin(), w.t.end(), t0.begin());
-        detail::sde_score(m, sde, xv, w, s1, "sample_pf_ode_heun", i);
-        for (std::size_t b = 0; b < x.batch; ++b) {
-            const double t = t0[b], dt = grid(i + 1, b) - t, g = sde.diffusion(t);
-            f1[b] = sde.drift_coef(t);
-            a1[b] = -0.5 * g * g;
-            w.c0[b] = 1.0 + f1[b] * dt;
-            w.c1[b] = a1[b] * dt;
-        }
-        lincomb(xt, per_sample(w.c0), xv, per_sample(w.c1), s1);  // Euler predictor
-        grid.column(i + 1, w.t);
-        const bool keep = w.want_x0;
-        w.want_x0 = false;  // the observer sees the x₀ of the step's start
-        detail::sde_score(m, sde, xt, w, s2, "sample_pf_ode_heun", i);
-        w.want_x0 = keep;
-        for (std::size_t b = 0; b < x.batch; ++b) {
-            const double h = 0.5 * (w.t[b] - t0[b]), g = sde.diffusion(w.t[b]);
-            w.c0[b] = 1.0 + h * f1[b];
-            w.c1[b] = h * a1[b];
-            w.c2[b] = h * sde.drift_coef(w.t[b]);
-            w.na[b] = h * (-0.5 * g * g);
-        }
-        lincomb(xv, per_sample(w.c0), xv, per_sample(w.c1), s1, per_sample(w.c2), xt, per_sample(w.na), s2);
-        if (detail::notify(obs, step_info<T>{i, steps, t0, xv, observed ? w.of(w.x0) : tensor_view<T>{}})) return;
-    }
-    if (opt.denoise) detail::pf_denoise(m, sde, xv, grid, w, "sample_pf_ode_heun");
-}
+template <class T, class Sde>
+class pf_ode_heun_stepper : public detail::pf_ode_stepper<pf_ode_heun_stepper<T, Sde>, T, Sde> {
+    using base = detail::pf_ode_stepper<pf_ode_heun_stepper<T, Sde>, T, Sde>;
+    friend class stepper<pf_ode_heun_stepper<T, Sde>, T>;
 
-// Adaptive Dormand–Prince RK45 through every grid interval (samplers/dopri5.hpp). Returns the number of
-// model calls and steps.
-template <class Sde, class Model, tensor X, class Obs = no_observer>
-ode_stats sample_pf_ode_rk45(Model& m, const Sde& sde, X&& x_in, const time_grid& grid, const rk45_options& opt = {},
-                             Obs&& obs = {}) {
-    constexpr const char* where = "sample_pf_ode_rk45";
-    auto x = detail::writable_view(std::forward<X>(x_in), where);
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    dopri5_integrator<T> ode(x.batch, x.per_sample, opt, -1.0 /* the grid decreases (checked) */, where);
-    detail::ode_check_grid(sde, grid, x.batch, where);
-    if (opt.norm == rk_error_norm::batch && !grid.shared())
-        detail::fail(where, "norm = batch integrates the batch as one system and needs a shared time grid");
-    const std::size_t B = x.batch, D = x.per_sample;
-    detail::sde_workspace<T> w(B, D, false);
-    const tensor_view<T> y{x.data, B, D};
-    std::vector<double> t(B), bound(B);
-    std::size_t interval = 0;
-    auto drift = [&](tensor_view<T> at, const std::vector<double>& times, tensor_view<T> out) {
-        std::copy(times.begin(), times.end(), w.t.begin());
-        detail::pf_drift(m, sde, tensor_view<const T>(at), w, out, where, interval);
-    };
-    const std::size_t steps = grid.steps();
-    for (std::size_t i = 0; i < steps; ++i) {
-        interval = i;
-        grid.column(i, t);
-        grid.column(i + 1, bound);
-        if (i == 0) ode.start(drift, y, t, bound);
-        ode.advance(drift, y, t, bound, i);
-        if (detail::notify(obs, step_info<T>{i, steps, std::span<const double>(t), tensor_view<const T>(y), tensor_view<const T>{}}))
-            return ode.stats();
+public:
+    pf_ode_heun_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {})
+        : base(shape, sde, grid, "sample_pf_ode_heun"), opt_(opt), t0_(shape.batch), t1_(shape.batch), f1_(shape.batch),
+          a1_(shape.batch), s1_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
+          s2_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
+          xt_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {}
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        const std::size_t i = this->step_index();
+        const auto s1 = s1_.v(), s2 = s2_.v(), xt = xt_.v();
+        auto &c0 = this->c0_, &c1 = this->c1_, &c2 = this->c2_, &c3 = this->c3_;
+        this->grid_.column(i, t0_);
+        this->grid_.column(i + 1, t1_);
+        co_await this->score(x, t0_, s1);
+        const auto x0 = this->tweedie(x, s1);  // the observer sees the x₀ of the step's start
+        for (std::size_t b = 0; b < t0_.size(); ++b) {
+            const double t = t0_[b], dt = t1_[b] - t, g = this->sde_.diffusion(t);
+            f1_[b] = this->sde_.drift_coef(t);
+            a1_[b] = -0.5 * g * g;
+            c0[b] = 1.0 + f1_[b] * dt;
+            c1[b] = a1_[b] * dt;
+        }
+        lincomb(xt, per_sample(c0), x, per_sample(c1), s1);  // Euler predictor
+        co_await this->score(xt, t1_, s2);
+        for (std::size_t b = 0; b < t0_.size(); ++b) {
+            const double h = 0.5 * (t1_[b] - t0_[b]), g = this->sde_.diffusion(t1_[b]);
+            c0[b] = 1.0 + h * f1_[b];
+            c1[b] = h * a1_[b];
+            c2[b] = h * this->sde_.drift_coef(t1_[b]);
+            c3[b] = h * (-0.5 * g * g);
+        }
+        lincomb(x, per_sample(c0), x, per_sample(c1), s1, per_sample(c2), xt, per_sample(c3), s2);
+        if (opt_.denoise && i + 1 == this->steps()) {
+            co_await this->score(x, this->end_times(), s1);
+            this->remove_noise(x, s1);
+        }
+        this->report(t0_, x0);
     }
-    ode_stats st = ode.stats();
-    if (opt.denoise) {
-        detail::pf_denoise(m, sde, y, grid, w, where);
-        ++st.nfe;
+
+    pf_ode_options opt_;
+    std::vector<double> t0_, t1_, f1_, a1_;
+    detail::sde_buffer<T> s1_, s2_, xt_;
+};
+
+// Adaptive Dormand–Prince RK45 (samplers/dopri5.hpp) through one grid interval per step; the first step also
+// chooses the initial step size. stats(): model calls (the final denoise included) and accepted / rejected
+// attempts so far.
+template <class T, class Sde>
+class pf_ode_rk45_stepper : public detail::pf_ode_stepper<pf_ode_rk45_stepper<T, Sde>, T, Sde> {
+    using base = detail::pf_ode_stepper<pf_ode_rk45_stepper<T, Sde>, T, Sde>;
+    friend class stepper<pf_ode_rk45_stepper<T, Sde>, T>;
+
+public:
+    pf_ode_rk45_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const rk45_options& opt = {})
+        : base(shape, sde, grid, "sample_pf_ode_rk45"), opt_(opt),
+          ode_(shape.batch, shape.per_sample, opt, -1.0 /* the grid decreases (checked) */, this->where()),
+          t_(shape.batch), bound_(shape.batch), t_start_(shape.batch),
+          score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+        if (opt_.norm == rk_error_norm::batch && !grid.shared())
+            detail::fail(this->where(), "norm = batch integrates the batch as one system and needs a shared time grid");
     }
-    return st;
+    [[nodiscard]] ode_stats stats() const noexcept {
+        ode_stats st = ode_.stats();
+        st.nfe += denoise_calls_;
+        return st;
+    }
+
+private:
+    detail::step_task run_step(tensor_view<T> y) {
+        const std::size_t i = this->step_index();
+        this->grid_.column(i, t_);
+        this->grid_.column(i + 1, bound_);
+        std::copy(t_.begin(), t_.end(), t_start_.begin());
+        if (i == 0) {  // K_1 = f(y, t_0) and the first step size (Hairer, Nørsett & Wanner §II.4)
+            const auto k1 = ode_.start_call(y, t_);
+            co_await this->score(k1.at, k1.times, k1.out);
+            this->drift(k1.at, k1.times, k1.out);
+            if (ode_.start_probe(y, t_, bound_)) {
+                const auto k2 = ode_.probe_call();
+                co_await this->score(k2.at, k2.times, k2.out);
+                this->drift(k2.at, k2.times, k2.out);
+                ode_.start_finish(y, t_, bound_);
+            }
+        }
+        ode_.begin_interval(t_, bound_, i);
+        while (ode_.next_attempt(t_, bound_)) {  // accept/reject loop until every sample lands on t_{i+1}
+            for (std::size_t s = 1; s <= 6; ++s) {
+                const auto k = s < 6 ? ode_.stage_call(s, y, t_) : ode_.solution_call(y);
+                co_await this->score(k.at, k.times, k.out);
+                this->drift(k.at, k.times, k.out);
+            }
+            ode_.finish_attempt(y, t_, bound_);
+        }
+        if (opt_.denoise && i + 1 == this->steps()) {
+            const auto s = score_.v();
+            co_await this->score(y, this->end_times(), s);
+            this->remove_noise(y, s);
+            ++denoise_calls_;
+        }
+        this->report(t_start_, {});
+    }
+
+    rk45_options opt_;
+    dopri5_integrator<T> ode_;
+    std::vector<double> t_, bound_, t_start_;
+    detail::sde_buffer<T> score_;
+    std::size_t denoise_calls_ = 0;
+};
+
+// The one-call forms: x holds x(t_0) on entry and the sample on return. Deterministic: the noise slot takes
+// no_noise (the default).
+template <class Model, class X, class Sde, class Noise = no_noise, class Obs = no_observer>
+void sample_pf_ode_euler(Model& m, X&& x, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {},
+                         Noise&& = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    pf_ode_euler_stepper<detail::sampler_value_t<X>, Sde> s(shape_of(x), sde, grid, opt);
+    s.preview_denoised(detail::observed<Obs>);
+    run(s, m, std::forward<X>(x), obs);
+}
+template <class Model, class X, class Sde, class Noise = no_noise, class Obs = no_observer>
+void sample_pf_ode_heun(Model& m, X&& x, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {},
+                        Noise&& = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    pf_ode_heun_stepper<detail::sampler_value_t<X>, Sde> s(shape_of(x), sde, grid, opt);
+    s.preview_denoised(detail::observed<Obs>);
+    run(s, m, std::forward<X>(x), obs);
+}
+// Returns the number of model calls and steps.
+template <class Model, class X, class Sde, class Noise = no_noise, class Obs = no_observer>
+ode_stats sample_pf_ode_rk45(Model& m, X&& x, const Sde& sde, const time_grid& grid, const rk45_options& opt = {},
+                             Noise&& = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    pf_ode_rk45_stepper<detail::sampler_value_t<X>, Sde> s(shape_of(x), sde, grid, opt);
+    run(s, m, std::forward<X>(x), obs);
+    return s.stats();
 }
 
 }  // namespace diffuse

@@ -31,12 +31,20 @@
 //
 // Noise draws are numbered in call order: per step, the corrector's n_steps draws, then the predictor's
 // one (none for the probability-flow predictors and for the final denoised step).
+//
+// Steppers (samplers/stepper.hpp): pc_stepper<T, Sde, Noise> (one step = one grid point: its n_steps
+// corrector moves, then its predictor) and annealed_langevin_stepper<T, Noise> (one step = one noise level:
+// its n_steps_each moves; the final denoise inside the last). sample_pc, sample_euler_maruyama,
+// sample_reverse_diffusion, sample_sde_ancestral and sample_annealed_langevin are their one-call forms,
+// taking (model, x, sde, grid, options, noise, observer) (annealed Langevin: no sde, a σ grid). In pull mode a model that reads this SDE's own
+// time (continuous_time<Sde>) is given the exact t of the grid (fulfil); in push mode the evaluation names
+// it (time_name "t", time = the SDE times) and states α, σ of the marginal at t.
 
 #include <cmath>
 #include <concepts>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -48,6 +56,8 @@
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
+#include "diffuse/samplers/sigma_common.hpp"
+#include "diffuse/samplers/stepper.hpp"
 #include "diffuse/schedules/continuous.hpp"
 
 namespace diffuse {
@@ -81,13 +91,6 @@ template <class Sde>
 
 namespace detail {
 
-[[nodiscard]] inline std::string sde_time_string(double t) {
-    std::ostringstream os;
-    os.precision(17);
-    os << t;
-    return os.str();
-}
-
 // α_i = 1 − β_i of the reference's Langevin step size (VP and sub-VP share the linear β table).
 template <class Sde>
 [[nodiscard]] double sde_langevin_alpha(const Sde& sde, double t) {
@@ -106,140 +109,95 @@ concept sde_native_model = requires(Model& m) {
     requires std::is_same_v<std::remove_cvref_t<decltype(m.time())>, continuous_time<Sde>>;
 };
 
-// Buffers and per-sample scalars of one SDE/ODE sampling call, allocated once at entry.
+// True when a one-call sampler has an observer (the steppers then compute the x₀ preview it is shown).
+template <class Obs>
+inline constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
+
+// A B×D workspace of a stepper (the σ family's buffer: its view is made on use, so a copy owns its memory).
 template <class T>
-struct sde_workspace {
-    std::size_t batch, per_sample;
-    std::vector<T> score, noise, x0;
-    std::vector<double> t, alpha, sigma, c0, c1, c2, na, nb;
-    bool want_x0;
-
-    sde_workspace(std::size_t B, std::size_t D, bool x0_too)
-        : batch(B), per_sample(D), score(B * D), noise(B * D), x0(x0_too ? B * D : 0), t(B), alpha(B), sigma(B),
-          c0(B), c1(B), c2(B), na(B), nb(B), want_x0(x0_too) {}
-    [[nodiscard]] tensor_view<T> of(std::vector<T>& v) { return {v.data(), batch, v.empty() ? 0 : per_sample}; }
-};
-
-// out = ∇log p_t(x) at the per-sample times w.t (marginal α, σ into w.alpha, w.sigma); also x₀ = (x + σ²s)/α
-// (Tweedie) into w.x0 when an observer wants it. A model error is re-raised naming the step and time.
-template <class Model, class Sde, class T>
-void sde_score(Model& m, const Sde& sde, tensor_view<T> x, sde_workspace<T>& w, tensor_view<T> out, const char* where,
-               std::size_t step) {
-    for (std::size_t b = 0; b < w.batch; ++b) {
-        const auto mc = sde.marginal(w.t[b]);
-        w.alpha[b] = mc.mean_coef;
-        w.sigma[b] = mc.std;
-    }
-    try {
-        if constexpr (sde_native_model<Model, Sde>) m.predict(x, w.alpha, w.sigma, prediction::score, out, w.t);
-        else m.predict(x, w.alpha, w.sigma, prediction::score, out);
-    } catch (const error& e) {
-        fail(where, "step " + std::to_string(step) + " at t = " + sde_time_string(w.t[0]) + ": " + e.what());
-    }
-    if (w.want_x0) {
-        for (std::size_t b = 0; b < w.batch; ++b) {
-            w.na[b] = 1.0 / w.alpha[b];
-            w.nb[b] = w.sigma[b] * w.sigma[b] / w.alpha[b];
-        }
-        lincomb(w.of(w.x0), per_sample(w.na), x, per_sample(w.nb), out);
-    }
+using sde_buffer = typename sigma_state<T>::buffer;
+template <class T>
+[[nodiscard]] sde_buffer<T> make_sde_buffer(std::size_t batch, std::size_t per_sample) {
+    return {std::vector<T>(batch * per_sample), batch, per_sample};
 }
 
-// One Langevin move x ← x + ε·s + √(2ε)·z with per-sample ε (in w.c0) and a fresh z (Song & Ermon 2019,
-// eq. 4; Song et al. 2021, Algorithm 4 line 6).
-template <class T, class Noise>
-void sde_langevin_move(tensor_view<T> x, sde_workspace<T>& w, Noise& noise, std::uint64_t& draw, bool draw_now = true) {
-    if (draw_now) noise(w.of(w.noise), draw++);
-    for (std::size_t b = 0; b < w.batch; ++b) w.c1[b] = std::sqrt(2.0 * w.c0[b]);
-    lincomb(x, 1.0, x, per_sample(w.c0), w.of(w.score), per_sample(w.c1), w.of(w.noise));
+// One Langevin move x ← x + ε·s + √(2ε)·z with per-sample ε (Song & Ermon 2019, eq. 4; Song et al. 2021,
+// Algorithm 4 line 6); root is scratch for √(2ε).
+template <class T>
+void langevin_move(tensor_view<T> x, std::type_identity_t<tensor_view<const T>> score,
+                   std::type_identity_t<tensor_view<const T>> z, std::span<const double> eps, std::span<double> root) {
+    for (std::size_t b = 0; b < eps.size(); ++b) root[b] = std::sqrt(2.0 * eps[b]);
+    lincomb(x, 1.0, x, per_sample(eps), score, per_sample(root), z);
 }
 
-template <class Model, class Sde, class T, class Noise>
-void pc_correct(Model& m, const Sde& sde, tensor_view<T> x, sde_workspace<T>& w, const pc_options& opt, Noise& noise,
-                std::uint64_t& draw, std::size_t step) {
-    if (opt.corrector == sde_corrector::none) return;
-    for (std::size_t j = 0; j < opt.n_steps; ++j) {
-        sde_score(m, sde, x, w, w.of(w.score), "sample_pc", step);
-        noise(w.of(w.noise), draw++);
-        if (opt.corrector == sde_corrector::langevin) {
-            // ε = 2α (r·‖z‖/‖s‖)², norms per sample or averaged over the batch (reference).
-            sum_squares(w.of(w.score), w.na);
-            sum_squares(w.of(w.noise), w.nb);
-            double gm = 0, zm = 0;
-            for (std::size_t b = 0; b < w.batch; ++b) {
-                w.na[b] = std::sqrt(w.na[b]);
-                w.nb[b] = std::sqrt(w.nb[b]);
-                gm += w.na[b];
-                zm += w.nb[b];
-            }
-            gm /= static_cast<double>(w.batch);
-            zm /= static_cast<double>(w.batch);
-            for (std::size_t b = 0; b < w.batch; ++b) {
-                const double r = opt.norm == langevin_norm::batch_mean ? opt.snr * zm / gm : opt.snr * w.nb[b] / w.na[b];
-                w.c0[b] = r * r * 2.0 * sde_langevin_alpha(sde, w.t[b]);
-            }
-        } else {  // ald: ε = 2α (r·σ_t)²
-            for (std::size_t b = 0; b < w.batch; ++b) {
-                const double r = opt.snr * w.sigma[b];
-                w.c0[b] = r * r * 2.0 * sde_langevin_alpha(sde, w.t[b]);
-            }
+// The corrector's step size ε (Song et al. 2021, Algorithm 4 lines 3–5 / the reference's ALD corrector):
+//   langevin  ε = 2α (r·‖z‖/‖s‖)², the norms per sample or averaged over the batch (the reference);
+//   ald       ε = 2α (r·σ_t)²
+// at the per-sample times t (marginal std σ). ns, nz: per-sample scratch.
+template <class Sde, class T>
+void corrector_step_size(const Sde& sde, const pc_options& opt, tensor_view<const T> score, tensor_view<const T> z,
+                         std::span<const double> t, std::span<const double> sigma, std::span<double> ns,
+                         std::span<double> nz, std::span<double> eps) {
+    const std::size_t B = t.size();
+    if (opt.corrector == sde_corrector::langevin) {
+        sum_squares(score, ns);
+        sum_squares(z, nz);
+        double gm = 0, zm = 0;
+        for (std::size_t b = 0; b < B; ++b) {
+            ns[b] = std::sqrt(ns[b]);
+            nz[b] = std::sqrt(nz[b]);
+            gm += ns[b];
+            zm += nz[b];
         }
-        sde_langevin_move(x, w, noise, draw, false);
-    }
-}
-
-// One predictor step from t_i (w.t) towards t_{i+1}; no noise when add_noise is false (final denoise).
-template <class Model, class Sde, class T, class Noise>
-void pc_predict(Model& m, const Sde& sde, tensor_view<T> x, const time_grid& grid, std::size_t i, sde_workspace<T>& w,
-                const pc_options& opt, Noise& noise, std::uint64_t& draw, bool add_noise) {
-    if (opt.predictor == sde_predictor::none) return;
-    sde_score(m, sde, x, w, w.of(w.score), "sample_pc", i);
-    const double k = opt.probability_flow ? 0.5 : 1.0;  // eq. 13 halves the score term
-    for (std::size_t b = 0; b < w.batch; ++b) {
-        const double t = w.t[b];
-        switch (opt.predictor) {
-            case sde_predictor::euler_maruyama: {  // x + [f x − k g² s]·Δt + g√(−Δt) z
-                const double dt = opt.reference_dt ? -Sde::T / static_cast<double>(sde.N) : grid(i + 1, b) - t;
-                const double f = sde.drift_coef(t), g = sde.diffusion(t);
-                w.c0[b] = 1.0 + f * dt;
-                w.c1[b] = -k * g * g * dt;
-                w.c2[b] = g * std::sqrt(-dt);
-                break;
-            }
-            case sde_predictor::reverse_diffusion: {  // x − (f x − k G² s) + G z
-                const auto d = sde.discretize(t);
-                w.c0[b] = 1.0 - d.f;
-                w.c1[b] = k * d.G * d.G;
-                w.c2[b] = d.G;
-                break;
-            }
-            case sde_predictor::ancestral: {
-                const std::size_t n = sde_timestep_index(t, sde.N);
-                if constexpr (std::is_same_v<Sde, vp_sde>) {  // DDPM ancestral step (eq. 47)
-                    const double beta = sde.discrete_beta(n);
-                    w.c0[b] = 1.0 / std::sqrt(1.0 - beta);
-                    w.c1[b] = beta / std::sqrt(1.0 - beta);
-                    w.c2[b] = std::sqrt(beta);
-                } else if constexpr (std::is_same_v<Sde, ve_sde>) {  // SMLD ancestral step
-                    const double s2 = sde.discrete_sigma(n) * sde.discrete_sigma(n);
-                    const double a2 = n == 0 ? 0.0 : sde.discrete_sigma(n - 1) * sde.discrete_sigma(n - 1);
-                    w.c0[b] = 1.0;
-                    w.c1[b] = s2 - a2;
-                    w.c2[b] = std::sqrt(a2 * (s2 - a2) / s2);
-                } else {
-                    fail("sample_pc", "the ancestral predictor supports the VP and VE SDEs only");
-                }
-                break;
-            }
-            case sde_predictor::none: break;
+        gm /= static_cast<double>(B);
+        zm /= static_cast<double>(B);
+        for (std::size_t b = 0; b < B; ++b) {
+            const double r = opt.norm == langevin_norm::batch_mean ? opt.snr * zm / gm : opt.snr * nz[b] / ns[b];
+            eps[b] = r * r * 2.0 * sde_langevin_alpha(sde, t[b]);
         }
-    }
-    if (add_noise && !opt.probability_flow) {
-        noise(w.of(w.noise), draw++);
-        lincomb(x, per_sample(w.c0), x, per_sample(w.c1), w.of(w.score), per_sample(w.c2), w.of(w.noise));
     } else {
-        lincomb(x, per_sample(w.c0), x, per_sample(w.c1), w.of(w.score));
+        for (std::size_t b = 0; b < B; ++b) {
+            const double r = opt.snr * sigma[b];
+            eps[b] = r * r * 2.0 * sde_langevin_alpha(sde, t[b]);
+        }
     }
+}
+
+// The predictor's update x ← c0·x + c1·s + c2·z from t towards t_next (k = ½ on the probability-flow ODE,
+// eq. 13, which halves the score term; the caller drops c2·z for the noise-free steps).
+struct predictor_coefficients {
+    double c0, c1, c2;
+};
+template <class Sde>
+[[nodiscard]] predictor_coefficients pc_predictor_coefficients(const Sde& sde, const pc_options& opt, double t,
+                                                               double t_next) {
+    const double k = opt.probability_flow ? 0.5 : 1.0;
+    switch (opt.predictor) {
+        case sde_predictor::euler_maruyama: {  // x + [f x − k g² s]·Δt + g√(−Δt) z   (Appendix G, eq. 45)
+            const double dt = opt.reference_dt ? -Sde::T / static_cast<double>(sde.N) : t_next - t;
+            const double f = sde.drift_coef(t), g = sde.diffusion(t);
+            return {1.0 + f * dt, -k * g * g * dt, g * std::sqrt(-dt)};
+        }
+        case sde_predictor::reverse_diffusion: {  // x − (f x − k G² s) + G z   (eq. 46)
+            const auto d = sde.discretize(t);
+            return {1.0 - d.f, k * d.G * d.G, d.G};
+        }
+        case sde_predictor::ancestral: {
+            const std::size_t n = sde_timestep_index(t, sde.N);
+            if constexpr (std::is_same_v<Sde, vp_sde>) {  // DDPM ancestral step (eq. 47)
+                const double beta = sde.discrete_beta(n);
+                return {1.0 / std::sqrt(1.0 - beta), beta / std::sqrt(1.0 - beta), std::sqrt(beta)};
+            } else if constexpr (std::is_same_v<Sde, ve_sde>) {  // SMLD ancestral step
+                const double s2 = sde.discrete_sigma(n) * sde.discrete_sigma(n);
+                const double a2 = n == 0 ? 0.0 : sde.discrete_sigma(n - 1) * sde.discrete_sigma(n - 1);
+                return {1.0, s2 - a2, std::sqrt(a2 * (s2 - a2) / s2)};
+            } else {
+                fail("sample_pc", "the ancestral predictor supports the VP and VE SDEs only");
+            }
+        }
+        case sde_predictor::none: break;
+    }
+    return {1.0, 0.0, 0.0};
 }
 
 template <class Sde>
@@ -257,116 +215,271 @@ void sde_check_grid(const Sde&, const time_grid& grid, std::size_t batch, const 
         }
 }
 
+// The common part of the steppers on an SDE's own time (PC here, the probability-flow ODE solvers of
+// samplers/ode.hpp): the SDE, the grid, the score as a request at per-sample SDE times, the exact time for
+// models that read it, the x₀ preview and the noise-free final step. Derived provides run_step.
+template <class Derived, class T, class Sde>
+class sde_stepper : public stepper<Derived, T> {
+public:
+    [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
+    [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
+    [[nodiscard]] const Sde& sde() const noexcept { return sde_; }
+    // Whether each step computes the x₀ an observer is shown (step_info::denoised, by Tweedie's formula
+    // x₀ = (x + σ²s)/α: one pass over the batch). On by default; the one-call forms turn it off when
+    // nobody observes. Off, denoised is empty.
+    void preview_denoised(bool on) noexcept { preview_ = on; }
+
+    // Pull mode: a model that reads this SDE's own time gets the exact t of the grid; any other model the
+    // plain evaluation (its time derived from α and σ).
+    template <class Model>
+    void fulfil(Model& m, const evaluation<T>& e) {
+        if constexpr (sde_native_model<Model, Sde>) m.predict(e.x, e.alpha, e.sigma, e.want, e.out, e.time, e.first_sample);
+        else evaluate(m, e);
+    }
+
+protected:
+    sde_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const char* where)
+        : stepper<Derived, T>(shape.batch, shape.per_sample, where), sde_(sde), grid_(grid), eval_t_(shape.batch),
+          alpha_(shape.batch), sigma_(shape.batch), end_t_(shape.batch), c0_(shape.batch), c1_(shape.batch),
+          c2_(shape.batch), c3_(shape.batch), x0_(make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+        sde_check_grid(sde_, grid_, shape.batch, where);
+    }
+
+    // co_await this->score(x, t, out): out = ∇log p_t(x) at the per-sample SDE times t; the evaluation states
+    // the marginal's α = mean_coef(t), σ = std(t) (left in alpha_, sigma_ for the step).
+    std::suspend_always score(tensor_view<const T> x, std::span<const double> t, tensor_view<T> out) {
+        for (std::size_t b = 0; b < eval_t_.size(); ++b) {
+            eval_t_[b] = t[b];
+            const auto mc = sde_.marginal(t[b]);
+            alpha_[b] = mc.mean_coef;
+            sigma_[b] = mc.std;
+        }
+        return this->request(evaluation<T>{x, alpha_, sigma_, prediction::score, out, {}, {}, 0, "t", eval_t_});
+    }
+    // After a score request: x₀ = (x + σ²s)/α (Tweedie's formula) when the preview is on; what to report.
+    tensor_view<const T> tweedie(tensor_view<const T> x, tensor_view<const T> s) {
+        if (!preview_) return {};
+        for (std::size_t b = 0; b < alpha_.size(); ++b) {
+            c2_[b] = 1.0 / alpha_[b];
+            c3_[b] = sigma_[b] * sigma_[b] / alpha_[b];
+        }
+        lincomb(x0_.v(), per_sample(c2_), x, per_sample(c3_), s);
+        return x0_.v();
+    }
+    // The reference's noise_removal: one noise-free reverse-diffusion step x ← (1 − f)x + G²s at the grid's
+    // end time (end_times(), the score requested there).
+    [[nodiscard]] std::span<const double> end_times() {
+        grid_.column(grid_.steps(), end_t_);
+        return end_t_;
+    }
+    void remove_noise(tensor_view<T> x, tensor_view<const T> s) {
+        pc_options o;
+        o.predictor = sde_predictor::reverse_diffusion;
+        for (std::size_t b = 0; b < end_t_.size(); ++b) {
+            const auto c = pc_predictor_coefficients(sde_, o, end_t_[b], end_t_[b]);
+            c0_[b] = c.c0;
+            c1_[b] = c.c1;
+        }
+        lincomb(x, per_sample(c0_), x, per_sample(c1_), s);
+    }
+
+    Sde sde_;
+    time_grid grid_;
+    std::vector<double> eval_t_, alpha_, sigma_, end_t_;
+    std::vector<double> c0_, c1_, c2_, c3_;  // per-sample coefficients of the step's lincombs
+    sde_buffer<T> x0_;
+    bool preview_ = true;
+};
+
 }  // namespace detail
 
-// Predictor–corrector sampling (Song et al. 2021, Algorithm 1 with the predictors/correctors above).
-// x holds a prior sample x(t_0) on entry (sample_prior) and the sample on return.
-template <class Sde, class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_pc(Model& m, const Sde& sde, X&& x_in, const time_grid& grid, const pc_options& opt = {},
-               Noise&& noise = {}, Obs&& obs = {}) {
-    auto x = detail::writable_view(std::forward<X>(x_in), "sample_pc");
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    detail::require(std::isfinite(opt.snr) && opt.snr > 0, "sample_pc", "snr", opt.snr, "(0, inf)");
-    detail::require(opt.corrector == sde_corrector::none || opt.n_steps >= 1, "sample_pc", "n_steps", opt.n_steps,
-                    ">= 1 with a corrector");
-    detail::require(!(opt.probability_flow && opt.predictor == sde_predictor::ancestral), "sample_pc",
-                    "probability_flow", "true", "false with the ancestral predictor");
-    detail::sde_check_grid(sde, grid, x.batch, "sample_pc");
-    constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
-    detail::sde_workspace<T> w(x.batch, x.per_sample, observed);
-    const tensor_view<T> xv{x.data, x.batch, x.per_sample};
-    std::uint64_t draw = 0;
-    const std::size_t steps = grid.steps();
-    for (std::size_t i = 0; i < steps; ++i) {
-        grid.column(i, w.t);
-        detail::pc_correct(m, sde, xv, w, opt, noise, draw, i);
-        detail::pc_predict(m, sde, xv, grid, i, w, opt, noise, draw, !(opt.denoise && i + 1 == steps));
-        if (detail::notify(obs, step_info<T>{i, steps, w.t, xv, observed ? w.of(w.x0) : tensor_view<T>{}})) return;
+// Predictor–corrector sampling (Song et al. 2021, Algorithm 1 with the predictors/correctors above). One step
+// at t_i: n_steps corrector moves x ← x + ε s + √(2ε) z (skipped for corrector none), then the predictor from
+// t_i to t_{i+1} (noise-free in the last step when denoise). x holds a prior sample x(t_0) on entry.
+template <class T, class Sde, class Noise = counter_noise>
+class pc_stepper : public detail::sde_stepper<pc_stepper<T, Sde, Noise>, T, Sde> {
+    using base = detail::sde_stepper<pc_stepper<T, Sde, Noise>, T, Sde>;
+    friend class stepper<pc_stepper<T, Sde, Noise>, T>;
+
+public:
+    pc_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pc_options& opt = {}, Noise noise = {})
+        : base(shape, sde, grid, "sample_pc"), opt_(opt), noise_(std::forward<Noise>(noise)), t_(shape.batch),
+          ns_(shape.batch), nz_(shape.batch), score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
+          z_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+        const char* where = this->where();
+        detail::require(std::isfinite(opt_.snr) && opt_.snr > 0, where, "snr", opt_.snr, "(0, inf)");
+        detail::require(opt_.corrector == sde_corrector::none || opt_.n_steps >= 1, where, "n_steps", opt_.n_steps,
+                        ">= 1 with a corrector");
+        detail::require(!(opt_.probability_flow && opt_.predictor == sde_predictor::ancestral), where, "probability_flow",
+                        "true", "false with the ancestral predictor");
+        if constexpr (!std::is_same_v<Sde, vp_sde> && !std::is_same_v<Sde, ve_sde>)
+            if (opt_.predictor == sde_predictor::ancestral)
+                detail::fail(where, "the ancestral predictor supports the VP and VE SDEs only");
     }
+    [[nodiscard]] const pc_options& options() const noexcept { return opt_; }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        const std::size_t i = this->step_index();
+        const auto s = score_.v(), z = z_.v();
+        this->grid_.column(i, t_);
+        tensor_view<const T> x0{};
+        if (opt_.corrector != sde_corrector::none) {
+            for (std::size_t j = 0; j < opt_.n_steps; ++j) {
+                co_await this->score(x, t_, s);
+                if (opt_.predictor == sde_predictor::none && j + 1 == opt_.n_steps) x0 = this->tweedie(x, s);
+                noise_(z, draw_++);
+                detail::corrector_step_size(this->sde_, opt_, tensor_view<const T>(s), tensor_view<const T>(z), t_,
+                                            this->sigma_, ns_, nz_, this->c0_);
+                detail::langevin_move(x, s, z, this->c0_, this->c1_);
+            }
+        }
+        if (opt_.predictor != sde_predictor::none) {
+            co_await this->score(x, t_, s);
+            x0 = this->tweedie(x, s);
+            auto &c0 = this->c0_, &c1 = this->c1_, &c2 = this->c2_;
+            for (std::size_t b = 0; b < t_.size(); ++b) {
+                const auto c = detail::pc_predictor_coefficients(this->sde_, opt_, t_[b], this->grid_(i + 1, b));
+                c0[b] = c.c0;
+                c1[b] = c.c1;
+                c2[b] = c.c2;
+            }
+            const bool noise_free = opt_.probability_flow || (opt_.denoise && i + 1 == this->steps());
+            if (noise_free) {
+                lincomb(x, per_sample(c0), x, per_sample(c1), s);
+            } else {
+                noise_(z, draw_++);
+                lincomb(x, per_sample(c0), x, per_sample(c1), s, per_sample(c2), z);
+            }
+        }
+        this->report(t_, x0);
+    }
+
+    pc_options opt_;
+    Noise noise_;
+    std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
+    std::vector<double> t_, ns_, nz_;
+    detail::sde_buffer<T> score_, z_;
+};
+
+// The one-call form: x holds a prior sample x(t_0) on entry (sample_prior) and the sample on return.
+template <class Model, class X, class Sde, class Noise = counter_noise, class Obs = no_observer>
+void sample_pc(Model& m, X&& x, const Sde& sde, const time_grid& grid, const pc_options& opt = {}, Noise&& noise = {},
+               Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    pc_stepper<detail::sampler_value_t<X>, Sde, Noise&> s(shape_of(x), sde, grid, opt, noise);
+    s.preview_denoised(detail::observed<Obs>);
+    run(s, m, std::forward<X>(x), obs);
 }
 
-// Predictor-only and corrector-only special cases (Song et al. 2021, §4.2).
-template <class Sde, class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_euler_maruyama(Model& m, const Sde& sde, X&& x, const time_grid& grid, pc_options opt = {},
+// Predictor-only special cases (Song et al. 2021, §4.2).
+template <class Model, class X, class Sde, class Noise = counter_noise, class Obs = no_observer>
+void sample_euler_maruyama(Model& m, X&& x, const Sde& sde, const time_grid& grid, pc_options opt = {},
                            Noise&& noise = {}, Obs&& obs = {}) {
     opt.predictor = sde_predictor::euler_maruyama;
     opt.corrector = sde_corrector::none;
-    sample_pc(m, sde, std::forward<X>(x), grid, opt, std::forward<Noise>(noise), std::forward<Obs>(obs));
+    sample_pc(m, std::forward<X>(x), sde, grid, opt, std::forward<Noise>(noise), std::forward<Obs>(obs));
 }
-template <class Sde, class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_reverse_diffusion(Model& m, const Sde& sde, X&& x, const time_grid& grid, pc_options opt = {},
+template <class Model, class X, class Sde, class Noise = counter_noise, class Obs = no_observer>
+void sample_reverse_diffusion(Model& m, X&& x, const Sde& sde, const time_grid& grid, pc_options opt = {},
                               Noise&& noise = {}, Obs&& obs = {}) {
     opt.predictor = sde_predictor::reverse_diffusion;
     opt.corrector = sde_corrector::none;
-    sample_pc(m, sde, std::forward<X>(x), grid, opt, std::forward<Noise>(noise), std::forward<Obs>(obs));
+    sample_pc(m, std::forward<X>(x), sde, grid, opt, std::forward<Noise>(noise), std::forward<Obs>(obs));
 }
-template <class Sde, class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_sde_ancestral(Model& m, const Sde& sde, X&& x, const time_grid& grid, pc_options opt = {},
+template <class Model, class X, class Sde, class Noise = counter_noise, class Obs = no_observer>
+void sample_sde_ancestral(Model& m, X&& x, const Sde& sde, const time_grid& grid, pc_options opt = {},
                           Noise&& noise = {}, Obs&& obs = {}) {
     opt.predictor = sde_predictor::ancestral;
     opt.corrector = sde_corrector::none;
-    sample_pc(m, sde, std::forward<X>(x), grid, opt, std::forward<Noise>(noise), std::forward<Obs>(obs));
+    sample_pc(m, std::forward<X>(x), sde, grid, opt, std::forward<Noise>(noise), std::forward<Obs>(obs));
 }
 
 // Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): for each noise level σ_i of the grid
 // (every point, σ_1 > … > σ_L), n_steps_each moves x ← x + α_i s + √(2α_i) z with α_i = ε·σ_i²/σ_L²
 // (ε = step_lr); `denoise` adds the final x ← x + σ_L² s(x, σ_L) of NCSNv2 (Song & Ermon 2020, §4.1
-// and Appendix; Tweedie's formula). The model is asked for the score of the VE state x (α = 1, σ = σ_i).
-// Draw number of level c, move j: c·n_steps_each + j.
+// and Appendix; Tweedie's formula), inside the last step. The model is asked for the score of the VE state
+// x (α = 1, σ = σ_i). One step = one level; draw number of level c, move j: c·n_steps_each + j.
 struct annealed_langevin_options {
     double step_lr = 2e-5;          // ε
     std::size_t n_steps_each = 100; // T of Algorithm 1
     bool denoise = false;
 };
 
-template <class Model, tensor X, class Noise = counter_noise, class Obs = no_observer>
-void sample_annealed_langevin(Model& m, X&& x_in, const time_grid& sigmas, const annealed_langevin_options& opt = {},
-                              Noise&& noise = {}, Obs&& obs = {}) {
-    auto x = detail::writable_view(std::forward<X>(x_in), "sample_annealed_langevin");
-    using T = std::remove_const_t<typename decltype(x)::value_type>;
-    detail::require(std::isfinite(opt.step_lr) && opt.step_lr > 0, "sample_annealed_langevin", "step_lr", opt.step_lr,
-                    "(0, inf)");
-    detail::require(opt.n_steps_each >= 1, "sample_annealed_langevin", "n_steps_each", opt.n_steps_each, ">= 1");
-    sigmas.check_batch(x.batch, "sample_annealed_langevin");
-    const std::size_t levels = sigmas.steps() + 1;
-    for (std::size_t b = 0; b < sigmas.rows(); ++b)
-        for (std::size_t c = 0; c < levels; ++c)
-            detail::require(sigmas(c, b) > 0 && std::isfinite(sigmas(c, b)), "sample_annealed_langevin", "sigma",
-                            sigmas(c, b), "(0, inf)");
-    constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
-    detail::sde_workspace<T> w(x.batch, x.per_sample, observed);
-    const tensor_view<T> xv{x.data, x.batch, x.per_sample};
-    std::vector<double> ones(x.batch, 1.0);
-    auto score = [&](std::size_t level) {
-        try {
-            m.predict(xv, ones, w.t, prediction::score, w.of(w.score));
-        } catch (const error& e) {
-            detail::fail("sample_annealed_langevin",
-                         "level " + std::to_string(level) + " at sigma = " + detail::sde_time_string(w.t[0]) + ": " + e.what());
+template <class T, class Noise = counter_noise>
+class annealed_langevin_stepper : public stepper<annealed_langevin_stepper<T, Noise>, T> {
+    friend class stepper<annealed_langevin_stepper<T, Noise>, T>;
+
+public:
+    annealed_langevin_stepper(batch_shape shape, const time_grid& sigmas, const annealed_langevin_options& opt = {},
+                              Noise noise = {})
+        : stepper<annealed_langevin_stepper<T, Noise>, T>(shape.batch, shape.per_sample, "sample_annealed_langevin"),
+          grid_(sigmas), opt_(opt), noise_(std::forward<Noise>(noise)), sigma_(shape.batch), ones_(shape.batch, 1.0),
+          step_(shape.batch), root_(shape.batch), sq_(shape.batch),
+          score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
+          z_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
+          x0_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+        const char* where = this->where();
+        detail::require(std::isfinite(opt_.step_lr) && opt_.step_lr > 0, where, "step_lr", opt_.step_lr, "(0, inf)");
+        detail::require(opt_.n_steps_each >= 1, where, "n_steps_each", opt_.n_steps_each, ">= 1");
+        grid_.check_batch(shape.batch, where);
+        for (std::size_t b = 0; b < grid_.rows(); ++b)
+            for (std::size_t c = 0; c < steps(); ++c)
+                detail::require(grid_(c, b) > 0 && std::isfinite(grid_(c, b)), where, "sigma", grid_(c, b), "(0, inf)");
+    }
+    // Every point of the grid is a noise level.
+    [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps() + 1; }
+    [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
+    // Whether each step computes the x₀ = x + σ²s (Tweedie) an observer is shown; see sde_stepper.
+    void preview_denoised(bool on) noexcept { preview_ = on; }
+
+private:
+    detail::step_task run_step(tensor_view<T> x) {
+        const std::size_t c = this->step_index(), last = steps() - 1;
+        const auto s = score_.v(), z = z_.v();
+        grid_.column(c, sigma_);
+        for (std::size_t b = 0; b < sigma_.size(); ++b) {
+            const double r = grid_(c, b) / grid_(last, b);
+            step_[b] = opt_.step_lr * r * r;  // α_i = ε σ_i² / σ_L²
+            sq_[b] = sigma_[b] * sigma_[b];
         }
-    };
-    std::uint64_t draw = 0;
-    for (std::size_t c = 0; c < levels; ++c) {
-        sigmas.column(c, w.t);  // here w.t holds σ_i
-        for (std::size_t b = 0; b < x.batch; ++b) {
-            const double r = sigmas(c, b) / sigmas(levels - 1, b);
-            w.c0[b] = opt.step_lr * r * r;  // α_i = ε σ_i² / σ_L²
-        }
-        for (std::size_t j = 0; j < opt.n_steps_each; ++j) {
-            score(c);
-            if (observed) {  // x₀ = x + σ² s (Tweedie)
-                for (std::size_t b = 0; b < x.batch; ++b) w.nb[b] = w.t[b] * w.t[b];
-                lincomb(w.of(w.x0), 1.0, xv, per_sample(w.nb), w.of(w.score));
+        tensor_view<const T> x0{};
+        for (std::size_t j = 0; j < opt_.n_steps_each; ++j) {
+            co_await score(x, s);
+            if (preview_ && j + 1 == opt_.n_steps_each) {  // x₀ = x + σ² s (Tweedie)
+                lincomb(x0_.v(), 1.0, x, per_sample(sq_), s);
+                x0 = x0_.v();
             }
-            detail::sde_langevin_move(xv, w, noise, draw);
+            noise_(z, draw_++);
+            detail::langevin_move(x, s, z, step_, root_);
         }
-        if (detail::notify(obs, step_info<T>{c, levels, w.t, xv, observed ? w.of(w.x0) : tensor_view<T>{}})) return;
+        if (opt_.denoise && c == last) {  // x ← x + σ_L² s(x, σ_L)
+            co_await score(x, s);
+            lincomb(x, 1.0, x, per_sample(sq_), s);
+        }
+        this->report(sigma_, x0);
     }
-    if (opt.denoise) {
-        score(levels - 1);
-        for (std::size_t b = 0; b < x.batch; ++b) w.nb[b] = w.t[b] * w.t[b];
-        lincomb(xv, 1.0, xv, per_sample(w.nb), w.of(w.score));
+    // co_await score(x, out): out = ∇log p(x; σ_i) of the VE state x (α = 1).
+    std::suspend_always score(tensor_view<const T> x, tensor_view<T> out) {
+        return this->request(evaluation<T>{x, ones_, sigma_, prediction::score, out, {}, {}, 0, "sigma", sigma_});
     }
+
+    time_grid grid_;
+    annealed_langevin_options opt_;
+    Noise noise_;
+    std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
+    std::vector<double> sigma_, ones_, step_, root_, sq_;
+    detail::sde_buffer<T> score_, z_, x0_;
+    bool preview_ = true;
+};
+
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_annealed_langevin(Model& m, X&& x, const time_grid& sigmas, const annealed_langevin_options& opt = {},
+                              Noise&& noise = {}, Obs&& obs = {}) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    annealed_langevin_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), sigmas, opt, noise);
+    s.preview_denoised(detail::observed<Obs>);
+    run(s, m, std::forward<X>(x), obs);
 }
 
 }  // namespace diffuse
