@@ -16,6 +16,7 @@
 
 #if __has_include(<Eigen/Core>)
 #include "diffuse/adapt/eigen.hpp"
+#include "diffuse/adapt/eigen_tensor.hpp"
 #define DIFFUSE_TEST_EIGEN 1
 #endif
 #if __has_include(<xtensor/xarray.hpp>)
@@ -315,6 +316,12 @@ TEST_CASE("types that are not tensors are not adapted", "[adapt]") {
     STATIC_REQUIRE(!diffuse::tensor<strided>);
     STATIC_REQUIRE(diffuse::detail::eigen_strided_map<strided>);
     STATIC_REQUIRE(!diffuse::detail::eigen_strided_map<Eigen::Map<Eigen::MatrixXf>>);
+    using tensor_sum = std::remove_cvref_t<decltype(Eigen::Tensor<float, 2>() + Eigen::Tensor<float, 2>())>;
+    STATIC_REQUIRE(!diffuse::tensor<tensor_sum>);
+    STATIC_REQUIRE(diffuse::detail::eigen_tensor_expression<tensor_sum>);
+    STATIC_REQUIRE(!diffuse::detail::eigen_tensor_expression<Eigen::Tensor<float, 2>>);
+    STATIC_REQUIRE(!diffuse::detail::eigen_tensor_expression<Eigen::TensorMap<Eigen::Tensor<float, 2>>>);
+    STATIC_REQUIRE(!diffuse::detail::eigen_expression<Eigen::Tensor<float, 2>>);
 #endif
 #ifdef DIFFUSE_TEST_XTENSOR
     STATIC_REQUIRE(!diffuse::tensor<xt::xarray<int>>);

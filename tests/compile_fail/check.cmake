@@ -1,12 +1,21 @@
 # cmake -DCXX=<compiler> -DSTD_FLAG=-std=c++20 -DINCLUDES="dir1|dir2" -DSOURCE=<file.cpp>
-#       -DEXPECTED=<regex> -P check.cmake
+#       -DEXPECTED=<regex> [-DERRORS=only|first] -P check.cmake
 # Passes when SOURCE compiles with DIFFUSE_COMPILE_FAIL_CONTROL defined, and fails to compile without it
-# with exactly one error whose text matches EXPECTED.
+# with diffuse's sentence (EXPECTED, a regular expression) as the first "error:" line of the compiler's
+# output; with ERRORS=only (the default) that error must also be the only one. ERRORS=first is for calls
+# whose later code cannot be compiled without the argument the sentence rejects (the sentence still comes
+# first, which is what a reader sees).
 foreach(var IN ITEMS CXX STD_FLAG SOURCE EXPECTED)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "check.cmake: -D${var}=... is required")
   endif()
 endforeach()
+if(NOT DEFINED ERRORS)
+  set(ERRORS only)
+endif()
+if(NOT ERRORS STREQUAL "only" AND NOT ERRORS STREQUAL "first")
+  message(FATAL_ERROR "check.cmake: -DERRORS must be 'only' or 'first', not '${ERRORS}'")
+endif()
 
 set(include_flags "")
 string(REPLACE "|" ";" include_dirs "${INCLUDES}")
@@ -32,9 +41,14 @@ endif()
 if(NOT out MATCHES "${EXPECTED}")
   message(FATAL_ERROR "${SOURCE} failed to compile without the expected sentence '${EXPECTED}':\n${out}")
 endif()
+string(REGEX MATCH "[^\n]*error:[^\n]*" first_error "${out}")
+if(NOT first_error MATCHES "${EXPECTED}")
+  message(FATAL_ERROR "${SOURCE}: the first error is not the expected sentence '${EXPECTED}' but\n"
+                      "  ${first_error}\nin:\n${out}")
+endif()
 string(REGEX MATCHALL "error:" errors "${out}")
 list(LENGTH errors error_count)
-if(NOT error_count EQUAL 1)
+if(ERRORS STREQUAL "only" AND NOT error_count EQUAL 1)
   message(FATAL_ERROR "${SOURCE}: expected exactly one error, got ${error_count}:\n${out}")
 endif()
-message(STATUS "${SOURCE} fails to compile as expected: one error matching '${EXPECTED}'")
+message(STATUS "${SOURCE} fails to compile as expected: the first of ${error_count} error(s) matches '${EXPECTED}'")

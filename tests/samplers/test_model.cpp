@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "diffuse/adapt/std.hpp"
@@ -107,4 +109,99 @@ TEST_CASE("model passes exact network times through and reports non-finite outpu
     const std::vector<double> one = {0.5};
     CHECK_THROWS_WITH(m.predict(diffuse::batched(x, 2), one, sg, prediction::epsilon, diffuse::batched(out, 2)),
                       Catch::Contains("one value per sample"));
+}
+
+namespace {
+// A σ-space network that counts its calls and writes `width` values per sample of x (1: a prediction,
+// 2: [prediction, learned variance]).
+struct counting_net {
+    std::size_t width = 1;
+    int calls = 0;
+    void operator()(diffuse::tensor_view<const float> x, const diffuse::model_cond&, diffuse::tensor_view<float> out) {
+        ++calls;
+        for (std::size_t i = 0; i < out.size(); ++i) out.data[i] = 0.5f * x.data[i % x.size()];
+    }
+};
+
+struct shape_case {
+    const char* what;
+    std::size_t batch, per_sample;
+};
+// x is 256 x 4: a wrong out (or variance_out) is one of these.
+constexpr shape_case wrong_shapes[] = {
+    {"too few samples", 128, 4}, {"too many samples", 512, 4}, {"fewer elements per sample", 256, 2},
+    {"more elements per sample", 256, 8}, {"the same size, another shape", 512, 2}};
+}  // namespace
+
+TEST_CASE("model::predict checks every shape and length before the network runs", "[model][shapes]") {
+    using diffuse::tensor_view;
+    using Catch::Contains;
+    constexpr std::size_t B = 256, D = 4;
+    diffuse::model m(counting_net{}, prediction::sample, diffuse::sigma_time{});
+    std::vector<float> x(B * D, 1.0f), out(B * D), big(1024 * 4);
+    const std::vector<double> ones(B, 1.0), sig(B, 0.5), t(B, 0.5);
+    const tensor_view<const float> xv{x.data(), B, D};
+    const tensor_view<float> ov{out.data(), B, D};
+    for (const auto& w : wrong_shapes) {
+        INFO(w.what);
+        const tensor_view<float> wrong{big.data(), w.batch, w.per_sample};
+        CHECK_THROWS_WITH(m.predict(xv, ones, sig, prediction::epsilon, wrong),
+                          Contains("diffuse: model::predict: out is " + std::to_string(w.batch) + " x " +
+                                   std::to_string(w.per_sample) + " but x is 256 x 4"));
+    }
+    CHECK(m.net().calls == 0);
+
+    const std::vector<double> short_list(B - 1, 0.5), empty;
+    CHECK_THROWS_WITH(m.predict(xv, short_list, sig, prediction::sample, ov),
+                      Contains("alpha has 255 values but the batch has 256 samples") && Contains("one value per sample"));
+    CHECK_THROWS_WITH(m.predict(xv, ones, short_list, prediction::sample, ov), Contains("sigma has 255 values"));
+    CHECK_THROWS_WITH(m.predict(xv, ones, empty, prediction::sample, ov), Contains("sigma has 0 values"));
+    CHECK_THROWS_WITH(m.predict(xv, ones, sig, prediction::sample, ov, short_list),
+                      Contains("t_net has 255 values") && Contains("(or none)"));
+    const std::vector<std::uint8_t> mask(B + 1, 1);
+    CHECK_THROWS_WITH(m.predict(xv, ones, sig, prediction::sample, ov, t, 0, mask),
+                      Contains("the unconditional mask has 257 values"));
+    // out must not be x (the conversion to `want` reads x after the network has written out)
+    CHECK_THROWS_WITH(m.predict(xv, ones, sig, prediction::epsilon, tensor_view<float>{x.data(), B, D}),
+                      Contains("out and x share memory"));
+    CHECK(m.net().calls == 0);
+
+    m.predict(xv, ones, sig, prediction::sample, ov);  // the right shapes
+    CHECK(m.net().calls == 1);
+    CHECK(out[0] == 0.5f);
+}
+
+TEST_CASE("model::predict_with_variance checks out and variance_out against x", "[model][shapes]") {
+    using diffuse::tensor_view;
+    using Catch::Contains;
+    constexpr std::size_t B = 256, D = 4;
+    diffuse::model m(counting_net{2}, prediction::sample, diffuse::sigma_time{});
+    std::vector<float> x(B * D, 1.0f), out(B * D), var(B * D), big(1024 * 4);
+    const std::vector<double> ones(B, 1.0), sig(B, 0.5);
+    const tensor_view<const float> xv{x.data(), B, D};
+    const tensor_view<float> ov{out.data(), B, D}, vv{var.data(), B, D};
+    for (const auto& w : wrong_shapes) {
+        INFO(w.what);
+        const tensor_view<float> wrong{big.data(), w.batch, w.per_sample};
+        const std::string shape = std::to_string(w.batch) + " x " + std::to_string(w.per_sample);
+        CHECK_THROWS_WITH(m.predict_with_variance(xv, ones, sig, prediction::sample, wrong, vv),
+                          Contains("diffuse: model::predict_with_variance: out is " + shape + " but x is 256 x 4"));
+        CHECK_THROWS_WITH(m.predict_with_variance(xv, ones, sig, prediction::sample, ov, wrong),
+                          Contains("diffuse: model::predict_with_variance: variance_out is " + shape +
+                                   " but x is 256 x 4"));
+    }
+    const std::vector<double> short_list(B - 1, 0.5);
+    CHECK_THROWS_WITH(m.predict_with_variance(xv, short_list, sig, prediction::sample, ov, vv), Contains("alpha has 255"));
+    CHECK_THROWS_WITH(m.predict_with_variance(xv, ones, sig, prediction::sample, ov, vv, short_list),
+                      Contains("t_net has 255"));
+    CHECK_THROWS_WITH(m.predict_with_variance(xv, ones, sig, prediction::sample, ov, ov),
+                      Contains("variance_out and out share memory"));
+    CHECK_THROWS_WITH(m.predict_with_variance(xv, ones, sig, prediction::sample, ov,
+                                              tensor_view<float>{x.data() + 4, B, D}),
+                      Contains("variance_out and x share memory"));
+    CHECK(m.net().calls == 0);
+    m.predict_with_variance(xv, ones, sig, prediction::sample, ov, vv);
+    CHECK(m.net().calls == 1);
+    CHECK(out[0] == 0.5f);
+    CHECK(var[0] == 0.5f);
 }

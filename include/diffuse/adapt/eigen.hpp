@@ -1,22 +1,22 @@
 #pragma once
-// Adapters for Eigen (CMake target diffuse::eigen): zero-copy views of Eigen's own storage.
+// Adapters for Eigen's dense module (CMake target diffuse::eigen): zero-copy views of Eigen's own storage.
 //
 //   Eigen::Matrix / Eigen::Array      column-major: a column is a sample (batch = cols, per_sample = rows)
 //                                     row-major:    a row is a sample    (batch = rows, per_sample = cols)
 //   Eigen::Map of a Matrix / Array    the same, when the Map has the default (contiguous) stride
-//   Eigen::Tensor / TensorFixedSize   column-major: batch = last dimension; row-major: batch = first
-//   Eigen::TensorMap of those         dimension; per_sample = the product of the other dimensions
+//
+// Eigen::Tensor, TensorFixedSize and TensorMap are adapted by diffuse/adapt/eigen_tensor.hpp, which
+// brings in Eigen's (unsupported) Tensor module; this header needs only <Eigen/Core>.
 //
 // In each case sample b is the b-th contiguous block of per_sample elements, which is what
 // diffuse::tensor_view promises. Elements must be float or double.
 //
-// Lazy expressions (`a + b`, `m.transpose()`, blocks, Refs, tensor operations) own no memory and must
-// never cross diffuse's API: passing one to diffuse::view stops compilation with one sentence asking
-// to evaluate it into a Matrix, Array or Tensor first. A Map with a custom stride is rejected the same
-// way, because its elements are not contiguous.
+// Lazy expressions (`a + b`, `m.transpose()`, blocks, Refs) own no memory and must never cross diffuse's
+// API: passing one to diffuse::view stops compilation with one sentence asking to evaluate it into a
+// Matrix or Array first. A Map with a custom stride is rejected the same way, because its elements are
+// not contiguous.
 
 #include <Eigen/Core>
-#include <unsupported/Eigen/CXX11/Tensor>
 
 #include <concepts>
 #include <cstddef>
@@ -39,16 +39,6 @@ template <class T>
 concept eigen_plain = is_eigen_plain<std::remove_const_t<T>>::value && scalar<typename T::Scalar>;
 
 template <class T>
-struct is_eigen_tensor_plain : std::false_type {};
-template <class S, int N, int O, class I>
-struct is_eigen_tensor_plain<Eigen::Tensor<S, N, O, I>> : std::true_type {};
-template <class S, class D, int O, class I>
-struct is_eigen_tensor_plain<Eigen::TensorFixedSize<S, D, O, I>> : std::true_type {};
-
-template <class T>
-concept eigen_tensor_plain = is_eigen_tensor_plain<std::remove_const_t<T>>::value && scalar<typename T::Scalar>;
-
-template <class T>
 struct is_eigen_map : std::false_type {
     static constexpr bool strided = false;
 };
@@ -58,23 +48,14 @@ struct is_eigen_map<Eigen::Map<P, O, S>> : std::true_type {
 };
 
 template <class T>
-struct is_eigen_tensor_map : std::false_type {};
-template <class P, int O, template <class> class M>
-struct is_eigen_tensor_map<Eigen::TensorMap<P, O, M>> : std::true_type {};
-
-// Anything of Eigen's dense or tensor class hierarchies.
-template <class T>
-concept eigen_object = std::derived_from<T, Eigen::EigenBase<T>> ||
-                       std::derived_from<T, Eigen::TensorBase<T, Eigen::ReadOnlyAccessors>>;
-
-template <class T>
 concept eigen_strided_map = is_eigen_map<T>::strided;
 
-// An Eigen object that owns or maps no storage of its own: an expression, a block, a Ref, ...
-// (Matrix<int> and the like are not expressions: they fail with diffuse::view's general sentence.)
+// An object of Eigen's dense class hierarchy that owns or maps no storage of its own: an expression, a
+// block, a Ref, ... (Matrix<int> and the like are not expressions: they fail with diffuse::view's general
+// sentence.)
 template <class T>
-concept eigen_expression = eigen_object<T> && !is_eigen_plain<T>::value && !is_eigen_tensor_plain<T>::value &&
-                           !is_eigen_map<T>::value && !is_eigen_tensor_map<T>::value;
+concept eigen_expression = std::derived_from<T, Eigen::EigenBase<T>> && !is_eigen_plain<T>::value &&
+                           !is_eigen_map<T>::value;
 
 // Shared by Matrix, Array and their Maps: sample-major order follows the storage order.
 template <class X, class Value>
@@ -87,34 +68,6 @@ struct eigen_dense_traits {
     }
     static std::size_t per_sample(const X& x) {
         return static_cast<std::size_t>(X::IsRowMajor ? x.cols() : x.rows());
-    }
-};
-
-// Shared by Tensor, TensorFixedSize and TensorMap. The batch dimension is the slowest-varying one:
-// the last for column-major storage, the first for row-major. A rank-0 tensor is one sample of one.
-template <class X, class Value>
-struct eigen_tensor_traits {
-    using value_type = Value;
-    static constexpr memory_space space = memory_space::host;
-    static constexpr int rank = X::NumIndices;
-    static constexpr bool row_major = static_cast<int>(X::Layout) == static_cast<int>(Eigen::RowMajor);
-    static constexpr int batch_dim = row_major ? 0 : rank - 1;
-
-    static value_type* data(X& x) { return x.data(); }
-    static std::size_t batch(const X& x) {
-        if constexpr (rank == 0) {
-            return 1;
-        } else {
-            return static_cast<std::size_t>(x.dimension(batch_dim));
-        }
-    }
-    // The product of the other dimensions (not size / batch, which would divide by zero when batch = 0).
-    static std::size_t per_sample(const X& x) {
-        std::size_t n = 1;
-        for (int d = 0; d < rank; ++d) {
-            if (d != batch_dim) n *= static_cast<std::size_t>(x.dimension(d));
-        }
-        return n;
     }
 };
 
@@ -141,22 +94,6 @@ struct tensor_traits<Eigen::Map<P, O, Eigen::Stride<0, 0>>>
                                  std::conditional_t<std::is_const_v<P>, const typename P::Scalar,
                                                     typename P::Scalar>> {};
 
-template <class S, int N, int O, class I>
-    requires scalar<S>
-struct tensor_traits<Eigen::Tensor<S, N, O, I>> : detail::eigen_tensor_traits<Eigen::Tensor<S, N, O, I>, S> {};
-
-template <class S, class D, int O, class I>
-    requires scalar<S>
-struct tensor_traits<Eigen::TensorFixedSize<S, D, O, I>>
-    : detail::eigen_tensor_traits<Eigen::TensorFixedSize<S, D, O, I>, S> {};
-
-template <class P, int O>
-    requires detail::eigen_tensor_plain<P>
-struct tensor_traits<Eigen::TensorMap<P, O, Eigen::MakePointer>>
-    : detail::eigen_tensor_traits<Eigen::TensorMap<P, O, Eigen::MakePointer>,
-                                  std::conditional_t<std::is_const_v<P>, const typename P::Scalar,
-                                                     typename P::Scalar>> {};
-
 // Chosen over the general diffuse::view for the Eigen types above that are not adapted, so that the
 // compiler reports one sentence naming the remedy.
 template <class T>
@@ -164,8 +101,8 @@ template <class T>
 [[nodiscard]] constexpr auto view(T&&) {
     static_assert(detail::eigen_rejected<std::remove_cvref_t<T>>::value,
                   "diffuse: this is an Eigen expression (such as a + b, a product, a transpose, a block or a "
-                  "Ref), which owns no contiguous memory; evaluate it into an Eigen::Matrix, Eigen::Array or "
-                  "Eigen::Tensor first (Eigen::MatrixXf m = a + b;) and pass that.");
+                  "Ref), which owns no contiguous memory; evaluate it into an Eigen::Matrix or Eigen::Array "
+                  "first (Eigen::MatrixXf m = a + b;) and pass that.");
     return tensor_view<float>{};
 }
 

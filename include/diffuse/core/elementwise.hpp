@@ -8,6 +8,8 @@
 // A coefficient (or bound) is a number, or diffuse::per_sample(span) holding one value per sample:
 // mixed-strength batches and per-sample time need that. `out` may be the very same tensor as an
 // input (x = a·x + b·e is fine); partial overlap is rejected. Shapes must match exactly.
+// A call that cannot work (a non-tensor, a const output, float mixed with double) stops compilation with
+// one sentence saying so, and nothing else of the call is compiled, so that sentence is the only error.
 
 #include <cstddef>
 #include <span>
@@ -80,12 +82,41 @@ template <class Out>
     return o;
 }
 
-template <class T, class V>
-void require_same_type(const char* where) {
-    static_assert(std::is_same_v<std::remove_const_t<typename V::value_type>, T>,
-                  "diffuse: all tensors of one primitive call must have the same element type (float or double)");
-    static_assert(V::space == memory_space::host, "diffuse: tensors of one call must live in the same memory space");
-    (void)where;
+// The compile-time checks of a primitive's tensors (the output, when it has one, first), reported one at a
+// time: the first check that fails names the mistake in a sentence and the primitive compiles nothing else,
+// so that sentence is the first (and only) error, before any cast or call that would fail after it.
+template <class Out, class... Ins>
+constexpr bool check_primitive_tensors() {
+    if constexpr (!tensor<Out>) {
+        static_assert(tensor<Out>,
+                      "diffuse: the output of this primitive is not a tensor diffuse knows: pass a container or a view "
+                      "(evaluate an Eigen or xtensor expression first), include its adapter (diffuse/adapt/std.hpp, "
+                      "eigen.hpp, eigen_tensor.hpp, xtensor.hpp) or specialise diffuse::tensor_traits");
+        return false;
+    } else if constexpr (!(tensor<Ins> && ...)) {
+        static_assert((tensor<Ins> && ...),
+                      "diffuse: an input of this primitive is not a tensor diffuse knows: pass a container or a view "
+                      "(evaluate an Eigen or xtensor expression first), include its adapter (diffuse/adapt/std.hpp, "
+                      "eigen.hpp, eigen_tensor.hpp, xtensor.hpp) or specialise diffuse::tensor_traits");
+        return false;
+    } else if constexpr (std::is_const_v<typename view_t<Out>::value_type>) {
+        static_assert(!std::is_const_v<typename view_t<Out>::value_type>,
+                      "diffuse: the output tensor must be writable (not const)");
+        return false;
+    } else if constexpr (!(std::is_same_v<tensor_value_t<Ins>, tensor_value_t<Out>> && ...)) {
+        static_assert((std::is_same_v<tensor_value_t<Ins>, tensor_value_t<Out>> && ...),
+                      "diffuse: all tensors of one primitive call must have the same element type (float or double): "
+                      "convert the float tensors to double (or the double ones to float) first");
+        return false;
+    } else if constexpr (tensor_space_v<Out> != memory_space::host ||
+                         ((tensor_space_v<Ins> != memory_space::host) || ...)) {
+        static_assert(tensor_space_v<Out> == memory_space::host && ((tensor_space_v<Ins> == memory_space::host) && ...),
+                      "diffuse: this tensor lives in device memory; include the CUDA backend "
+                      "(diffuse/cuda/primitives.cuh) to run primitives on it");
+        return false;
+    } else {
+        return true;
+    }
 }
 
 template <class T, class Coefs, class Ptrs, std::size_t... I>
@@ -119,36 +150,48 @@ auto odds(Tuple&& t, std::index_sequence<I...>) {
 struct lincomb_t {
     // out = c0·x0 + c1·x1 + ...  (one pass over memory; out may alias an input exactly)
     template <class Out, class... Args>
-        requires(sizeof...(Args) >= 2 && sizeof...(Args) % 2 == 0)
     void operator()(Out&& out, Args&&... args) const {
-        constexpr std::size_t K = sizeof...(Args) / 2;
-        auto all = std::forward_as_tuple(std::forward<Args>(args)...);
-        auto coefs = detail::evens(all, std::make_index_sequence<K>{});
-        auto ins = detail::odds(all, std::make_index_sequence<K>{});
-        run(std::forward<Out>(out), coefs, ins, std::make_index_sequence<K>{});
+        if constexpr (sizeof...(Args) < 2 || sizeof...(Args) % 2 != 0) {
+            static_assert(sizeof...(Args) >= 2 && sizeof...(Args) % 2 == 0,
+                          "diffuse::lincomb: call it as lincomb(out, c0, x0, c1, x1, ...): after out, arguments come in "
+                          "(coefficient, tensor) pairs");
+        } else {
+            constexpr std::size_t K = sizeof...(Args) / 2;
+            auto all = std::forward_as_tuple(std::forward<Args>(args)...);
+            auto coefs = detail::evens(all, std::make_index_sequence<K>{});
+            auto ins = detail::odds(all, std::make_index_sequence<K>{});
+            run(std::forward<Out>(out), coefs, ins, std::make_index_sequence<K>{});
+        }
     }
 
 private:
+    template <class Coefs, class Ins, class Out, std::size_t... I>
+    static constexpr bool check_arguments(std::index_sequence<I...>) {
+        if constexpr (!(coefficient<std::tuple_element_t<I, Coefs>> && ...)) {
+            static_assert((coefficient<std::tuple_element_t<I, Coefs>> && ...),
+                          "diffuse::lincomb: arguments alternate coefficient, tensor: a coefficient is a number or "
+                          "diffuse::per_sample(values)");
+            return false;
+        } else {
+            return detail::check_primitive_tensors<Out, std::tuple_element_t<I, Ins>...>();
+        }
+    }
+
     template <class Out, class Coefs, class Ins, std::size_t... I>
-    static void run(Out&& out, const Coefs& coefs, const Ins& ins, std::index_sequence<I...>) {
-        static_assert((coefficient<std::tuple_element_t<I, Coefs>> && ...),
-                      "diffuse::lincomb: arguments alternate coefficient, tensor: a coefficient is a number or "
-                      "diffuse::per_sample(values)");
-        static_assert((tensor<std::tuple_element_t<I, Ins>> && ...),
-                      "diffuse::lincomb: arguments alternate coefficient, tensor: a tensor argument is not a "
-                      "tensor diffuse knows (include its adapter or specialise diffuse::tensor_traits)");
-        auto o = detail::writable_view(std::forward<Out>(out), "lincomb");
-        using T = std::remove_const_t<typename decltype(o)::value_type>;
-        const auto views = std::make_tuple(view(std::get<I>(ins))...);
-        (detail::require_same_type<T, std::tuple_element_t<I, std::remove_const_t<decltype(views)>>>("lincomb"), ...);
-        (detail::check_input(o, std::get<I>(views), "lincomb", I), ...);
-        (detail::check_coef(std::get<I>(coefs), o.batch, "lincomb", I), ...);
-        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-            const std::size_t off = b * o.per_sample + j0;
-            const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
-            const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
-            detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
-        });
+    static void run(Out&& out, const Coefs& coefs, const Ins& ins, std::index_sequence<I...> seq) {
+        if constexpr (check_arguments<Coefs, Ins, Out>(seq)) {
+            const auto o = view(std::forward<Out>(out));
+            using T = std::remove_const_t<typename decltype(o)::value_type>;
+            const auto views = std::make_tuple(view(std::get<I>(ins))...);
+            (detail::check_input(o, std::get<I>(views), "lincomb", I), ...);
+            (detail::check_coef(std::get<I>(coefs), o.batch, "lincomb", I), ...);
+            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                const std::size_t off = b * o.per_sample + j0;
+                const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
+                const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+                detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
+            });
+        }
     }
 };
 inline constexpr lincomb_t lincomb{};
@@ -157,17 +200,23 @@ struct transform_t {
     // out[i] = f(x0[i], x1[i], ...) for every element (f must be a pure element-wise function).
     template <class Out, class F, class... Ins>
     void operator()(Out&& out, F&& f, Ins&&... ins) const {
-        static_assert((tensor<Ins> && ...), "diffuse::transform: every input must be a tensor diffuse knows");
-        auto o = detail::writable_view(std::forward<Out>(out), "transform");
-        using T = std::remove_const_t<typename decltype(o)::value_type>;
-        const auto views = std::make_tuple(view(std::forward<Ins>(ins))...);
-        run<T>(o, f, views, std::index_sequence_for<Ins...>{});
+        if constexpr (detail::check_primitive_tensors<Out, Ins...>()) {
+            const auto o = view(std::forward<Out>(out));
+            using T = std::remove_const_t<typename decltype(o)::value_type>;
+            // f(x0[i], x1[i], ...): one const T& per input
+            constexpr bool callable = std::is_invocable_v<F&, std::conditional_t<true, const T&, Ins>...>;
+            static_assert(callable,
+                          "diffuse::transform: f must be callable with one element of every input (float or double)");
+            if constexpr (callable) {
+                const auto views = std::make_tuple(view(std::forward<Ins>(ins))...);
+                run<T>(o, f, views, std::index_sequence_for<Ins...>{});
+            }
+        }
     }
 
 private:
     template <class T, class O, class F, class Views, std::size_t... I>
     static void run(const O& o, F& f, const Views& views, std::index_sequence<I...>) {
-        (detail::require_same_type<T, std::tuple_element_t<I, Views>>("transform"), ...);
         (detail::check_input(o, std::get<I>(views), "transform", I), ...);
         detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
             const std::size_t off = b * o.per_sample + j0;
@@ -181,29 +230,33 @@ inline constexpr transform_t transform{};
 
 struct clamp_t {
     // out = min(max(x, lo), hi); lo and hi are numbers or per-sample values, lo <= hi.
-    template <class Out, class In, coefficient Lo, coefficient Hi>
+    template <class Out, class In, class Lo, class Hi>
     void operator()(Out&& out, In&& in, const Lo& lo, const Hi& hi) const {
-        auto o = detail::writable_view(std::forward<Out>(out), "clamp");
-        using T = std::remove_const_t<typename decltype(o)::value_type>;
-        const auto x = view(std::forward<In>(in));
-        detail::require_same_type<T, decltype(x)>("clamp");
-        detail::check_input(o, x, "clamp", 0);
-        detail::check_coef(lo, o.batch, "clamp", 0);
-        detail::check_coef(hi, o.batch, "clamp", 1);
-        for (std::size_t b = 0; b < o.batch; ++b) {
-            const double l = detail::coef_at<double>(lo, b), h = detail::coef_at<double>(hi, b);
-            detail::require(l <= h, "clamp", "lo", l, "<= hi = " + std::to_string(h));
-        }
-        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-            const std::size_t off = b * o.per_sample + j0;
-            const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
-            T* d = o.data + off;
-            const T* s = x.data + off;
-            for (std::size_t j = 0; j < j1 - j0; ++j) {
-                const T v = s[j] < l ? l : s[j];
-                d[j] = v > h ? h : v;
+        if constexpr (!coefficient<Lo> || !coefficient<Hi>) {
+            static_assert(coefficient<Lo> && coefficient<Hi>,
+                          "diffuse::clamp: the bounds lo and hi are numbers or diffuse::per_sample(values)");
+        } else if constexpr (detail::check_primitive_tensors<Out, In>()) {
+            const auto o = view(std::forward<Out>(out));
+            using T = std::remove_const_t<typename decltype(o)::value_type>;
+            const auto x = view(std::forward<In>(in));
+            detail::check_input(o, x, "clamp", 0);
+            detail::check_coef(lo, o.batch, "clamp", 0);
+            detail::check_coef(hi, o.batch, "clamp", 1);
+            for (std::size_t b = 0; b < o.batch; ++b) {
+                const double l = detail::coef_at<double>(lo, b), h = detail::coef_at<double>(hi, b);
+                detail::require(l <= h, "clamp", "lo", l, "<= hi = " + std::to_string(h));
             }
-        });
+            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                const std::size_t off = b * o.per_sample + j0;
+                const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
+                T* d = o.data + off;
+                const T* s = x.data + off;
+                for (std::size_t j = 0; j < j1 - j0; ++j) {
+                    const T v = s[j] < l ? l : s[j];
+                    d[j] = v > h ? h : v;
+                }
+            });
+        }
     }
 };
 inline constexpr clamp_t clamp{};

@@ -2,7 +2,7 @@
 // The host thread pool behind the primitives. Work is always cut into the same pieces whatever the
 // thread count, so results (reductions included) are bitwise identical for any number of threads.
 //
-//   diffuse::set_num_threads(4);   // 0 = std::thread::hardware_concurrency(); default 1
+//   diffuse::set_num_threads(4);   // 0 = std::thread::hardware_concurrency(); default 1; at most max_num_threads()
 //
 // Only tensors of at least detail::parallel_threshold elements are split; smaller ones run inline.
 
@@ -13,8 +13,11 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "diffuse/core/error.hpp"
 
 namespace diffuse {
 namespace detail {
@@ -34,18 +37,23 @@ public:
 
     [[nodiscard]] unsigned threads() const noexcept { return threads_.load(); }
 
+    // n threads in all (the caller's included). When the system refuses to start a thread, the pool goes back
+    // to the count it had and the std::system_error propagates.
     void resize(unsigned n) {
         std::lock_guard run_lock(run_mutex_);
-        {
-            std::lock_guard lock(mutex_);
-            stop_ = true;
+        const unsigned previous = threads_;
+        stop_workers();
+        try {
+            start_workers(std::max(1u, n));
+        } catch (...) {
+            stop_workers();
+            try {
+                start_workers(previous);
+            } catch (...) {
+                stop_workers();  // not even the old count: one thread, which needs no worker
+            }
+            throw;
         }
-        wake_.notify_all();
-        for (auto& w : workers_) w.join();
-        workers_.clear();
-        stop_ = false;
-        threads_ = std::max(1u, n);
-        for (unsigned i = 1; i < threads_; ++i) workers_.emplace_back([this] { worker(); });
     }
 
     // Calls f(i) for every i in [0, n) and returns when all are done. The calling thread works too.
@@ -76,6 +84,24 @@ public:
 
 private:
     thread_pool() = default;
+
+    // Joins every worker; afterwards the pool has one thread (the caller's).
+    void stop_workers() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+        workers_.clear();
+        stop_ = false;
+        threads_ = 1;
+    }
+    void start_workers(unsigned n) {
+        workers_.reserve(n - 1);
+        while (workers_.size() + 1 < n) workers_.emplace_back([this] { worker(); });
+        threads_ = n;
+    }
 
     static bool& in_worker() {
         thread_local bool flag = false;
@@ -146,8 +172,19 @@ void for_each_segment(std::size_t batch, std::size_t per_sample, F&& f) {
 
 }  // namespace detail
 
-// Sets the number of host threads the primitives may use (0: all hardware threads).
+// The most host threads set_num_threads accepts: 64 per hardware thread, and never fewer than 1024. Beyond
+// that a count is a mistake (−1 converted to 4294967295, say), not a machine.
+[[nodiscard]] inline unsigned max_num_threads() {
+    return std::max(1024u, 64u * std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// Sets the number of host threads the primitives may use (0: all hardware threads). A count above
+// max_num_threads() throws diffuse::error and leaves the current count as it was.
 inline void set_num_threads(unsigned n) {
+    detail::require(n <= max_num_threads(), "set_num_threads", "n", n,
+                    "[0, " + std::to_string(max_num_threads()) + "] (0 = all " +
+                        std::to_string(std::thread::hardware_concurrency()) +
+                        " hardware threads; the bound is max(1024, 64 x hardware threads))");
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
     if (n != detail::thread_pool::instance().threads()) detail::thread_pool::instance().resize(n);
 }

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
@@ -63,6 +65,32 @@ void per_sample_sum(const X& x, const Y& y, std::span<double> out, const char* w
     }
 }
 
+// The compile-time checks of a reduction's inputs, one sentence at a time (the first failing check is the
+// only error: the reduction compiles nothing else).
+template <class... Xs>
+constexpr bool check_reduce_inputs() {
+    if constexpr (!(tensor<Xs> && ...)) {
+        static_assert((tensor<Xs> && ...),
+                      "diffuse: the input of this reduction is not a tensor diffuse knows: pass a container or a view "
+                      "(evaluate an Eigen or xtensor expression first), include its adapter (diffuse/adapt/std.hpp, "
+                      "eigen.hpp, eigen_tensor.hpp, xtensor.hpp) or specialise diffuse::tensor_traits");
+        return false;
+    } else if constexpr (!(std::is_same_v<tensor_value_t<Xs>, tensor_value_t<std::tuple_element_t<0, std::tuple<Xs...>>>> &&
+                           ...)) {
+        static_assert((std::is_same_v<tensor_value_t<Xs>, tensor_value_t<std::tuple_element_t<0, std::tuple<Xs...>>>> &&
+                       ...),
+                      "diffuse: both tensors of a reduction must have the same element type (float or double): convert "
+                      "one of them first");
+        return false;
+    } else if constexpr (((tensor_space_v<Xs> != memory_space::host) || ...)) {
+        static_assert(((tensor_space_v<Xs> == memory_space::host) && ...),
+                      "diffuse: this tensor lives in device memory; include the CUDA backend to reduce it");
+        return false;
+    } else {
+        return true;
+    }
+}
+
 template <class X>
 [[nodiscard]] auto host_input(X&& x) {
     auto v = view(std::forward<X>(x));
@@ -73,62 +101,74 @@ template <class X>
 
 }  // namespace detail
 
-template <tensor X>
+template <class X>
 void sum_squares(X&& x, std::span<double> out) {
-    const auto v = detail::host_input(std::forward<X>(x));
-    detail::per_sample_sum(v, v, out, "sum_squares", [](double a, double) { return a * a; });
+    if constexpr (detail::check_reduce_inputs<X>()) {
+        const auto v = detail::host_input(std::forward<X>(x));
+        detail::per_sample_sum(v, v, out, "sum_squares", [](double a, double) { return a * a; });
+    }
 }
 
-template <tensor X, tensor Y>
+template <class X, class Y>
 void dot(X&& x, Y&& y, std::span<double> out) {
-    const auto a = detail::host_input(std::forward<X>(x));
-    const auto b = detail::host_input(std::forward<Y>(y));
-    static_assert(std::is_same_v<decltype(a), decltype(b)>, "diffuse::dot: both tensors must have the same element type");
-    detail::per_sample_sum(a, b, out, "dot", [](double u, double v) { return u * v; });
+    if constexpr (detail::check_reduce_inputs<X, Y>()) {
+        const auto a = detail::host_input(std::forward<X>(x));
+        const auto b = detail::host_input(std::forward<Y>(y));
+        detail::per_sample_sum(a, b, out, "dot", [](double u, double v) { return u * v; });
+    }
 }
 
-template <tensor X>
+template <class X>
 void mean(X&& x, std::span<double> out) {
-    const auto v = detail::host_input(std::forward<X>(x));
-    detail::require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
-    detail::per_sample_sum(v, v, out, "mean", [](double a, double) { return a; });
-    for (auto& m : out) m /= double(v.per_sample);
+    if constexpr (detail::check_reduce_inputs<X>()) {
+        const auto v = detail::host_input(std::forward<X>(x));
+        detail::require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
+        detail::per_sample_sum(v, v, out, "mean", [](double a, double) { return a; });
+        for (auto& m : out) m /= double(v.per_sample);
+    }
 }
 
 // The q-quantile of |x| per sample, as torch.quantile(x.abs(), q, dim=1) computes it in the tensor's
 // precision: rank = q·(n−1), then torch.lerp between the neighbouring order statistics.
-// `scratch` is reused between calls to avoid allocation in sampling loops.
-template <tensor X>
-void quantile_abs(X&& x, double q, std::span<double> out,
-                  std::vector<std::remove_const_t<tensor_value_t<X>>>& scratch) {
-    using T = std::remove_const_t<tensor_value_t<X>>;
-    const auto v = detail::host_input(std::forward<X>(x));
-    detail::require(q >= 0.0 && q <= 1.0, "quantile_abs", "q", q, "[0, 1]");
-    detail::require(v.per_sample > 0, "quantile_abs", "per_sample", v.per_sample, ">= 1");
-    if (out.size() != v.batch)
-        detail::fail("quantile_abs", "out has " + std::to_string(out.size()) + " values but the batch has " +
-                                         std::to_string(v.batch));
-    scratch.resize(v.per_sample);
-    const T rank = static_cast<T>(q) * static_cast<T>(v.per_sample - 1);
-    const auto below = static_cast<std::size_t>(rank);
-    const std::size_t above = std::min(below + 1, v.per_sample - 1);
-    const T w = rank - static_cast<T>(below);
-    for (std::size_t b = 0; b < v.batch; ++b) {
-        const T* s = v.sample(b);
-        for (std::size_t j = 0; j < v.per_sample; ++j) scratch[j] = std::abs(s[j]);
-        std::nth_element(scratch.begin(), scratch.begin() + std::ptrdiff_t(below), scratch.end());
-        const T lo = scratch[below];
-        const T hi = above == below ? lo : *std::min_element(scratch.begin() + std::ptrdiff_t(below) + 1, scratch.end());
-        // torch.lerp as its vectorised CPU kernel computes it: fma(w, hi − lo, lo) for w < 0.5,
-        // else fma(w − 1, hi − lo, hi). One fma per sample, so the libm fallback costs nothing.
-        out[b] = w < T(0.5) ? std::fma(w, hi - lo, lo) : std::fma(w - T(1), hi - lo, hi);
+// `scratch` (of x's element type) is reused between calls to avoid allocation in sampling loops.
+template <class X, class S>
+void quantile_abs(X&& x, double q, std::span<double> out, std::vector<S>& scratch) {
+    if constexpr (detail::check_reduce_inputs<X>()) {
+        using T = tensor_value_t<X>;
+        static_assert(std::is_same_v<S, T>, "diffuse::quantile_abs: scratch must hold x's element type (float or double)");
+        if constexpr (std::is_same_v<S, T>) {
+            const auto v = detail::host_input(std::forward<X>(x));
+            detail::require(q >= 0.0 && q <= 1.0, "quantile_abs", "q", q, "[0, 1]");
+            detail::require(v.per_sample > 0, "quantile_abs", "per_sample", v.per_sample, ">= 1");
+            if (out.size() != v.batch)
+                detail::fail("quantile_abs", "out has " + std::to_string(out.size()) + " values but the batch has " +
+                                                 std::to_string(v.batch));
+            scratch.resize(v.per_sample);
+            const T rank = static_cast<T>(q) * static_cast<T>(v.per_sample - 1);
+            const auto below = static_cast<std::size_t>(rank);
+            const std::size_t above = std::min(below + 1, v.per_sample - 1);
+            const T w = rank - static_cast<T>(below);
+            for (std::size_t b = 0; b < v.batch; ++b) {
+                const T* s = v.sample(b);
+                for (std::size_t j = 0; j < v.per_sample; ++j) scratch[j] = std::abs(s[j]);
+                std::nth_element(scratch.begin(), scratch.begin() + std::ptrdiff_t(below), scratch.end());
+                const T lo = scratch[below];
+                const T hi =
+                    above == below ? lo : *std::min_element(scratch.begin() + std::ptrdiff_t(below) + 1, scratch.end());
+                // torch.lerp as its vectorised CPU kernel computes it: fma(w, hi − lo, lo) for w < 0.5,
+                // else fma(w − 1, hi − lo, hi). One fma per sample, so the libm fallback costs nothing.
+                out[b] = w < T(0.5) ? std::fma(w, hi - lo, lo) : std::fma(w - T(1), hi - lo, hi);
+            }
+        }
     }
 }
 
-template <tensor X>
+template <class X>
 void quantile_abs(X&& x, double q, std::span<double> out) {
-    std::vector<std::remove_const_t<tensor_value_t<X>>> scratch;
-    quantile_abs(std::forward<X>(x), q, out, scratch);
+    if constexpr (detail::check_reduce_inputs<X>()) {
+        std::vector<tensor_value_t<X>> scratch;
+        quantile_abs(std::forward<X>(x), q, out, scratch);
+    }
 }
 
 }  // namespace diffuse

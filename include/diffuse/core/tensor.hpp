@@ -14,6 +14,9 @@
 
 #include <concepts>
 #include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "diffuse/core/error.hpp"
@@ -104,7 +107,7 @@ template <class T>
     if constexpr (!tensor<T>) {
         static_assert(not_a_tensor<std::remove_cvref_t<T>>::value,
                       "diffuse: this type is not a tensor diffuse knows. Include the adapter for its library "
-                      "(diffuse/adapt/std.hpp, eigen.hpp, xtensor.hpp) or specialise diffuse::tensor_traits "
+                      "(diffuse/adapt/std.hpp, eigen.hpp, eigen_tensor.hpp, xtensor.hpp) or specialise diffuse::tensor_traits "
                       "for it, as examples/custom_tensor.cpp shows.");
         return tensor_view<float>{};
     } else {
@@ -115,6 +118,43 @@ template <class T>
                  static_cast<std::size_t>(traits::per_sample(t))};
     }
 }
+
+namespace detail {
+// Throws diffuse::error unless the view `v` (called `name` in the message) has the shape of `x` (called
+// `x_name`): the check every entry point makes before it writes through a caller's tensor.
+template <class V, class X>
+void require_shape(const V& v, const X& x, std::string_view where, std::string_view name, std::string_view x_name = "x") {
+    if (v.batch != x.batch || v.per_sample != x.per_sample)
+        fail(where, std::string(name) + " is " + std::to_string(v.batch) + " x " + std::to_string(v.per_sample) +
+                        " but " + std::string(x_name) + " is " + std::to_string(x.batch) + " x " +
+                        std::to_string(x.per_sample) + " (samples x elements per sample): " + std::string(name) +
+                        " must have the shape of " + std::string(x_name));
+}
+
+// Throws diffuse::error unless `values` (called `name`) holds one value per sample of a batch of `batch`
+// (or is empty, where `optional`).
+template <class S>
+void require_per_sample(const S& values, std::size_t batch, std::string_view where, std::string_view name,
+                        bool optional = false) {
+    if (values.size() == batch || (optional && values.empty())) return;
+    fail(where, std::string(name) + " has " + std::to_string(values.size()) + " values but the batch has " +
+                    std::to_string(batch) + " samples: it needs one value per sample" +
+                    (optional ? " (or none)" : ""));
+}
+
+// Throws diffuse::error when the views a and b share any element (an output that must not be read as it is
+// written, say).
+template <class A, class B>
+void require_disjoint(const A& a, const B& b, std::string_view where, std::string_view a_name, std::string_view b_name) {
+    if (a.size() == 0 || b.size() == 0) return;
+    const auto* a0 = static_cast<const void*>(a.data);
+    const auto* a1 = static_cast<const void*>(a.data + a.size());
+    const auto* b0 = static_cast<const void*>(b.data);
+    const auto* b1 = static_cast<const void*>(b.data + b.size());
+    if (std::less<>{}(a0, b1) && std::less<>{}(b0, a1))
+        fail(where, std::string(a_name) + " and " + std::string(b_name) + " share memory; they must be separate tensors");
+}
+}  // namespace detail
 
 // Reinterprets a tensor as `batch` samples of equal size (a flat std::vector of B*D values, say).
 template <tensor T>

@@ -14,10 +14,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/process/parameterization.hpp"
+#include "diffuse/samplers/stepper.hpp"
 
 namespace diffuse {
 
@@ -35,15 +38,32 @@ public:
     [[nodiscard]] const auto& time() const { return inner_.time(); }
     [[nodiscard]] Inner& inner() noexcept { return inner_; }
 
+    // The guided `want` prediction at x (the arguments of model::predict): out must have x's shape and
+    // memory of its own; alpha and sigma hold one value per sample, t_net one or none.
     template <tensor X, tensor Out>
     void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
                  std::span<const double> t_net = {}, std::uint64_t first_sample = 0) {
-        const auto x = view(std::forward<X>(x_in));
-        const auto out = detail::writable_view(std::forward<Out>(out_in), "cfg_model::predict");
-        using T = std::remove_const_t<typename decltype(x)::value_type>;
+        if constexpr (!std::is_same_v<tensor_value_t<X>, tensor_value_t<Out>>) {
+            static_assert(std::is_same_v<tensor_value_t<X>, tensor_value_t<Out>>,
+                          "diffuse::cfg_model: x and out must have the same element type (float or double)");
+        } else {
+            guide<tensor_value_t<X>>(view(std::forward<X>(x_in)), alpha, sigma, want,
+                                     detail::writable_view(std::forward<Out>(out_in), "cfg_model::predict"), t_net,
+                                     first_sample);
+        }
+    }
+
+private:
+    template <class T>
+    void guide(tensor_view<const T> x, std::span<const double> alpha, std::span<const double> sigma, prediction want,
+               tensor_view<T> out, std::span<const double> t_net, std::uint64_t first_sample) {
+        constexpr const char* where = "cfg_model::predict";
         const std::size_t B = x.batch, D = x.per_sample;
-        if (alpha.size() != B || sigma.size() != B || (!t_net.empty() && t_net.size() != B))
-            detail::fail("cfg_model::predict", "alpha, sigma and t need one value per sample");
+        detail::require_shape(out, x, where, "out");
+        detail::require_disjoint(out, x, where, "out", "x");  // the conversion below reads x after out is written
+        detail::require_per_sample(alpha, B, where, "alpha");
+        detail::require_per_sample(sigma, B, where, "sigma");
+        detail::require_per_sample(t_net, B, where, "t_net", true);
         auto& x2 = buf<T>(0);
         auto& o2 = buf<T>(1);
         x2.resize(2 * B * D);
@@ -60,8 +80,14 @@ public:
         }
         std::fill(mask_.begin() + std::ptrdiff_t(B), mask_.end(), std::uint8_t{1});
         const prediction native = inner_.predicts();
-        inner_.predict(tensor_view<const T>{x2.data(), 2 * B, D}, a2_, s2_, native, tensor_view<T>{o2.data(), 2 * B, D},
-                       t2_, first_sample, mask_);
+        try {
+            inner_.predict(tensor_view<const T>{x2.data(), 2 * B, D}, a2_, s2_, native,
+                           tensor_view<T>{o2.data(), 2 * B, D}, t2_, first_sample, mask_);
+        } catch (const error& e) {  // name the doubled batch, whose sample numbers the inner message uses
+            detail::fail(where, "in the doubled batch the network saw (2 x " + std::to_string(B) +
+                                    " samples: b conditional, " + std::to_string(B) + " + b unconditional): " +
+                                    std::string(detail::error_text(e)));
+        }
         const tensor_view<T> c{o2.data(), B, D}, u{o2.data() + B * D, B, D};
         lincomb(c, 1.0, c, -1.0, u);              // ĉ − û
         lincomb(out, 1.0, u, scale_, c);          // û + w·(ĉ − û)
@@ -86,7 +112,6 @@ public:
         }
     }
 
-private:
     template <class T>
     static double stddev(const T* p, std::size_t n) {
         double m = 0;

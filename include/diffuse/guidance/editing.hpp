@@ -49,9 +49,12 @@ namespace diffuse {
     return time_grid::per_sample(rows);
 }
 
+// image and noise must have x's shape.
 template <tensor X, tensor Img, tensor Z>
 void img2img_start(X&& x, Img&& image, Z&& noise, std::span<const double> alphas_cumprod, const time_grid& grid) {
     const auto o = detail::writable_view(std::forward<X>(x), "img2img_start");
+    detail::require_shape(view(image), o, "img2img_start", "image");
+    detail::require_shape(view(noise), o, "img2img_start", "noise");
     grid.check_batch(o.batch, "img2img_start");
     std::vector<double> a(o.batch), s(o.batch);
     for (std::size_t b = 0; b < o.batch; ++b) {
@@ -63,7 +66,8 @@ void img2img_start(X&& x, Img&& image, Z&& noise, std::span<const double> alphas
 }
 
 // Keeps the known region on the forward process: after step i the unmasked part (mask 0) is replaced by the
-// known image noised to the next grid point (no noise past the end). mask: 1 = generate, 0 = keep.
+// known image noised to the next grid point (no noise past the end). mask: 1 = generate, 0 = keep; known and
+// mask have x's shape.
 // Noise draws are numbered draw_offset + i so they never collide with the sampler's own draws.
 template <class T, class Noise = counter_noise>
 struct inpaint_observer {
@@ -77,6 +81,10 @@ struct inpaint_observer {
     std::vector<double> a = std::vector<double>(x.batch), s = std::vector<double>(x.batch);
 
     void operator()(const step_info<T>& info) {
+        detail::require_shape(known, x, "inpaint_observer", "known");
+        detail::require_shape(mask, x, "inpaint_observer", "mask");
+        if (z.size() != x.size() || renoised.size() != x.size() || a.size() != x.batch || s.size() != x.batch)
+            detail::fail("inpaint_observer", "x was replaced after construction: make a new observer for a new x");
         for (std::size_t b = 0; b < x.batch; ++b) {
             const auto p = detail::grid_timestep(*grid, info.step + 1, b, alphas_cumprod.size(), true, "inpaint_observer");
             const double ac = p >= 0 ? alphas_cumprod[std::size_t(p)] : 1.0;

@@ -107,33 +107,64 @@ public:
     // out = the `want` prediction at state x = α·x₀ + σ·ε (per-sample α, σ). When t_net is given, the
     // network is called at exactly those times with its own α taken from them; otherwise both are derived
     // from σ/α. `unconditional` (empty, or one flag per sample) reaches the network as
-    // model_cond::unconditional (classifier-free guidance).
+    // model_cond::unconditional (classifier-free guidance). out must have x's shape and its own memory;
+    // alpha and sigma hold one value per sample, t_net and unconditional one or none.
     template <tensor X, tensor Out>
     void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
                  std::span<const double> t_net = {}, std::uint64_t first_sample = 0,
                  std::span<const std::uint8_t> unconditional = {}) {
-        const auto x = view(std::forward<X>(x_in));
-        const auto out = detail::writable_view(std::forward<Out>(out_in), "model::predict");
-        predict_impl(x, alpha, sigma, want, out, tensor_view<std::remove_const_t<typename decltype(x)::value_type>>{},
-                     t_net, first_sample, unconditional);
+        if constexpr (same_element_type<X, Out>()) {
+            constexpr const char* where = "model::predict";
+            const auto x = view(std::forward<X>(x_in));
+            const auto out = detail::writable_view(std::forward<Out>(out_in), where);
+            check_arguments(x, alpha, sigma, out, t_net, unconditional, where);
+            predict_impl(x, alpha, sigma, want, out, tensor_view<tensor_value_t<X>>{}, t_net, first_sample, unconditional);
+        }
     }
 
     // For networks with a learned variance (Nichol & Dhariwal 2021, §3.1): the network writes twice the state's
     // values per sample, [prediction, variance output v]; out receives the `want` prediction and
     // variance_out the raw v (diffusers splits the channels the same way: first half, second half).
+    // out and variance_out must both have x's shape and memory of their own.
     template <tensor X, tensor Out, tensor Var>
     void predict_with_variance(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want,
                                Out&& out_in, Var&& variance_out, std::span<const double> t_net = {},
                                std::uint64_t first_sample = 0) {
-        const auto x = view(std::forward<X>(x_in));
-        const auto out = detail::writable_view(std::forward<Out>(out_in), "model::predict_with_variance");
-        const auto var = detail::writable_view(std::forward<Var>(variance_out), "model::predict_with_variance");
-        if (var.batch != out.batch || var.per_sample != out.per_sample)
-            detail::fail("model::predict_with_variance", "variance_out must have the shape of out");
-        predict_impl(x, alpha, sigma, want, out, var, t_net, first_sample, {});
+        if constexpr (same_element_type<X, Out, Var>()) {
+            constexpr const char* where = "model::predict_with_variance";
+            const auto x = view(std::forward<X>(x_in));
+            const auto out = detail::writable_view(std::forward<Out>(out_in), where);
+            const auto var = detail::writable_view(std::forward<Var>(variance_out), where);
+            check_arguments(x, alpha, sigma, out, t_net, {}, where);
+            detail::require_shape(var, x, where, "variance_out");
+            detail::require_disjoint(var, x, where, "variance_out", "x");
+            detail::require_disjoint(var, out, where, "variance_out", "out");
+            predict_impl(x, alpha, sigma, want, out, var, t_net, first_sample, {});
+        }
     }
 
 private:
+    template <class X, class... Outs>
+    static constexpr bool same_element_type() {
+        constexpr bool same = (std::is_same_v<tensor_value_t<X>, tensor_value_t<Outs>> && ...);
+        static_assert(same, "diffuse::model: x and the output tensors must have the same element type (float or double)");
+        return same;
+    }
+
+    // Every shape and length, before anything is written: an out smaller than x would otherwise be written
+    // past its end.
+    template <class XV, class OV>
+    static void check_arguments(const XV& x, std::span<const double> alpha, std::span<const double> sigma, const OV& out,
+                                std::span<const double> t_net, std::span<const std::uint8_t> unconditional,
+                                const char* where) {
+        detail::require_shape(out, x, where, "out");
+        detail::require_disjoint(out, x, where, "out", "x");  // the conversion reads x after the network wrote out
+        detail::require_per_sample(alpha, x.batch, where, "alpha");
+        detail::require_per_sample(sigma, x.batch, where, "sigma");
+        detail::require_per_sample(t_net, x.batch, where, "t_net", true);
+        detail::require_per_sample(unconditional, x.batch, where, "the unconditional mask", true);
+    }
+
     template <class XV, class OV, class VV>
     void predict_impl(const XV& x, std::span<const double> alpha, std::span<const double> sigma, prediction want,
                       const OV& out, const VV& var, std::span<const double> t_net, std::uint64_t first_sample,
@@ -143,8 +174,6 @@ private:
                       "diffuse::model: the network must be callable as net(tensor_view<const T> x, const model_cond&, "
                       "tensor_view<T> out)");
         const std::size_t B = x.batch;
-        if (alpha.size() != B || sigma.size() != B || (!t_net.empty() && t_net.size() != B))
-            detail::fail("model::predict", "alpha, sigma and t need one value per sample (batch " + std::to_string(B) + ")");
         t_.resize(B);
         scale_.resize(B);
         ca_.resize(B);
@@ -174,8 +203,6 @@ private:
             lincomb(scaled, per_sample(scale_), x);
             x_net = scaled;
         }
-        if (!unconditional.empty() && unconditional.size() != B)
-            detail::fail("model::predict", "the unconditional mask needs one flag per sample (batch " + std::to_string(B) + ")");
         if (var.data == nullptr) {
             net_(x_net, model_cond{t_, unconditional, first_sample}, out);
             check_finite(out);

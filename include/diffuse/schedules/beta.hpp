@@ -68,10 +68,7 @@ enum class alpha_bar_kind { cosine, exp, laplace };
 
 namespace detail {
 
-inline void require_timesteps(std::size_t n, std::string_view where) {
-    require(n >= 1, where, "num_train_timesteps", n, ">= 1");
-    require(n <= (std::size_t{1} << 24), where, "num_train_timesteps", n, "<= 16777216 (2^24)");
-}
+inline void require_timesteps(std::size_t n, std::string_view where) { require_count(n, where, "num_train_timesteps"); }
 
 inline void require_beta_range(double beta_start, double beta_end, std::string_view where) {
     require(beta_start > 0.0 && beta_start < 1.0, where, "beta_start", beta_start, "(0, 1)");
@@ -82,6 +79,7 @@ inline void require_beta_range(double beta_start, double beta_end, std::string_v
 // torch.linspace(start, end, n, dtype=float32) on the CPU. `start` and `end` are Python floats that
 // torch first rounds to float32.
 [[nodiscard]] inline std::vector<float> torch_linspace_f32(double start, double end, std::size_t n) {
+    require_count(n, "torch_linspace_f32", "n", 0);
     std::vector<float> out(n);
     if (n == 0) return out;
     const float a = static_cast<float>(start);

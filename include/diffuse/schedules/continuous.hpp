@@ -69,7 +69,7 @@ struct linear_beta {
 inline void require_linear_beta(double beta_min, double beta_max, std::size_t N, std::string_view where) {
     require(std::isfinite(beta_min) && beta_min > 0.0, where, "beta_min", beta_min, "(0, inf)");
     require(std::isfinite(beta_max) && beta_max >= beta_min, where, "beta_max", beta_max, "[beta_min, inf)");
-    require(N >= 1, where, "N", N, ">= 1");
+    require_count(N, where, "N");
     require(beta_max / static_cast<double>(N) < 1.0, where, "beta_max", beta_max,
             "< N (the discrete betas beta_max/N must stay below 1)");
 }
@@ -109,6 +109,7 @@ struct vp_sde {
     }
     [[nodiscard]] discrete_step discretize(double t) const {
         detail::require_time(t, T, "vp_sde::discretize");
+        detail::require_count(N, "vp_sde::discretize", "N");  // N is a public member: checked where it is used
         const double b = discrete_beta(detail::sde_timestep_index(t, N));
         return {std::sqrt(1.0 - b) - 1.0, std::sqrt(b)};
     }
@@ -165,7 +166,10 @@ struct subvp_sde {
         return {std::exp(l), -std::expm1(2.0 * l)};
     }
     // The reference has no dedicated rule for sub-VP: Euler–Maruyama with dt = 1/N.
-    [[nodiscard]] discrete_step discretize(double t) const { return discretize_em(t, T / static_cast<double>(N)); }
+    [[nodiscard]] discrete_step discretize(double t) const {
+        detail::require_count(N, "subvp_sde::discretize", "N");  // N is a public member: checked where it is used
+        return discretize_em(t, T / static_cast<double>(N));
+    }
     [[nodiscard]] discrete_step discretize_em(double t, double dt) const {
         detail::require_time(t, T, "subvp_sde::discretize_em");
         detail::require(dt > 0.0 && dt <= T, "subvp_sde::discretize_em", "dt", dt, "(0, 1]");
@@ -207,7 +211,7 @@ struct ve_sde {
     ve_sde(double smin, double smax, std::size_t n = 1000) : sigma_min(smin), sigma_max(smax), N(n) {
         detail::require(std::isfinite(smin) && smin > 0.0, "ve_sde", "sigma_min", smin, "(0, inf)");
         detail::require(std::isfinite(smax) && smax > smin, "ve_sde", "sigma_max", smax, "(sigma_min, inf)");
-        detail::require(n >= 1, "ve_sde", "N", n, ">= 1");
+        detail::require_count(n, "ve_sde", "N");
     }
 
     [[nodiscard]] double sigma(double t) const { return sigma_min * std::pow(sigma_max / sigma_min, t); }
@@ -230,6 +234,7 @@ struct ve_sde {
     // SMLD discretisation: i = int(t(N-1)), f = 0, G = sqrt(σ_i² - σ_{i-1}²) with σ_{-1} = 0.
     [[nodiscard]] discrete_step discretize(double t) const {
         detail::require_time(t, T, "ve_sde::discretize");
+        detail::require_count(N, "ve_sde::discretize", "N");  // N is a public member: checked where it is used
         const std::size_t i = detail::sde_timestep_index(t, N);
         const double s = discrete_sigma(i), adj = i == 0 ? 0.0 : discrete_sigma(i - 1);
         return {0.0, std::sqrt(s * s - adj * adj)};

@@ -23,7 +23,7 @@ namespace diffuse {
 namespace detail {
 
 inline void require_sigma_range(std::size_t n, double sigma_min, double sigma_max, std::string_view where) {
-    require(n >= 1, where, "n", n, ">= 1");
+    require_count(n, where, "n");  // before the n + 1 of the trailing 0
     require(std::isfinite(sigma_min) && sigma_min > 0.0, where, "sigma_min", sigma_min, "(0, inf)");
     require(std::isfinite(sigma_max) && sigma_max > sigma_min, where, "sigma_max", sigma_max,
             "(sigma_min, inf) with sigma_min = " + std::to_string(sigma_min));
@@ -76,7 +76,7 @@ inline void require_sigma_range(std::size_t n, double sigma_min, double sigma_ma
 [[nodiscard]] inline std::vector<double> vp_sigmas(std::size_t n, double beta_d = 19.9, double beta_min = 0.1,
                                                    double eps_s = 1e-3) {
     constexpr std::string_view where = "vp_sigmas";
-    detail::require(n >= 1, where, "n", n, ">= 1");
+    detail::require_count(n, where, "n");
     detail::require(std::isfinite(beta_d) && beta_d >= 0.0, where, "beta_d", beta_d, "[0, inf)");
     detail::require(std::isfinite(beta_min) && beta_min >= 0.0 && beta_d + beta_min > 0.0, where, "beta_min",
                     beta_min, "[0, inf) with beta_d + beta_min > 0");
@@ -195,7 +195,7 @@ private:
 
 // k-diffusion DiscreteSchedule.get_sigmas(n): t = linspace(T-1, 0, n), σ by log interpolation, then 0.
 [[nodiscard]] inline std::vector<double> discrete_sigmas_list(const discrete_sigmas& ds, std::size_t n) {
-    detail::require(n >= 1, "discrete_sigmas_list", "n", n, ">= 1");
+    detail::require_count(n, "discrete_sigmas_list", "n");
     std::vector<double> s(n + 1, 0.0);
     for (std::size_t i = 0; i < n; ++i) {
         const double t = std::clamp(ds.t_max() * (1.0 - detail::ramp(i, n)), 0.0, ds.t_max());

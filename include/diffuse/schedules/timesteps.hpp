@@ -46,16 +46,15 @@ enum class timestep_spacing {
 namespace detail {
 
 inline void require_steps(std::size_t num_train_timesteps, std::size_t num_inference_steps, std::string_view where) {
-    require(num_train_timesteps >= 1, where, "num_train_timesteps", num_train_timesteps, ">= 1");
-    require(num_train_timesteps <= (std::size_t{1} << 24), where, "num_train_timesteps", num_train_timesteps,
-            "<= 16777216 (2^24)");
-    require(num_inference_steps >= 1, where, "num_inference_steps", num_inference_steps, ">= 1");
+    require_count(num_train_timesteps, where, "num_train_timesteps");
+    require_count(num_inference_steps, where, "num_inference_steps");
     require(num_inference_steps <= num_train_timesteps, where, "num_inference_steps", num_inference_steps,
             "<= num_train_timesteps = " + std::to_string(num_train_timesteps));
 }
 
 // numpy.linspace(start, stop, n) in float64: i * step + start, the last value set to stop exactly.
 [[nodiscard]] inline std::vector<double> numpy_linspace(double start, double stop, std::size_t n) {
+    require_count(n, "numpy_linspace", "n", 0);
     std::vector<double> y(n);
     if (n == 0) return y;
     if (n == 1) {
@@ -79,6 +78,7 @@ inline void require_steps(std::size_t num_train_timesteps, std::size_t num_infer
 // invalid timestep -1; we keep the first N, which equal diffusers' first N.
 [[nodiscard]] inline std::vector<double> spacing_values(std::size_t T, std::size_t N, timestep_spacing spacing,
                                                         double steps_offset) {
+    require_steps(T, N, "spacing_values");
     std::vector<double> v(N);
     switch (spacing) {
         case timestep_spacing::linspace: {
@@ -145,6 +145,7 @@ enum class prev_timestep_rule {
     detail::require(!timesteps.empty(), where, "timesteps.size()", timesteps.size(), ">= 1");
     detail::require(index < timesteps.size(), where, "index", index,
                     "[0, " + std::to_string(timesteps.size() - 1) + "]");
+    detail::require_count(num_train_timesteps, where, "num_train_timesteps");
     detail::require(num_train_timesteps >= timesteps.size(), where, "num_train_timesteps", num_train_timesteps,
                     ">= timesteps.size() = " + std::to_string(timesteps.size()));
     if (rule == prev_timestep_rule::fixed_stride) {
@@ -183,9 +184,9 @@ struct img2img_start {
 [[nodiscard]] inline img2img_start img2img_start_index(std::size_t num_inference_steps, double strength,
                                                        std::size_t order = 1) {
     constexpr std::string_view where = "img2img_start_index";
-    detail::require(num_inference_steps >= 1, where, "num_inference_steps", num_inference_steps, ">= 1");
+    detail::require_count(num_inference_steps, where, "num_inference_steps");
     detail::require(strength >= 0.0 && strength <= 1.0, where, "strength", strength, "[0, 1]");
-    detail::require(order >= 1, where, "order", order, ">= 1");
+    detail::require_count(order, where, "order");  // t_start·order stays below 2^48
     const double prod = static_cast<double>(num_inference_steps) * strength;  // int() truncates toward 0
     const auto init = std::min(static_cast<std::size_t>(prod), num_inference_steps);
     const std::size_t t_start = num_inference_steps - init;
