@@ -1,8 +1,8 @@
-// Golden parity: every spec under tests/golden/samplers/<part>/*.json runs through the code path of
+// Golden parity: every spec under tests/golden/samplers/<family>/*.json runs through the code path of
 // `diffuse sample` (tools/diffuse/runner.hpp) and is compared with the reference library's result stored
 // beside it (spec "test": {"expected", "rtol", "atol", "reference", optional "nfe": the reference's number of
-// model calls}). Specs come from tools/gen_sampler_golden*.py: s1 (DDPM, DDIM, DDIM inversion vs diffusers),
-// s2 (σ-space samplers vs k-diffusion and diffusers), s3 (score_sde samplers vs its re-implementation).
+// model calls}). Specs come from tools/gen_sampler_golden_*.py: discrete/ (DDPM, DDIM, DDIM inversion vs diffusers),
+// sigma/ (σ-space samplers vs k-diffusion and diffusers), score_sde/ (score_sde samplers vs its re-implementation).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -61,7 +61,7 @@ TEST_CASE("sampler parity with the reference libraries over the golden specs", "
     CHECK(compared == specs.size());
 }
 
-TEST_CASE("spec errors name the field", "[samplers][s1][cli]") {
+TEST_CASE("spec errors name the field", "[samplers][discrete][cli]") {
     auto run = [](const std::string& text) -> std::string {
         try {
             diffuse::cli::run_spec(diffuse::io::parse_json(text), ".");
