@@ -45,8 +45,14 @@ public:
         const double slack = 1e-12 * (hi_ - lo_);  // σ grids computed by pow/exp may overshoot by rounding
         if (s < lo_ && s >= lo_ - slack) s = lo_;
         if (s > hi_ && s <= hi_ + slack) s = hi_;
-        detail::require(s >= lo_ && s <= hi_, "brownian_tree_noise", "sigma", s,
-                        "[" + std::to_string(lo_) + ", " + std::to_string(hi_) + "]");
+        if (!(s >= lo_ && s <= hi_)) {  // the message is built only on failure
+            std::string range = "[";
+            range += std::to_string(lo_);
+            range += ", ";
+            range += std::to_string(hi_);
+            range += "]";
+            detail::require(false, "brownian_tree_noise", "sigma", s, range);
+        }
         const std::size_t n = out.size();
         wa_.assign(n, 0.0);
         wb_.resize(n);
