@@ -37,7 +37,7 @@ template <class T>
 void sigma_family(const time_grid& grid, std::size_t B) {
     const std::size_t D = 6;
     const auto x0 = initial<T>(B, D, grid(0, 0));
-    auto model = [D] { return analytic_model(mix(D), prediction::sample, sigma_time{}); };
+    auto model = [&] { return analytic_model(mix(D), prediction::sample, sigma_time{}); };
     const batch_shape shape{B, D};
     churn_options churn;
     churn.s_churn = 2.0;

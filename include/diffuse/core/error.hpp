@@ -54,6 +54,15 @@ inline void require_count(std::size_t n, std::string_view where, std::string_vie
     throw error(describe(where, param, n, accepted));
 }
 
+// The message of an exception without the "diffuse: " prefix, for re-throwing with context (so the
+// prefix appears once).
+[[nodiscard]] inline std::string_view error_text(const std::exception& e) {
+    std::string_view s = e.what();
+    constexpr std::string_view prefix = "diffuse: ";
+    if (s.substr(0, prefix.size()) == prefix) s.remove_prefix(prefix.size());
+    return s;
+}
+
 // For failures that are not a single out-of-range value (mismatched shapes, corrupt files).
 [[noreturn]] inline void fail(std::string_view where, std::string_view what) {
     throw error("diffuse: " + std::string(where) + ": " + std::string(what));

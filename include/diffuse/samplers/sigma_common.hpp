@@ -9,7 +9,7 @@
 // What is here:
 //   ancestral_step(σ_from, σ_to, η)   the (σ_down, σ_up) split of an ancestral step (k-diffusion's rule)
 //   detail::sigma_state<T>            per-step columns (σ_i, σ_{i+1}), workspaces allocated once
-//   detail::denoise(...)              D(x; σ) through the model, errors naming the step
+//   detail::sigma_stepper<D, T, N>    the common part of the σ-space steppers (D(x; σ) as a request)
 //   detail::draw_noise(...)           one noise draw, passing the σ interval to sources that use it
 //                                     (the Brownian tree of samplers/brownian.hpp)
 
@@ -95,18 +95,6 @@ struct sigma_state {
     };
     [[nodiscard]] buffer make_buffer() const { return buffer{std::vector<T>(batch * per_sample), batch, per_sample}; }
 };
-
-// out = D(x; σ): the model's x₀ prediction at the σ-space state x (α = 1, per-sample σ).
-// A diffuse::error from the model (non-finite output, say) is re-thrown naming the sampler and step.
-template <class Model, class X, class Out>
-void denoise(Model& m, const X& x, std::span<const double> ones, std::span<const double> sigma, const Out& out,
-             std::size_t step, const char* where) {
-    try {
-        m.predict(x, ones, sigma, prediction::sample, out);
-    } catch (const error& e) {
-        fail(where, "step " + std::to_string(step) + " (sigma = " + std::to_string(sigma[0]) + " for sample 0): " + e.what());
-    }
-}
 
 // Calls the noise source for draw `draw`. Sources that understand a noise-level interval (a Brownian
 // tree: the normalised increment (W(σ_to) − W(σ_from)) / √|σ_to − σ_from|) are given it.

@@ -67,7 +67,7 @@ constexpr bool check_sampler_arguments() {
         static_assert(tensor<X>,
                       "diffuse: x is not a tensor diffuse knows: pass a container or a view (evaluate an Eigen or "
                       "xtensor expression into a Matrix/array first), include its adapter (diffuse/adapt/std.hpp, "
-                      "eigen.hpp, xtensor.hpp) or specialise diffuse::tensor_traits (examples/custom_tensor.cpp)");
+                      "eigen.hpp, eigen_tensor.hpp, xtensor.hpp) or specialise diffuse::tensor_traits (examples/custom_tensor.cpp)");
         return false;
     } else {
         static_assert(noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>>,
@@ -109,16 +109,23 @@ struct evaluation {
 
 namespace detail {
 
-// The message of a diffuse::error without its "diffuse: " prefix (so a re-thrown error says it once).
-[[nodiscard]] inline std::string_view error_text(const std::exception& e) {
-    std::string_view s = e.what();
-    constexpr std::string_view prefix = "diffuse: ";
-    if (s.substr(0, prefix.size()) == prefix) s.remove_prefix(prefix.size());
-    return s;
-}
+// Memory for one step's coroutine frame, owned by a stepper and reused by all its steps.
+struct frame_arena {
+    std::unique_ptr<std::max_align_t[]> memory;
+    std::size_t size = 0;
+    static inline thread_local frame_arena* current = nullptr;  // set by begin_step around run_step
 
-// The coroutine type of one step. Its frame is placed in memory owned by the stepper (the first argument of
-// a member coroutine is the object itself), so steps allocate nothing once the first has run.
+    void* get(std::size_t n) {
+        if (n > size) {
+            memory = std::make_unique<std::max_align_t[]>((n + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
+            size = n;
+        }
+        return memory.get();
+    }
+};
+
+// The coroutine type of one step. Its frame is placed in the stepper's frame_arena, so steps allocate
+// nothing once the first has run.
 struct step_task {
     struct promise_type {
         std::exception_ptr exception;
@@ -129,10 +136,9 @@ struct step_task {
         void return_void() noexcept {}
         void unhandled_exception() noexcept { exception = std::current_exception(); }
 
-        template <class Self, class... Args>
-        static void* operator new(std::size_t n, Self& self, Args&...) {
-            return self.frame_memory(n);
-        }
+        // The frame goes into the memory of the stepper whose begin_step is creating it (frame_arena::current);
+        // nothing else creates step coroutines.
+        static void* operator new(std::size_t n) { return frame_arena::current->get(n); }
         static void operator delete(void*, std::size_t) noexcept {}  // the stepper owns the memory
     };
     std::coroutine_handle<promise_type> handle;
@@ -207,7 +213,9 @@ public:
                                      std::to_string(per_sample_));
         if (completed_ == 0) check_initial(x);
         reported_ = true;
+        detail::frame_arena::current = &frame_;
         task_ = self().run_step(tensor_view<T>{x.data, x.batch, x.per_sample});
+        detail::frame_arena::current = nullptr;
         return advance();
     }
     // Push: the caller has written the pending evaluation's out; continues the step. Returns the next
@@ -230,15 +238,6 @@ public:
     template <class Model>
     void fulfil(Model& m, const evaluation<T>& e) {
         evaluate(m, e);
-    }
-
-    // Internal: memory for the step's coroutine frame (used by step_task's operator new).
-    void* frame_memory(std::size_t n) {
-        if (n > frame_size_) {
-            frame_ = std::make_unique<std::max_align_t[]>((n + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
-            frame_size_ = n;
-        }
-        return frame_.get();
     }
 
 protected:
@@ -338,8 +337,7 @@ private:
     evaluation<T> request_{};
     std::span<const double> info_time_{};
     tensor_view<const T> info_denoised_{};
-    std::unique_ptr<std::max_align_t[]> frame_{};
-    std::size_t frame_size_ = 0;
+    detail::frame_arena frame_{};
 };
 
 // The one-call form: every remaining step of the stepper on x, the observer after each reported step
