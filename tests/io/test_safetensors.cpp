@@ -226,9 +226,8 @@ TEST_CASE("safetensors: read_safetensors maps the file and reads back what the w
         st.read_into(st.at("down.0.weight"), std::span<double>(wd));
         for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(wd[i] == double(a[i]));
         std::vector<float> bf(3);
-        st.read_into(st.at("down.0.bias"), std::span<float>(bf));
-        CHECK(bf[0] == float(b[0]));
-        CHECK(std::isinf(bf[1]));
+        // -1e300 lies beyond float's range: a named error (the conversion would be undefined behaviour)
+        CHECK_THROWS_WITH(st.read_into(st.at("down.0.bias"), std::span<float>(bf)), Contains("beyond the range of float"));
         st.read_into(st.at("empty"), std::span<float>());
         copy = st;  // shares the mapping, which outlives `st`
     }
@@ -534,4 +533,37 @@ TEST_CASE("safetensors: flipped bytes and truncations parse within bounds or thr
                  } catch (const diffuse::error&) {
                  }
              });
+}
+
+TEST_CASE("safetensors: an F64 value beyond float's range read as float is an error, not undefined behaviour",
+          "[io][safetensors][errors]") {
+    const double max_float = std::numeric_limits<float>::max(), half_unit = std::ldexp(1.0, 103);
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    auto f64_file = [](const std::vector<double>& v) {
+        diffuse::io::safetensors_writer w;
+        w.add("t", {v.size()}, std::span<const double>(v));
+        return parse_safetensors(w.to_bytes());
+    };
+    const auto big = f64_file({1.0, 1e300});
+    REQUIRE_THROWS_WITH(big.as<float>("t"), Contains("tensor \"t\": element 1") && Contains("beyond the range of float"));
+    std::vector<float> out(2, 7.0f);
+    REQUIRE_THROWS_AS(big.read_into(big.at("t"), std::span<float>(out)), diffuse::error);
+    CHECK(out == std::vector<float>{7.0f, 7.0f});  // refused before anything is written
+    CHECK(big.as<double>("t")[1] == 1e300);          // as double it is exact
+    REQUIRE_THROWS_AS(f64_file({-(max_float + half_unit)}).as<float>("t"), diffuse::error);
+    const auto edge = f64_file({max_float + half_unit / 2, -max_float, nan, -inf, 1e-300}).as<float>("t");
+    CHECK(edge[0] == std::numeric_limits<float>::max());
+    CHECK(edge[1] == -std::numeric_limits<float>::max());
+    CHECK(std::isnan(edge[2]));
+    CHECK(edge[3] == -std::numeric_limits<float>::infinity());
+    CHECK(edge[4] == 0.0f);
+}
+
+TEST_CASE("safetensors_writer: an overflowing shape is refused", "[io][safetensors][errors]") {
+    diffuse::io::safetensors_writer w;
+    const std::vector<float> v(4);
+    // 2^62 · 4 wraps to 0 in 64 bits, and 2^62 · 4 · 4 to 0 as well: neither may pass as 4 or 0 values
+    CHECK_THROWS_WITH(w.add("a", {std::uint64_t{1} << 62, 4}, std::span<const float>()), Contains("overflows 64 bits"));
+    CHECK_THROWS_AS(w.add("b", {std::uint64_t{1} << 62, 4, 4}, std::span<const float>(v)), diffuse::error);
+    CHECK_NOTHROW(w.add("c", {std::uint64_t{1} << 62, 0}, std::span<const float>()));
 }

@@ -9,9 +9,30 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/core/fill_normal.hpp"
+#include "diffuse/samplers/analytic.hpp"
 #include "diffuse/samplers/stepper.hpp"
 
 namespace stepper_check {
+
+// The test data: a two-component Gaussian mixture with D values per sample.
+inline diffuse::gaussian_mixture mixture(std::size_t D) {
+    std::vector<double> means(2 * D);
+    for (std::size_t j = 0; j < D; ++j) {
+        means[j] = 0.5 + 0.01 * double(j % 7);
+        means[D + j] = -0.7 + 0.02 * double(j % 5);
+    }
+    return diffuse::gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
+}
+
+// A batch of scale·z, z standard normal (seed 99).
+template <class T>
+std::vector<T> initial_state(std::size_t B, std::size_t D, double scale = 1.0) {
+    std::vector<T> x(B * D);
+    diffuse::fill_normal(diffuse::tensor_view<T>{x.data(), B, D}, 99, 0);
+    for (auto& v : x) v = T(v * scale);
+    return x;
+}
 
 template <class T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {

@@ -31,23 +31,6 @@ namespace {
 const auto schedule = discrete_schedule::from_config("linear", 1000);
 const std::vector<double>& ac = schedule.alphas_cumprod;
 
-gaussian_mixture mix(std::size_t D) {
-    std::vector<double> means(2 * D);
-    for (std::size_t j = 0; j < D; ++j) {
-        means[j] = 0.5 + 0.01 * double(j % 7);
-        means[D + j] = -0.7 + 0.02 * double(j % 5);
-    }
-    return gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
-}
-
-template <class T>
-std::vector<T> initial(std::size_t B, std::size_t D, double scale = 1.0) {
-    std::vector<T> x(B * D);
-    fill_normal(tensor_view<T>{x.data(), B, D}, 99, 0);
-    for (auto& v : x) v = T(v * scale);
-    return x;
-}
-
 std::string error_of(const std::function<void()>& f) {
     try {
         f();
@@ -76,7 +59,7 @@ std::vector<grid_case> descending_grids() {
 template <class T>
 void ddpm_modes(const grid_case& g) {
     const std::size_t B = g.batch;
-    const auto x0 = initial<T>(B, D);
+    const auto x0 = stepper_check::initial_state<T>(B, D);
     const batch_shape shape{B, D};
     const counter_noise noise{7, 2};
     using stepper_check::check_modes;
@@ -89,7 +72,7 @@ void ddpm_modes(const grid_case& g) {
             o.thresholding = clipping == 2;
             // learned: the network's second half is σ² itself; learned_range: v ∈ [−1, 1]
             auto model = [variance] {
-                auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+                auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
                 m.net().learned_variance = variance == ddpm_variance::learned ? 0.004 : 0.3;
                 return m;
             };
@@ -104,10 +87,10 @@ void ddpm_modes(const grid_case& g) {
 template <class T>
 void ddim_modes(const grid_case& g) {
     const std::size_t B = g.batch;
-    const auto x0 = initial<T>(B, D);
+    const auto x0 = stepper_check::initial_state<T>(B, D);
     const batch_shape shape{B, D};
     const counter_noise noise{8, 1};
-    auto model = [] { return analytic_model(mix(D), prediction::epsilon, discrete_time(ac)); };
+    auto model = [] { return analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac)); };
     using stepper_check::check_modes;
     for (double eta : {0.0, 0.6}) {
         for (int variant = 0; variant < 5; ++variant) {
@@ -128,10 +111,10 @@ void ddim_modes(const grid_case& g) {
 template <class T>
 void lcm_modes(const grid_case& g) {
     const std::size_t B = g.batch;
-    const auto x0 = initial<T>(B, D);
+    const auto x0 = stepper_check::initial_state<T>(B, D);
     const batch_shape shape{B, D};
     const counter_noise noise{9, 3};
-    auto model = [] { return analytic_model(mix(D), prediction::v, discrete_time(ac)); };
+    auto model = [] { return analytic_model(stepper_check::mixture(D), prediction::v, discrete_time(ac)); };
     using stepper_check::check_modes;
     for (int clipping = 0; clipping < 3; ++clipping) {
         lcm_options o;
@@ -154,10 +137,10 @@ void lcm_modes(const grid_case& g) {
 template <class T>
 void ddim_inverse_modes() {
     const std::size_t B = 2;
-    const auto x0 = initial<T>(B, D, 0.5);
+    const auto x0 = stepper_check::initial_state<T>(B, D, 0.5);
     const batch_shape shape{B, D};
     const auto ts = discrete_timesteps(1000, 8, timestep_spacing::leading);
-    auto model = [] { return analytic_model(mix(D), prediction::epsilon, discrete_time(ac)); };
+    auto model = [] { return analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac)); };
     using stepper_check::check_modes;
     for (int target = 0; target < 2; ++target) {
         for (int variant = 0; variant < 3; ++variant) {
@@ -185,7 +168,7 @@ void ddim_inverse_modes() {
 template <class T>
 void consistency_modes() {
     const std::size_t B = 2;
-    const auto x0 = initial<T>(B, D, 20.0);
+    const auto x0 = stepper_check::initial_state<T>(B, D, 20.0);
     const batch_shape shape{B, D};
     struct raw {
         void operator()(tensor_view<const T> u, const model_cond& c, tensor_view<T> out) const {
@@ -232,10 +215,10 @@ TEST_CASE("discrete steppers: a step where every sample holds calls no model, is
     // step 0 holds both rows (equal points), then three real steps
     const time_grid held = discrete_grid(std::vector<std::vector<std::int64_t>>{{700, 700, 400, 100}, {500, 500, 300, 0}});
     const time_grid rest = discrete_grid(std::vector<std::vector<std::int64_t>>{{700, 400, 100}, {500, 300, 0}});
-    const auto x0 = initial<double>(B, D);
+    const auto x0 = stepper_check::initial_state<double>(B, D);
     ddim_options o;
     o.eta = 1.0;
-    auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
     ddim_stepper<double> s({B, D}, ac, held, o, counter_noise{3});
     std::vector<double> x = x0;
     CHECK(s.begin_step(batched(x, B)) == nullptr);  // completed without an evaluation
@@ -259,7 +242,7 @@ TEST_CASE("discrete steppers: a step where every sample holds calls no model, is
     sample_ddim(m, batched(z, B), ac, rest, o, [](const auto& v, std::uint64_t k) { counter_noise{3}(v, k + 1); });
     CHECK(stepper_check::same_bits(x, z));
     // the same holds for DDPM and LCM: nothing evaluated at the held step
-    auto m2 = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    auto m2 = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
     std::vector<double> w = x0;
     sample_ddpm(m2, batched(w, B), ac, held);
     sample_lcm(m2, batched(w, B), ac, held);
@@ -271,7 +254,7 @@ TEST_CASE("discrete steppers: push evaluations state the timesteps; fulfil() ref
     const std::size_t B = 2, D = 4;
     const auto ts = discrete_timesteps(1000, 6, timestep_spacing::leading);
     const auto grid = discrete_grid(ts);
-    const auto x0 = initial<double>(B, D);
+    const auto x0 = stepper_check::initial_state<double>(B, D);
     {
         ddpm_options o;
         o.variance_type = ddpm_variance::learned_range;
@@ -291,7 +274,7 @@ TEST_CASE("discrete steppers: push evaluations state the timesteps; fulfil() ref
     for (auto pred : {prediction::sample, prediction::v}) {
         ddim_options o;
         o.eta = 0.5;
-        auto m = analytic_model(mix(D), pred, discrete_time(ac));
+        auto m = analytic_model(stepper_check::mixture(D), pred, discrete_time(ac));
         std::vector<double> ref = x0, fulfilled = x0, plain = x0;
         sample_ddim(m, batched(ref, B), ac, grid, o);
         ddim_stepper<double> a({B, D}, ac, grid, o), b({B, D}, ac, grid, o);
@@ -365,7 +348,7 @@ TEST_CASE("discrete steppers: a model error names the sampler and step once, and
     // learned variance from a model without predict_with_variance: named at the step
     ddpm_options learned;
     learned.variance_type = ddpm_variance::learned_range;
-    auto inner = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    auto inner = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
     cfg_model<decltype(inner)> guided(inner, 2.0);
     x.assign(B * D, 0.5);
     const auto msg = error_of([&] { sample_ddpm(guided, batched(x, B), ac, grid, learned); });
@@ -376,7 +359,7 @@ TEST_CASE("discrete steppers: a model error names the sampler and step once, and
 TEST_CASE("discrete steppers: a grid without its final -1, or out of order, is a named error before any model call",
           "[steppers][discrete]") {
     const std::size_t B = 2, D = 3;
-    auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+    auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
     std::vector<double> x(B * D, 0.5);
     const auto ts = discrete_timesteps(1000, 5);
     // the user's trap: the timesteps alone, without discrete_grid's −1, used to stop at timestep ts.back()

@@ -22,23 +22,6 @@ using namespace diffuse;
 
 namespace {
 
-gaussian_mixture mix(std::size_t D) {
-    std::vector<double> means(2 * D);
-    for (std::size_t j = 0; j < D; ++j) {
-        means[j] = 0.5 + 0.01 * double(j % 7);
-        means[D + j] = -0.7 + 0.02 * double(j % 5);
-    }
-    return gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
-}
-
-template <class T>
-std::vector<T> initial(std::size_t B, std::size_t D, double sigma) {
-    std::vector<T> x(B * D);
-    fill_normal(tensor_view<T>{x.data(), B, D}, 99, 0);
-    for (auto& v : x) v = T(v * sigma);
-    return x;
-}
-
 // The largest σ of the grid (the top of a Brownian tree's interval; its bottom is 0 so σ_N = 0 is inside).
 double sigma_max(const time_grid& grid) {
     double hi = 0;
@@ -52,8 +35,8 @@ std::string solver_name(dpm_solver_type t) { return t == dpm_solver_type::midpoi
 template <class T>
 void multistep_family(const time_grid& grid, std::size_t B) {
     constexpr std::size_t D = 6;
-    const auto x0 = initial<T>(B, D, grid(0, 0));
-    auto model = [] { return analytic_model(mix(D), prediction::sample, sigma_time{}); };
+    const auto x0 = stepper_check::initial_state<T>(B, D, grid(0, 0));
+    auto model = [] { return analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{}); };
     const batch_shape shape{B, D};
     const counter_noise noise{7, 3};
     const auto tree = [&] { return brownian_tree_noise(11, 0.0, sigma_max(grid), 3); };
@@ -187,8 +170,8 @@ TEST_CASE("multistep steppers: sampling on two-point grids loses the history; a 
     // is that one call, bit for bit.
     const std::vector<double> sig{10.0, 4.0, 1.5, 0.6, 0.2, 0.0};
     const std::size_t B = 2, D = 5;
-    auto m = analytic_model(mix(D), prediction::sample, sigma_time{});
-    const auto x0 = initial<double>(B, D, sig[0]);
+    auto m = analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{});
+    const auto x0 = stepper_check::initial_state<double>(B, D, sig[0]);
     const auto piecewise_differs = [&](auto one_call, auto make_stepper) {
         std::vector<double> whole = x0, piecewise = x0, stepped = x0;
         one_call(batched(whole, B), time_grid(sig));
@@ -212,8 +195,8 @@ TEST_CASE("multistep samplers: one argument order; the observer stops the run wh
           "[steppers][multistep]") {
     const time_grid grid({10.0, 4.0, 1.5, 0.6, 0.2, 0.05, 0.0});
     const std::size_t B = 2, D = 4;
-    auto m = analytic_model(mix(D), prediction::sample, sigma_time{});
-    const auto x0 = initial<double>(B, D, 10.0);
+    auto m = analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{});
+    const auto x0 = stepper_check::initial_state<double>(B, D, 10.0);
     // (model, x, grid, options, noise, observer) for the deterministic samplers too: no_noise in the noise slot
     std::vector<double> stopped = x0, stepped = x0;
     std::vector<std::size_t> seen;
@@ -240,15 +223,15 @@ TEST_CASE("multistep samplers: the one-call form draws from the caller's noise s
     // A Brownian tree keeps workspaces between draws: the one-call form holds the source by reference.
     const time_grid grid({10.0, 4.0, 1.5, 0.6, 0.0});
     const std::size_t B = 1, D = 3;
-    auto m = analytic_model(mix(D), prediction::sample, sigma_time{});
-    std::vector<double> x = initial<double>(B, D, 10.0);
+    auto m = analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{});
+    std::vector<double> x = stepper_check::initial_state<double>(B, D, 10.0);
     counting_noise noise;
     sample_dpmpp_sde(m, batched(x, B), grid, {}, noise);
     CHECK(noise.calls == 6);  // two draws on each step into σ > 0
     sample_dpmpp_2m_sde(m, batched(x, B), grid, {}, noise);
     CHECK(noise.calls == 9);
     brownian_tree_noise tree(3, 0.0, 10.0);
-    std::vector<double> y = initial<double>(B, D, 10.0), z = y;
+    std::vector<double> y = stepper_check::initial_state<double>(B, D, 10.0), z = y;
     sample_dpmpp_3m_sde(m, batched(y, B), grid, {}, tree);
     dpmpp_3m_sde_stepper<double, brownian_tree_noise&> s({B, D}, grid, {}, tree);
     while (!s.done()) s.step(m, batched(z, B));

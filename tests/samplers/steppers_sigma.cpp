@@ -16,28 +16,11 @@ using namespace diffuse;
 
 namespace {
 
-gaussian_mixture mix(std::size_t D) {
-    std::vector<double> means(2 * D);
-    for (std::size_t j = 0; j < D; ++j) {
-        means[j] = 0.5 + 0.01 * double(j % 7);
-        means[D + j] = -0.7 + 0.02 * double(j % 5);
-    }
-    return gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
-}
-
-template <class T>
-std::vector<T> initial(std::size_t B, std::size_t D, double sigma) {
-    std::vector<T> x(B * D);
-    fill_normal(tensor_view<T>{x.data(), B, D}, 99, 0);
-    for (auto& v : x) v = T(v * sigma);
-    return x;
-}
-
 template <class T>
 void sigma_family(const time_grid& grid, std::size_t B) {
     const std::size_t D = 6;
-    const auto x0 = initial<T>(B, D, grid(0, 0));
-    auto model = [&] { return analytic_model(mix(D), prediction::sample, sigma_time{}); };
+    const auto x0 = stepper_check::initial_state<T>(B, D, grid(0, 0));
+    auto model = [&] { return analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{}); };
     const batch_shape shape{B, D};
     churn_options churn;
     churn.s_churn = 2.0;
@@ -77,8 +60,8 @@ TEST_CASE("sigma steppers: stepping on two-point grids is not the workaround; th
     // different run from one call over the whole grid. A stepper driven step by step is that one call.
     const std::vector<double> sig{10.0, 4.0, 1.5, 0.6, 0.0};
     const std::size_t B = 2, D = 5;
-    auto m = analytic_model(mix(D), prediction::sample, sigma_time{});
-    const auto x0 = initial<double>(B, D, sig[0]);
+    auto m = analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{});
+    const auto x0 = stepper_check::initial_state<double>(B, D, sig[0]);
     std::vector<double> whole = x0, piecewise = x0, stepped = x0;
     sample_euler_ancestral(m, batched(whole, B), time_grid(sig));
     for (std::size_t i = 0; i + 1 < sig.size(); ++i)
@@ -132,7 +115,7 @@ TEST_CASE("sigma steppers: a grid that is not a descending σ grid is a named er
     CHECK(message(time_grid({3.0, 1.0, 0.0})) == "no error");
     CHECK(message(time_grid({3.0, 3.0, 0.0})) == "no error");  // a repeated point is a step of zero
     std::vector<double> nan_x{1.0, std::nan("")};
-    auto m = analytic_model(mix(2), prediction::sample, sigma_time{});
+    auto m = analytic_model(stepper_check::mixture(2), prediction::sample, sigma_time{});
     try {
         sample_euler(m, batched(nan_x, 1), time_grid({3.0, 0.0}));
         FAIL("no error");

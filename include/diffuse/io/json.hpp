@@ -9,11 +9,19 @@
 // Strictness: one value surrounded by optional whitespace (space, tab, LF, CR); no comments, no
 // trailing commas, no leading zeros, no NaN/Infinity, no control characters inside strings, only the
 // eight escapes and \uXXXX with properly paired surrogates, valid UTF-8 (no overlong forms, no
-// surrogates, nothing above U+10FFFF). Numbers that overflow a double are rejected. Duplicate object
+// surrogates, nothing above U+10FFFF). Numbers are rounded to the nearest double (subnormals kept): one
+// whose magnitude rounds beyond the largest double (about 1.8e308) is rejected, one that rounds below the
+// smallest subnormal (about 4.9e-324) becomes 0 with its sign (-1e-400 is -0.0); this holds however the
+// literal is written (1 followed by 400 zeros then e-10 overflows; 0. then 400 zeros then 1 is 0). Duplicate object
 // keys are rejected unless json_limits::allow_duplicate_keys. Nesting depth and input size are
 // bounded (json_limits), so no input can exhaust the stack. Errors name the byte offset.
 // Objects keep their members in document order.
+//
+// read_json_file(path) reads a file through io/file.hpp's bounded read: at most json_limits::max_size
+// bytes are read from any file, device or pipe (/dev/zero is refused after max_size bytes, a larger
+// regular file before any byte is read).
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -22,11 +30,13 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "diffuse/core/error.hpp"
+#include "diffuse/io/file.hpp"
 
 namespace diffuse::io {
 
@@ -184,6 +194,12 @@ private:
         }
     }
 
+    // A long literal in an error message: its first 40 characters, the count of the rest.
+    static std::string abbreviated(const std::string& text) {
+        if (text.size() <= 48) return text;
+        return text.substr(0, 40) + "... (" + std::to_string(text.size()) + " characters)";
+    }
+
     static std::string printable(char c) {
         const auto u = static_cast<unsigned char>(c);
         if (u >= 0x20 && u < 0x7f) return std::string(1, c);
@@ -226,6 +242,7 @@ private:
         check_depth(depth);
         ++p_;  // '{'
         json_value::object_type o;
+        std::unordered_set<std::string> seen;  // the keys so far, when duplicates are refused
         skip_ws();
         if (peek() == '}') {
             ++p_;
@@ -236,12 +253,10 @@ private:
             if (peek() != '"') error(at_end() ? "unexpected end of input inside an object" : "expected a string key");
             const std::size_t key_pos = p_;
             std::string key = parse_string();
-            if (!lim_.allow_duplicate_keys)
-                for (const auto& m : o)
-                    if (m.first == key) {
-                        p_ = key_pos;
-                        error("duplicate key \"" + key + "\"");
-                    }
+            if (!lim_.allow_duplicate_keys && !seen.insert(key).second) {  // hashed: linear in the object's size
+                p_ = key_pos;
+                error("duplicate key \"" + key + "\"");
+            }
             skip_ws();
             if (peek() != ':') error("expected ':' after an object key");
             ++p_;
@@ -259,6 +274,38 @@ private:
             }
             error(at_end() ? "unexpected end of input inside an object" : "expected ',' or '}' in an object");
         }
+    }
+
+    // For a valid, non-zero JSON number literal: D such that 10^D <= |value| < 10^(D+1) (only its sign
+    // matters here). Digit counts and the exponent are clamped to about ±2^61, so no literal, however long,
+    // overflows the sum.
+    [[nodiscard]] static std::int64_t decimal_magnitude(std::string_view num) {
+        constexpr std::int64_t clamp = std::int64_t{1} << 61;
+        std::size_t i = num[0] == '-' ? 1 : 0;
+        const std::size_t int_begin = i;
+        while (i < num.size() && num[i] >= '0' && num[i] <= '9') ++i;
+        const std::size_t int_end = i;
+        std::size_t frac_begin = int_end, frac_end = int_end;
+        if (i < num.size() && num[i] == '.') {
+            frac_begin = ++i;
+            while (i < num.size() && num[i] >= '0' && num[i] <= '9') ++i;
+            frac_end = i;
+        }
+        std::int64_t exponent = 0;
+        if (i < num.size()) {  // 'e' or 'E'
+            ++i;
+            const bool negative = num[i] == '-';
+            if (num[i] == '+' || num[i] == '-') ++i;
+            for (; i < num.size(); ++i) exponent = exponent >= clamp / 10 ? clamp : exponent * 10 + (num[i] - '0');
+            if (negative) exponent = -exponent;
+        }
+        auto clamped = [&](std::size_t n) { return std::int64_t(std::min<std::size_t>(n, std::size_t(clamp))); };
+        // position of the leading non-zero digit: in the integer part (10^(digits after it)) or the fraction
+        for (std::size_t k = int_begin; k < int_end; ++k)
+            if (num[k] != '0') return clamped(int_end - k - 1) + exponent;
+        for (std::size_t k = frac_begin; k < frac_end; ++k)
+            if (num[k] != '0') return -clamped(k - frac_begin + 1) + exponent;
+        return exponent;  // zero: never out of range
     }
 
     json_value parse_number() {
@@ -286,18 +333,17 @@ private:
         double d = 0.0;
         const auto res = std::from_chars(text.data(), text.data() + text.size(), d);
         if (res.ec == std::errc::result_out_of_range) {
-            // from_chars reports underflow as out of range too: accept tiny numbers as ±0, reject overflow.
-            bool tiny = false;
-            const auto epos = text.find_first_of("eE");
-            if (epos != std::string::npos) tiny = text[epos + 1] == '-';
-            if (!tiny) {
+            // from_chars reports both overflow (beyond ±DBL_MAX) and underflow (below half the smallest
+            // subnormal) as out of range; the decimal exponent of the leading significant digit tells them
+            // apart (>= 308 for overflow, <= -324 for underflow; nothing in between is out of range).
+            if (decimal_magnitude(text) >= 0) {
                 p_ = start;
-                error("the number " + text + " does not fit in a double");
+                error("the number " + abbreviated(text) + " does not fit in a double");
             }
             d = text[0] == '-' ? -0.0 : 0.0;
         } else if (res.ec != std::errc{} || res.ptr != text.data() + text.size() || !std::isfinite(d)) {
             p_ = start;
-            error("invalid number " + text);
+            error("invalid number " + abbreviated(text));
         }
         return json_value::make_number(d, std::move(text));
     }
@@ -413,6 +459,16 @@ private:
 
 [[nodiscard]] inline json_value parse_json(std::string_view text, const json_limits& limits = {}) {
     return detail::json_parser(text, limits).parse_document();
+}
+
+// The JSON document in the file at `path` (parse_json of its bytes); errors name the file.
+[[nodiscard]] inline json_value read_json_file(const std::string& path, const json_limits& limits = {}) {
+    const auto bytes = read_file(path, limits.max_size, "read_json_file");
+    try {
+        return parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), limits);
+    } catch (const diffuse::error& e) {
+        diffuse::detail::fail("read_json_file", path + ": " + e.what());
+    }
 }
 
 // A JSON string literal (with quotes) for `s`, escaping what RFC 8259 requires. `s` must be UTF-8.

@@ -33,6 +33,7 @@
 //   weights.read_into("conv_in.weight", out);   // whichever shard holds it
 //
 //   diffuse::io::safetensors_writer out;  out.add("w", shape, std::span<const float>(w));  out.write(path);
+// write() is all or nothing (io/file.hpp): the file is complete or an error is thrown and it is left as it was.
 
 #include <algorithm>
 #include <bit>
@@ -54,6 +55,7 @@
 #include <vector>
 
 #include "diffuse/core/error.hpp"
+#include "diffuse/io/file.hpp"
 #include "diffuse/io/json.hpp"
 
 // DIFFUSE_SAFETENSORS_HAS_MMAP: 1 where POSIX mmap is used (define DIFFUSE_SAFETENSORS_NO_MMAP to force the
@@ -240,7 +242,9 @@ public:
     }
 
     // Converts a floating-point tensor (F64, F32, F16, BF16) straight into `out`, which must hold
-    // exactly numel values. F16 and BF16 convert exactly; F64 into float rounds to nearest.
+    // exactly numel values. F16 and BF16 convert exactly; F64 into float rounds to nearest, and an F64
+    // value beyond float's range (a finite one that would round to infinity) throws diffuse::error naming
+    // the element — before anything is written to `out`. Non-float dtypes throw diffuse::error.
     void read_into(const safetensors_entry& e, std::span<float> out) const { convert_into(e, out); }
     void read_into(const safetensors_entry& e, std::span<double> out) const { convert_into(e, out); }
 
@@ -268,11 +272,28 @@ private:
             diffuse::detail::fail(where, "tensor \"" + e.name + "\" has " + std::to_string(raw.size() / esize) +
                                              " values but the destination holds " + std::to_string(out.size()));
         if (e.dtype == "F32") convert<std::uint32_t>(raw, out, [](std::uint32_t b) { return std::bit_cast<float>(b); });
-        else if (e.dtype == "F64") convert<std::uint64_t>(raw, out, [](std::uint64_t b) { return std::bit_cast<double>(b); });
+        else if (e.dtype == "F64") {
+            if constexpr (std::is_same_v<T, float>) check_fits_float(e, raw);
+            convert<std::uint64_t>(raw, out, [](std::uint64_t b) { return std::bit_cast<double>(b); });
+        }
         else if (e.dtype == "F16") convert<std::uint16_t>(raw, out, detail::half_to_float);
         else if (e.dtype == "BF16") convert<std::uint16_t>(raw, out, detail::bf16_to_float);
         else diffuse::detail::fail(where, "tensor \"" + e.name + "\" has dtype " + e.dtype +
                                               ", not a floating-point type (F64, F32, F16, BF16)");
+    }
+    // An F64 tensor read as float: every finite value must round to a finite float (|v| below FLT_MAX plus
+    // half its last unit, 2^128 - 2^103); converting one beyond is undefined behaviour in C++ ([conv.double]),
+    // so it is refused naming the element. NaN and ±inf convert as they are.
+    static void check_fits_float(const safetensors_entry& e, std::span<const unsigned char> raw) {
+        using limits = std::numeric_limits<float>;
+        const double bound = double(limits::max()) + std::ldexp(1.0, limits::max_exponent - limits::digits - 1);
+        for (std::size_t i = 0; i < raw.size() / 8; ++i) {
+            const double v = std::bit_cast<double>(detail::load_le<std::uint64_t>(raw.data() + i * 8));
+            if (std::isfinite(v) && std::fabs(v) >= bound)
+                diffuse::detail::fail("safetensors_file::read_into",
+                                      "tensor \"" + e.name + "\": element " + std::to_string(i) + " (" +
+                                          std::to_string(v) + ", F64) lies beyond the range of float");
+        }
     }
     // out[i] = value(the i-th little-endian U of raw); raw holds exactly out.size() of them.
     template <class U, class T, class F>
@@ -590,8 +611,13 @@ public:
     template <class T>
         requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
     void add(const std::string& name, const std::vector<std::uint64_t>& shape, std::span<const T> values) {
-        std::uint64_t n = 1;
-        for (auto s : shape) n *= s;
+        // the shape's element count, overflow-checked (a wrapped product could match values.size())
+        std::uint64_t n = std::find(shape.begin(), shape.end(), 0u) != shape.end() ? 0 : 1;
+        for (auto s : shape) {
+            if (n != 0 && s > std::numeric_limits<std::uint64_t>::max() / n)
+                diffuse::detail::fail("safetensors_writer::add", "tensor \"" + name + "\": the shape's element count overflows 64 bits");
+            n *= s;
+        }
         if (n != values.size())
             diffuse::detail::fail("safetensors_writer::add", "tensor \"" + name + "\" has " +
                                                                  std::to_string(values.size()) +
@@ -611,7 +637,25 @@ public:
     }
     void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
+    // The whole file in memory.
     [[nodiscard]] std::vector<unsigned char> to_bytes() const {
+        std::vector<unsigned char> out = header_bytes();
+        for (const auto& it : items_) out.insert(out.end(), it.data.begin(), it.data.end());
+        return out;
+    }
+
+    // Writes the file at `path` all or nothing (io/file.hpp write_file: a temporary in the same folder,
+    // every write and the close checked, then renamed into place); throws diffuse::error naming `path`.
+    void write(const std::string& path) const {
+        const auto header = header_bytes();
+        std::vector<std::span<const unsigned char>> parts{header};
+        for (const auto& it : items_) parts.emplace_back(it.data);
+        write_file(path, parts, "safetensors_writer::write");
+    }
+
+private:
+    // The 8-byte header length and the JSON header (padded with spaces to a multiple of 8 bytes).
+    [[nodiscard]] std::vector<unsigned char> header_bytes() const {
         std::string h = "{";
         bool first = true;
         if (!metadata_.empty()) {
@@ -637,26 +681,12 @@ public:
         h += "}";
         while (h.size() % 8 != 0) h += ' ';
         const std::uint64_t n = h.size();
-        std::vector<unsigned char> out(std::size_t(8 + n + off));
+        std::vector<unsigned char> out(std::size_t(8 + n));
         for (int i = 0; i < 8; ++i) out[std::size_t(i)] = static_cast<unsigned char>(n >> (8 * i));
         std::memcpy(out.data() + 8, h.data(), h.size());
-        std::size_t pos = std::size_t(8 + n);
-        for (const auto& it : items_) {
-            if (!it.data.empty()) std::memcpy(out.data() + pos, it.data.data(), it.data.size());
-            pos += it.data.size();
-        }
         return out;
     }
 
-    void write(const std::string& path) const {
-        const auto bytes = to_bytes();
-        std::ofstream f(path, std::ios::binary | std::ios::trunc);
-        if (!f) diffuse::detail::fail("safetensors_writer::write", "cannot open " + path + " for writing");
-        f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-        if (!f) diffuse::detail::fail("safetensors_writer::write", "cannot write " + path);
-    }
-
-private:
     struct item {
         std::string name, dtype;
         std::vector<std::uint64_t> shape;
