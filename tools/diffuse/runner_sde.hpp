@@ -16,6 +16,9 @@
 
 namespace diffuse::cli {
 
+// Corrector / Langevin moves per step a spec may ask for (each is a model call): 1e9 would spin for ever.
+inline constexpr std::uint64_t max_corrector_steps = 100000;
+
 struct score_sde_family {
     static constexpr std::string_view name = "sde";
     template <class T, class Sample>
@@ -24,7 +27,7 @@ struct score_sde_family {
             throw spec_error("spec.denoiser.time: sampler " + r.sampler + " needs \"sde\" (the network reads the SDE's time)");
         auto& sf = r.sde;
         const auto type = sf.choice("type", {"vp", "subvp", "ve"}, "vp");
-        const auto N = static_cast<std::size_t>(sf.count("N", r.schedule.num_inference_steps, 1));
+        const auto N = static_cast<std::size_t>(sf.count("N", r.schedule.num_inference_steps, 1, diffuse::detail::max_schedule_size));
         if (type == "vp") walk(r, read_sde<vp_sde>(sf, N), sample);
         else if (type == "subvp") walk(r, read_sde<subvp_sde>(sf, N), sample);
         else walk(r, read_sde<ve_sde>(sf, N), sample);
@@ -85,7 +88,7 @@ inline pc_options read_pc(fields& o) {
     const auto corr = o.choice("corrector", {"langevin", "ald", "none"}, "langevin");
     p.corrector = corr == "langevin" ? sde_corrector::langevin : corr == "ald" ? sde_corrector::ald : sde_corrector::none;
     p.snr = o.number_in("snr", 0.0, inf, 0.16);
-    p.n_steps = o.count("n_steps", 1, 1);
+    p.n_steps = o.count("n_steps", 1, 1, max_corrector_steps);
     p.norm = o.choice("norm", {"batch_mean", "per_sample"}, "batch_mean") == "per_sample" ? langevin_norm::per_sample
                                                                                           : langevin_norm::batch_mean;
     return p;
@@ -110,7 +113,7 @@ inline std::vector<sampler_entry> sde_samplers() {
         family_entry<sigma_family<>>("annealed_langevin", "sigma", [](auto& r, auto& m, const time_grid& g) {
             annealed_langevin_options a;
             a.step_lr = r.opts.number_in("step_lr", 0.0, detail::inf, a.step_lr);
-            a.n_steps_each = r.opts.count("n_steps_each", a.n_steps_each, 1);
+            a.n_steps_each = r.opts.count("n_steps_each", a.n_steps_each, 1, max_corrector_steps);
             a.denoise = r.opts.boolean("denoise", false);
             sample_annealed_langevin(m, r.x_view(), g, a, r.noise, r.observer);
         }),

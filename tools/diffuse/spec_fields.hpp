@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -58,8 +59,9 @@ public:
         }
         return x;
     }
-    // A non-negative integer, at least lo.
-    std::uint64_t count(std::string_view k, std::optional<std::uint64_t> def = {}, std::uint64_t lo = 0) {
+    // A non-negative integer in [lo, hi].
+    std::uint64_t count(std::string_view k, std::optional<std::uint64_t> def = {}, std::uint64_t lo = 0,
+                        std::uint64_t hi = std::numeric_limits<std::uint64_t>::max()) {
         const auto* v = raw(k);
         if (!v) return required(k, def);
         std::uint64_t x = 0;
@@ -69,6 +71,7 @@ public:
             throw spec_error(name(k) + ": expected a non-negative integer");
         }
         if (x < lo) throw spec_error(name(k) + ": " + std::to_string(x) + " is below the minimum " + std::to_string(lo));
+        if (x > hi) throw spec_error(name(k) + ": " + std::to_string(x) + " is above the maximum " + std::to_string(hi));
         return x;
     }
     // One of the listed names.

@@ -88,7 +88,7 @@ inline spec_schedule read_schedule(fields& s, const io::scheduler_config* sched,
     if (alphas_f32)  // ᾱ as diffusers holds it (a float32 tensor)
         for (auto& a : out.alphas_cumprod) a = static_cast<double>(static_cast<float>(a));
 
-    out.num_inference_steps = s.count("num_inference_steps", {}, 1);
+    out.num_inference_steps = s.count("num_inference_steps", {}, 1, diffuse::detail::max_schedule_size);  // no n + 1 wrap
     if (with_timesteps) {
         if (out.num_inference_steps > cfg.num_train_timesteps)
             throw spec_error(s.name("num_inference_steps") + ": " + std::to_string(out.num_inference_steps) +
