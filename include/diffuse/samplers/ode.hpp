@@ -86,7 +86,7 @@ class pf_ode_euler_stepper : public detail::pf_ode_stepper<pf_ode_euler_stepper<
 public:
     pf_ode_euler_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {})
         : base(shape, sde, grid, "sample_pf_ode_euler"), opt_(opt), t_(shape.batch),
-          score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {}
+          score_(detail::workspace<T>(shape)) {}
 
 private:
     detail::step_task run_step(tensor_view<T> x) {
@@ -110,7 +110,7 @@ private:
 
     pf_ode_options opt_;
     std::vector<double> t_;
-    detail::sde_buffer<T> score_;
+    detail::workspace<T> score_;
 };
 
 // Heun (explicit trapezoidal rule): x̃ = x + Δt·d(x, t_i);  x_{i+1} = x + Δt/2·(d(x, t_i) + d(x̃, t_{i+1}))
@@ -123,9 +123,9 @@ class pf_ode_heun_stepper : public detail::pf_ode_stepper<pf_ode_heun_stepper<T,
 public:
     pf_ode_heun_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {})
         : base(shape, sde, grid, "sample_pf_ode_heun"), opt_(opt), t0_(shape.batch), t1_(shape.batch), f1_(shape.batch),
-          a1_(shape.batch), s1_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
-          s2_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
-          xt_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {}
+          a1_(shape.batch), s1_(detail::workspace<T>(shape)),
+          s2_(detail::workspace<T>(shape)),
+          xt_(detail::workspace<T>(shape)) {}
 
 private:
     detail::step_task run_step(tensor_view<T> x) {
@@ -162,7 +162,7 @@ private:
 
     pf_ode_options opt_;
     std::vector<double> t0_, t1_, f1_, a1_;
-    detail::sde_buffer<T> s1_, s2_, xt_;
+    detail::workspace<T> s1_, s2_, xt_;
 };
 
 // Adaptive Dormand–Prince RK45 (samplers/dopri5.hpp) through one grid interval per step; the first step also
@@ -178,7 +178,7 @@ public:
         : base(shape, sde, grid, "sample_pf_ode_rk45"), opt_(opt),
           ode_(shape.batch, shape.per_sample, opt, -1.0 /* the grid decreases (checked) */, this->where()),
           t_(shape.batch), bound_(shape.batch), t_start_(shape.batch),
-          score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+          score_(detail::workspace<T>(shape)) {
         if (opt_.norm == rk_error_norm::batch && !grid.shared())
             detail::fail(this->where(), "norm = batch integrates the batch as one system and needs a shared time grid");
     }
@@ -226,7 +226,7 @@ private:
     rk45_options opt_;
     dopri5_integrator<T> ode_;
     std::vector<double> t_, bound_, t_start_;
-    detail::sde_buffer<T> score_;
+    detail::workspace<T> score_;
     std::size_t denoise_calls_ = 0;
 };
 

@@ -56,7 +56,6 @@
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
-#include "diffuse/samplers/sigma_common.hpp"
 #include "diffuse/samplers/stepper.hpp"
 #include "diffuse/schedules/continuous.hpp"
 
@@ -112,14 +111,6 @@ concept sde_native_model = requires(Model& m) {
 // True when a one-call sampler has an observer (the steppers then compute the x₀ preview it is shown).
 template <class Obs>
 inline constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
-
-// A B×D workspace of a stepper (the σ family's buffer: its view is made on use, so a copy owns its memory).
-template <class T>
-using sde_buffer = typename sigma_state<T>::buffer;
-template <class T>
-[[nodiscard]] sde_buffer<T> make_sde_buffer(std::size_t batch, std::size_t per_sample) {
-    return {std::vector<T>(batch * per_sample), batch, per_sample};
-}
 
 // One Langevin move x ← x + ε·s + √(2ε)·z with per-sample ε (Song & Ermon 2019, eq. 4; Song et al. 2021,
 // Algorithm 4 line 6); root is scratch for √(2ε).
@@ -241,7 +232,7 @@ protected:
     sde_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const char* where)
         : stepper<Derived, T>(shape.batch, shape.per_sample, where), sde_(sde), grid_(grid), eval_t_(shape.batch),
           alpha_(shape.batch), sigma_(shape.batch), end_t_(shape.batch), c0_(shape.batch), c1_(shape.batch),
-          c2_(shape.batch), c3_(shape.batch), x0_(make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+          c2_(shape.batch), c3_(shape.batch), x0_(workspace<T>(shape)) {
         sde_check_grid(sde_, grid_, shape.batch, where);
     }
 
@@ -287,7 +278,7 @@ protected:
     time_grid grid_;
     std::vector<double> eval_t_, alpha_, sigma_, end_t_;
     std::vector<double> c0_, c1_, c2_, c3_;  // per-sample coefficients of the step's lincombs
-    sde_buffer<T> x0_;
+    workspace<T> x0_;
     bool preview_ = true;
 };
 
@@ -304,8 +295,8 @@ class pc_stepper : public detail::sde_stepper<pc_stepper<T, Sde, Noise>, T, Sde>
 public:
     pc_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pc_options& opt = {}, Noise noise = {})
         : base(shape, sde, grid, "sample_pc"), opt_(opt), noise_(std::forward<Noise>(noise)), t_(shape.batch),
-          ns_(shape.batch), nz_(shape.batch), score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
-          z_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+          ns_(shape.batch), nz_(shape.batch), score_(detail::workspace<T>(shape)),
+          z_(detail::workspace<T>(shape)) {
         const char* where = this->where();
         detail::require(std::isfinite(opt_.snr) && opt_.snr > 0, where, "snr", opt_.snr, "(0, inf)");
         detail::require(opt_.corrector == sde_corrector::none || opt_.n_steps >= 1, where, "n_steps", opt_.n_steps,
@@ -359,7 +350,7 @@ private:
     Noise noise_;
     std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
     std::vector<double> t_, ns_, nz_;
-    detail::sde_buffer<T> score_, z_;
+    detail::workspace<T> score_, z_;
 };
 
 // The one-call form: x holds a prior sample x(t_0) on entry (sample_prior) and the sample on return.
@@ -416,9 +407,9 @@ public:
         : stepper<annealed_langevin_stepper<T, Noise>, T>(shape.batch, shape.per_sample, "sample_annealed_langevin"),
           grid_(sigmas), opt_(opt), noise_(std::forward<Noise>(noise)), sigma_(shape.batch), ones_(shape.batch, 1.0),
           step_(shape.batch), root_(shape.batch), sq_(shape.batch),
-          score_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
-          z_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)),
-          x0_(detail::make_sde_buffer<T>(shape.batch, shape.per_sample)) {
+          score_(detail::workspace<T>(shape)),
+          z_(detail::workspace<T>(shape)),
+          x0_(detail::workspace<T>(shape)) {
         const char* where = this->where();
         detail::require(std::isfinite(opt_.step_lr) && opt_.step_lr > 0, where, "step_lr", opt_.step_lr, "(0, inf)");
         detail::require(opt_.n_steps_each >= 1, where, "n_steps_each", opt_.n_steps_each, ">= 1");
@@ -469,7 +460,7 @@ private:
     Noise noise_;
     std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
     std::vector<double> sigma_, ones_, step_, root_, sq_;
-    detail::sde_buffer<T> score_, z_, x0_;
+    detail::workspace<T> score_, z_, x0_;
     bool preview_ = true;
 };
 

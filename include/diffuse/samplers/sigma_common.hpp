@@ -86,14 +86,8 @@ struct sigma_state {
         grid.column(i, s);
         grid.column(i + 1, s_next);
     }
-    // A workspace tensor of the batch's shape (allocated here, once, before the loop). Its view is
-    // made on use, so a copied stepper's buffers are its own.
-    struct buffer {
-        std::vector<T> data;
-        std::size_t batch, per_sample;
-        [[nodiscard]] tensor_view<T> v() noexcept { return {data.data(), batch, per_sample}; }
-    };
-    [[nodiscard]] buffer make_buffer() const { return buffer{std::vector<T>(batch * per_sample), batch, per_sample}; }
+    using buffer = workspace<T>;  // a tensor of the batch's shape (samplers/stepper.hpp)
+    [[nodiscard]] buffer make_buffer() const { return buffer(batch_shape{batch, per_sample}); }
 };
 
 // Calls the noise source for draw `draw`. Sources that understand a noise-level interval (a Brownian

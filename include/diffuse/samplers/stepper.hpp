@@ -38,6 +38,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/tensor.hpp"
@@ -59,6 +60,17 @@ template <class X>
 }
 
 namespace detail {
+// A stepper's workspace tensor of the batch's shape (allocated once, in the constructor). Its view is made
+// on use, so a copied stepper's buffers are its own.
+template <class T>
+struct workspace {
+    std::vector<T> data;
+    std::size_t batch, per_sample;
+
+    explicit workspace(batch_shape shape) : data(shape.batch * shape.per_sample), batch(shape.batch), per_sample(shape.per_sample) {}
+    [[nodiscard]] tensor_view<T> v() noexcept { return {data.data(), batch, per_sample}; }
+};
+
 // The first thing every one-call sampler checks, so that a wrong argument type is reported by one sentence
 // before any other diagnostic: x must be a tensor (not an expression), and the noise slot a noise source.
 template <class X, class Noise>
