@@ -7,6 +7,8 @@
     diffusers EulerDiscreteScheduler            the same schedule options plus num_train_timesteps (trailing
                                                 spacing with N + 1 steps: T = 1200/N = 14 ...),
                                                 final_sigmas_type, use_karras_sigmas, s_churn (diffusers' order)
+    diffusers DPMSolverMultistepScheduler,      the schedule options, final_sigmas_type, solver_type, UniPC's
+    UniPCMultistepScheduler                     solver_order (their σ list replayed from a file)
     k-diffusion DiscreteSchedule.get_sigmas     the "discrete" grid (t rounded to float32) under sample_euler,
                                                 sample_euler_ancestral, sample_heun, sample_dpm_2,
                                                 sample_dpmpp_2m with DiscreteEps/VDDPMDenoiser
@@ -57,7 +59,10 @@ REQUIRED = {f"{s}:{o}" for s in ("ddpm", "ddim", "euler") for o in (
     "float64")} | {"ddim:eta", "ddim:alpha_one", "ddim:alpha_zero", "ddpm:clip", "ddpm:threshold", "ddpm:fixed_large",
                    "euler:churn", "euler:no_churn", "euler:sigma_min", "euler:zero", "euler:karras", "euler:extra_step",
                    "euler:zero_snr_epsilon", "euler:churn_window"} | {
-    f"kd:{s}" for s in ("euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "epsilon", "v_prediction", "churn")}
+    f"kd:{s}" for s in ("euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "epsilon", "v_prediction", "churn")} | {
+    f"{s}:{o}" for s in ("dpmpp_2m", "unipc") for o in ("zero_snr", "no_zero_snr", "trailing", "linspace", "leading",
+                                                       "epsilon", "v_prediction", "sample", "zero", "sigma_min")} | {
+    "unipc:bh1", "unipc:bh2", "unipc:order1", "unipc:order2", "unipc:order3", "dpmpp_2m:midpoint", "dpmpp_2m:heun"}
 
 
 def cover(family, *names):
@@ -303,6 +308,77 @@ def euler_case(k):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# diffusers DPMSolverMultistepScheduler (dpmsolver++) and UniPCMultistepScheduler: they hold the VP state
+# x/√(1 + σ²); their σ list (2^-24 at a zero terminal ᾱ) is replayed from a file.
+
+
+def multistep_case(k, sampler):
+    import diffusers
+    block = draw_schedule()
+    zero_snr = block["rescale_betas_zero_snr"]
+    T = block["num_train_timesteps"]
+    steps = int(RNG.integers(3, 51))
+    pred = pick(["epsilon", "v_prediction", "sample"])
+    final = pick(["zero", "sigma_min"])
+    shape = draw_shape()
+    D = shape[1] * shape[2]
+    mix = mixture_for(9800 + k, D)
+    cfg = dict(block, prediction_type=pred, final_sigmas_type=final)
+    options = {}
+    if sampler == "unipc":
+        cfg.update(solver_order=int(RNG.integers(1, 4)), solver_type=pick(["bh1", "bh2"]))
+        if cfg["solver_type"] == "bh1":
+            cfg["final_sigmas_type"] = final = "sigma_min"  # bh1 into σ = 0 is NaN upstream (B(h) = −∞ times 0)
+        options.update(solver_order=cfg["solver_order"], solver_type=cfg["solver_type"])
+        cls = diffusers.UniPCMultistepScheduler
+        torch.set_default_dtype(torch.float32)  # UniPC's order-condition solve refuses mixed dtypes
+    else:
+        cfg.update(solver_type=pick(["midpoint", "heun"]))
+        options.update(solver_type=cfg["solver_type"])
+        cls = diffusers.DPMSolverMultistepScheduler
+        torch.set_default_dtype(torch.float64)
+    sched = cls(**cfg)
+    sched.set_timesteps(steps)
+    sig_train = train_sigmas(sched, zero_snr)
+    g = torch.Generator().manual_seed(9800 + k)
+    z = torch.randn(*shape, generator=g, dtype=torch.float64)
+    x = z * sched.init_noise_sigma
+    table = []
+    for t in sched.timesteps:
+        idx = sched.step_index if sched.step_index is not None else 0
+        table.append((float(sched.sigmas[idx]), float(t)))
+        ti = int(t)
+        if zero_snr and ti == T - 1:
+            a, s = 0.0, 1.0
+        else:
+            a = 1 / math.sqrt(1 + sig_train[ti] ** 2)
+            s = sig_train[ti] * a
+        out = to_prediction(pred, x, analytic_x0(mix, x, a, s), a, s)
+        x = sched.step(out, t, x).prev_sample
+    torch.set_default_dtype(torch.float32)
+    grid = sched.sigmas.double().numpy()
+    name = f"{sampler}_{k:02d}"
+    save(name + "_tt", np.array(table).T, np.float64)
+    save(name + "_sigmas", grid, np.float64)
+    last = float(grid[-1])
+    expected = x.double().numpy() * math.sqrt(1 + last * last)  # compared in σ-space
+    spec = {"sampler": sampler, "dtype": "float64", "shape": shape, "num_inference_steps": len(grid) - 1,
+            "schedule": dict(block, alphas_dtype="float32"), "grid": {"type": "file", "path": name + "_sigmas.npy"},
+            "denoiser": dict(mix, time="discrete", interpolation="linear_sigma", prediction_type=pred,
+                             timestep_table=name + "_tt.npy"),
+            "options": options}
+    scale = max(1.0, float(np.abs(expected).max()))
+    # the schedulers hold σ and α_t = 1/√(σ² + 1) in float32: 2e-6; from σ_0 > 1000 (≈ 4096 at zero terminal SNR,
+    # ≈ 2·10⁴ for squaredcos_cap_v2) σ_t = σ/√(σ² + 1) rounds to float32 next to α_t ≤ 1e-3, 1e-4 of x̂₀ at the
+    # first step for ε-networks: 2e-4 there
+    tol = 2e-4 if grid[0] > 1e3 else 2e-6
+    cover_common(sampler, block, pred, False)
+    cover(sampler, final, "order%d" % cfg.get("solver_order", 2), cfg["solver_type"])
+    write(name, spec, expected, (z * math.sqrt(1 + float(grid[0]) ** 2)).numpy(), None, 0.0, tol * scale,
+          f"diffusers 0.42 {cls.__name__}")
+
+
+# ---------------------------------------------------------------------------------------------------------
 # k-diffusion's DiscreteSchedule grid
 
 
@@ -385,6 +461,10 @@ def main():
         euler_case(k)
     for k in range(16):
         kd_case(k)
+    for k in range(10):
+        multistep_case(k, "dpmpp_2m")
+    for k in range(10):
+        multistep_case(k, "unipc")
     print(f"{PART}: {sum(COUNTS.values())} specs {COUNTS}; redrawn: {SKIPPED}")
     missing = sorted(REQUIRED - COVERED)
     if missing:
