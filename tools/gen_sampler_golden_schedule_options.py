@@ -4,7 +4,8 @@
     diffusers DDPMScheduler / DDIMScheduler     beta schedule, rescale_betas_zero_snr, timestep spacing,
                                                 prediction type, steps 3-50, batch and shape, eta, clipping,
                                                 set_alpha_to_one, float32/float64
-    diffusers EulerDiscreteScheduler            the same schedule options plus num_train_timesteps (trailing
+    diffusers EulerDiscreteScheduler and        the same schedule options
+    EulerAncestralDiscreteScheduler (no churn, no Karras σ upstream): plus num_train_timesteps (trailing
                                                 spacing with N + 1 steps: T = 1200/N = 14 ...),
                                                 final_sigmas_type, use_karras_sigmas, s_churn (diffusers' order)
     diffusers DPMSolverMultistepScheduler,      the schedule options, final_sigmas_type, solver_type, UniPC's
@@ -39,7 +40,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.modules.setdefault("clip", types.ModuleType("clip"))  # k_diffusion imports clip only for metrics
 import k_diffusion as K  # noqa: E402
-from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler  # noqa: E402
+from diffusers import DDIMScheduler, DDPMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler  # noqa: E402
 
 from gen_sampler_golden_discrete import analytic_x0, mixture_for, to_prediction  # noqa: E402
 
@@ -62,7 +63,8 @@ REQUIRED = {f"{s}:{o}" for s in ("ddpm", "ddim", "euler") for o in (
     f"kd:{s}" for s in ("euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "epsilon", "v_prediction", "churn")} | {
     f"{s}:{o}" for s in ("dpmpp_2m", "unipc") for o in ("zero_snr", "no_zero_snr", "trailing", "linspace", "leading",
                                                        "epsilon", "v_prediction", "sample", "zero", "sigma_min")} | {
-    "unipc:bh1", "unipc:bh2", "unipc:order1", "unipc:order2", "unipc:order3", "dpmpp_2m:midpoint", "dpmpp_2m:heun"}
+    "euler_ancestral:zero_snr", "euler_ancestral:no_zero_snr", "euler_ancestral:trailing", "euler_ancestral:epsilon",
+    "euler_ancestral:v_prediction", "unipc:bh1", "unipc:bh2", "unipc:order1", "unipc:order2", "unipc:order3", "dpmpp_2m:midpoint", "dpmpp_2m:heun"}
 
 
 def cover(family, *names):
@@ -89,7 +91,8 @@ def rescale_zero_terminal_snr_exact_sqrt(betas):
     return 1 - alphas
 
 
-for _name in ("scheduling_ddpm", "scheduling_ddim", "scheduling_euler_discrete"):
+for _name in ("scheduling_ddpm", "scheduling_ddim", "scheduling_euler_discrete", "scheduling_euler_ancestral_discrete",
+              "scheduling_dpmsolver_multistep", "scheduling_unipc_multistep"):
     importlib.import_module("diffusers.schedulers." + _name).rescale_zero_terminal_snr = rescale_zero_terminal_snr_exact_sqrt
 
 
@@ -222,7 +225,8 @@ def train_sigmas(sched, zero_snr):
     return np.sqrt((1 - ac) / ac)
 
 
-def euler_case(k):
+def euler_case(k, sampler="euler"):
+    ancestral = sampler == "euler_ancestral"  # EulerAncestralDiscreteScheduler: no churn, Karras σ or final σ type
     block = draw_schedule(T_choices=(1000, 1000, 1200, 850, 600))
     T = block["num_train_timesteps"]
     zero_snr = block["rescale_betas_zero_snr"]
@@ -230,9 +234,9 @@ def euler_case(k):
     walks_extra = [n for n in range(3, 51) if len(np.arange(T, 0, -T / n)) > n]
     if block["timestep_spacing"] == "trailing" and walks_extra and RNG.random() < 0.7:
         steps = int(pick(walks_extra))  # a step count whose trailing list has N + 1 values
-    final = pick(["zero", "sigma_min"])
-    karras = bool(RNG.random() < 0.25)
-    churn = float(pick([0.0, 0.0, 0.5, 2.0, 8.0]))
+    final = "zero" if ancestral else pick(["zero", "sigma_min"])
+    karras = not ancestral and bool(RNG.random() < 0.25)
+    churn = 0.0 if ancestral else float(pick([0.0, 0.0, 0.5, 2.0, 8.0]))
     window = churn > 0 and RNG.random() < 0.5
     s_tmin, s_tmax = (0.3, 6.0) if window else (0.0, float("inf"))
     s_noise = float(pick([1.0, 1.0, 1.003]))
@@ -241,9 +245,12 @@ def euler_case(k):
     D = shape[1] * shape[2]
     mix = mixture_for(8000 + k, D)
     # the first network call is at σ_max (ᾱ = 2^-24 upstream), where an ε-network is defined: every prediction
-    pred = pick(["epsilon", "v_prediction", "sample"])
+    pred = pick(["epsilon", "v_prediction"] if ancestral else ["epsilon", "v_prediction", "sample"])
     torch.set_default_dtype(torch.float64)
-    sched = EulerDiscreteScheduler(**block, prediction_type=pred, final_sigmas_type=final, use_karras_sigmas=karras)
+    if ancestral:
+        sched = EulerAncestralDiscreteScheduler(**block, prediction_type=pred)
+    else:
+        sched = EulerDiscreteScheduler(**block, prediction_type=pred, final_sigmas_type=final, use_karras_sigmas=karras)
     sched.set_timesteps(steps)
     sig_train = train_sigmas(sched, zero_snr)
     extra = block["timestep_spacing"] == "trailing" and len(np.arange(T, 0, -T / steps)) > steps
@@ -274,9 +281,12 @@ def euler_case(k):
             a = 1 / math.sqrt(1 + sn * sn)
             s = sn * a
         out = to_prediction(pred, x_in, analytic_x0(mix, x_in, a, s), a, s).to(dtype)
-        x = sched.step(out, t, x, s_churn=churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise).prev_sample
+        if ancestral:
+            x = sched.step(out, t, x).prev_sample
+        else:
+            x = sched.step(out, t, x, s_churn=churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise).prev_sample
     torch.set_default_dtype(torch.float32)
-    name = f"euler_{k:02d}"
+    name = f"{sampler}_{k:02d}"
     save(name + "_tt", np.array(table).T, np.float64)
     f32 = dtype == torch.float32
     grid = {"type": "diffusers", "final_sigmas_type": final}
@@ -284,10 +294,10 @@ def euler_case(k):
         grid["use_karras_sigmas"] = True
     if extra:
         grid["trailing_extra_timestep"] = True
-    options = {"s_churn": churn, "s_noise": s_noise, "churn_order": "diffusers"}
+    options = {} if ancestral else {"s_churn": churn, "s_noise": s_noise, "churn_order": "diffusers"}
     if window:
         options.update(s_tmin=s_tmin, s_tmax=s_tmax)
-    spec = {"sampler": "euler", "dtype": "float32" if f32 else "float64", "shape": shape, "num_inference_steps": steps,
+    spec = {"sampler": sampler, "dtype": "float32" if f32 else "float64", "shape": shape, "num_inference_steps": steps,
             "schedule": dict(block, alphas_dtype="float32"), "grid": grid,
             "denoiser": dict(mix, time="discrete", interpolation="linear_sigma", prediction_type=pred,
                              timestep_table=name + "_tt.npy"),
@@ -299,12 +309,12 @@ def euler_case(k):
     # first step, on both sides in float32 runs: 2e-4 there
     scale = max(1.0, float(np.abs(out).max()))
     tol = 2e-4 if zero_snr else (2e-5 if f32 else 2e-6)
-    cover_common("euler", block, pred, f32)
-    cover("euler", "churn" if churn > 0 else "no_churn", final, "karras" if karras else None,
+    cover_common(sampler, block, pred, f32)
+    cover(sampler, "churn" if churn > 0 else "no_churn", final, "karras" if karras else None,
           "extra_step" if extra else None, "zero_snr_epsilon" if zero_snr and pred == "epsilon" else None,
           "churn_window" if window else None)
     write(name, spec, out, init.double().numpy(), noise, 0.0, tol * scale,
-          "diffusers 0.42 EulerDiscreteScheduler" + (" float32" if f32 else "") + (" N+1 trailing" if extra else ""))
+          f"diffusers 0.42 {type(sched).__name__}" + (" float32" if f32 else "") + (" N+1 trailing" if extra else ""))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -318,7 +328,7 @@ def multistep_case(k, sampler):
     zero_snr = block["rescale_betas_zero_snr"]
     T = block["num_train_timesteps"]
     steps = int(RNG.integers(3, 51))
-    pred = pick(["epsilon", "v_prediction", "sample"])
+    pred = ["epsilon", "v_prediction", "sample"][k % 3]  # each prediction type; the rest drawn
     final = pick(["zero", "sigma_min"])
     shape = draw_shape()
     D = shape[1] * shape[2]
@@ -326,7 +336,7 @@ def multistep_case(k, sampler):
     cfg = dict(block, prediction_type=pred, final_sigmas_type=final)
     options = {}
     if sampler == "unipc":
-        cfg.update(solver_order=int(RNG.integers(1, 4)), solver_type=pick(["bh1", "bh2"]))
+        cfg.update(solver_order=k // 3 % 3 + 1, solver_type=pick(["bh1", "bh2"]))  # every order × prediction
         if cfg["solver_type"] == "bh1":
             cfg["final_sigmas_type"] = final = "sigma_min"  # bh1 into σ = 0 is NaN upstream (B(h) = −∞ times 0)
         options.update(solver_order=cfg["solver_order"], solver_type=cfg["solver_type"])
@@ -387,7 +397,7 @@ def kd_case(k):
     block["rescale_betas_zero_snr"] = False  # k-diffusion's σ = √((1 − ᾱ)/ᾱ) is infinite at ᾱ = 0
     del block["timestep_spacing"], block["steps_offset"]
     steps = int(RNG.integers(3, 51))
-    sampler = pick(["euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m"])
+    sampler = ["euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m"][k % 5]  # each sampler; the rest drawn
     pred = pick(["epsilon", "v_prediction"])
     shape = draw_shape()
     D = shape[1] * shape[2]
@@ -444,7 +454,9 @@ def kd_case(k):
             "denoiser": dict(mix, time="discrete", interpolation="log_sigma", prediction_type=pred), "options": options}
     noise = torch.stack(draws).numpy() if draws else None
     cover("kd", sampler, pred, "churn" if kw.get("s_churn") else None)
-    write(f"kd_{sampler}_{k:02d}", spec, out.numpy(), init.numpy(), noise, 1e-9, 1e-12,
+    # the first step's D = x − σ·ε̂ cancels at σ_0 (≈ 2·10⁴ for squaredcos_cap_v2): rounding ≈ σ_0·2^-52 absolute
+    atol = 1e-12 + 1e-13 * float(sigmas[0])
+    write(f"kd_{sampler}_{k:02d}", spec, out.numpy(), init.numpy(), noise, 1e-9, atol,
           "k-diffusion 0.1.1 sample_" + sampler + " on DiscreteSchedule.get_sigmas")
     _ = T
 
@@ -459,6 +471,8 @@ def main():
         discrete_case(k, "ddim")
     for k in range(24):
         euler_case(k)
+    for k in range(8):
+        euler_case(k, "euler_ancestral")
     for k in range(16):
         kd_case(k)
     for k in range(10):
