@@ -63,19 +63,19 @@ TEST_CASE("zero terminal SNR: predictions at alpha = 0", "[samplers][zero_snr]")
     const double mean0 = 0.3 * 0.5 + 0.7 * -0.8, mean1 = 0.3 * -1.0 + 0.7 * 1.2;
     for (auto pred : {prediction::v, prediction::sample}) {
         auto m = diffuse::analytic_model(mix, pred, diffuse::discrete_time(s.alphas_cumprod));
-        m.predict(x, a, sg, prediction::sample, out, t);  // exact timesteps (DDIM, DDPM)
+        m.predict(diffuse::batched(x, 2), a, sg, prediction::sample, diffuse::batched(out, 2), t);  // exact timesteps (DDIM, DDPM)
         CHECK(out[0] == Approx(mean0).epsilon(1e-12));
         CHECK(out[1] == Approx(mean1).epsilon(1e-12));
         CHECK(out[2] == Approx(mean0).epsilon(1e-12));
-        m.predict(x, a, sg, prediction::epsilon, out2);  // time from σ/α
+        m.predict(diffuse::batched(x, 2), a, sg, prediction::epsilon, diffuse::batched(out2, 2));  // time from σ/α
         for (std::size_t j = 0; j < 4; ++j) CHECK(out2[j] == Approx(x[j]).epsilon(1e-12));
     }
     // an ε-network does not determine x₀ at α = 0 (diffusers returns NaN): a named error
     auto eps = diffuse::analytic_model(mix, prediction::epsilon, diffuse::discrete_time(s.alphas_cumprod));
-    CHECK_THROWS_WITH(eps.predict(x, a, sg, prediction::sample, out, t), Contains("to recover x0 from eps"));
+    CHECK_THROWS_WITH(eps.predict(diffuse::batched(x, 2), a, sg, prediction::sample, diffuse::batched(out, 2), t), Contains("to recover x0 from eps"));
     // α = 0 with a time whose α is not 0 is refused
     std::vector<double> t998{998.0, 998.0};
-    CHECK_THROWS_WITH(eps.predict(x, a, sg, prediction::epsilon, out, t998), Contains("zero-terminal-SNR"));
+    CHECK_THROWS_WITH(eps.predict(diffuse::batched(x, 2), a, sg, prediction::epsilon, diffuse::batched(out, 2), t998), Contains("zero-terminal-SNR"));
 }
 
 TEST_CASE("zero terminal SNR: DDIM and DDPM from t = 999", "[samplers][zero_snr]") {
@@ -144,7 +144,7 @@ TEST_CASE("Euler: diffusers' churn order", "[samplers][zero_snr][euler]") {
             st.step(m, diffuse::batched(x, 2));
             const double s0 = sig[0], s1 = sig[1], gamma = std::min(3.0 / 6.0, std::sqrt(2.0) - 1), hat = s0 * (1 + gamma);
             std::vector<double> den(4), a1{1.0, 1.0}, sg{s0, s0};
-            m.predict(x0, a1, sg, prediction::sample, den);
+            m.predict(diffuse::batched(x0, 2), a1, sg, prediction::sample, diffuse::batched(den, 2));
             for (std::size_t j = 0; j < 4; ++j) {
                 const double xh = x0[j] + std::sqrt(hat * hat - s0 * s0) * z[j];
                 const double eps_hat = (x0[j] - den[j]) / s0, v_hat = (x0[j] / (s0 * s0 + 1) - den[j]) * std::sqrt(s0 * s0 + 1) / s0;
