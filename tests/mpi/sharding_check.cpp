@@ -5,8 +5,9 @@
 //                                                       itself, and the shard files against the gathered one
 //   mpi_sharding_check metrics N BATCH OUT_FILE        FD, SW, VLB and ODE bits/dim, written as exact hex;
 //                                                       rank 0 checks them against the one-process forms
-//   mpi_sharding_check fail RANK OUT_DIR               rank RANK throws in the middle of sampling: every
-//                                                       rank must exit non-zero naming it, no manifest left
+//   mpi_sharding_check fail RANK|none OUT_DIR          rank RANK throws in the middle of sampling (none: no
+//                                                       rank does), then the shards are written: on any
+//                                                       failure every rank must exit non-zero naming it
 // Exit status: 0 when every check holds, 1 on a failed check, 3 when the run failed (mode fail).
 #include <cstdio>
 #include <cstdlib>
@@ -262,7 +263,7 @@ int main(int argc, char** argv) {
         const std::vector<std::string> a(argv + 1, argv + argc);
         if (a.size() == 5 && a[0] == "sample") return sample_mode(comm, a[1], std::stoull(a[2]), std::stoull(a[3]), a[4]);
         if (a.size() == 4 && a[0] == "metrics") return metrics_mode(comm, std::stoull(a[1]), std::stoull(a[2]), a[3]);
-        if (a.size() == 3 && a[0] == "fail") return fail_mode(comm, std::stoull(a[1]), a[2]);
+        if (a.size() == 3 && a[0] == "fail") return fail_mode(comm, a[1] == "none" ? comm.size() : std::stoull(a[1]), a[2]);
         std::fprintf(stderr, "usage: mpi_sharding_check sample|metrics|fail ...\n");
         return 2;
     } catch (const std::exception& e) {

@@ -21,7 +21,8 @@
 // Failure: an exception on one rank (the callable's, a full disk) is caught there; every rank then throws
 // diffuse::error with that rank's message at the next agreement point (communicator::agree). Outputs are
 // all or nothing: write_npy and the manifest are written through io/file.hpp's atomic writer, the manifest
-// last and only once every shard is on disk; a failed run removes its shards and any earlier manifest.
+// last and only once every shard is on disk. A run that fails before write_shards leaves the target as it
+// was; one that fails inside it removes its shards and any earlier manifest, so nothing looks complete.
 
 #include <cstddef>
 #include <cstdint>
@@ -173,7 +174,7 @@ inline void remove_quietly(const std::filesystem::path& p) noexcept {
 // [samples of the rank, sample_shape...] (ranks without chunks write none), then rank 0 writes the manifest
 // (JSON: samples, batch, ranks, layout, dtype, sample_shape, and per shard its rank, file name relative to
 // the manifest, sample count and "ids": the runs [first, count] of global ids it holds, in file order).
-// The manifest appears only when every shard is complete; a failed run leaves no manifest and no shards.
+// The manifest appears only when every shard is complete; a failure here leaves no manifest and no shards.
 template <class T>
 void write_shards(const communicator& comm, const shard_plan& plan, const local_samples<T>& local,
                   const std::filesystem::path& manifest, const std::vector<std::size_t>& sample_shape) {
