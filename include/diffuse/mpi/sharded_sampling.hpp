@@ -90,16 +90,12 @@ template <class T, class Sample>
 template <class T>
 [[nodiscard]] std::vector<T> gather_samples(const communicator& comm, const shard_plan& plan, const local_samples<T>& local) {
     std::vector<T> all;
-    std::optional<std::string> failure;
-    try {
-        if (comm.rank() == 0) all.reserve(std::size_t(plan.samples()) * local.per_sample);
-    } catch (...) {
-        failure = current_failure();
-    }
-    comm.agree(failure);
     const std::size_t per = local.per_sample;
     gather_in_order<T>(comm, plan, [per](const shard_chunk& c) { return c.count * per; }, std::span<const T>(local.values),
-                       [&all](const shard_chunk&, std::span<const T> v) { all.insert(all.end(), v.begin(), v.end()); });
+                       [&](const shard_chunk& c, std::span<const T> v) {
+                           if (c.index == 0) all.reserve(std::size_t(plan.samples()) * per);  // a failure is agreed on
+                           all.insert(all.end(), v.begin(), v.end());
+                       });
     return all;
 }
 
