@@ -182,6 +182,12 @@ int metrics_mode(const dm::communicator& comm, std::uint64_t N, std::size_t batc
 
     const std::size_t my_rows = mine.size() / F;
     const double fd = dm::sharded_frechet_distance(comm, plan, batched(mine, my_rows), ref_stats);
+    // two chunks of one sample, contiguous: with 3 ranks rank 0 holds none (and must still learn the dimension)
+    const dm::shard_plan two(2, 1, comm.size(), dm::shard_layout::contiguous);
+    std::vector<double> two_mine;
+    for (const auto& c : two.chunks_of(comm.rank()))
+        for (std::size_t j = 0; j < F; ++j) two_mine.push_back(all[c.first_sample * F + j]);
+    const auto two_stats = dm::sharded_feature_statistics(comm, two, tensor_view<const double>{two_mine.data(), two_mine.size() / F, F});
     const auto dirs = random_directions(16, F, 3);
     const double sw = dm::sharded_sliced_wasserstein(comm, plan, batched(mine, my_rows), batched(ref, 200), dirs);
 
@@ -216,6 +222,9 @@ int metrics_mode(const dm::communicator& comm, std::uint64_t N, std::size_t batc
            "sliced Wasserstein differs from the one-process value");
     const double fd1 = frechet_distance(batched(all, std::size_t(N)), batched(ref, 200));
     expect(std::abs(fd - fd1) <= 1e-10 * std::abs(fd1), "Fréchet distance " + hex(fd) + " vs one process " + hex(fd1));
+    const auto two_ref = feature_statistics(tensor_view<const double>{all.data(), 2, F});
+    for (std::size_t j = 0; j < F * F; ++j)
+        expect(std::abs(two_stats.cov[j] - two_ref.cov[j]) <= 1e-12 * (1 + std::abs(two_ref.cov[j])), "covariance of two samples");
     double vsum = 0, osum = 0;
     for (std::size_t k = 0; k < plan.chunks(); ++k) {
         const auto c = plan.chunk(k);
@@ -233,7 +242,7 @@ int metrics_mode(const dm::communicator& comm, std::uint64_t N, std::size_t batc
     }
     expect(vlb.mean == vsum / double(N) && ode.mean == osum / double(N), "likelihood means");
     expect(std::isfinite(vlb.mean) && vlb.mean > 0 && std::isfinite(ode.mean), "likelihoods are finite");
-    const std::string text = "fd " + hex(fd) + "\nsw " + hex(sw) + "\nvlb " + hex(vlb.mean) + "\node " + hex(ode.mean) + "\n";
+    const std::string text = "fd " + hex(fd) + "\nsw " + hex(sw) + "\nvlb " + hex(vlb.mean) + "\node " + hex(ode.mean) + "\ntwo " + hex(two_stats.cov[1]) + "\n";
     io::write_file(out, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(text.data()), text.size()));
     return failures ? 1 : 0;
 }

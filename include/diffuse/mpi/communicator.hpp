@@ -151,6 +151,13 @@ public:
         recv(std::span<unsigned char>(reinterpret_cast<unsigned char*>(values.data()), values.size_bytes()), from, tag);
     }
 
+    // Collective: the largest of every rank's value (exact, so the order of the reduction does not matter).
+    [[nodiscard]] std::uint64_t max(std::uint64_t value) const {
+        std::uint64_t out = 0;
+        detail::check(MPI_Allreduce(&value, &out, 1, MPI_UINT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+        return out;
+    }
+
     void barrier() const { detail::check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
 private:

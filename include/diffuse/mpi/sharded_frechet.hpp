@@ -32,17 +32,16 @@ template <tensor F>
 [[nodiscard]] gaussian_statistics sharded_feature_statistics(const communicator& comm, const shard_plan& plan,
                                                              const F& local_features) {
     const auto v = diffuse::detail::host_input(local_features);
-    // The dimension must agree everywhere (a rank without chunks has no rows to tell it): rank 0's is used
-    // once every rank has confirmed its own rows match it.
-    std::uint64_t dim = v.per_sample;
-    comm.broadcast(dim, 0);
+    // The dimension must agree everywhere; a rank without chunks (even rank 0, with more ranks than chunks)
+    // has no rows to tell it, so it is the largest any rank has, and every rank with rows must match it.
+    const std::uint64_t dim = comm.max(v.batch > 0 ? v.per_sample : 0);
     std::optional<std::string> failure;
     std::vector<double> packed;
     try {
         diffuse::detail::require(dim >= 1 && dim <= 65536, "sharded_feature_statistics", "feature dimension", dim, "[1, 65536]");
         if (v.batch > 0 && v.per_sample != dim)
             diffuse::detail::fail("sharded_feature_statistics", "rank " + std::to_string(comm.rank()) + " has features of dimension " +
-                                                                    std::to_string(v.per_sample) + ", rank 0 of " + std::to_string(dim));
+                                                                    std::to_string(v.per_sample) + ", another rank of " + std::to_string(dim));
         const auto chunks = plan.chunks_of(comm.rank());
         std::size_t rows = 0;
         for (const auto& c : chunks) rows += c.count;
