@@ -6,6 +6,8 @@ Writes tests/golden/torch/:
   init.npy              the initial noise x_T (float32 [3, 2, 4], torch.Generator seed 7)
   ddim_expected.npy     diffusers DDIMScheduler (linear betas, 1000 steps, 10 leading steps, η = 0,
                         no clipping, set_alpha_to_one) driving the module from init.npy, float32
+  dpmpp_sigmas.npy      diffusers DPMSolverMultistepScheduler's σ grid (20 steps, linspace spacing, float64)
+  dpmpp_expected.npy    that scheduler (DPM-Solver++ 2M, midpoint, 20 steps) driving the module from init.npy
   README.md             what made them
 
 TorchScript saved by torch 2.x (file format version 3 zip archives, only aten ops) loads in Debian's libtorch
@@ -18,7 +20,7 @@ import os
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "golden", "torch")
 
@@ -58,9 +60,22 @@ def main():
             eps = scripted(x, torch.full((x.shape[0],), float(t), dtype=torch.float32))
             x = sched.step(eps, t, x, eta=0.0).prev_sample
     np.save(os.path.join(OUT, "ddim_expected.npy"), x.numpy())
+
+    # DPM-Solver++ 2M: the scheduler holds the VP state; the network sees the integer timesteps
+    dpm = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                                      algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace")
+    dpm.set_timesteps(20)
+    x = torch.from_numpy(np.load(os.path.join(OUT, "init.npy"))) * dpm.init_noise_sigma
+    with torch.no_grad():
+        for t in dpm.timesteps:
+            eps = scripted(x, torch.full((x.shape[0],), float(t), dtype=torch.float32))
+            x = dpm.step(eps, t, x).prev_sample
+    np.save(os.path.join(OUT, "dpmpp_sigmas.npy"), dpm.sigmas.to(torch.float64).numpy())
+    np.save(os.path.join(OUT, "dpmpp_expected.npy"), x.numpy())
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write("Written by tools/export_torchscript_model.py (torch %s, diffusers %s): a TorchScript ε-network and\n"
-                "diffusers' DDIMScheduler (10 leading steps, eta 0) sampling it from init.npy; read by tests/torch/.\n"
+                "diffusers' DDIMScheduler (10 leading steps, eta 0) and DPMSolverMultistepScheduler (DPM-Solver++ 2M,\n"
+                "20 linspace steps) sampling it from init.npy; read by tests/torch/.\n"
                 % (torch.__version__.split("+")[0], __import__("diffusers").__version__))
     print(json.dumps({"timesteps": [int(t) for t in sched.timesteps]}))
 

@@ -81,6 +81,25 @@ CATCH_TEST_CASE("torch_network: DDIM on a TorchScript module matches diffusers",
     CATCH_CHECK(worst < 1e-5);  // float32 on both sides (measured: 1.2e-6); diffusers keeps its DDIM coefficients in float32
 }
 
+CATCH_TEST_CASE("torch_network: DPM-Solver++ 2M on a TorchScript module matches diffusers", "[torch][golden]") {
+    auto net = torch_network(torch_module_call{torch::jit::load(golden + "eps_mlp.pt")}, {2, 4});
+    auto ac = discrete_schedule::from_config("linear", 1000, 1e-4, 0.02).alphas_cumprod;
+    for (auto& a : ac) a = double(float(a));  // diffusers holds ᾱ as a float32 tensor
+    auto m = model(net, prediction::epsilon, discrete_time(ac, discrete_time::interpolation::log_sigma));
+    const auto sigmas = io::read_npy(golden + "dpmpp_sigmas.npy").as<double>();
+    const auto expected = load_floats("dpmpp_expected.npy");
+    auto x = load_floats("init.npy");
+    CATCH_REQUIRE(sigmas.size() == 21);
+    CATCH_REQUIRE(expected.size() == x.size());
+    // diffusers holds the VP state √ᾱ·x; the σ-space state is x_VP·√(1 + σ₀²) (init_noise_sigma = 1)
+    for (auto& v : x) v = float(double(v) * std::sqrt(1.0 + sigmas[0] * sigmas[0]));
+    sample_dpmpp_2m(m, batched(x, 3), time_grid(sigmas), dpmpp_2m_options{}, no_noise{});
+    double worst = 0;
+    for (std::size_t i = 0; i < x.size(); ++i)
+        worst = std::max(worst, std::abs(double(x[i]) - double(expected[i])) / (1e-3 + std::abs(double(expected[i]))));
+    CATCH_CHECK(worst < 1e-4);
+}
+
 CATCH_TEST_CASE("torch_network: DPM-Solver++ 2M through the adapter, float and double modules agree", "[torch]") {
     auto module = torch::jit::load(golden + "eps_mlp.pt");
     auto module_d = module.clone();
