@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <ATen/Parallel.h>
+
 #include "diffuse/nn/torch_network.hpp"
 
 namespace {

@@ -97,7 +97,7 @@ CATCH_TEST_CASE("torch_network: DPM-Solver++ 2M on a TorchScript module matches 
     double worst = 0;
     for (std::size_t i = 0; i < x.size(); ++i)
         worst = std::max(worst, std::abs(double(x[i]) - double(expected[i])) / (1e-3 + std::abs(double(expected[i]))));
-    CATCH_CHECK(worst < 1e-4);
+    CATCH_CHECK(worst < 5e-5);  // measured: 6.5e-6
 }
 
 CATCH_TEST_CASE("torch_network: DPM-Solver++ 2M through the adapter, float and double modules agree", "[torch]") {
