@@ -3,6 +3,9 @@
 //       runs one sampler on the spec's denoiser and writes the final sample (and, when the spec names
 //       "trajectory", every step's state) as .npy; --png also writes the samples as an image grid
 //       (values in [-1, 1]); a progress bar goes to stderr unless --quiet.
+//   diffuse sample SPEC.json OUT [--samples N [--shards] [--layout contiguous|round_robin]] ...
+//       under mpirun: N samples in chunks of the spec's batch over the ranks (docs/mpi.md); OUT.npy on rank 0,
+//       or with --shards one .npy per rank next to the manifest OUT (sharded_sample.hpp).
 //   diffuse forward MODEL_DIR X.npy T.npy OUT.npy [--class C.npy]
 //       one forward pass of a diffusers UNet2DModel folder: X [batch, C, H, W], T [batch] (or one value for
 //       all), C the class labels (int) or, for class_embed_type "identity", the class vectors (float).
@@ -18,12 +21,16 @@
 #include "diffuse/io/npy.hpp"
 #include "diffuse/io/png.hpp"
 #include "runner.hpp"
+#if DIFFUSE_CLI_MPI
+#include "sharded_sample.hpp"
+#endif
 
 namespace {
 
 int usage() {
     std::fprintf(stderr,
                  "usage: diffuse sample SPEC.json OUT.npy [--png GRID.png] [--quiet]\n"
+                 "                      [--samples N [--shards] [--layout contiguous|round_robin]]  (under mpirun)\n"
                  "       diffuse forward MODEL_DIR X.npy T.npy OUT.npy [--class C.npy]\n");
     return 2;
 }
@@ -32,14 +39,37 @@ int sample(const std::vector<std::string>& args) {
     if (args.size() < 2) return usage();
     std::string png;
     bool quiet = false;
+    std::string samples, layout;
+    bool shards = false;
     for (std::size_t i = 2; i < args.size(); ++i) {
         if (args[i] == "--png" && i + 1 < args.size()) png = args[++i];
         else if (args[i] == "--quiet") quiet = true;
+        else if (args[i] == "--samples" && i + 1 < args.size()) samples = args[++i];
+        else if (args[i] == "--layout" && i + 1 < args.size()) layout = args[++i];
+        else if (args[i] == "--shards") shards = true;
         else return usage();
     }
+    if (samples.empty() && (shards || !layout.empty())) return usage();
     const std::filesystem::path spec_path = args[0];
     const auto root = diffuse::cli::load_json(spec_path);
     const auto dir = spec_path.parent_path();
+    if (!samples.empty()) {
+#if DIFFUSE_CLI_MPI
+        diffuse::cli::sharded_options o;
+        if (samples.find_first_not_of("0123456789") != std::string::npos || samples.size() > 13 || std::stoull(samples) == 0)
+            throw diffuse::error("diffuse: --samples: expected a positive integer below 2^40, not \"" + samples + "\"");
+        o.samples = std::stoull(samples);
+        o.shards = shards;
+        if (layout == "round_robin") o.layout = diffuse::mpi::shard_layout::round_robin;
+        else if (!layout.empty() && layout != "contiguous")
+            throw diffuse::error("diffuse: --layout: expected contiguous or round_robin, not \"" + layout + "\"");
+        o.png = png;
+        o.quiet = quiet;
+        return diffuse::cli::sample_sharded(root, dir, args[1], o);
+#else
+        throw diffuse::error("diffuse: --samples: this diffuse was built without MPI (DIFFUSE_ENABLE_MPI)");
+#endif
+    }
     const auto r = diffuse::cli::run_spec(root, dir, false, quiet ? std::function<void(std::size_t, std::size_t)>{} : diffuse::cli::progress_bar);
     auto write = [&](const std::string& path, const std::vector<double>& v, std::vector<std::size_t> shape) {
         if (r.dtype == "float32") {

@@ -98,7 +98,7 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
     const auto schedule = read_schedule(s, sched, e.family == "discrete");
     auto denoiser = read_denoiser(dn, std::move(unet), shape.batch, shape.per_sample(), schedule.alphas_cumprod, e.default_time, dir);
     auto start = read_start<T>(s, shape, dir);
-    auto noise = read_step_noise(s, start.seed, shape, dir);
+    auto noise = read_step_noise(s, start.seed, shape, dir, start.first_sample);
 
     run_result<T> res;
     const bool record = always_record || s.has("trajectory");

@@ -61,7 +61,7 @@ private:
                 throw spec_error(r.grid.name("eps") + ": " + e.what());
             }
         }
-        if (!r.start.from_file) sample_prior(sde, r.x_view(), r.start.seed);
+        if (!r.start.from_file) sample_prior(sde, r.x_view(), r.start.seed, r.start.first_sample);
         r.denoiser.with_sde_model(r.sampler, sde, [&](auto& m) { sample(r, m, sde, *grid); });
     }
 };

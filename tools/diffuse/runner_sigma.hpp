@@ -36,7 +36,7 @@ struct sigma_family {
             if (kind == "brownian_tree") {
                 if (recorded) throw spec_error(r.opts.name("noise_sampler") + ": brownian_tree cannot replay spec.step_noise");
                 const auto [lo, hi] = sigma_range(grid);
-                tree.emplace(r.start.seed, lo, hi);
+                tree.emplace(r.start.seed, lo, hi, r.start.first_sample);
                 r.noise.tree = &*tree;
             }
         }

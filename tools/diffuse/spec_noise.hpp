@@ -42,6 +42,7 @@ struct spec_start {
     std::vector<T> x;
     bool from_file = false;
     std::uint64_t seed = 0;
+    std::uint64_t first_sample = 0;  // spec.first_sample: the global id of row 0 (sharded runs)
 };
 
 namespace detail {
@@ -49,6 +50,7 @@ template <class T>
 spec_start<T> read_start(fields& s, const spec_shape& shape, const std::filesystem::path& dir) {
     spec_start<T> out;
     out.seed = s.count("seed", 0);
+    out.first_sample = s.count("first_sample", 0);
     out.x.resize(shape.total);
     out.from_file = s.has("init_noise");
     if (out.from_file) {
@@ -57,13 +59,14 @@ spec_start<T> read_start(fields& s, const spec_shape& shape, const std::filesyst
         for (std::size_t i = 0; i < shape.total; ++i) out.x[i] = static_cast<T>(v[i]);
     } else {
         (void)s.raw("init_noise");
-        fill_normal(batched(out.x, shape.batch), out.seed, normal_draw_limit - 1, 0);  // the last draw number: never a step's
+        fill_normal(batched(out.x, shape.batch), out.seed, normal_draw_limit - 1, out.first_sample);  // the last draw number: never a step's
     }
     return out;
 }
 
-inline spec_noise read_step_noise(fields& s, std::uint64_t seed, const spec_shape& shape, const std::filesystem::path& dir) {
-    spec_noise noise{std::nullopt, counter_noise{seed, 0}};
+inline spec_noise read_step_noise(fields& s, std::uint64_t seed, const spec_shape& shape, const std::filesystem::path& dir,
+                                  std::uint64_t first_sample = 0) {
+    spec_noise noise{std::nullopt, counter_noise{seed, first_sample}};
     if (s.has("step_noise"))
         noise.recorded.emplace(read_npy_checked(dir / s.string("step_noise"), s.name("step_noise"), shape.total), shape.total);
     else (void)s.raw("step_noise");

@@ -19,15 +19,10 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/reduce.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/metrics/gaussian_statistics.hpp"
 
 namespace diffuse {
 
-// Mean and covariance (unbiased, like numpy.cov(rowvar=False)) of a feature set.
-struct gaussian_statistics {
-    std::size_t dim = 0;
-    std::vector<double> mean;  // dim
-    std::vector<double> cov;   // dim × dim, row-major
-};
 
 // Rows of `features` are samples (batch = number of samples, per_sample = feature dimension).
 template <tensor F>

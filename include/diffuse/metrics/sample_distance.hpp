@@ -52,6 +52,22 @@ void check_points(const V& v, const char* where, const char* name) {
     }
     return total;
 }
+// 1/‖θ_k‖ of direction k (D values); a zero or non-finite direction is an error.
+[[nodiscard]] inline double inverse_norm(const double* th, std::size_t D, std::size_t k, const char* where) {
+    double n2 = 0;
+    for (std::size_t j = 0; j < D; ++j) n2 += th[j] * th[j];
+    if (!(n2 > 0.0) || !std::isfinite(n2)) fail(where, "direction " + std::to_string(k) + " is zero or not finite");
+    return 1.0 / std::sqrt(n2);
+}
+// out[i] = ⟨v_i, θ⟩ / ‖θ‖ for every point i of v (the sharded form in mpi/sharded_metrics.hpp shares it).
+template <class V>
+void project(const V& v, const double* th, double inv, double* out) {
+    for (std::size_t i = 0; i < v.batch; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < v.per_sample; ++j) s += double(v.sample(i)[j]) * th[j];
+        out[i] = s * inv;
+    }
+}
 // Two finite point sets of the same dimension.
 template <class VX, class VY>
 void check_point_sets(const VX& vx, const VY& vy, const char* where) {
@@ -78,20 +94,9 @@ template <tensor X, tensor Y>
     double total = 0.0;
     for (std::size_t k = 0; k < K; ++k) {
         const double* th = directions.data() + k * D;
-        double n2 = 0;
-        for (std::size_t j = 0; j < D; ++j) n2 += th[j] * th[j];
-        if (!(n2 > 0.0) || !std::isfinite(n2)) detail::fail(where, "direction " + std::to_string(k) + " is zero or not finite");
-        const double inv = 1.0 / std::sqrt(n2);
-        for (std::size_t i = 0; i < vx.batch; ++i) {
-            double s = 0;
-            for (std::size_t j = 0; j < D; ++j) s += double(vx.sample(i)[j]) * th[j];
-            a[i] = s * inv;
-        }
-        for (std::size_t i = 0; i < vy.batch; ++i) {
-            double s = 0;
-            for (std::size_t j = 0; j < D; ++j) s += double(vy.sample(i)[j]) * th[j];
-            b[i] = s * inv;
-        }
+        const double inv = detail::inverse_norm(th, D, k, where);
+        detail::project(vx, th, inv, a.data());
+        detail::project(vy, th, inv, b.data());
         std::sort(a.begin(), a.end());
         std::sort(b.begin(), b.end());
         total += detail::wasserstein_1d_pow(a, b, p);
