@@ -26,7 +26,7 @@ struct solver_multistep_family {
 
 namespace detail {
 // The table options of spec.options (use_karras_sigmas, use_exponential_sigmas, use_lu_lambdas, and for DPM-Solver
-// final_sigmas_type and lambda_min_clipped; training_sigmas: a .npy of the reference's float32 training σ table);
+// final_sigmas_type and lambda_min_clipped; training_sigmas: a .npy [2, T] of the reference's float32 training σ and log σ);
 // deis selects DEIS's final σ rule.
 inline solver_schedule read_solver_schedule(fields& o, const spec_schedule& sc, bool deis, const std::filesystem::path& dir) {
     solver_schedule_options t;
@@ -48,12 +48,12 @@ inline solver_schedule read_solver_schedule(fields& o, const spec_schedule& sc, 
                                                                                               : final_sigma_rule::sigma_min;
         if (o.has("lambda_min_clipped")) t.lambda_min_clipped = o.number_in("lambda_min_clipped", -1e300, 1e300);  // else -inf
     }
-    std::vector<double> train;  // the reference's float32 training σ table, when given (schedules/solver_sigmas.hpp)
-    if (o.has("training_sigmas")) {
-        train = read_npy_checked(dir / o.string("training_sigmas"), o.name("training_sigmas"), sc.alphas_cumprod.size());
-        if (train.size() != sc.alphas_cumprod.size())
-            throw spec_error(o.name("training_sigmas") + ": expected num_train_timesteps values");
-    }
+    // the reference's float32 training σ and log σ table ([2, T]), when given (schedules/solver_sigmas.hpp)
+    if (!o.has("training_sigmas")) return multistep_solver_schedule(sc.alphas_cumprod, sc.num_inference_steps, t);
+    const std::size_t T = sc.alphas_cumprod.size();
+    const auto v = read_npy_checked(dir / o.string("training_sigmas"), o.name("training_sigmas"), 2 * T);
+    if (v.size() != 2 * T) throw spec_error(o.name("training_sigmas") + ": expected [2, num_train_timesteps] values (sigma, log sigma)");
+    training_sigma_table train{{v.begin(), v.begin() + std::ptrdiff_t(T)}, {v.begin() + std::ptrdiff_t(T), v.end()}};
     return multistep_solver_schedule(sc.alphas_cumprod, sc.num_inference_steps, t, train);
 }
 }  // namespace detail

@@ -15,11 +15,11 @@
 // Trailing spacing walks numpy.arange(last, 0, −T/N): for some (T, N) numpy's length rule gives N + 1 values
 // and the last is timestep −1 (upstream then runs N + 1 steps); that table is refused.
 //
-// The training σ table. Upstream computes ((1 − ᾱ)/ᾱ)^½ on a float32 tensor, and PyTorch's CPU float32 sqrt
-// (MKL's vector math on x86) is not correctly rounded: on ~18 % of the 1000 entries of the usual schedules it
-// is one float32 ulp (≤ 1.2e-7 relative) away from the correctly rounded value computed here. Pass the
-// reference's own table as training_sigmas to reproduce a run bit for bit; otherwise the σ list (and, rarely,
-// a Karras or Lu timestep) differs by that ulp.
+// The training σ table. Upstream computes σ = ((1 − ᾱ)/ᾱ)^½ on a float32 tensor and log σ with numpy's float32
+// log; on x86 neither is correctly rounded (PyTorch's CPU sqrt goes through MKL's vector math, numpy's float32
+// log through its SIMD kernel): each is one float32 ulp (≤ 1.2e-7 relative) away from the correctly rounded
+// value on ~15–20 % of the 1000 entries of the usual schedules. solver_training_sigmas computes the correctly
+// rounded table; pass the reference's own (training_sigma_table) to reproduce a run bit for bit.
 
 #include <algorithm>
 #include <cmath>
@@ -53,6 +53,11 @@ struct solver_schedule_options {
     bool round_spaced_timesteps = true;
 };
 
+// The training table the lists are built from: σ_t and log σ_t (float32 values), t = 0 … T − 1.
+struct training_sigma_table {
+    std::vector<double> sigmas, log_sigmas;
+};
+
 struct solver_schedule {
     std::vector<std::int64_t> timesteps;  // N network timesteps
     std::vector<double> sigmas;           // N + 1 VE-scale σ (float32 values), non-increasing
@@ -72,28 +77,46 @@ namespace detail {
     return v;
 }
 
-// diffusers' _sigma_to_t: log-σ interpolation on the float32 log-σ table (ascending in t), with upstream's
-// float32 bracket width (low − high of two float32 numbers) and w clamped to [0, 1].
+// diffusers' _sigma_to_t: log-σ interpolation on the float32 log-σ table (ascending in t), w clamped to [0, 1].
+// With numpy 1.x's value-based casting (the installed reference) the float64 log σ meets the float32 table as a
+// float32, so the bracket search and w run in float32; only t = (1 − w)·low + w·high is float64.
 [[nodiscard]] inline double solver_sigma_to_t(std::span<const double> log_sigmas, double sigma) {
-    const double log_sigma = std::log(std::max(sigma, 1e-10));
+    const float log_sigma = static_cast<float>(std::log(std::max(sigma, 1e-10)));
     const std::size_t n = log_sigmas.size();
-    const auto cnt = static_cast<std::size_t>(std::upper_bound(log_sigmas.begin(), log_sigmas.end(), log_sigma) -
-                                              log_sigmas.begin());
+    const auto cnt = static_cast<std::size_t>(
+        std::upper_bound(log_sigmas.begin(), log_sigmas.end(), static_cast<double>(log_sigma)) - log_sigmas.begin());
     const std::size_t low = std::min(cnt == 0 ? std::size_t{0} : cnt - 1, n - 2);
-    const double lo = log_sigmas[low], hi = log_sigmas[low + 1];
-    const double w = std::clamp((lo - log_sigma) / to_f32(lo - hi), 0.0, 1.0);
-    return (1.0 - w) * static_cast<double>(low) + w * static_cast<double>(low + 1);
+    const float lo = static_cast<float>(log_sigmas[low]), hi = static_cast<float>(log_sigmas[low + 1]);
+    const float w = std::clamp((lo - log_sigma) / (lo - hi), 0.0f, 1.0f);
+    return static_cast<double>(1.0f - w) * static_cast<double>(low) + static_cast<double>(w) * static_cast<double>(low + 1);
 }
 
 }  // namespace detail
 
 // set_timesteps of DPMSolverMultistepScheduler / DEISMultistepScheduler for the float32 ᾱ table
 // `alphas_cumprod` (every value in (0, 1]) and N = num_inference_steps.
-// training_sigmas: empty, or T float32 values of the training σ table as the reference holds it (see above).
+// The correctly rounded float32 training table of a float32 ᾱ table (every value in (0, 1], decreasing).
+[[nodiscard]] inline training_sigma_table solver_training_sigmas(std::span<const double> alphas_cumprod) {
+    constexpr std::string_view where = "solver_training_sigmas";
+    training_sigma_table tab;
+    for (std::size_t i = 0; i < alphas_cumprod.size(); ++i) {
+        const float a = static_cast<float>(alphas_cumprod[i]);
+        if (!(a > 0.0f && a <= 1.0f))
+            detail::require(false, where, "alphas_cumprod[" + std::to_string(i) + "]", alphas_cumprod[i],
+                            "(0, 1] (a zero-terminal-SNR table needs its last value replaced by 2^-24 first)");
+        tab.sigmas.push_back(static_cast<double>(std::sqrt((1.0f - a) / a)));
+        tab.log_sigmas.push_back(detail::to_f32(std::log(tab.sigmas.back())));
+    }
+    return tab;
+}
+
+// set_timesteps of DPMSolverMultistepScheduler / DEISMultistepScheduler for the float32 ᾱ table
+// `alphas_cumprod`, N = num_inference_steps and the training table `train` (solver_training_sigmas(ᾱ), or the
+// reference's own).
 [[nodiscard]] inline solver_schedule multistep_solver_schedule(std::span<const double> alphas_cumprod,
                                                                std::size_t num_inference_steps,
-                                                               const solver_schedule_options& opt = {},
-                                                               std::span<const double> training_sigmas = {}) {
+                                                               const solver_schedule_options& opt,
+                                                               const training_sigma_table& train) {
     constexpr std::string_view where = "multistep_solver_schedule";
     const std::size_t T = alphas_cumprod.size(), N = num_inference_steps;
     detail::require(T >= 2, where, "num_train_timesteps", T, ">= 2");
@@ -101,11 +124,12 @@ namespace detail {
     detail::require(opt.steps_offset >= 0, where, "steps_offset", opt.steps_offset, ">= 0");
     detail::require(!std::isnan(opt.lambda_min_clipped), where, "lambda_min_clipped", opt.lambda_min_clipped,
                     "a number or -inf");
-    detail::require(training_sigmas.empty() || training_sigmas.size() == T, where, "training_sigmas.size()",
-                    training_sigmas.size(), "0 or num_train_timesteps = " + std::to_string(T));
+    detail::require(train.sigmas.size() == T && train.log_sigmas.size() == T, where, "training table size",
+                    train.sigmas.size(), "num_train_timesteps = " + std::to_string(T) + " sigmas and log sigmas");
 
-    // The float32 tables: σ = ((1 − ᾱ)/ᾱ)^½, log σ, and λ = log √ᾱ − log √(1 − ᾱ).
-    std::vector<double> sig(T), log_sig(T);
+    // The training table, and λ = log √ᾱ − log √(1 − ᾱ) in float32 for the clipping.
+    const std::vector<double>& sig = train.sigmas;
+    const std::vector<double>& log_sig = train.log_sigmas;
     std::size_t below = 0;  // searchsorted(flip(λ), λ_min): how many λ lie below the bound
     const float lam_min = static_cast<float>(opt.lambda_min_clipped);
     for (std::size_t i = 0; i < T; ++i) {
@@ -113,11 +137,11 @@ namespace detail {
         if (!(a > 0.0f && a <= 1.0f))
             detail::require(false, where, "alphas_cumprod[" + std::to_string(i) + "]", alphas_cumprod[i],
                             "(0, 1] (a zero-terminal-SNR table needs its last value replaced by 2^-24 first)");
-        sig[i] = training_sigmas.empty() ? static_cast<double>(std::sqrt((1.0f - a) / a)) : detail::to_f32(training_sigmas[i]);
-        if (!(sig[i] > 0 && std::isfinite(sig[i]) && (i == 0 || sig[i] > sig[i - 1])))
+        if (!(sig[i] > 0 && std::isfinite(sig[i]) && std::isfinite(log_sig[i]) && (i == 0 || sig[i] > sig[i - 1])))
             detail::require(false, where, "training sigma " + std::to_string(i), sig[i],
                             "(0, inf), increasing in t (alphas_cumprod strictly decreasing)");
-        log_sig[i] = detail::to_f32(std::log(sig[i]));
+        if (!(i == 0 || log_sig[i] >= log_sig[i - 1]))
+            detail::require(false, where, "training log sigma " + std::to_string(i), log_sig[i], "non-decreasing in t");
         const float lam = std::log(std::sqrt(a)) - std::log(std::sqrt(1.0f - a));
         below += lam < lam_min;
     }
@@ -203,6 +227,13 @@ namespace detail {
     for (double v : s) out.sigmas.push_back(detail::to_f32(v));
     for (double t : ts) out.timesteps.push_back(static_cast<std::int64_t>(t));
     return out;
+}
+
+// The same with the correctly rounded training table of alphas_cumprod.
+[[nodiscard]] inline solver_schedule multistep_solver_schedule(std::span<const double> alphas_cumprod,
+                                                               std::size_t num_inference_steps,
+                                                               const solver_schedule_options& opt = {}) {
+    return multistep_solver_schedule(alphas_cumprod, num_inference_steps, opt, solver_training_sigmas(alphas_cumprod));
 }
 
 }  // namespace diffuse
