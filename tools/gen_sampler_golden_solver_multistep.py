@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Golden parity files for diffusers' exponential-integrator multistep schedulers (DPMSolverMultistepScheduler,
-DEISMultistepScheduler): their own set_timesteps/step loop on the exact Gaussian-mixture denoiser (the network
+"""Golden parity files for diffusers' exponential-integrator solver schedulers (DPMSolverMultistepScheduler,
+DPMSolverSinglestepScheduler, DEISMultistepScheduler): their own set_timesteps/step loop on the exact Gaussian-mixture denoiser (the network
 fed each integer timestep), with recorded noise, over configurations drawn at random from a seeded generator.
 Writes tests/golden/samplers/solver_multistep/<name>.json (+ _init.npy, _noise.npy, .npy) in the layout of
 gen_sampler_golden_discrete.py; tests/samplers/test_parity.cpp runs them through `diffuse sample`'s code.
@@ -14,7 +14,8 @@ the noise to float32 removed (read from the installed source at run time), so th
 algorithm at 1e-9.
 Left out: beta sigmas (scipy's beta quantile), variance_type learned (diffusers keeps the first 3 channels),
 zero-terminal-SNR schedules (the solver schedulers replace the last ᾱ by 2^-24; the library's σ helpers are
-being extended for it), flow sigmas.
+being extended for it), flow sigmas, DPMSolverSinglestep's noise-form thresholding (upstream indexes its table
+with None).
 """
 import inspect
 import math
@@ -29,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_sampler_golden_discrete import OUT, SCHEDULES, analytic_x0, mixture_for, to_prediction, write_spec  # noqa: E402
 
 import diffusers  # noqa: E402
-from diffusers import DEISMultistepScheduler, DPMSolverMultistepScheduler  # noqa: E402
+from diffusers import DEISMultistepScheduler, DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler  # noqa: E402
+import diffusers.schedulers.scheduling_dpmsolver_singlestep as singlestep_module  # noqa: E402
 
 FOLDER = "solver_multistep"
 
@@ -44,11 +46,13 @@ def widened_class(cls):
     assert "float32" not in src, "step() holds a float32 cast this generator does not know"
     mod = sys.modules[cls.__module__]
     ns = {}
-    exec(compile(src, "<widened step>", "exec"), dict(vars(mod)), ns)
+    exec(compile(src, "<widened step>", "exec"), vars(mod), ns)  # the module's globals: patches to it apply
     return type("Widened" + cls.__name__, (cls,), {"step": ns["step"]})
 
 
-WIDE = {c: widened_class(c) for c in (DPMSolverMultistepScheduler, DEISMultistepScheduler)}
+CLASSES = {"dpm_solver_multistep": DPMSolverMultistepScheduler, "dpm_solver_singlestep": DPMSolverSinglestepScheduler,
+           "deis_multistep": DEISMultistepScheduler}
+WIDE = {c: widened_class(c) for c in CLASSES.values()}
 
 
 def net_call(mix, pred, sched, x, t):
@@ -62,7 +66,8 @@ def net_call(mix, pred, sched, x, t):
 def draw_case(rng, i):
     """One configuration drawn over the whole option space, or None where upstream refuses or breaks it."""
     c = {}
-    c["sampler"] = "deis_multistep" if rng.random() < 0.25 else "dpm_solver_multistep"
+    u = rng.random()
+    c["sampler"] = "deis_multistep" if u < 0.2 else "dpm_solver_singlestep" if u < 0.45 else "dpm_solver_multistep"
     c["beta"] = rng.choice(list(SCHEDULES))
     c["T"] = int(rng.choice([1000, 1000, 800]))
     c["spacing"] = rng.choice(["linspace", "leading", "trailing"])
@@ -85,6 +90,16 @@ def draw_case(rng, i):
         c["lambda_min_clipped"] = float(rng.choice([-5.1, -3.0])) if rng.random() < 0.2 else None
         if c["algorithm"] == "sde-dpmsolver" and c["order"] == 3:
             return None  # upstream has no third-order sde-dpmsolver update
+    elif c["sampler"] == "dpm_solver_singlestep":  # linspace spacing only, no Lu σ, no sde-dpmsolver
+        c["spacing"], c["offset"] = "linspace", 0
+        c["algorithm"] = rng.choice(["dpmsolver++", "sde-dpmsolver++", "dpmsolver"])
+        c["solver_type"] = rng.choice(["midpoint", "heun"])
+        c["final"] = "sigma_min" if c["algorithm"] == "dpmsolver" or rng.random() < 0.3 else "zero"
+        c["lambda_min_clipped"] = float(rng.choice([-5.1, -3.0])) if rng.random() < 0.2 else None
+        if c["sigmas"] == "lu_lambdas":
+            c["sigmas"] = "exponential"
+        if c["algorithm"] == "dpmsolver":
+            c["thresholding"] = False  # upstream's noise-form thresholding indexes alpha_t with None
     else:
         if c["sigmas"] == "lu_lambdas":
             c["sigmas"] = "karras"
@@ -92,18 +107,21 @@ def draw_case(rng, i):
 
 
 def scheduler_for(c):
-    cls = DPMSolverMultistepScheduler if c["sampler"] == "dpm_solver_multistep" else DEISMultistepScheduler
+    cls = CLASSES[c["sampler"]]
     if c["dtype"] == "float64":
         cls = WIDE[cls]
-    kw = dict(SCHEDULES[c["beta"]], num_train_timesteps=c["T"], timestep_spacing=c["spacing"], steps_offset=c["offset"],
-              solver_order=c["order"], prediction_type=c["pred"], lower_order_final=c["lower_order_final"],
+    kw = dict(SCHEDULES[c["beta"]], num_train_timesteps=c["T"], solver_order=c["order"], prediction_type=c["pred"],
+              lower_order_final=c["lower_order_final"],
               thresholding=c["thresholding"], sample_max_value=1.5, dynamic_thresholding_ratio=0.9,
               use_karras_sigmas=c["sigmas"] == "karras", use_exponential_sigmas=c["sigmas"] == "exponential")
-    if c["sampler"] == "dpm_solver_multistep":
-        kw.update(algorithm_type=c["algorithm"], solver_type=c["solver_type"], euler_at_final=c["euler_at_final"],
-                  final_sigmas_type=c["final"], use_lu_lambdas=c["sigmas"] == "lu_lambdas")
+    if c["sampler"] != "dpm_solver_singlestep":
+        kw.update(timestep_spacing=c["spacing"], steps_offset=c["offset"])
+    if c["sampler"] != "deis_multistep":
+        kw.update(algorithm_type=c["algorithm"], solver_type=c["solver_type"], final_sigmas_type=c["final"])
         if c["lambda_min_clipped"] is not None:
             kw["lambda_min_clipped"] = c["lambda_min_clipped"]
+    if c["sampler"] == "dpm_solver_multistep":
+        kw.update(euler_at_final=c["euler_at_final"], use_lu_lambdas=c["sigmas"] == "lu_lambdas")
     return cls(**kw)
 
 
@@ -115,9 +133,11 @@ def loop(c, dt, init, noise, mix):
         sched.sigmas = sched.sigmas.double()
         sched.alphas_cumprod = sched.alphas_cumprod.double()
     x = init.to(dt)
+    draws = iter([] if noise is None else noise.to(dt))  # the singlestep scheduler draws through randn_tensor
+    singlestep_module.randn_tensor = lambda *a, **k: next(draws)
     for k, t in enumerate(sched.timesteps):
         out = net_call(mix, c["pred"], sched, x, t)
-        kw = {"variance_noise": noise[k].to(dt)} if noise is not None else {}
+        kw = {"variance_noise": noise[k].to(dt)} if noise is not None and c["sampler"] == "dpm_solver_multistep" else {}
         x = sched.step(out, t, x, **kw).prev_sample
     return sched, x
 
@@ -150,11 +170,12 @@ def run_case(c, i):
     opts = {"solver_order": c["order"], "lower_order_final": c["lower_order_final"], "thresholding": c["thresholding"],
             "sample_max_value": 1.5, "dynamic_thresholding_ratio": 0.9,
             "use_karras_sigmas": c["sigmas"] == "karras", "use_exponential_sigmas": c["sigmas"] == "exponential"}
-    if c["sampler"] == "dpm_solver_multistep":
-        opts.update(algorithm_type=c["algorithm"], solver_type=c["solver_type"], euler_at_final=c["euler_at_final"],
-                    final_sigmas_type=c["final"], use_lu_lambdas=c["sigmas"] == "lu_lambdas")
+    if c["sampler"] != "deis_multistep":
+        opts.update(algorithm_type=c["algorithm"], solver_type=c["solver_type"], final_sigmas_type=c["final"])
         if c["lambda_min_clipped"] is not None:
             opts["lambda_min_clipped"] = c["lambda_min_clipped"]
+    if c["sampler"] == "dpm_solver_multistep":
+        opts.update(euler_at_final=c["euler_at_final"], use_lu_lambdas=c["sigmas"] == "lu_lambdas")
     # the training σ table as torch computed it (its float32 sqrt is not correctly rounded; solver_sigmas.hpp)
     # and numpy's float32 log of it, as set_timesteps builds log_sigmas
     sig = np.array(((1 - sched.alphas_cumprod.float()) / sched.alphas_cumprod.float()) ** 0.5)
@@ -179,8 +200,23 @@ def main():
     def mark(k, v):
         seen.setdefault(k, set()).add(v)
 
+    required = {
+        "sampler": {"dpm_solver_multistep", "dpm_solver_singlestep", "deis_multistep"}, "beta": set(SCHEDULES),
+        "spacing": {"linspace", "leading", "trailing"}, "offset": {0, 1}, "order": {1, 2, 3},
+        "pred": {"epsilon", "sample", "v_prediction"}, "lower_order_final": {True, False}, "thresholding": {True, False},
+        "sigmas": {"training", "karras", "exponential", "lu_lambdas"}, "dtype": {"float32", "float64"}, "B": {1, 2, 3},
+        "algorithm": {"dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver"}, "solver_type": {"midpoint", "heun"},
+        "euler_at_final": {True, False}, "final": {"zero", "sigma_min"}, "lambda_min_clipped": {True, False},
+        "few_steps": {True, False}, "order3_reached": {True},
+        "dpm_order_algorithm": {("sde-dpmsolver++", 3), ("dpmsolver++", 3), ("dpmsolver", 3)},
+        "singlestep": {(a, o, t) for a in ("dpmsolver++", "sde-dpmsolver++") for o in (2, 3) for t in ("midpoint", "heun")},
+    }
+
+    def missing():
+        return {k: want - seen.get(k, set()) for k, want in required.items() if want - seen.get(k, set())}
+
     n, tried = 0, 0
-    while n < 96:
+    while n < 120 or (missing() and n < 200):  # at least 120, more until every option value has occurred
         tried += 1
         c = draw_case(rng, tried)
         if c is None:
@@ -189,7 +225,7 @@ def main():
         if r is None:
             continue
         spec, x, init, noise, sched, train, f32_error = r
-        name = f"{'dpm' if c['sampler'] == 'dpm_solver_multistep' else 'deis'}_{n:03d}"
+        name = f"{ {'dpm_solver_multistep': 'dpm', 'dpm_solver_singlestep': 'single', 'deis_multistep': 'deis'}[c['sampler']]}_{n:03d}"
         np.save(os.path.join(d, spec["options"]["training_sigmas"]), train)
         f32 = c["dtype"] == "float32"
         # float32: 1e-5, or twice upstream's own float32 error where that is larger (see loop's caller)
@@ -204,17 +240,9 @@ def main():
         mark("few_steps", c["steps"] < 15)
         mark("order3_reached", c["order"] == 3 and c["steps"] >= 4)
         mark("dpm_order_algorithm", (c.get("algorithm"), c["order"]))
+        if c["sampler"] == "dpm_solver_singlestep":
+            mark("singlestep", (c["algorithm"], c["order"], c["solver_type"]))
         n += 1
-    required = {
-        "sampler": {"dpm_solver_multistep", "deis_multistep"}, "beta": set(SCHEDULES),
-        "spacing": {"linspace", "leading", "trailing"}, "offset": {0, 1}, "order": {1, 2, 3},
-        "pred": {"epsilon", "sample", "v_prediction"}, "lower_order_final": {True, False}, "thresholding": {True, False},
-        "sigmas": {"training", "karras", "exponential", "lu_lambdas"}, "dtype": {"float32", "float64"}, "B": {1, 2, 3},
-        "algorithm": {"dpmsolver++", "sde-dpmsolver++", "dpmsolver", "sde-dpmsolver"}, "solver_type": {"midpoint", "heun"},
-        "euler_at_final": {True, False}, "final": {"zero", "sigma_min"}, "lambda_min_clipped": {True, False},
-        "few_steps": {True, False}, "order3_reached": {True},
-        "dpm_order_algorithm": {("sde-dpmsolver++", 3), ("dpmsolver++", 3), ("dpmsolver", 3)},
-    }
     for k, want in required.items():
         missing = want - seen.get(k, set())
         assert not missing, f"option {k}: values {missing} never drawn"

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string_view>
 
@@ -46,6 +47,59 @@ enum class dpm_solver_algorithm { dpmsolver_pp, sde_dpmsolver_pp, dpmsolver, sde
                     "{dpmsolver++, sde-dpmsolver++, dpmsolver, sde-dpmsolver}");
     return dpm_solver_algorithm::dpmsolver_pp;
 }
+
+namespace detail {
+// The terms of one DPM-Solver update from state s to t (the table at the top of this file): x_t = a·x_s + c₀·D₀ +
+// c₁·D₁ + c₂·D₂ + c_z·z, with c₁ of the midpoint or the heun form (the heun form is also the third order's).
+struct dpm_solver_update_terms {
+    double h, a, c0, c1_midpoint, c1_heun, c2, cz;
+};
+[[nodiscard]] inline dpm_solver_update_terms dpm_solver_terms(dpm_solver_algorithm algorithm, const vp_point& pt, const vp_point& s) {
+    const double h = pt.lambda - s.lambda;
+    dpm_solver_update_terms c{h, 0, 0, 0, 0, 0, 0};
+    switch (algorithm) {
+        case dpm_solver_algorithm::dpmsolver_pp: {
+            const double phi = std::exp(-h) - 1.0;
+            c.a = pt.sigma / s.sigma;
+            c.c0 = -(pt.alpha * phi);
+            c.c1_midpoint = -0.5 * (pt.alpha * phi);
+            c.c1_heun = pt.alpha * (phi / h + 1.0);
+            c.c2 = -(pt.alpha * ((std::exp(-h) - 1.0 + h) / (h * h) - 0.5));
+            break;
+        }
+        case dpm_solver_algorithm::dpmsolver: {
+            const double psi = std::exp(h) - 1.0;
+            c.a = pt.alpha / s.alpha;
+            c.c0 = -(pt.sigma * psi);
+            c.c1_midpoint = -0.5 * (pt.sigma * psi);
+            c.c1_heun = -(pt.sigma * (psi / h - 1.0));
+            c.c2 = -(pt.sigma * ((std::exp(h) - 1.0 - h) / (h * h) - 0.5));
+            break;
+        }
+        case dpm_solver_algorithm::sde_dpmsolver_pp: {
+            const double e2 = 1.0 - std::exp(-2.0 * h);
+            c.a = pt.sigma / s.sigma * std::exp(-h);
+            c.c0 = pt.alpha * e2;
+            c.c1_midpoint = 0.5 * (pt.alpha * e2);
+            c.c1_heun = pt.alpha * (e2 / (-2.0 * h) + 1.0);
+            c.c2 = pt.alpha * ((1.0 - std::exp(-2.0 * h) - 2.0 * h) / ((2.0 * h) * (2.0 * h)) - 0.5);
+            c.cz = pt.sigma * std::sqrt(1.0 - std::exp(-2 * h));
+            break;
+        }
+        case dpm_solver_algorithm::sde_dpmsolver: {
+            const double psi = std::exp(h) - 1.0;
+            c.a = pt.alpha / s.alpha;
+            c.c0 = -2.0 * (pt.sigma * psi);
+            c.c1_midpoint = -(pt.sigma * psi);
+            c.c1_heun = -2.0 * (pt.sigma * (psi / h - 1.0));
+            c.c2 = std::numeric_limits<double>::quiet_NaN();  // no third order upstream
+            c.cz = pt.sigma * std::sqrt(std::exp(2 * h) - 1.0);
+            break;
+        }
+    }
+    return c;
+}
+}  // namespace detail
 
 // DPMSolverMultistepScheduler's stepping options under its config names (the table's are in
 // solver_schedule_options). Thresholding is dynamic thresholding of x̂₀ (clip_sample is not an option upstream).
@@ -104,46 +158,11 @@ private:
 
     // Step i's coefficients for order p (the equations at the top of this file), expanded from D_k onto m_k.
     [[nodiscard]] detail::multistep_update update(std::size_t i, std::size_t p) const {
-        const auto& pt = this->point(i + 1);
         const auto& s0 = this->point(i);
-        const double h = pt.lambda - s0.lambda;
-        const bool heun = opt_.solver_type == dpm_solver_type::heun || p == 3;
-        double a = 0, c0 = 0, c1 = 0, c2 = 0, cz = 0;
-        switch (opt_.algorithm_type) {
-            case dpm_solver_algorithm::dpmsolver_pp: {
-                const double phi = std::exp(-h) - 1.0;
-                a = pt.sigma / s0.sigma;
-                c0 = -(pt.alpha * phi);
-                c1 = heun ? pt.alpha * (phi / h + 1.0) : -0.5 * (pt.alpha * phi);
-                c2 = -(pt.alpha * ((std::exp(-h) - 1.0 + h) / (h * h) - 0.5));
-                break;
-            }
-            case dpm_solver_algorithm::dpmsolver: {
-                const double psi = std::exp(h) - 1.0;
-                a = pt.alpha / s0.alpha;
-                c0 = -(pt.sigma * psi);
-                c1 = heun ? -(pt.sigma * (psi / h - 1.0)) : -0.5 * (pt.sigma * psi);
-                c2 = -(pt.sigma * ((std::exp(h) - 1.0 - h) / (h * h) - 0.5));
-                break;
-            }
-            case dpm_solver_algorithm::sde_dpmsolver_pp: {
-                const double e2 = 1.0 - std::exp(-2.0 * h);
-                a = pt.sigma / s0.sigma * std::exp(-h);
-                c0 = pt.alpha * e2;
-                c1 = heun ? pt.alpha * (e2 / (-2.0 * h) + 1.0) : 0.5 * (pt.alpha * e2);
-                c2 = pt.alpha * ((1.0 - std::exp(-2.0 * h) - 2.0 * h) / ((2.0 * h) * (2.0 * h)) - 0.5);
-                cz = pt.sigma * std::sqrt(1.0 - std::exp(-2 * h));
-                break;
-            }
-            case dpm_solver_algorithm::sde_dpmsolver: {
-                const double psi = std::exp(h) - 1.0;
-                a = pt.alpha / s0.alpha;
-                c0 = -2.0 * (pt.sigma * psi);
-                c1 = heun ? -2.0 * (pt.sigma * (psi / h - 1.0)) : -(pt.sigma * psi);
-                cz = pt.sigma * std::sqrt(std::exp(2 * h) - 1.0);
-                break;
-            }
-        }
+        const auto c = detail::dpm_solver_terms(opt_.algorithm_type, this->point(i + 1), s0);
+        const double h = c.h, c0 = c.c0, c1 = opt_.solver_type == dpm_solver_type::heun || p == 3 ? c.c1_heun : c.c1_midpoint,
+                     c2 = c.c2;
+        const double a = c.a, cz = c.cz;
         detail::multistep_update u;
         u.a = a;
         u.noise = cz;

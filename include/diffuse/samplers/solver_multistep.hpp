@@ -13,13 +13,17 @@
 //      where asked (Saharia et al. 2022, §2.3).
 //   3. x ← a·x + b₀·m_i + b₁·m_{i−1} + b₂·m_{i−2} + c_z·z (z: noise draw i, SDE variants only), with the
 //      coefficients of the step's order; all of them are computed and checked finite before any model call.
-// Orders: p_i = 1 for i = 0 (and for the solver's order 1); then min(i + 1, solver_order), lowered on the last
-// step to 1 when euler_at_final, when lower_order_final with fewer than 15 steps, or when the last σ is 0,
-// and on the second-to-last step to ≤ 2 when lower_order_final with fewer than 15 steps.
+// Orders (multistep): p_i = 1 for i = 0 (and for the solver's order 1); then min(i + 1, solver_order), lowered on
+// the last step to 1 when euler_at_final, when lower_order_final with fewer than 15 steps, or when the last σ is
+// 0, and on the second-to-last step to ≤ 2 when lower_order_final with fewer than 15 steps.
+// Singlestep (DPMSolverSinglestepScheduler): the orders come from the family's order list, and a step of order
+// p > 1 starts from the state held at the last order-1 step (x_ref, p − 1 steps back) instead of the current x,
+// which only feeds the network.
 //
 // Pull mode asks a diffuse::model for its network's own prediction at the timestep's VP state (√ᾱ_t,
 // √(1 − ᾱ_t)) with t_net = t; push mode states ε̂ there. Either is then read with the table's (α_i, σ̃_i).
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <coroutine>
@@ -92,13 +96,14 @@ protected:
         bool lower_order_final, euler_at_final;
         multistep_output output;
         bool stochastic;
+        std::vector<std::size_t> singlestep_orders = {};  // empty: multistep; else one order per step
     };
 
     solver_multistep_stepper(batch_shape shape, std::span<const double> alphas_cumprod, solver_schedule sched, const rules& r,
                              const sample_clipping& thresholding, Noise noise, std::uint64_t first_sample, const char* where)
         : stepper<Derived, T>(shape.batch, shape.per_sample, where), alphas_cumprod_(alphas_cumprod.begin(), alphas_cumprod.end()),
           schedule_(std::move(sched)), rules_(r), clip_(thresholding), noise_(std::forward<Noise>(noise)),
-          first_sample_(first_sample), raw_(shape), z_(shape), x0_(shape), scratch_(shape.batch * shape.per_sample),
+          first_sample_(first_sample), raw_(shape), z_(shape), x0_(shape), held_(shape), scratch_(shape.batch * shape.per_sample),
           history_{workspace<T>(shape), workspace<T>(shape), workspace<T>(shape)}, t_(shape.batch), alpha_(shape.batch),
           sigma_(shape.batch), q_(shape.batch) {
         const std::size_t T_train = alphas_cumprod_.size(), N = schedule_.timesteps.size();
@@ -119,11 +124,13 @@ protected:
         }
         for (std::size_t k = 0; k <= N; ++k) {
             const double s = schedule_.sigmas[k];
-            const bool ok = std::isfinite(s) && (k < N ? s > 0 : s >= 0) && (k == 0 || s <= schedule_.sigmas[k - 1]);
+            // the final σ_min may lie a float32 rounding above the spaced list's last value (Lu σ end at exp(log σ_min))
+            const double above = k == N ? 1.0 + 1e-6 : 1.0;
+            const bool ok = std::isfinite(s) && (k < N ? s > 0 : s >= 0) && (k == 0 || s <= schedule_.sigmas[k - 1] * above);
             if (!ok)
                 require(false, where, "schedule.sigmas[" + std::to_string(k) + "]", s,
                         k == 0 ? std::string("(0, inf)")
-                               : "(0, sigmas[" + std::to_string(k - 1) + "]]" + (k == N ? " (0 allowed last)" : ""));
+                               : "(0, sigmas[" + std::to_string(k - 1) + "]]" + (k == N ? " (0 allowed last, or up to 1e-6 above)" : ""));
             points_.push_back(vp_point_of(s));
         }
         require(r.solver_order >= 1 && r.solver_order <= 3, where, "solver_order", r.solver_order, "{1, 2, 3}");
@@ -141,8 +148,14 @@ protected:
             const bool last = i + 1 == N && (rules_.euler_at_final || few || final_zero);
             const bool second_last = i + 2 == N && few;
             std::size_t p = 3;
-            if (rules_.solver_order == 1 || seen < 1 || last) p = 1;
-            else if (rules_.solver_order == 2 || seen < 2 || second_last) p = 2;
+            if (!rules_.singlestep_orders.empty()) {
+                p = std::min(rules_.singlestep_orders.at(i), i + 1);  // upstream lowers it while outputs are missing
+                require(p >= 1 && p <= 3, this->where(), "order of step " + std::to_string(i), p, "{1, 2, 3}");
+            } else if (rules_.solver_order == 1 || seen < 1 || last) {
+                p = 1;
+            } else if (rules_.solver_order == 2 || seen < 2 || second_last) {
+                p = 2;
+            }
             multistep_update u = static_cast<const Derived&>(*this).update(i, p);
             u.order = p;
             bool finite = std::isfinite(u.a) && std::isfinite(u.noise);
@@ -176,16 +189,20 @@ protected:
         const auto& u = updates_[i];
         const tensor_view<T> m1 = history_[(head_ + 1) % 3].v(), m2 = history_[(head_ + 2) % 3].v(), z = z_.v();
         if (rules_.stochastic) noise_(z, i);
-        // x ← a·x + Σ_k b_k·m_{i−k} (+ c_z·z)
+        // singlestep: an order-1 step holds its start state, higher orders start from it
+        const bool singlestep = !rules_.singlestep_orders.empty();
+        if (singlestep && u.order == 1) std::copy(x.data, x.data + x.size(), held_.data.data());
+        const tensor_view<T> from = singlestep ? held_.v() : x;
+        // x ← a·x_from + Σ_k b_k·m_{i−k} (+ c_z·z)
         if (u.order == 1) {
-            if (rules_.stochastic) lincomb(x, u.a, x, u.b[0], m, u.noise, z);
-            else lincomb(x, u.a, x, u.b[0], m);
+            if (rules_.stochastic) lincomb(x, u.a, from, u.b[0], m, u.noise, z);
+            else lincomb(x, u.a, from, u.b[0], m);
         } else if (u.order == 2) {
-            if (rules_.stochastic) lincomb(x, u.a, x, u.b[0], m, u.b[1], m1, u.noise, z);
-            else lincomb(x, u.a, x, u.b[0], m, u.b[1], m1);
+            if (rules_.stochastic) lincomb(x, u.a, from, u.b[0], m, u.b[1], m1, u.noise, z);
+            else lincomb(x, u.a, from, u.b[0], m, u.b[1], m1);
         } else {
-            if (rules_.stochastic) lincomb(x, u.a, x, u.b[0], m, u.b[1], m1, u.b[2], m2, u.noise, z);
-            else lincomb(x, u.a, x, u.b[0], m, u.b[1], m1, u.b[2], m2);
+            if (rules_.stochastic) lincomb(x, u.a, from, u.b[0], m, u.b[1], m1, u.b[2], m2, u.noise, z);
+            else lincomb(x, u.a, from, u.b[0], m, u.b[1], m1, u.b[2], m2);
         }
         this->report(t_, x0);
     }
@@ -219,7 +236,7 @@ private:
     std::uint64_t first_sample_;
     std::vector<vp_point> points_;
     std::vector<multistep_update> updates_;
-    workspace<T> raw_, z_, x0_;
+    workspace<T> raw_, z_, x0_, held_;  // held_: the singlestep block's start state
     std::vector<T> scratch_;
     std::array<workspace<T>, 3> history_;  // m_i, m_{i−1}, m_{i−2} at head_, head_ + 1, head_ + 2 (mod 3)
     std::size_t head_ = 0;
