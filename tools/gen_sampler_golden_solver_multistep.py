@@ -164,6 +164,8 @@ def run_case(c, i):
     f32_error = 0.0
     if dt == torch.float32:
         f32_error = float((x.double() - loop(c, torch.float64, init, noise, mix)[1]).abs().max())
+        if f32_error > 1e-3:
+            return None  # upstream's float32 run is itself too far from exact to pin anything
     if not torch.isfinite(x).all():
         return None  # upstream NaN (a repeated σ where a step divides by its log-SNR difference)
     assert x.dtype == dt

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "diffuse/samplers/analytic.hpp"
 #include "diffuse/samplers/deis.hpp"
 #include "diffuse/samplers/dpm_solver_multistep.hpp"
+#include "diffuse/samplers/dpm_solver_singlestep.hpp"
 #include "diffuse/schedules/beta.hpp"
 #include "diffuse/schedules/solver_sigmas.hpp"
 
@@ -105,6 +107,25 @@ TEMPLATE_TEST_CASE("solver multistep steppers: pull, push and copies give the sa
     CHECK(seen_sde);
     CHECK(seen_order3);
     CHECK(seen_threshold);
+    for (int k = 0; k < 6; ++k) {
+        dpm_solver_singlestep_options o;
+        o.solver_order = 1 + std::size_t(k % 3);
+        o.algorithm_type = std::array{dpm_solver_algorithm::dpmsolver_pp, dpm_solver_algorithm::sde_dpmsolver_pp,
+                                      dpm_solver_algorithm::dpmsolver}[g() % 3];
+        o.solver_type = k % 2 ? dpm_solver_type::heun : dpm_solver_type::midpoint;
+        o.lower_order_final = g() % 2;
+        o.thresholding = o.algorithm_type != dpm_solver_algorithm::dpmsolver && g() % 3 == 0;
+        auto t = drawn_table(g, false);
+        t.spacing = timestep_spacing::linspace;
+        if (t.sigma_spacing == solver_sigma_spacing::lu_lambdas) t.sigma_spacing = solver_sigma_spacing::karras;
+        t.final_sigma = o.algorithm_type == dpm_solver_algorithm::dpmsolver ? final_sigma_rule::sigma_min : final_sigma_rule::zero;
+        const auto table = multistep_solver_schedule(ac, 4 + g() % 6, t);
+        const counter_noise noise{11, 0};
+        stepper_check::check_modes(
+            "dpm_solver_singlestep draw " + std::to_string(k),
+            [&] { return dpm_solver_singlestep_stepper<T>(shape, ac, table, o, noise); }, eps_model,
+            [&](auto& m, tensor_view<T> x) { sample_dpm_solver_singlestep(m, x, ac, table, o, noise); }, x0, B);
+    }
     for (int k = 0; k < 4; ++k) {
         deis_options o;
         o.solver_order = 1 + std::size_t(k % 3);
@@ -135,7 +156,16 @@ TEST_CASE("solver multistep: a constant prediction is integrated exactly by ever
         diffuse::model m(constant_network{c}, prediction::sample, discrete_time(ac));
         auto x = stepper_check::initial_state<double>(B, D);
         const auto start = x;
-        sample_dpm_solver_multistep(m, batched(x, B), ac, table, o, zero_noise{});
+        if (g() % 2) {
+            sample_dpm_solver_multistep(m, batched(x, B), ac, table, o, zero_noise{});
+        } else {  // the singlestep blocks: each order-p step from the block's start state
+            dpm_solver_singlestep_options so;
+            so.solver_order = o.solver_order;
+            so.solver_type = o.solver_type;
+            so.algorithm_type = o.algorithm_type;
+            so.lower_order_final = o.lower_order_final;
+            sample_dpm_solver_singlestep(m, batched(x, B), ac, table, so, zero_noise{});
+        }
         const auto p0 = detail::vp_point_of(table.sigmas.front()), pN = detail::vp_point_of(table.sigmas.back());
         const bool sde = o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp;
         const double decay = pN.sigma / p0.sigma * (sde ? std::exp(-(pN.lambda - p0.lambda)) : 1.0);
@@ -173,6 +203,32 @@ TEST_CASE("solver multistep: a constant prediction is integrated exactly by ever
             RC_ASSERT(std::abs(x[i] - want) <= 1e-9 * (1 + std::abs(want)));
         }
     });
+}
+
+TEST_CASE("singlestep order lists as diffusers' get_order_list", "[diffusers_schedulers][table]") {
+    using v = std::vector<std::size_t>;
+    CHECK(dpm_solver_singlestep_orders(7, 3, true, false) == v{1, 2, 3, 1, 2, 3, 1});
+    CHECK(dpm_solver_singlestep_orders(6, 3, true, false) == v{1, 2, 3, 1, 2, 1});
+    CHECK(dpm_solver_singlestep_orders(8, 3, false, false) == v{1, 2, 3, 1, 2, 3, 1, 2});  // 8 % 3 forces lower_order_final
+    CHECK(dpm_solver_singlestep_orders(6, 3, false, false) == v{1, 2, 3, 1, 2, 3});
+    CHECK(dpm_solver_singlestep_orders(6, 2, true, false) == v{1, 2, 1, 2, 1, 1});
+    CHECK(dpm_solver_singlestep_orders(6, 2, false, true) == v{1, 2, 1, 2, 1, 1});  // a final σ of 0 forces it too
+    CHECK(dpm_solver_singlestep_orders(5, 2, false, false) == v{1, 2, 1, 2, 1});
+    CHECK(dpm_solver_singlestep_orders(3, 1, false, false) == v{1, 1, 1});
+    rc::prop("an order list has N entries, starts each block with 1 and never exceeds the order", [] {
+        const auto N = *rc::gen::inRange<std::size_t>(1, 200);
+        const auto p = *rc::gen::inRange<std::size_t>(1, 4);
+        const auto o = dpm_solver_singlestep_orders(N, p, *rc::gen::arbitrary<bool>(), *rc::gen::arbitrary<bool>());
+        RC_ASSERT(o.size() == N);
+        RC_ASSERT(o[0] == 1u);
+        for (std::size_t i = 0; i < N; ++i) {
+            RC_ASSERT(o[i] >= 1u);
+            RC_ASSERT(o[i] <= p);
+            if (i > 0 && o[i] > 1) RC_ASSERT(o[i] == o[i - 1] + 1);
+        }
+    });
+    CHECK_THROWS_AS(dpm_solver_singlestep_orders(5, 4, false, false), error);
+    CHECK_THROWS_AS(dpm_solver_singlestep_orders(0, 2, false, false), error);
 }
 
 TEST_CASE("solver tables: the correctly rounded training table is within one float32 ulp of the reference's",
@@ -296,6 +352,15 @@ TEST_CASE("solver multistep: every argument is checked", "[diffusers_schedulers]
     CHECK_THROWS_AS(deis_stepper<float>(shape, ac, broken, {}), error);
     CHECK_THROWS_AS(deis_stepper<float>(shape, ac, table, {}), error);  // DEIS needs a final σ > 0
     CHECK_THROWS_AS(dpm_solver_multistep_stepper<float>(batch_shape{0, 4}, ac, table, {}), error);
+    dpm_solver_singlestep_options so;
+    so.algorithm_type = dpm_solver_algorithm::sde_dpmsolver;  // not a singlestep algorithm upstream
+    CHECK_THROWS_AS(dpm_solver_singlestep_stepper<float>(shape, ac, table, so), error);
+    so.algorithm_type = dpm_solver_algorithm::dpmsolver;
+    CHECK_THROWS_AS(dpm_solver_singlestep_stepper<float>(shape, ac, table, so), error);  // final σ 0
+    solver_schedule_options smin;
+    smin.final_sigma = final_sigma_rule::sigma_min;
+    so.thresholding = true;  // upstream's noise-form thresholding is broken
+    CHECK_THROWS_AS(dpm_solver_singlestep_stepper<float>(shape, ac, multistep_solver_schedule(ac, 8, smin), so), error);
 
     // a run with the wrong x, a NaN start, and a deterministic algorithm that never draws from no_noise
     auto m = analytic_model(stepper_check::mixture(4), prediction::epsilon, discrete_time(ac));
