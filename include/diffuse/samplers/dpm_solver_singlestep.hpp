@@ -42,22 +42,21 @@ struct dpm_solver_singlestep_options {
     detail::require(order >= 1 && order <= 3, "dpm_solver_singlestep_orders", "solver_order", order, "{1, 2, 3}");
     detail::require_count(N, "dpm_solver_singlestep_orders", "N");
     const bool lof = lower_order_final || N % order != 0 || final_sigma_zero;
-    std::vector<std::size_t> o;
-    auto repeat = [&](std::initializer_list<std::size_t> block, std::size_t times) {
-        for (std::size_t k = 0; k < times; ++k) o.insert(o.end(), block);
-    };
-    if (order == 1) {
-        o.assign(N, 1);
-    } else if (order == 2) {
-        if (!lof) repeat({1, 2}, N / 2);
-        else if (N % 2 == 0) repeat({1, 2}, N / 2 - 1), o.insert(o.end(), {1, 1});
-        else repeat({1, 2}, N / 2), o.push_back(1);
-    } else {
-        if (!lof) repeat({1, 2, 3}, N / 3);
-        else if (N % 3 == 0) repeat({1, 2, 3}, N / 3 - 1), o.insert(o.end(), {1, 2, 1});
-        else if (N % 3 == 1) repeat({1, 2, 3}, N / 3), o.push_back(1);
-        else repeat({1, 2, 3}, N / 3), o.insert(o.end(), {1, 2});
+    // full blocks [1, …, order], then (lower_order_final) the tail runs [1, …, len] upstream appends
+    std::size_t full = N / order, runs[2] = {0, 0};
+    if (lof && order == 2) {
+        if (N % 2 == 0) full -= 1, runs[0] = 1, runs[1] = 1;  // … + [1, 1]
+        else runs[0] = 1;                                      // … + [1]
+    } else if (lof && order == 3) {
+        if (N % 3 == 0) full -= 1, runs[0] = 2, runs[1] = 1;  // … + [1, 2] + [1]
+        else runs[0] = N % 3;                                  // … + [1] or [1, 2]
     }
+    std::vector<std::size_t> o;
+    o.reserve(N);
+    for (std::size_t b = 0; b < full; ++b)
+        for (std::size_t k = 1; k <= order; ++k) o.push_back(k);
+    for (const std::size_t len : runs)
+        for (std::size_t k = 1; k <= len; ++k) o.push_back(k);
     if (final_sigma_zero) o.back() = 1;
     return o;
 }
