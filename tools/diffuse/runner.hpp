@@ -11,6 +11,7 @@
 //   runner_high_order.hpp   LMS, DPM-Solver++ (2M, 2S, SDE, 2M SDE, 3M SDE), UniPC on σ
 //   runner_sde.hpp          score_sde on an SDE's time (predictor–corrector, probability-flow ODE);
 //                           annealed Langevin on σ
+//   runner_solver_multistep.hpp  diffusers' DPM-Solver multistep and DEIS on their own timestep/σ table
 // Adding a sampler: one entry in its family's list (a lambda reading its options and calling it).
 
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include "runner_high_order.hpp"
 #include "runner_sde.hpp"
 #include "runner_sigma.hpp"
+#include "runner_solver_multistep.hpp"
 #include "spec_denoiser.hpp"
 #include "spec_fields.hpp"
 #include "spec_noise.hpp"
@@ -41,7 +43,8 @@ namespace diffuse::cli {
 inline const std::vector<sampler_entry>& sampler_table() {
     static const std::vector<sampler_entry> table = [] {
         std::vector<sampler_entry> t;
-        for (auto&& family : {discrete_samplers(), euler_samplers(), high_order_samplers(), sde_samplers()})
+        for (auto&& family : {discrete_samplers(), euler_samplers(), high_order_samplers(), sde_samplers(),
+                               solver_multistep_samplers()})
             t.insert(t.end(), family.begin(), family.end());
         return t;
     }();

@@ -28,6 +28,7 @@ struct spec_schedule : discrete_schedule {
     std::int64_t steps_offset = 0;
     std::size_t num_inference_steps = 0;
     std::vector<std::int64_t> timesteps;  // descending, from the spacing (the discrete samplers only)
+    std::string beta_schedule;            // the schedule's name (diffusers' solver tables treat the cosine one apart)
 };
 
 namespace detail {
@@ -75,6 +76,7 @@ inline spec_schedule read_schedule(fields& s, const io::scheduler_config* sched,
     cfg.rescale_betas_zero_snr = sc.boolean("rescale_betas_zero_snr", trained.rescale_betas_zero_snr);
     if (trained.trained_betas && !sc.has("beta_schedule")) cfg.trained_betas = trained.trained_betas;
     spec_schedule out;
+    out.beta_schedule = cfg.trained_betas ? std::string() : cfg.beta_schedule;
     out.spacing = parse_timestep_spacing(sc.choice("timestep_spacing", {"leading", "trailing", "linspace"},
                                                    std::string(to_string(sched ? sched->spacing : timestep_spacing::leading))));
     out.steps_offset = static_cast<std::int64_t>(sc.count("steps_offset", std::uint64_t(sched ? sched->steps_offset : 0)));
