@@ -8,9 +8,17 @@
 #include "diffuse/core/random.hpp"
 #include "diffuse/core/torch_generator.hpp"
 
+// Arguments: count, kernel (diffuse::normal_kernel: 0 portable, 1 sse2, 2 avx2).
 template <class T>
 static void bm_normal_fill(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
+    const auto kernel = static_cast<diffuse::normal_kernel>(state.range(1));
+    if (!diffuse::normal_kernel_supported(kernel)) {
+        state.SkipWithError("kernel not supported on this CPU");
+        return;
+    }
+    const diffuse::normal_kernel saved = diffuse::active_normal_kernel();
+    diffuse::set_normal_kernel(kernel);
     std::vector<T> v(n);
     std::uint64_t draw = 0;
     for (auto _ : state) {
@@ -18,11 +26,12 @@ static void bm_normal_fill(benchmark::State& state) {
         benchmark::DoNotOptimize(v.data());
         benchmark::ClobberMemory();
     }
+    diffuse::set_normal_kernel(saved);
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(T)));
 }
-BENCHMARK_TEMPLATE(bm_normal_fill, float)->Arg(1 << 12)->Arg(1 << 22);
-BENCHMARK_TEMPLATE(bm_normal_fill, double)->Arg(1 << 12)->Arg(1 << 22);
+BENCHMARK_TEMPLATE(bm_normal_fill, float)->ArgsProduct({{1 << 12, 1 << 20, 1 << 22}, {0, 1, 2}});
+BENCHMARK_TEMPLATE(bm_normal_fill, double)->ArgsProduct({{1 << 12, 1 << 22}, {0, 1, 2}});
 
 template <class T>
 static void bm_normal_at(benchmark::State& state) {
