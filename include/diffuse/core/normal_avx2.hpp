@@ -14,7 +14,8 @@
 // (ten Philox rounds, the division and the polynomials):
 //   1. Philox4x32-10 words, four blocks per register with each 32-bit word in the low half of a 64-bit
 //      lane (one _mm256_mul_epu32 is then the full 32×32→64 product, lo in the low half, hi = product
-//      >> 32); two register sets (eight blocks) per iteration. The words of eight blocks are packed into
+//      >> 32); four register sets (sixteen blocks) per iteration, whose ten dependent rounds interleave
+//      (two sets left the multiplier waiting on latency: 738 → 820 M values/s). The words of eight blocks are packed into
 //      one register in the lane order (0, 1, 4, 5, 2, 3, 6, 7), which the final interleave undoes.
 //   2. r = sqrt(−2 ln u1), ln = portable_log on eight lanes.
 //   3. (r cos 2πu2, r sin 2πu2) = portable_sincos_2pi on eight lanes, then the interleave into element
@@ -145,28 +146,40 @@ __attribute__((target("avx2"))) void normal_chunk_avx2(float* DIFFUSE_RESTRICT z
         const __m256i s1 = _mm256_set1_epi64x(static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu));
         // counter = (block mod 2^32, draw, sample mod 2^32, word 3); the low half of a 64-bit lane holding the
         // block number is block mod 2^32.
-        const __m256i lanes = _mm256_set_epi64x(3, 2, 1, 0), four = _mm256_set1_epi64x(4);
-        for (std::size_t j = 0; j < B; j += 8) {
-            const __m256i ba = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(block + j)), lanes);
-            const __m256i bb = _mm256_add_epi64(ba, four);
-            __m256i a0 = ba, a1 = c1, a2 = c2, a3 = counter_word3_avx2(ba, s1);
-            __m256i b0 = bb, b1 = c1, b2 = c2, b3 = counter_word3_avx2(bb, s1);
-            for (unsigned r = 0; r < 10; ++r) {  // philox_round on both sets
-                const __m256i pa0 = _mm256_mul_epu32(a0, m0), pa1 = _mm256_mul_epu32(a2, m1);
-                const __m256i pb0 = _mm256_mul_epu32(b0, m0), pb1 = _mm256_mul_epu32(b2, m1);
-                a0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa1, 32), a1), rk0[r]);
-                a2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pa0, 32), a3), rk1[r]);
-                a1 = pa1;
-                a3 = pa0;
-                b0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb1, 32), b1), rk0[r]);
-                b2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(pb0, 32), b3), rk1[r]);
-                b1 = pb1;
-                b3 = pb0;
+        // S register sets of four blocks each in flight, so that the ten dependent rounds of one set overlap
+        // with the others'.
+        constexpr std::size_t S = 4;
+        static_assert(B % (4 * S) == 0, "diffuse: the AVX2 normal kernel works on groups of 4S blocks");
+        const __m256i lanes = _mm256_set_epi64x(3, 2, 1, 0);
+        for (std::size_t j = 0; j < B; j += 4 * S) {
+            __m256i c[S][4];
+#pragma GCC unroll 8
+            for (std::size_t k = 0; k < S; ++k) {
+                const __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(block + j + 4 * k)), lanes);
+                c[k][0] = b;
+                c[k][1] = c1;
+                c[k][2] = c2;
+                c[k][3] = counter_word3_avx2(b, s1);
             }
-            _mm256_store_si256(reinterpret_cast<__m256i*>(wu1 + j), pack_low_halves_avx2(a0, b0));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(wu1 + B + j), pack_low_halves_avx2(a2, b2));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(wu2 + j), pack_low_halves_avx2(a1, b1));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(wu2 + B + j), pack_low_halves_avx2(a3, b3));
+#pragma GCC unroll 10
+            for (unsigned r = 0; r < 10; ++r) {  // philox_round on every set
+#pragma GCC unroll 8
+                for (std::size_t k = 0; k < S; ++k) {
+                    const __m256i p0 = _mm256_mul_epu32(c[k][0], m0), p1 = _mm256_mul_epu32(c[k][2], m1);
+                    c[k][0] = _mm256_xor_si256(_mm256_xor_si256(c[k][1], rk0[r]), _mm256_srli_epi64(p1, 32));
+                    c[k][2] = _mm256_xor_si256(_mm256_xor_si256(c[k][3], rk1[r]), _mm256_srli_epi64(p0, 32));
+                    c[k][1] = p1;
+                    c[k][3] = p0;
+                }
+            }
+#pragma GCC unroll 8
+            for (std::size_t k = 0; k < S; k += 2) {
+                const std::size_t at = j + 4 * k;
+                _mm256_store_si256(reinterpret_cast<__m256i*>(wu1 + at), pack_low_halves_avx2(c[k][0], c[k + 1][0]));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(wu1 + B + at), pack_low_halves_avx2(c[k][2], c[k + 1][2]));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(wu2 + at), pack_low_halves_avx2(c[k][1], c[k + 1][1]));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(wu2 + B + at), pack_low_halves_avx2(c[k][3], c[k + 1][3]));
+            }
         }
     }
     // Stage 2. r = sqrt(−2 ln u1), u1 = ((w >> 8) + 1)·2^-24.
