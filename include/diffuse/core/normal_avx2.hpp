@@ -66,13 +66,12 @@ DIFFUSE_AVX2_INLINE __m256 portable_log_avx2(__m256 x) noexcept {
                          _mm256_add_ps(_mm256_mul_ps(e, _mm256_set1_ps(3.1946183e-05f)), lnm));
 }
 
-// portable_sincos_2pi (core/random.hpp) on eight floats u in [0, 1): exact reduction t = 4u, q = round(t),
-// f = t − q; Taylor polynomials of sin(πf/2), cos(πf/2); quadrant rotation by sign-bit flips.
+// portable_sincos_2pi (core/random.hpp) on eight floats, given t = 4u (u in [0, 1); the caller forms t
+// exactly): q = round(t), f = t − q; Taylor polynomials of sin(πf/2), cos(πf/2); quadrant rotation.
 struct sincos_avx2 {
     __m256 sin, cos;
 };
-DIFFUSE_AVX2_INLINE sincos_avx2 portable_sincos_2pi_avx2(__m256 u) noexcept {
-    const __m256 t = _mm256_mul_ps(_mm256_set1_ps(4.0f), u);
+DIFFUSE_AVX2_INLINE sincos_avx2 portable_sincos_2pi_avx2(__m256 t) noexcept {
     const __m256 tq = _mm256_add_ps(t, _mm256_set1_ps(12582912.0f));  // 1.5·2^23: round to nearest
     const __m256 f = _mm256_sub_ps(t, _mm256_sub_ps(tq, _mm256_set1_ps(12582912.0f)));
     const __m256i qi = _mm256_castps_si256(tq);  // q in the low mantissa bits
@@ -88,21 +87,22 @@ DIFFUSE_AVX2_INLINE sincos_avx2 portable_sincos_2pi_avx2(__m256 u) noexcept {
                      add_mul_avx2(0.2536695f, z,
                                   add_mul_avx2(-0.02086348f, z,
                                                add_mul_avx2(0.00091926026f, z, _mm256_set1_ps(-2.5202042e-05f))))));
-    // Quadrant q mod 4: swap for odd q, negate sin for q = 2, 3 and cos for q = 1, 2.
-    const __m256i sb = _mm256_castps_si256(s), cb = _mm256_castps_si256(c);
-    const __m256i swap = _mm256_srai_epi32(_mm256_slli_epi32(qi, 31), 31);
-    const __m256i d = _mm256_and_si256(_mm256_xor_si256(sb, cb), swap);
-    const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
-    const __m256i so = _mm256_xor_si256(_mm256_xor_si256(sb, d), _mm256_and_si256(_mm256_slli_epi32(qi, 30), sign));
-    const __m256i co = _mm256_xor_si256(
-        _mm256_xor_si256(cb, d),
-        _mm256_and_si256(_mm256_slli_epi32(_mm256_add_epi32(qi, _mm256_set1_epi32(1)), 30), sign));
-    return {_mm256_castsi256_ps(so), _mm256_castsi256_ps(co)};
+    // Quadrant q mod 4 (bits b1 b0 of qi): swap for odd q (b0), negate sin for q = 2, 3 (b1) and cos for
+    // q = 1, 2 (b1 xor b0). Shifted to the sign position: b0 is the blend mask, the signs are sign-bit xors.
+    const __m256i b0 = _mm256_slli_epi32(qi, 31), b1 = _mm256_slli_epi32(qi, 30);
+    const __m256 odd = _mm256_castsi256_ps(b0);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m256 so = _mm256_blendv_ps(s, c, odd), co = _mm256_blendv_ps(c, s, odd);
+    return {_mm256_xor_ps(so, _mm256_and_ps(_mm256_castsi256_ps(b1), sign)),
+            _mm256_xor_ps(co, _mm256_and_ps(_mm256_castsi256_ps(_mm256_xor_si256(b1, b0)), sign))};
 }
 
-// Word 3 of the counter, (sample >> 32) | (block >> 32) << 28, for the four blocks of the 64-bit lanes of b.
-DIFFUSE_AVX2_INLINE __m256i counter_word3_avx2(__m256i b, __m256i sample_hi) noexcept {
-    return _mm256_or_si256(sample_hi, _mm256_slli_epi64(_mm256_and_si256(_mm256_srli_epi64(b, 32), _mm256_set1_epi64x(0xF)), 28));
+// Word 3 of the counter xor the key word k1, for the four blocks of the 64-bit lanes of b: word 3 is
+// (sample >> 32) | (block >> 32) << 28, two disjoint bit fields, so the or is an xor and
+// sample_hi_k1 = (sample >> 32) ^ k1 is formed once.
+DIFFUSE_AVX2_INLINE __m256i counter_word3_xor_k1_avx2(__m256i b, __m256i sample_hi_k1) noexcept {
+    return _mm256_xor_si256(sample_hi_k1,
+                            _mm256_slli_epi64(_mm256_and_si256(_mm256_srli_epi64(b, 32), _mm256_set1_epi64x(0xF)), 28));
 }
 
 // The low halves of the 64-bit lanes of lo (blocks 0-3) and hi (blocks 4-7) in lane order (0 1 4 5 2 3 6 7).
@@ -110,10 +110,15 @@ DIFFUSE_AVX2_INLINE __m256i pack_low_halves_avx2(__m256i lo, __m256i hi) noexcep
     return _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
 }
 
-// Uniforms from words: (w >> 8)·2^-24 in [0, 1), or ((w >> 8) + 1)·2^-24 in (0, 1] (exact conversions).
-DIFFUSE_AVX2_INLINE __m256 uniform_avx2(const std::uint32_t* w, int plus) noexcept {
+// From words: u1 = ((w >> 8) + 1)·2^-24 in (0, 1], and t = 4·u2 = (w >> 8)·2^-22 (u2 = (w >> 8)·2^-24 in
+// [0, 1)); every step is exact, so t has the bits of normal_at's 4·u2.
+DIFFUSE_AVX2_INLINE __m256 uniform_open0_avx2(const std::uint32_t* w) noexcept {
     const __m256i k = _mm256_srli_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)), 8);
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(k, _mm256_set1_epi32(plus))), _mm256_set1_ps(5.9604645e-08f));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(k, _mm256_set1_epi32(1))), _mm256_set1_ps(5.9604645e-08f));
+}
+DIFFUSE_AVX2_INLINE __m256 four_uniform_open1_avx2(const std::uint32_t* w) noexcept {
+    const __m256i k = _mm256_srli_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)), 8);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(k), _mm256_set1_ps(2.3841858e-07f));
 }
 
 // Interleaves the 64-bit pairs of x and y: (x0 y0 | x2 y2) for lo, (x1 y1 | x3 y3) for hi.
@@ -141,9 +146,13 @@ __attribute__((target("avx2"))) void normal_chunk_avx2(float* DIFFUSE_RESTRICT z
             rk1[r] = _mm256_set1_epi64x(static_cast<std::uint32_t>(k1 + r * philox_w1));
         }
         const __m256i m0 = _mm256_set1_epi64x(philox_m0), m1 = _mm256_set1_epi64x(philox_m1);
-        const __m256i c1 = _mm256_set1_epi64x(static_cast<std::uint32_t>(draw));
-        const __m256i c2 = _mm256_set1_epi64x(static_cast<std::uint32_t>(sample));
-        const __m256i s1 = _mm256_set1_epi64x(static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu));
+        // Round 0 with words 1 and 2 of the counter (draw, sample mod 2^32) the same for every block: its
+        // product m1·c2, and so the new words 0 and 1, are formed once (the same values philox_round gives).
+        const std::uint64_t p1 = std::uint64_t{philox_m1} * static_cast<std::uint32_t>(sample);
+        const __m256i r0_w0 = _mm256_set1_epi64x(static_cast<std::uint32_t>(p1 >> 32) ^ static_cast<std::uint32_t>(draw) ^ k0);
+        const __m256i r0_w1 = _mm256_set1_epi64x(static_cast<std::uint32_t>(p1));
+        const __m256i s1k1 =
+            _mm256_set1_epi64x(static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu) ^ k1);
         // counter = (block mod 2^32, draw, sample mod 2^32, word 3); the low half of a 64-bit lane holding the
         // block number is block mod 2^32.
         // S register sets of four blocks each in flight, so that the ten dependent rounds of one set overlap
@@ -156,13 +165,14 @@ __attribute__((target("avx2"))) void normal_chunk_avx2(float* DIFFUSE_RESTRICT z
 #pragma GCC unroll 8
             for (std::size_t k = 0; k < S; ++k) {
                 const __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(static_cast<long long>(block + j + 4 * k)), lanes);
-                c[k][0] = b;
-                c[k][1] = c1;
-                c[k][2] = c2;
-                c[k][3] = counter_word3_avx2(b, s1);
+                const __m256i p0 = _mm256_mul_epu32(b, m0);  // round 0: (hi0, lo0) = m0·(block mod 2^32)
+                c[k][0] = r0_w0;
+                c[k][1] = r0_w1;
+                c[k][2] = _mm256_xor_si256(counter_word3_xor_k1_avx2(b, s1k1), _mm256_srli_epi64(p0, 32));
+                c[k][3] = p0;
             }
 #pragma GCC unroll 10
-            for (unsigned r = 0; r < 10; ++r) {  // philox_round on every set
+            for (unsigned r = 1; r < 10; ++r) {  // philox_round on every set
 #pragma GCC unroll 8
                 for (std::size_t k = 0; k < S; ++k) {
                     const __m256i p0 = _mm256_mul_epu32(c[k][0], m0), p1 = _mm256_mul_epu32(c[k][2], m1);
@@ -185,13 +195,13 @@ __attribute__((target("avx2"))) void normal_chunk_avx2(float* DIFFUSE_RESTRICT z
     // Stage 2. r = sqrt(−2 ln u1), u1 = ((w >> 8) + 1)·2^-24.
     alignas(32) float r[2 * B];
     for (std::size_t p = 0; p < 2 * B; p += 8) {
-        const __m256 u1 = uniform_avx2(wu1 + p, 1);
+        const __m256 u1 = uniform_open0_avx2(wu1 + p);
         _mm256_store_ps(r + p, _mm256_sqrt_ps(_mm256_mul_ps(_mm256_set1_ps(-2.0f), portable_log_avx2(u1))));
     }
     // Stage 3. (r cos 2πu2, r sin 2πu2), u2 = (w >> 8)·2^-24; pairs A from (w0, w1), B from (w2, w3).
     for (std::size_t g = 0; g < B; g += 8) {
-        const sincos_avx2 a = portable_sincos_2pi_avx2(uniform_avx2(wu2 + g, 0));
-        const sincos_avx2 b = portable_sincos_2pi_avx2(uniform_avx2(wu2 + B + g, 0));
+        const sincos_avx2 a = portable_sincos_2pi_avx2(four_uniform_open1_avx2(wu2 + g));
+        const sincos_avx2 b = portable_sincos_2pi_avx2(four_uniform_open1_avx2(wu2 + B + g));
         const __m256 ra = _mm256_load_ps(r + g), rb = _mm256_load_ps(r + B + g);
         const __m256 ca = _mm256_mul_ps(ra, a.cos), sa = _mm256_mul_ps(ra, a.sin);
         const __m256 cb = _mm256_mul_ps(rb, b.cos), sb = _mm256_mul_ps(rb, b.sin);
