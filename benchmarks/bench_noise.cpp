@@ -13,7 +13,7 @@
 #include "diffuse/core/random.hpp"
 #include "diffuse/core/torch_generator.hpp"
 
-// Arguments: count, kernel (diffuse::normal_kernel: 0 portable, 1 sse2, 2 avx2).
+// Arguments: count, kernel (diffuse::normal_kernel: 0 portable, 1 sse2, 2 avx2, 3 avx512).
 template <class T>
 static void bm_normal_fill(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
@@ -35,7 +35,7 @@ static void bm_normal_fill(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(T)));
 }
-BENCHMARK_TEMPLATE(bm_normal_fill, float)->ArgsProduct({{1 << 12, 1 << 20, 1 << 22}, {0, 1, 2}});
+BENCHMARK_TEMPLATE(bm_normal_fill, float)->ArgsProduct({{1 << 12, 1 << 20, 1 << 22}, {0, 1, 2, 3}});
 BENCHMARK_TEMPLATE(bm_normal_fill, double)->ArgsProduct({{1 << 12, 1 << 22}, {0, 1, 2}});
 
 // The ancestral noise term x ← x + c·z on a batch of 4×64×64 or 16×4×128×128 floats: fused (lincomb_noise,
@@ -67,8 +67,8 @@ static void bm_noise_term(benchmark::State& state, bool fused) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * B * D));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * B * D * 2 * sizeof(float)));
 }
-BENCHMARK_CAPTURE(bm_noise_term, fused, true)->ArgsProduct({{1}, {64}, {1, 2}})->Args({16, 128, 2});
-BENCHMARK_CAPTURE(bm_noise_term, unfused, false)->ArgsProduct({{1}, {64}, {1, 2}})->Args({16, 128, 2});
+BENCHMARK_CAPTURE(bm_noise_term, fused, true)->ArgsProduct({{1}, {64}, {1, 2, 3}})->Args({16, 128, 3});
+BENCHMARK_CAPTURE(bm_noise_term, unfused, false)->ArgsProduct({{1}, {64}, {1, 2, 3}})->Args({16, 128, 3});
 
 template <class T>
 static void bm_normal_at(benchmark::State& state) {

@@ -9,7 +9,7 @@ machine). In the same run it runs the C++ benchmark
     BIN --benchmark_filter=bm_normal_fill<float>/1048576 --benchmark_format=json
         --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
-and prints values/s of each normal kernel (portable, sse2, avx2; median cpu_time) and the ratios to torch.
+and prints values/s of each normal kernel (portable, sse2, avx2, avx512; median cpu_time) and the ratios to torch.
 
     python3 tools/bench_noise.py [--ours build/benchmarks/bench_noise] [--reps 21]
 """
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 N = 1 << 20
-KERNELS = {0: "portable", 1: "sse2", 2: "avx2"}
+KERNELS = {0: "portable", 1: "sse2", 2: "avx2", 3: "avx512"}
 
 
 def cpu_median(f, reps):

@@ -23,13 +23,16 @@ struct kernel_guard {
 
 std::vector<normal_kernel> supported_kernels() {
     std::vector<normal_kernel> ks;
-    for (normal_kernel k : {normal_kernel::portable, normal_kernel::sse2, normal_kernel::avx2})
+    for (normal_kernel k : {normal_kernel::portable, normal_kernel::sse2, normal_kernel::avx2, normal_kernel::avx512})
         if (diffuse::normal_kernel_supported(k)) ks.push_back(k);
     return ks;
 }
 
 const char* name(normal_kernel k) {
-    return k == normal_kernel::portable ? "portable" : k == normal_kernel::sse2 ? "sse2" : "avx2";
+    return k == normal_kernel::portable ? "portable"
+           : k == normal_kernel::sse2   ? "sse2"
+           : k == normal_kernel::avx2   ? "avx2"
+                                        : "avx512";
 }
 
 template <class T>
@@ -57,6 +60,8 @@ TEST_CASE("every normal kernel reproduces the pinned whole stream", "[noise][ker
     // The baseline kernels always exist on x86-64; the AVX2 one wherever the CPU has AVX2.
     REQUIRE(std::count(ks.begin(), ks.end(), normal_kernel::sse2) == 1);
     if (!diffuse::normal_kernel_supported(normal_kernel::avx2)) WARN("this CPU has no AVX2: the avx2 kernel is not tested");
+    if (!diffuse::normal_kernel_supported(normal_kernel::avx512))
+        WARN("this CPU has no AVX-512F: the avx512 kernel is not tested");
 #endif
     for (normal_kernel k : ks) {
         diffuse::set_normal_kernel(k);
@@ -108,6 +113,8 @@ TEST_CASE("set_normal_kernel rejects unknown and unsupported kernels", "[noise][
     CHECK_THROWS_WITH(diffuse::set_normal_kernel(static_cast<normal_kernel>(7)), Catch::Contains("unknown normal_kernel"));
     if (!diffuse::normal_kernel_supported(normal_kernel::avx2))
         CHECK_THROWS_WITH(diffuse::set_normal_kernel(normal_kernel::avx2), Catch::Contains("no AVX2"));
+    if (!diffuse::normal_kernel_supported(normal_kernel::avx512))
+        CHECK_THROWS_WITH(diffuse::set_normal_kernel(normal_kernel::avx512), Catch::Contains("no AVX-512F"));
     CHECK(diffuse::active_normal_kernel() == before);
     CHECK(diffuse::normal_kernel_supported(diffuse::best_normal_kernel()));
     CHECK(diffuse::normal_kernel_supported(normal_kernel::portable));

@@ -94,7 +94,7 @@ void check_one(std::mt19937_64& rng, std::size_t terms, bool per_sample_coefs, b
 
 std::vector<normal_kernel> kernels() {
     std::vector<normal_kernel> ks;
-    for (normal_kernel k : {normal_kernel::portable, normal_kernel::sse2, normal_kernel::avx2})
+    for (normal_kernel k : {normal_kernel::portable, normal_kernel::sse2, normal_kernel::avx2, normal_kernel::avx512})
         if (normal_kernel_supported(k)) ks.push_back(k);
     return ks;
 }

@@ -400,8 +400,10 @@ template <class T>
 [[nodiscard]] inline normal_chunk_fn<T> active_normal_chunk() noexcept {
     const normal_kernel k = active_normal_kernel();
 #if DIFFUSE_NORMAL_AVX2
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
+        if (k == normal_kernel::avx512) return &normal_chunk_avx512<normal_chunk_blocks>;
         if (k == normal_kernel::avx2) return &normal_chunk_avx2<normal_chunk_blocks>;
+    }
 #endif
     return k == normal_kernel::portable ? &normal_chunk<T, false> : &normal_chunk<T, true>;
 }
