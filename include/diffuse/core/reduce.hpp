@@ -114,12 +114,17 @@ template <class T>
     constexpr U exponent = sizeof(T) == 4 ? U(0x7F800000u) : U(0x7FF0000000000000ull);
     constexpr U lowest = exponent & (~exponent + 1);  // the exponent field's lowest bit
     constexpr U sign = U(1) << (8 * sizeof(T) - 1);
-    U acc = 0;
+    // 64 bytes of independent accumulators, one per lane of a fixed-trip inner loop (a single accumulator
+    // makes GCC 12 build it from shuffles).
+    constexpr std::size_t W = 64 / sizeof(T);
+    U acc[W] = {};
     std::size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (std::size_t l = 0; l < 16; ++l) acc |= (std::bit_cast<U>(x[j + l]) & exponent) + lowest;
-    for (; j < n; ++j) acc |= (std::bit_cast<U>(x[j]) & exponent) + lowest;
-    return (acc & sign) != 0;
+    for (; j + W <= n; j += W)
+        for (std::size_t l = 0; l < W; ++l) acc[l] |= (std::bit_cast<U>(x[j + l]) & exponent) + lowest;
+    for (std::size_t l = 0; j < n; ++j, ++l) acc[l] |= (std::bit_cast<U>(x[j]) & exponent) + lowest;
+    U all = 0;
+    for (std::size_t l = 0; l < W; ++l) all |= acc[l];
+    return (all & sign) != 0;
 }
 
 }  // namespace detail
