@@ -15,11 +15,15 @@
 //   1. Philox4x32-10 words, four blocks per register with each 32-bit word in the low half of a 64-bit
 //      lane (one _mm256_mul_epu32 is then the full 32×32→64 product, lo in the low half, hi = product
 //      >> 32); four register sets (sixteen blocks) per iteration, whose ten dependent rounds interleave
-//      (two sets left the multiplier waiting on latency: 738 → 820 M values/s). The words of eight blocks are packed into
-//      one register in the lane order (0, 1, 4, 5, 2, 3, 6, 7), which the final interleave undoes.
+//      (with two sets the multiplier waited on latency: 738 → 820 M values/s). Round 0 is formed once
+//      where the counter words are shared by every block. The words of eight blocks are packed into one
+//      register in the lane order (0, 1, 4, 5, 2, 3, 6, 7), which the final interleave undoes.
 //   2. r = sqrt(−2 ln u1), ln = portable_log on eight lanes.
-//   3. (r cos 2πu2, r sin 2πu2) = portable_sincos_2pi on eight lanes, then the interleave into element
-//      order (4b, 4b+1 from words (w0, w1), 4b+2, 4b+3 from (w2, w3)) and 256-bit stores.
+//   3. (r cos 2πu2, r sin 2πu2) = portable_sincos_2pi on eight lanes (t = 4·u2 formed directly, the
+//      quadrant by blends), then the interleave into element order (4b, 4b+1 from words (w0, w1), 4b+2,
+//      4b+3 from (w2, w3)) and 256-bit stores.
+// (A build with global -mfma and GCC's default -ffp-contract=fast could contract these multiply-adds as it
+// could the portable code's; docs/noise.md.)
 
 #include <cstddef>
 #include <cstdint>
