@@ -8,6 +8,9 @@
 // Each benchmark runs a whole sampler for `steps` model evaluations with a null network (it leaves its
 // output untouched: the model's cost is zero) and reports time per model evaluation. What remains is the
 // sampler's update plus the model plumbing every step pays (the finite check of the model output).
+// The work is diffusers' (tools/bench_diffusers_step.py): the network predicts ε (diffusers' default
+// prediction_type), so the σ samplers pay the ε → x₀ conversion D = x − σ·ε as diffusers' schedulers do,
+// and DDPM runs without clipping (clip_sample = False on both sides).
 // bytes_per_second counts the minimal traffic of one update: tensors read + written, float32, listed
 // per sampler below (e.g. Euler: read x and D, write x = 3 tensors; plus 1 read for the finite check).
 // One thread (diffuse's default). Times are CPU time (robust on a shared machine; one thread).
@@ -85,8 +88,10 @@ const auto ac = alphas_cumprod();
 void bm_ddpm(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
         auto m = model(null_net{}, prediction::epsilon, discrete_time(ac));
-        sample_ddpm(m, x, ac, discrete_steps(), {}, counter_noise{1});
-    }, steps, 6);  // check ε; x̂₀ (r x, ε; w), clip, μ̃ + σz (r x̂₀, x, z; w), noise (w)
+        ddpm_options o;
+        o.clip_sample = false;
+        sample_ddpm(m, x, ac, discrete_steps(), o, counter_noise{1});
+    }, steps, 5);  // check ε; x̂₀ (r x, ε; w), μ̃ + σz with z generated in place (r x̂₀, x; w)
 }
 void bm_ddim(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
@@ -98,33 +103,33 @@ void bm_ddim(benchmark::State& s) {
 }
 void bm_euler(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
-        auto m = model(null_net{}, prediction::sample, sigma_time{});
+        auto m = model(null_net{}, prediction::epsilon, sigma_time{});
         sample_euler(m, x, sigma_grid(true));
-    }, steps, 4);
+    }, steps, 7);  // check ε; D = x − σ·ε (r x, ε; w); x = a·x + b·D (r x, D; w)
 }
 void bm_euler_ancestral(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
-        auto m = model(null_net{}, prediction::sample, sigma_time{});
+        auto m = model(null_net{}, prediction::epsilon, sigma_time{});
         sample_euler_ancestral(m, x, sigma_grid(true), {}, counter_noise{1});
-    }, steps, 6);
+    }, steps, 9);  // check; D (3); Euler step (3); x += σ_up·z with z generated in place (r x; w)
 }
 void bm_heun(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
-        auto m = model(null_net{}, prediction::sample, sigma_time{});
+        auto m = model(null_net{}, prediction::epsilon, sigma_time{});
         sample_heun(m, x, sigma_grid(false));
-    }, 2 * steps, 4);
+    }, 2 * steps, 7);
 }
 void bm_lms(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
-        auto m = model(null_net{}, prediction::sample, sigma_time{});
+        auto m = model(null_net{}, prediction::epsilon, sigma_time{});
         sample_lms(m, x, sigma_grid(true));
-    }, steps, 7);
+    }, steps, 10);
 }
 void bm_dpmpp_2m(benchmark::State& s) {
     run(s, [](tensor_view<float> x) {
-        auto m = model(null_net{}, prediction::sample, sigma_time{});
+        auto m = model(null_net{}, prediction::epsilon, sigma_time{});
         sample_dpmpp_2m(m, x, sigma_grid(true));
-    }, steps, 5);
+    }, steps, 8);
 }
 void bm_pc_ve(benchmark::State& s) {  // reverse diffusion + 1 Langevin step: 2 model evaluations per step
     run(s, [](tensor_view<float> x) {

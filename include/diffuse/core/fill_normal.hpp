@@ -38,7 +38,7 @@ private:
     static void run(const V& o, std::uint64_t seed, std::uint64_t draw, Id id) {
         detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
             normal_fill(o.sample(b) + j0, j1 - j0, seed, id(b), draw, j0);
-        });
+        }, detail::compute_bound_segments);
     }
 };
 inline constexpr fill_normal_t fill_normal{};

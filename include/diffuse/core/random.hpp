@@ -48,6 +48,7 @@
 
 #include "diffuse/core/config.hpp"
 #include "diffuse/core/error.hpp"
+#include "diffuse/core/normal_kernel.hpp"
 #include "diffuse/core/philox.hpp"
 #include "diffuse/core/tensor.hpp"
 
@@ -255,58 +256,63 @@ namespace detail {
 // reassociation, no contraction), so the bits are the same.
 inline constexpr std::size_t normal_chunk_blocks = 64;
 
-// Stage 1: the Philox words of blocks [block, block + B). Word k of block j goes to dst[k][j].
-inline void normal_chunk_words(std::uint32_t* const (&dst)[4], std::uint64_t seed, std::uint64_t sample,
-                               std::uint64_t draw, std::uint64_t block) noexcept {
+// Stage 1: the Philox words of blocks [block, block + B). Word k of block j goes to dst[k][j]. Simd: the
+// SSE2 intrinsics (normal_kernel::sse2) rather than scalar philox4x32_10_words (normal_kernel::portable).
+template <bool Simd>
+DIFFUSE_ALWAYS_INLINE void normal_chunk_words(std::uint32_t* const (&dst)[4], std::uint64_t seed, std::uint64_t sample,
+                                              std::uint64_t draw, std::uint64_t block) noexcept {
     constexpr std::size_t B = normal_chunk_blocks;
     const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
     const auto d = static_cast<std::uint32_t>(draw), s0 = static_cast<std::uint32_t>(sample);
     const auto s1 = static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu);
 #if defined(__SSE2__)
-    // Two blocks per register, each 32-bit word in the low half of a 64-bit lane: _mm_mul_epu32 then
-    // yields the whole 64-bit product, lo in the low half and hi = product >> 32. The high halves
-    // carry garbage that _mm_mul_epu32 ignores and the final pack drops. Two register sets (four
-    // blocks) per iteration for instruction-level parallelism.
-    alignas(16) std::uint64_t c0[B], c3[B];
-    for (std::size_t j = 0; j < B; ++j) {
-        const std::uint64_t b = block + j;
-        c0[j] = static_cast<std::uint32_t>(b);
-        c3[j] = s1 | static_cast<std::uint32_t>((b >> 32) & 0xFu) << 28;
-    }
-    __m128i rk0[10], rk1[10];
-    for (int r = 0; r < 10; ++r) {
-        rk0[r] = _mm_set1_epi64x(static_cast<std::uint32_t>(k0 + static_cast<std::uint32_t>(r) * philox_w0));
-        rk1[r] = _mm_set1_epi64x(static_cast<std::uint32_t>(k1 + static_cast<std::uint32_t>(r) * philox_w1));
-    }
-    const __m128i m0 = _mm_set1_epi64x(philox_m0), m1 = _mm_set1_epi64x(philox_m1);
-    const __m128i cd = _mm_set1_epi64x(d), cs = _mm_set1_epi64x(s0);
-    for (std::size_t j = 0; j < B; j += 4) {
-        __m128i a0 = _mm_load_si128(reinterpret_cast<const __m128i*>(c0 + j)), a1 = cd, a2 = cs,
-                a3 = _mm_load_si128(reinterpret_cast<const __m128i*>(c3 + j));
-        __m128i b0 = _mm_load_si128(reinterpret_cast<const __m128i*>(c0 + j + 2)), b1 = cd, b2 = cs,
-                b3 = _mm_load_si128(reinterpret_cast<const __m128i*>(c3 + j + 2));
-        for (int r = 0; r < 10; ++r) {  // philox_round on both sets
-            const __m128i pa0 = _mm_mul_epu32(a0, m0), pa1 = _mm_mul_epu32(a2, m1);
-            const __m128i pb0 = _mm_mul_epu32(b0, m0), pb1 = _mm_mul_epu32(b2, m1);
-            a0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pa1, 32), a1), rk0[r]);
-            a2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pa0, 32), a3), rk1[r]);
-            a1 = pa1;
-            a3 = pa0;
-            b0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pb1, 32), b1), rk0[r]);
-            b2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pb0, 32), b3), rk1[r]);
-            b1 = pb1;
-            b3 = pb0;
+    if constexpr (Simd) {
+        // Two blocks per register, each 32-bit word in the low half of a 64-bit lane: _mm_mul_epu32 then
+        // yields the whole 64-bit product, lo in the low half and hi = product >> 32. The high halves
+        // carry garbage that _mm_mul_epu32 ignores and the final pack drops. Two register sets (four
+        // blocks) per iteration for instruction-level parallelism.
+        alignas(16) std::uint64_t c0[B], c3[B];
+        for (std::size_t j = 0; j < B; ++j) {
+            const std::uint64_t b = block + j;
+            c0[j] = static_cast<std::uint32_t>(b);
+            c3[j] = s1 | static_cast<std::uint32_t>((b >> 32) & 0xFu) << 28;
         }
-        // Low halves of (a, b) in block order j, j+1, j+2, j+3.
-        const auto pack = [](__m128i lo, __m128i hi) {
-            return _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
-        };
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[0] + j), pack(a0, b0));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[1] + j), pack(a1, b1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[2] + j), pack(a2, b2));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[3] + j), pack(a3, b3));
+        __m128i rk0[10], rk1[10];
+        for (int r = 0; r < 10; ++r) {
+            rk0[r] = _mm_set1_epi64x(static_cast<std::uint32_t>(k0 + static_cast<std::uint32_t>(r) * philox_w0));
+            rk1[r] = _mm_set1_epi64x(static_cast<std::uint32_t>(k1 + static_cast<std::uint32_t>(r) * philox_w1));
+        }
+        const __m128i m0 = _mm_set1_epi64x(philox_m0), m1 = _mm_set1_epi64x(philox_m1);
+        const __m128i cd = _mm_set1_epi64x(d), cs = _mm_set1_epi64x(s0);
+        for (std::size_t j = 0; j < B; j += 4) {
+            __m128i a0 = _mm_load_si128(reinterpret_cast<const __m128i*>(c0 + j)), a1 = cd, a2 = cs,
+                    a3 = _mm_load_si128(reinterpret_cast<const __m128i*>(c3 + j));
+            __m128i b0 = _mm_load_si128(reinterpret_cast<const __m128i*>(c0 + j + 2)), b1 = cd, b2 = cs,
+                    b3 = _mm_load_si128(reinterpret_cast<const __m128i*>(c3 + j + 2));
+            for (int r = 0; r < 10; ++r) {  // philox_round on both sets
+                const __m128i pa0 = _mm_mul_epu32(a0, m0), pa1 = _mm_mul_epu32(a2, m1);
+                const __m128i pb0 = _mm_mul_epu32(b0, m0), pb1 = _mm_mul_epu32(b2, m1);
+                a0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pa1, 32), a1), rk0[r]);
+                a2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pa0, 32), a3), rk1[r]);
+                a1 = pa1;
+                a3 = pa0;
+                b0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pb1, 32), b1), rk0[r]);
+                b2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(pb0, 32), b3), rk1[r]);
+                b1 = pb1;
+                b3 = pb0;
+            }
+            // Low halves of (a, b) in block order j, j+1, j+2, j+3.
+            const auto pack = [](__m128i lo, __m128i hi) {
+                return _mm_castps_si128(_mm_shuffle_ps(_mm_castsi128_ps(lo), _mm_castsi128_ps(hi), _MM_SHUFFLE(2, 0, 2, 0)));
+            };
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[0] + j), pack(a0, b0));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[1] + j), pack(a1, b1));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[2] + j), pack(a2, b2));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[3] + j), pack(a3, b3));
+        }
+        return;
     }
-#else
+#endif
     for (std::size_t j = 0; j < B; ++j) {
         const philox4x32_block w = normal_block_words(seed, sample, draw, block + j);
         dst[0][j] = w.w0;
@@ -315,7 +321,6 @@ inline void normal_chunk_words(std::uint32_t* const (&dst)[4], std::uint64_t see
         dst[3][j] = w.w3;
     }
     (void)k0, (void)k1, (void)d, (void)s0, (void)s1;
-#endif
 }
 
 // Square roots of x[0, n), n a multiple of 4. IEEE 754 sqrt is correctly rounded, so the SSE2
@@ -338,7 +343,7 @@ DIFFUSE_ALWAYS_INLINE void sqrt_array(T* DIFFUSE_RESTRICT x) noexcept {
 // Pairs: float has 2B pairs, pair p < B from words (w0, w1) of block p (elements 4p, 4p+1) and pair
 // B + p from (w2, w3) (elements 4p+2, 4p+3); double has B pairs, pair p from (w0, w1 | w2, w3) of
 // block p (elements 2p, 2p+1).
-template <class T>
+template <class T, bool Simd>
 void normal_chunk(T* DIFFUSE_RESTRICT z, std::uint64_t seed, std::uint64_t sample, std::uint64_t draw,
                   std::uint64_t block) noexcept {
     constexpr std::size_t B = normal_chunk_blocks;
@@ -347,8 +352,8 @@ void normal_chunk(T* DIFFUSE_RESTRICT z, std::uint64_t seed, std::uint64_t sampl
     // Float: words laid out (w0, w2 | w1, w3) so that u1 and u2 each read one contiguous run of 2B
     // words; double: (w0, w1 | w2, w3), u1 reading (hi, lo) = (w0, w1) and u2 = (w2, w3).
     alignas(64) std::uint32_t w[4 * B];
-    if constexpr (is_float) normal_chunk_words({w, w + 2 * B, w + B, w + 3 * B}, seed, sample, draw, block);
-    else normal_chunk_words({w, w + B, w + 2 * B, w + 3 * B}, seed, sample, draw, block);
+    if constexpr (is_float) normal_chunk_words<Simd>({w, w + 2 * B, w + B, w + 3 * B}, seed, sample, draw, block);
+    else normal_chunk_words<Simd>({w, w + B, w + 2 * B, w + 3 * B}, seed, sample, draw, block);
 
     // Stage 2: r^2 = -2 ln u1; stage 3: r = sqrt(r^2).
     alignas(64) T r[P];
@@ -388,6 +393,21 @@ void normal_chunk(T* DIFFUSE_RESTRICT z, std::uint64_t seed, std::uint64_t sampl
 
 namespace detail {
 
+// The chunk kernel of the active normal_kernel (core/normal_kernel.hpp); all give the same bits.
+template <class T>
+using normal_chunk_fn = void (*)(T*, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t);
+template <class T>
+[[nodiscard]] inline normal_chunk_fn<T> active_normal_chunk() noexcept {
+    const normal_kernel k = active_normal_kernel();
+#if DIFFUSE_NORMAL_AVX2
+    if constexpr (std::is_same_v<T, float>) {
+        if (k == normal_kernel::avx512) return &normal_chunk_avx512<normal_chunk_blocks>;
+        if (k == normal_kernel::avx2) return &normal_chunk_avx2<normal_chunk_blocks>;
+    }
+#endif
+    return k == normal_kernel::portable ? &normal_chunk<T, false> : &normal_chunk<T, true>;
+}
+
 // normal_fill from a block boundary (first_element % per == 0) on: whole chunks straight into out, the
 // last partial chunk through a local buffer, a tail shorter than two blocks one by one. Out of line
 // (and so out of the caller's view), as GCC's -Warray-bounds otherwise misjudges the partial-chunk copy
@@ -397,16 +417,17 @@ template <class T>
                                           std::uint64_t draw, std::uint64_t first_element) noexcept {
     constexpr std::uint64_t per = normals_per_block<T>;
     constexpr std::size_t chunk = normal_chunk_blocks * per;  // values per chunk
+    const normal_chunk_fn<T> normal_chunk = active_normal_chunk<T>();
     alignas(64) T z[chunk];
     std::uint64_t e = first_element;
     for (std::size_t i = 0; i < count;) {
         const std::size_t n = count - i < chunk ? count - i : chunk;
         if (n == chunk) {
-            normal_chunk<T>(out + i, seed, sample, draw, e / per);
+            normal_chunk(out + i, seed, sample, draw, e / per);
         } else if (n < 2 * per) {
             for (std::size_t k = 0; k < n; ++k) out[i + k] = normal_at<T>(seed, sample, draw, e + k);
         } else {
-            normal_chunk<T>(z, seed, sample, draw, e / per);
+            normal_chunk(z, seed, sample, draw, e / per);
             for (std::size_t k = 0; k < n; ++k) out[i + k] = z[k];
         }
         i += n;

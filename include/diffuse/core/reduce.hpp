@@ -6,12 +6,15 @@
 //   mean(x, out)             out[b] = Σ x / n
 //   quantile_abs(x, q, out)  out[b] = q-quantile of |x| with torch.quantile's linear interpolation
 //                            (dynamic thresholding, Saharia et al. 2022)
+//   first_non_finite_sample(x)   the first sample holding a NaN or ±Inf, or x's batch when none does
 //
 // Sums accumulate in double over fixed blocks of `reduce_block` elements and then add the block
 // sums in order, so the bits do not depend on the thread count.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -100,6 +103,46 @@ template <class X>
 }
 
 }  // namespace detail
+
+namespace detail {
+
+// Whether x[0, n) holds a NaN or ±Inf: the exponent field is all ones exactly when (bits & E) + (E's lowest
+// bit) carries into the sign position, so one integer and/add/or per element, which vectorises at any -O.
+template <class T>
+[[nodiscard]] bool any_non_finite(const T* x, std::size_t n) noexcept {
+    using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr U exponent = sizeof(T) == 4 ? U(0x7F800000u) : U(0x7FF0000000000000ull);
+    constexpr U lowest = exponent & (~exponent + 1);  // the exponent field's lowest bit
+    constexpr U sign = U(1) << (8 * sizeof(T) - 1);
+    // 64 bytes of independent accumulators, one per lane of a fixed-trip inner loop (a single accumulator
+    // makes GCC 12 build it from shuffles).
+    constexpr std::size_t W = 64 / sizeof(T);
+    U acc[W] = {};
+    std::size_t j = 0;
+    for (; j + W <= n; j += W)
+        for (std::size_t l = 0; l < W; ++l) acc[l] |= (std::bit_cast<U>(x[j + l]) & exponent) + lowest;
+    for (std::size_t l = 0; j < n; ++j, ++l) acc[l] |= (std::bit_cast<U>(x[j]) & exponent) + lowest;
+    U all = 0;
+    for (std::size_t l = 0; l < W; ++l) all |= acc[l];
+    return (all & sign) != 0;
+}
+
+}  // namespace detail
+
+// The first sample (in batch order) that holds a NaN or ±Inf, or x's batch when every value is finite.
+// A finiteness test for network outputs: it reads each value once and does no arithmetic that could
+// overflow (a sum of squares calls 1e200 doubles infinite).
+template <class X>
+[[nodiscard]] std::size_t first_non_finite_sample(X&& x) {
+    if constexpr (!detail::check_reduce_inputs<X>()) {
+        return 0;
+    } else {
+        const auto v = detail::host_input(std::forward<X>(x));
+        for (std::size_t b = 0; b < v.batch; ++b)
+            if (detail::any_non_finite(v.sample(b), v.per_sample)) return b;
+        return v.batch;
+    }
+}
 
 template <class X>
 void sum_squares(X&& x, std::span<double> out) {

@@ -58,10 +58,9 @@ void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const do
     }
     const tensor_view<T> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
     const tensor_view<T> z{ws.noise.data(), x.batch, x.per_sample};
-    if (eta > 0) noise(z, draw);
     const auto c0 = per_sample(ws.c0), c1 = per_sample(ws.c1), c2 = per_sample(ws.c2), c3 = per_sample(ws.c3);
-    if (eta > 0 && any_hold) lincomb(x, c0, x0, c1, eps, c2, z, c3, x);
-    else if (eta > 0) lincomb(x, c0, x0, c1, eps, c2, z);
+    if (eta > 0 && any_hold) noise(z, draw), lincomb(x, c0, x0, c1, eps, c2, z, c3, x);
+    else if (eta > 0) lincomb_noise(x, c0, x0, c1, eps, c2, noise_term(noise, z, draw));
     else if (any_hold) lincomb(x, c0, x0, c1, eps, c3, x);
     else lincomb(x, c0, x0, c1, eps);
 }

@@ -102,11 +102,13 @@ private:
         const tensor_view<T> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise);
         detail::process_x0(x0, opt_, ws.q, ws.scratch);
         // x_p = μ̃ + σ_t·z  (Algorithm 2, line 4)
-        if (any_noise) this->noise(z, i);
         if (!learned_) {
-            if (any_noise) lincomb(x, per_sample(ws.c0), x0, per_sample(ws.c1), x, per_sample(ws.c2), z);
+            if (any_noise)
+                lincomb_noise(x, per_sample(ws.c0), x0, per_sample(ws.c1), x, per_sample(ws.c2),
+                              detail::noise_term(this->noise, z, i));
             else lincomb(x, per_sample(ws.c0), x0, per_sample(ws.c1), x);
         } else {
+            if (any_noise) this->noise(z, i);
             lincomb(x, per_sample(ws.c0), x0, per_sample(ws.c1), x);
             add_learned_noise(x, z);
         }

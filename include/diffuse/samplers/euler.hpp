@@ -94,8 +94,8 @@ void churn(sigma_state<T>& st, const churn_options& o, const V& x, const V& eps,
         any = any || gamma > 0;
     }
     if (!any && !o.noise_every_step) return;
-    draw_noise(noise, eps, draw++, st.s, st.hat);
-    if (any) lincomb(x, 1.0, x, per_sample(st.c4), eps);
+    const auto z = noise_term(noise, eps, draw++, st.s, st.hat);
+    if (any) lincomb_noise(x, 1.0, x, per_sample(st.c4), z);
 }
 
 // x ← x + d·(σ_to − σ_from) with d = (x − D)/σ_from, i.e. x ← (1 + r)x − r·D, r = (σ_to − σ_from)/σ_from.

@@ -249,11 +249,8 @@ private:
 
     template <class V>
     void check_finite(const V& out) {
-        norms_.resize(out.batch);
-        sum_squares(out, norms_);
-        for (std::size_t b = 0; b < out.batch; ++b)
-            if (!std::isfinite(norms_[b]))
-                detail::fail("model::predict", "the network returned NaN or Inf for sample " + std::to_string(b) +
+        if (const std::size_t b = first_non_finite_sample(out); b < out.batch)
+            detail::fail("model::predict", "the network returned NaN or Inf for sample " + std::to_string(b) +
                                                    " at network time t = " + std::to_string(t_[b]));
     }
     template <class T>
@@ -270,7 +267,7 @@ private:
     Net net_;
     prediction predicts_;
     Time time_;
-    std::vector<double> t_, scale_, ca_, cb_, norms_;
+    std::vector<double> t_, scale_, ca_, cb_;
     std::vector<float> buf_f_;
     std::vector<double> buf_d_;
     std::vector<float> wide_f_;

@@ -13,10 +13,12 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/fill_normal.hpp"
+#include "diffuse/core/lincomb_noise.hpp"
 #include "diffuse/core/tensor.hpp"
 
 namespace diffuse {
@@ -47,6 +49,21 @@ struct counter_noise {
         fill_normal(out, seed, draw, first_sample);
     }
 };
+
+namespace detail {
+// The noise term of an update for lincomb_noise (core/lincomb_noise.hpp): for counter_noise the draw itself
+// (normal_noise: generated inside the update's single pass, never stored), for any other source the buffer
+// `z` filled by noise(z, draw) — recorded noise replays through it unchanged. Same bits either way.
+template <class Noise, class V>
+auto noise_term(Noise& noise, const V& z, std::uint64_t draw) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<Noise>, counter_noise>) {
+        return normal_noise{noise.seed, draw, noise.first_sample};
+    } else {
+        noise(z, draw);
+        return z;
+    }
+}
+}  // namespace detail
 
 // Replays `draws` consecutive noise tensors, each batch × per_sample values, in draw order.
 class recorded_noise {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
@@ -99,13 +100,25 @@ void draw_noise(Noise& noise, const V& out, std::uint64_t draw, std::span<const 
     else noise(out, draw);
 }
 
+// The noise term of draw `draw` for lincomb_noise: counter noise fused into the update, any other source
+// drawn into `out` first (detail::noise_term of samplers/noise_source.hpp, with the σ interval).
+template <class Noise, class V>
+auto noise_term(Noise& noise, const V& out, std::uint64_t draw, std::span<const double> sigma_from,
+                std::span<const double> sigma_to) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<Noise>, counter_noise>) {
+        return noise_term(noise, out, draw);
+    } else {
+        draw_noise(noise, out, draw, sigma_from, sigma_to);
+        return out;
+    }
+}
+
 // Adds coef[b]·noise to sample b of x with one draw from the source, unless every coefficient is 0.
 template <class Noise, class V>
 void add_noise(Noise& noise, const V& x, const V& eps, std::uint64_t& draw, std::span<const double> sigma_from,
                std::span<const double> sigma_to, std::span<const double> coef) {
     if (std::all_of(coef.begin(), coef.end(), [](double c) { return c == 0.0; })) return;
-    draw_noise(noise, eps, draw++, sigma_from, sigma_to);
-    lincomb(x, 1.0, x, per_sample(coef), eps);
+    lincomb_noise(x, 1.0, x, per_sample(coef), noise_term(noise, eps, draw++, sigma_from, sigma_to));
 }
 
 // Observer call after step i; true = stop.
