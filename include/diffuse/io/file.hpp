@@ -184,7 +184,11 @@ public:
         }
         static std::atomic<unsigned long> counter{0};
         const fs::path folder = target_.parent_path();
-        const std::string stem = "." + target_.filename().string() + ".tmp-" + std::to_string(detail::process_id()) + "-";
+        std::string stem = ".";  // appended piece by piece: GCC 12's -Wrestrict misfires on "." + std::string&&
+        stem += target_.filename().string();
+        stem += ".tmp-";
+        stem += std::to_string(detail::process_id());
+        stem += '-';
         for (int attempt = 0; attempt < 100 && !out_.f; ++attempt) {
             temp_ = folder / (stem + std::to_string(counter.fetch_add(1)));
             out_.f = std::fopen(temp_.string().c_str(), "wbx");  // "x": never an existing file (C11 exclusive mode)
