@@ -150,10 +150,8 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
         }
     };
     r.observer = [&](const step_info<T>& info) {
-        if (record) {
-            res.trajectory.insert(res.trajectory.end(), info.x.data, info.x.data + info.x.size());
-            ++res.recorded_steps;
-        }
+        if (record || to_file) ++res.recorded_steps;
+        if (record) res.trajectory.insert(res.trajectory.end(), info.x.data, info.x.data + info.x.size());
         if (to_file) {
             if (!res.trajectory_file) open_trajectory(info.steps);
             try {
@@ -161,7 +159,6 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
             } catch (const diffuse::error& err) {
                 throw spec_error(s.name("trajectory") + ": " + std::string(diffuse::detail::error_text(err)));
             }
-            ++res.recorded_steps;
         }
         if (progress) progress(info.step + 1, info.steps);
     };
