@@ -3,6 +3,8 @@
 // The spec format is documented in docs/cli.md. Every defect in a spec raises spec_error whose message is one
 // line naming the field ("spec.schedule.beta_start: expected a number").
 //
+// Before anything is read, the spec's memory, work and output are checked against the run's limits
+// (spec_limits.hpp); the files it names resolve inside its folder (spec_files.hpp).
 // The spec is read in pieces (spec_fields.hpp: the field reader; spec_schedule.hpp: shape, schedule and
 // timesteps; spec_denoiser.hpp: the denoiser and its models; spec_noise.hpp: initial state and noise;
 // spec_grid.hpp: σ and time grids), then one family's runner runs the sampler (runner_common.hpp):
