@@ -54,7 +54,8 @@ diffuse: tools/test.sh $what with $cxx ($build_type, warnings as errors: $werror
          sanitizers: $sanitize, $jobs jobs)
          in $build, then runs every test with ctest.
          From an empty build folder this takes about 6 minutes on a 2-core machine (5 min 51 s measured with
-         g++ 12), nearly all of it compiling; a rerun rebuilds only what changed.
+         g++ 12), nearly all of it compiling (under the sanitizers expect up to twice that; not yet measured);
+         a rerun rebuilds only what changed.
 EOF
 
 cmake -S "$root" -B "$build" -G Ninja \
