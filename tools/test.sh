@@ -3,9 +3,14 @@
 #   tools/test.sh                     with g++, in build-g++/ (needs no clang)
 #   CXX=clang++ tools/test.sh         with clang++, in build-clang++/
 #   CXX=clang++ DIFFUSE_BUILD_FUZZERS=ON tools/test.sh    also builds the libFuzzer targets (tests/fuzz)
-# Environment: CXX (compiler, default g++), DIFFUSE_BUILD_DIR (build folder, default build-<compiler>),
-# BUILD_TYPE (default Release), DIFFUSE_WARNINGS_AS_ERRORS (ON in CI, default OFF), DIFFUSE_BUILD_FUZZERS
-# (default OFF; clang only), JOBS (default nproc).
+#   CXX=clang++ DIFFUSE_SANITIZE=ON tools/test.sh         every test under AddressSanitizer + UBSan, in
+#                                                         build-clang++-sanitize/ (a report fails the test)
+# Environment: CXX (compiler, default g++), DIFFUSE_BUILD_DIR (build folder, default build-<compiler>, with
+# -sanitize appended when sanitizing), BUILD_TYPE (default Release), DIFFUSE_WARNINGS_AS_ERRORS (ON in CI,
+# default OFF), DIFFUSE_BUILD_FUZZERS (default OFF; clang only), DIFFUSE_SANITIZE (default OFF:
+# -fsanitize=address,undefined -fno-sanitize-recover=all at -O1 for the whole build; the tests run with
+# ASAN_OPTIONS / UBSAN_OPTIONS that stop at the first report unless the environment sets them), JOBS
+# (default nproc).
 # Extra arguments go to ctest (e.g. tools/test.sh -R adapt).
 # It prints what it will do and how long a full run usually takes, and at the end the time it took; a
 # rerun rebuilds only what changed.
@@ -19,6 +24,17 @@ jobs=${JOBS:-$(nproc)}
 build_type=${BUILD_TYPE:-Release}
 werror=${DIFFUSE_WARNINGS_AS_ERRORS:-OFF}
 fuzzers=${DIFFUSE_BUILD_FUZZERS:-OFF}
+sanitize=${DIFFUSE_SANITIZE:-OFF}
+sanitizer_flags=()
+if [[ "$sanitize" == ON ]]; then
+  build=${DIFFUSE_BUILD_DIR:-$root/build-$(basename "$cxx")-sanitize}
+  flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  # -O1 (AddressSanitizer's recommendation) instead of -O3: a shorter compile, which is most of the run
+  sanitizer_flags=(-DCMAKE_CXX_FLAGS="$flags" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG"
+                   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined")
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
 
 # clang (Debian package "clang") only for a clang build, which the libFuzzer targets need as well.
 case "$(basename "$cxx")" in
@@ -34,16 +50,19 @@ trap 'status=$?; echo "diffuse: tools/test.sh $( (( status == 0 )) && echo passe
 
 if [[ -f "$build/CMakeCache.txt" ]]; then what="rebuilds what changed"; else what="builds everything"; fi
 cat >&2 <<EOF
-diffuse: tools/test.sh $what with $cxx ($build_type, warnings as errors: $werror, fuzzers: $fuzzers, $jobs jobs)
+diffuse: tools/test.sh $what with $cxx ($build_type, warnings as errors: $werror, fuzzers: $fuzzers,
+         sanitizers: $sanitize, $jobs jobs)
          in $build, then runs every test with ctest.
          From an empty build folder this takes about 6 minutes on a 2-core machine (5 min 51 s measured with
-         g++ 12), nearly all of it compiling; a rerun rebuilds only what changed.
+         g++ 12), nearly all of it compiling (under the sanitizers expect up to twice that; not yet measured);
+         a rerun rebuilds only what changed.
 EOF
 
 cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_CXX_COMPILER="$cxx" \
   -DCMAKE_BUILD_TYPE="$build_type" \
   -DDIFFUSE_WARNINGS_AS_ERRORS="$werror" \
-  -DDIFFUSE_BUILD_FUZZERS="$fuzzers"
+  -DDIFFUSE_BUILD_FUZZERS="$fuzzers" \
+  "${sanitizer_flags[@]}"
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" -j "$jobs" --output-on-failure "$@"

@@ -3,6 +3,8 @@
 // The spec format is documented in docs/cli.md. Every defect in a spec raises spec_error whose message is one
 // line naming the field ("spec.schedule.beta_start: expected a number").
 //
+// Before anything is read, the spec's memory, work and output are checked against the run's limits
+// (spec_limits.hpp); the files it names resolve inside its folder (spec_files.hpp).
 // The spec is read in pieces (spec_fields.hpp: the field reader; spec_schedule.hpp: shape, schedule and
 // timesteps; spec_denoiser.hpp: the denoiser and its models; spec_noise.hpp: initial state and noise;
 // spec_grid.hpp: σ and time grids), then one family's runner runs the sampler (runner_common.hpp):
@@ -16,21 +18,27 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
+#include <memory>
+#include <span>
+#include <system_error>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "diffuse/core/error.hpp"
+#include "diffuse/io/file.hpp"
 #include "diffuse/io/json.hpp"
+#include "diffuse/io/npy.hpp"
 #include "runner_common.hpp"
 #include "runner_discrete.hpp"
 #include "runner_high_order.hpp"
 #include "runner_sde.hpp"
 #include "runner_sigma.hpp"
 #include "runner_solver_multistep.hpp"
+#include "spec_files.hpp"
+#include "spec_limits.hpp"
 #include "spec_denoiser.hpp"
 #include "spec_fields.hpp"
 #include "spec_noise.hpp"
@@ -51,17 +59,34 @@ inline const std::vector<sampler_entry>& sampler_table() {
     return table;
 }
 
-inline io::json_value load_json(const std::filesystem::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) throw spec_error(p.string() + ": cannot open the spec");
-    std::stringstream ss;
-    ss << f.rdbuf();
+// The spec file at p, read through the bounded JSON reader (at most max_bytes: /dev/zero or a huge file
+// fails fast); a folder, a missing file or invalid JSON is a spec_error naming the file.
+inline io::json_value load_json(const std::filesystem::path& p, std::uint64_t max_bytes = std::uint64_t{64} << 20) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) throw spec_error(p.string() + ": is a directory, not a spec file");
+    std::vector<unsigned char> bytes;
     try {
-        return io::parse_json(ss.str());
+        bytes = io::read_file(p.string(), max_bytes, "spec");
+    } catch (const diffuse::error& e) {
+        throw spec_error(p.string() + ": cannot read the spec: " + std::string(diffuse::detail::error_text(e)));
+    }
+    try {
+        io::json_limits lim;
+        lim.max_size = std::size_t(max_bytes);
+        return io::parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), lim);
     } catch (const std::exception& e) {
         throw spec_error(p.string() + ": not valid JSON: " + e.what());
     }
 }
+
+// How a spec is run beyond what it says: the limits on its memory, work and output (spec_limits.hpp), whether
+// the files it names may lie outside its folder (spec_files.hpp), and whether the trajectory streams to its
+// file (spec_run::trajectory_file*, published by the caller) instead of being held in memory.
+struct run_settings {
+    run_limits limits;
+    bool allow_paths_outside_spec = false;
+    bool stream_trajectory = false;
+};
 
 // The result of running a spec: the final sample and (when asked) the trajectory, both with shapes.
 template <class T>
@@ -71,6 +96,7 @@ struct run_result {
     std::vector<T> trajectory;  // steps × shape, when spec.trajectory is set or always_record
     std::size_t recorded_steps = 0;
     std::optional<std::size_t> nfe;  // model calls, for samplers that report them (pf_ode_rk45)
+    std::unique_ptr<io::npy_writer<T>> trajectory_file;  // the streamed trajectory, finished, not yet published
 };
 
 namespace detail {
@@ -90,22 +116,24 @@ inline const sampler_entry& read_sampler(fields& s, const io::scheduler_config* 
 }
 
 template <class T>
-run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool always_record,
+run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_record, bool stream,
                              const std::function<void(std::size_t, std::size_t)>& progress) {
     // The denoiser's type first: a model folder supplies the defaults of the sampler, schedule and prediction.
     auto dn = s.object("denoiser");
-    auto unet = open_unet(dn, dir);
+    auto unet = open_unet(dn, files.dir);
     const io::scheduler_config* sched = unet && unet->sched ? &*unet->sched : nullptr;
     const auto& e = read_sampler(s, sched, unet != nullptr);
     const auto shape = read_shape(s, unet.get());
     const auto schedule = read_schedule(s, sched, e.family == "discrete");
-    auto denoiser = read_denoiser(dn, std::move(unet), shape.batch, shape.per_sample(), schedule.alphas_cumprod, e.default_time, dir);
-    auto start = read_start<T>(s, shape, dir);
-    auto noise = read_step_noise(s, start.seed, shape, dir, start.first_sample);
+    auto denoiser = read_denoiser(dn, std::move(unet), shape.batch, shape.per_sample(), schedule.alphas_cumprod, e.default_time, files);
+    auto start = read_start<T>(s, shape, files);
+    auto noise = read_step_noise(s, start.seed, shape, files, start.first_sample);
 
     run_result<T> res;
-    const bool record = always_record || s.has("trajectory");
-    if (s.has("trajectory")) (void)s.string("trajectory");
+    std::optional<std::filesystem::path> trajectory_path;
+    if (s.has("trajectory")) trajectory_path = files.resolve(s.string("trajectory"), s.name("trajectory"));
+    const bool to_file = stream && trajectory_path;
+    const bool record = always_record || (trajectory_path && !to_file);
     (void)s.raw("dtype");
     (void)s.raw("test");  // the parity test's expectations; the CLI ignores them
     // grid and SDE belong to some families only
@@ -115,11 +143,27 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
     auto opts = s.object("options");
     auto grid = s.object("grid");
     auto sde = s.object("sde");
-    run_context<T> r{std::string(e.name), opts, grid, sde, schedule, denoiser, start, shape.batch, noise, nullptr, dir, std::nullopt};
-    r.observer = [&res, record, &progress](const step_info<T>& info) {
-        if (record) {
-            res.trajectory.insert(res.trajectory.end(), info.x.data, info.x.data + info.x.size());
-            ++res.recorded_steps;
+    run_context<T> r{std::string(e.name), opts, grid, sde, schedule, denoiser, start, shape.batch, noise, nullptr, files, std::nullopt};
+    // The streamed trajectory's file holds [steps, shape...]: opened at the first step, which knows the count.
+    auto open_trajectory = [&](std::size_t steps) {
+        std::vector<std::size_t> dims{steps};
+        dims.insert(dims.end(), shape.dims.begin(), shape.dims.end());
+        try {
+            res.trajectory_file = std::make_unique<io::npy_writer<T>>(trajectory_path->string(), dims);
+        } catch (const diffuse::error& err) {
+            throw spec_error(s.name("trajectory") + ": " + std::string(diffuse::detail::error_text(err)));
+        }
+    };
+    r.observer = [&](const step_info<T>& info) {
+        if (record || to_file) ++res.recorded_steps;
+        if (record) res.trajectory.insert(res.trajectory.end(), info.x.data, info.x.data + info.x.size());
+        if (to_file) {
+            if (!res.trajectory_file) open_trajectory(info.steps);
+            try {
+                res.trajectory_file->append(std::span<const T>(info.x.data, info.x.size()));
+            } catch (const diffuse::error& err) {
+                throw spec_error(s.name("trajectory") + ": " + std::string(diffuse::detail::error_text(err)));
+            }
         }
         if (progress) progress(info.step + 1, info.steps);
     };
@@ -135,6 +179,14 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
     grid.finish();
     sde.finish();
     opts.finish();
+    if (to_file) {
+        if (!res.trajectory_file) open_trajectory(0);
+        try {
+            res.trajectory_file->finish();  // every step arrived, the bytes are on disk; the caller publishes it
+        } catch (const diffuse::error& err) {
+            throw spec_error(s.name("trajectory") + ": " + std::string(diffuse::detail::error_text(err)));
+        }
+    }
     res.x = std::move(start.x);
     res.shape = shape.dims;
     res.nfe = r.nfe;
@@ -144,12 +196,20 @@ run_result<T> run_spec_typed(fields& s, const std::filesystem::path& dir, bool a
 }  // namespace detail
 
 // Runs a spec in double (dtype "float64", the default) or float ("float32"); results are returned in double.
+// A streamed trajectory (run_settings::stream_trajectory) is in trajectory_file_f32 or _f64, written and
+// synced but not yet in place: publish_trajectory() renames it onto spec.trajectory.
 struct spec_run {
     std::vector<double> x, trajectory;
     std::vector<std::size_t> shape;
     std::size_t recorded_steps = 0;
     std::string dtype;
     std::optional<std::size_t> nfe;
+    std::unique_ptr<io::npy_writer<float>> trajectory_file_f32;
+    std::unique_ptr<io::npy_writer<double>> trajectory_file_f64;
+    void publish_trajectory() {
+        if (trajectory_file_f32) trajectory_file_f32->publish();
+        if (trajectory_file_f64) trajectory_file_f64->publish();
+    }
 };
 
 // A progress bar on stderr for run_spec's progress callback: "[####....] done/total", redrawn in place.
@@ -162,9 +222,13 @@ inline void progress_bar(std::size_t done, std::size_t total) {
     std::fflush(stderr);
 }
 
-// progress(done, total) is called after every step (e.g. progress_bar).
+// progress(done, total) is called after every step (e.g. progress_bar). The spec's memory, work and output
+// are checked against settings.limits before anything is read or allocated (spec_limits.hpp).
 inline spec_run run_spec(const io::json_value& root, const std::filesystem::path& dir, bool always_record = false,
-                         const std::function<void(std::size_t, std::size_t)>& progress = {}) {
+                         const std::function<void(std::size_t, std::size_t)>& progress = {}, const run_settings& settings = {}) {
+    const bool trajectory_in_memory = always_record || (root.is_object() && root.find("trajectory") && !settings.stream_trajectory);
+    check_run_limits(root, settings.limits, trajectory_in_memory);
+    const spec_files files{dir, settings.allow_paths_outside_spec, settings.limits.max_memory / 4};
     fields s(&root, "spec");
     const auto dtype = s.choice("dtype", {"float32", "float64"}, "float64");
     spec_run out;
@@ -175,9 +239,11 @@ inline spec_run run_spec(const io::json_value& root, const std::filesystem::path
         out.shape = res.shape;
         out.recorded_steps = res.recorded_steps;
         out.nfe = res.nfe;
+        if constexpr (std::is_same_v<typename decltype(res.x)::value_type, float>) out.trajectory_file_f32 = std::move(res.trajectory_file);
+        else out.trajectory_file_f64 = std::move(res.trajectory_file);
     };
-    if (dtype == "float32") take(detail::run_spec_typed<float>(s, dir, always_record, progress));
-    else take(detail::run_spec_typed<double>(s, dir, always_record, progress));
+    if (dtype == "float32") take(detail::run_spec_typed<float>(s, files, always_record, settings.stream_trajectory, progress));
+    else take(detail::run_spec_typed<double>(s, files, always_record, settings.stream_trajectory, progress));
     return out;
 }
 

@@ -20,6 +20,7 @@
 #include "diffuse/samplers/observer.hpp"
 #include "spec_denoiser.hpp"
 #include "spec_fields.hpp"
+#include "spec_files.hpp"
 #include "spec_noise.hpp"
 #include "spec_schedule.hpp"
 
@@ -37,7 +38,7 @@ struct run_context {
     std::size_t batch;
     spec_noise& noise;
     std::function<void(const step_info<T>&)> observer;
-    const std::filesystem::path& dir;  // the spec's folder (relative file names)
+    const spec_files& files;           // the spec's folder: the files it names (spec_files.hpp)
     std::optional<std::size_t> nfe;    // model calls, for samplers that report them
 
     [[nodiscard]] auto x_view() { return batched(start.x, batch); }

@@ -1,10 +1,12 @@
 #pragma once
 // The samplers of Song et al. 2021 (score_sde): on a VP, sub-VP or VE SDE (spec.sde), walking the SDE's own
 // time (spec.grid, default score_sde's linspace(T, eps, N) and an end point 0) from the SDE's prior: the
-// reverse-SDE predictors with Langevin correctors (PC) and the probability-flow ODE. Also annealed Langevin
+// reverse-SDE predictors with Langevin correctors (PC) and the probability-flow ODE (whose default grid
+// ends at eps, not 0: linspace(T, eps, num_inference_steps + 1)). Also annealed Langevin
 // dynamics (Song & Ermon 2019), which walks a σ grid with the σ family's runner.
 
 #include <string_view>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -27,10 +29,11 @@ struct score_sde_family {
             throw spec_error("spec.denoiser.time: sampler " + r.sampler + " needs \"sde\" (the network reads the SDE's time)");
         auto& sf = r.sde;
         const auto type = sf.choice("type", {"vp", "subvp", "ve"}, "vp");
+        const bool n_given = sf.has("N");
         const auto N = static_cast<std::size_t>(sf.count("N", r.schedule.num_inference_steps, 1, diffuse::detail::max_schedule_size));
-        if (type == "vp") walk(r, read_sde<vp_sde>(sf, N), sample);
-        else if (type == "subvp") walk(r, read_sde<subvp_sde>(sf, N), sample);
-        else walk(r, read_sde<ve_sde>(sf, N), sample);
+        if (type == "vp") walk(r, read_sde<vp_sde>(sf, N), n_given, sample);
+        else if (type == "subvp") walk(r, read_sde<subvp_sde>(sf, N), n_given, sample);
+        else walk(r, read_sde<ve_sde>(sf, N), n_given, sample);
     }
 
 private:
@@ -46,19 +49,34 @@ private:
                 return Sde(lo, sf.number("beta_max", 20.0), N);
             }
         } catch (const diffuse::error& e) {
-            throw spec_error(sf.path() + ": " + e.what());
+            throw spec_error(sf.path() + ": " + std::string(diffuse::detail::error_text(e)));
         }
     }
     template <class T, class Sde, class Sample>
-    static void walk(run_context<T>& r, const Sde& sde, Sample sample) {
+    static void walk(run_context<T>& r, const Sde& sde, bool n_given, Sample sample) {
         r.sde.finish();
-        auto grid = detail::read_grid(r.grid, r.schedule, r.batch, r.dir, "score_sde", {"score_sde", "linspace", "file"});
+        auto grid = detail::read_grid(r.grid, r.schedule, r.batch, r.files, "score_sde", {"score_sde", "linspace", "file"});
         if (!grid) {
             const double eps = r.grid.number_in("eps", 0.0, Sde::T, Sde::default_eps);
+            const std::size_t n = r.schedule.num_inference_steps;
+            // The probability-flow ODE is evaluated at both ends of a step, so its grid lies in (0, T]: score_sde's
+            // ODE sampler integrates from T to eps, here in num_inference_steps intervals linspace(T, eps, n + 1).
+            const bool ode = r.sampler.starts_with("pf_ode_");
+            if (!ode && n_given && sde.N != n)
+                throw spec_error(r.sde.name("N") + ": " + std::to_string(sde.N) + " steps on the score_sde grid, but spec.num_inference_steps is " +
+                                 std::to_string(n) + " (give equal values, or a grid of another type)");
             try {
-                grid.emplace(score_sde_time_grid(sde, eps));
+                if (ode) {
+                    diffuse::detail::require(eps > 0 && eps < Sde::T, "score_sde grid", "eps", eps, "(0, T)");
+                    std::vector<double> p(n + 1);
+                    for (std::size_t i = 0; i <= n; ++i)
+                        p[i] = i == n ? eps : Sde::T + double(i) * ((eps - Sde::T) / double(n));
+                    grid.emplace(std::move(p));
+                } else {
+                    grid.emplace(score_sde_time_grid(sde, eps));
+                }
             } catch (const diffuse::error& e) {
-                throw spec_error(r.grid.name("eps") + ": " + e.what());
+                throw spec_error(r.grid.name("eps") + ": " + std::string(diffuse::detail::error_text(e)));
             }
         }
         if (!r.start.from_file) sample_prior(sde, r.x_view(), r.start.seed, r.start.first_sample);

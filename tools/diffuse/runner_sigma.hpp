@@ -26,7 +26,7 @@ struct sigma_family {
     static constexpr std::string_view name = "sigma";
     template <class T, class Sample>
     static void run(run_context<T>& r, Sample sample) {
-        const auto grid = *detail::read_grid(r.grid, r.schedule, r.batch, r.dir, "diffusers",
+        const auto grid = *detail::read_grid(r.grid, r.schedule, r.batch, r.files, "diffusers",
                                              {"diffusers", "karras", "exponential", "polyexponential", "vp", "discrete", "linspace", "file"});
         if (!r.start.from_file) r.scale_rows(grid);
         std::optional<brownian_tree_noise> tree;

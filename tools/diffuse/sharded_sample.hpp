@@ -59,7 +59,7 @@ inline io::json_value chunk_spec(const io::json_value& root, const mpi::shard_ch
 }  // namespace detail
 
 inline int sample_sharded(const io::json_value& root, const std::filesystem::path& dir, const std::string& out,
-                          const sharded_options& opt) {
+                          const sharded_options& opt, const run_settings& settings = {}) {
     if (!root.is_object()) throw spec_error("spec: expected an object");
     for (const char* key : {"init_noise", "step_noise", "trajectory", "first_sample"})
         if (root.find(key))
@@ -85,7 +85,8 @@ inline int sample_sharded(const io::json_value& root, const std::filesystem::pat
                                 bar ? std::function<void(std::size_t, std::size_t)>([&](std::size_t step, std::size_t steps) {
                                     progress_bar(done * steps + step, mine.size() * steps);
                                 })
-                                    : std::function<void(std::size_t, std::size_t)>{});
+                                    : std::function<void(std::size_t, std::size_t)>{},
+                                settings);
         if (r.x.size() != x.size()) throw spec_error("spec: a chunk produced " + std::to_string(r.x.size()) + " values");
         std::copy(r.x.begin(), r.x.end(), x.data);
         dtype = r.dtype;

@@ -16,6 +16,7 @@
 #include "diffuse/samplers/analytic.hpp"
 #include "diffuse/samplers/model.hpp"
 #include "spec_fields.hpp"
+#include "spec_files.hpp"
 #include "unet_denoiser.hpp"
 
 namespace diffuse::cli {
@@ -159,7 +160,7 @@ inline void read_unet_conditioning(fields& dn, spec_unet& unet, std::size_t batc
 // components, the network time (default_time unless denoiser.time says otherwise) and its σ → t table.
 inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, std::size_t batch, std::size_t per_sample,
                                    const std::vector<double>& alphas_cumprod, std::string_view default_time,
-                                   const std::filesystem::path& dir) {
+                                   const spec_files& files) {
     spec_denoiser out;
     out.unet = std::move(unet);
     const auto* sched = out.scheduler();
@@ -186,7 +187,7 @@ inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, 
     }
     if (dn.has("timestep_table")) {
         if (out.time_kind != "discrete") throw spec_error(dn.name("timestep_table") + ": only for denoiser.time \"discrete\"");
-        const auto tab = read_npy_checked(dir / dn.string("timestep_table"), dn.name("timestep_table"), 2);
+        const auto tab = files.read_npy(dn.string("timestep_table"), dn.name("timestep_table"), 2).values;
         const std::size_t M = tab.size() / 2;
         out.dtime->table_sigma.assign(tab.begin(), tab.begin() + std::ptrdiff_t(M));
         out.dtime->table_t.assign(tab.begin() + std::ptrdiff_t(M), tab.end());

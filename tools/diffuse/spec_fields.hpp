@@ -1,7 +1,7 @@
 #pragma once
 // Reading a sampling spec's JSON (docs/cli.md): an object's fields by name, each read naming its path in
-// errors ("spec.schedule.beta_start: expected a number"), unknown keys rejected; and the .npy files a spec
-// names. Every defect raises spec_error, whose message is that one line.
+// errors ("spec.schedule.beta_start: expected a number"), unknown keys rejected (the files a spec names:
+// spec_files.hpp). Every defect raises spec_error, whose message is that one line.
 
 #include <cmath>
 #include <cstdint>
@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "diffuse/io/json.hpp"
-#include "diffuse/io/npy.hpp"
 
 namespace diffuse::cli {
 
@@ -139,23 +138,5 @@ private:
     std::string path_;
     std::set<std::string> used_;
 };
-
-namespace detail {
-// A float32/float64 .npy file of a positive multiple of `multiple_of` values, as doubles; `field` names the
-// spec field in errors.
-inline std::vector<double> read_npy_checked(const std::filesystem::path& p, const std::string& field, std::size_t multiple_of) {
-    io::npy_array a;
-    try {
-        a = io::read_npy(p.string());
-    } catch (const std::exception& e) {
-        throw spec_error(field + ": " + e.what());
-    }
-    if (a.dtype != "<f4" && a.dtype != "<f8") throw spec_error(field + ": " + p.string() + " must hold float32 or float64");
-    if (a.size() == 0 || a.size() % multiple_of != 0)
-        throw spec_error(field + ": " + p.string() + " holds " + std::to_string(a.size()) + " values, not a positive multiple of " +
-                         std::to_string(multiple_of));
-    return a.as<double>();
-}
-}  // namespace detail
 
 }  // namespace diffuse::cli

@@ -14,12 +14,13 @@
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/schedules/sigmas.hpp"
 #include "spec_fields.hpp"
+#include "spec_files.hpp"
 #include "spec_schedule.hpp"
 
 namespace diffuse::cli::detail {
 
 // Returns nothing for a type the caller builds itself ("score_sde", from the SDE).
-inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, std::size_t batch, const std::filesystem::path& dir,
+inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, std::size_t batch, const spec_files& files,
                                           std::string_view default_type, std::initializer_list<std::string_view> types) {
     const auto type = g.choice("type", types, std::string(default_type));
     const std::size_t n = sc.num_inference_steps;
@@ -61,9 +62,11 @@ inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, st
             p.resize(n + 1);
             for (std::size_t i = 0; i <= n; ++i) p[i] = i == n ? b : a + double(i) * ((b - a) / double(n));
         } else if (type == "file") {
-            p = read_npy_checked(dir / g.string("path"), g.name("path"), n + 1);
-            rows = p.size() / (n + 1);
-            if (rows != 1 && rows != batch)
+            auto f = files.read_npy(g.string("path"), g.name("path"), n + 1);
+            rows = f.values.size() / (n + 1);
+            p = std::move(f.values);
+            const bool one_row = f.shape.size() == 1 || (f.shape.size() == 2 && f.shape[0] == 1);
+            if (!(one_row || (f.shape.size() == 2 && f.shape[0] == batch && f.shape[1] == n + 1)) || (rows != 1 && rows != batch))
                 throw spec_error(g.name("path") + ": expected num_inference_steps + 1 = " + std::to_string(n + 1) +
                                  " points, or one row of them per sample");
         } else {
@@ -71,7 +74,7 @@ inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, st
         }
         return time_grid(std::move(p), rows);
     } catch (const diffuse::error& e) {
-        throw spec_error(g.path() + ": " + e.what());
+        throw spec_error(g.path() + ": " + std::string(diffuse::detail::error_text(e)));
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -79,7 +80,8 @@ inline spec_schedule read_schedule(fields& s, const io::scheduler_config* sched,
     out.beta_schedule = cfg.trained_betas ? std::string() : cfg.beta_schedule;
     out.spacing = parse_timestep_spacing(sc.choice("timestep_spacing", {"leading", "trailing", "linspace"},
                                                    std::string(to_string(sched ? sched->spacing : timestep_spacing::leading))));
-    out.steps_offset = static_cast<std::int64_t>(sc.count("steps_offset", std::uint64_t(sched ? sched->steps_offset : 0)));
+    out.steps_offset = static_cast<std::int64_t>(sc.count("steps_offset", std::uint64_t(sched ? sched->steps_offset : 0), 0,
+                                                          std::uint64_t(std::numeric_limits<std::int64_t>::max())));
     const bool alphas_f32 = sc.choice("alphas_dtype", {"float64", "float32"}, "float64") == "float32";
     sc.finish();
     try {

@@ -12,7 +12,9 @@
 // `path` (".<name>.tmp-<pid>-<n>"), checks every write, the flush, the sync to disk (POSIX fsync) and
 // the close, and only then renames it onto `path` (an atomic replacement on POSIX). On any failure the
 // temporary is removed and diffuse::error is thrown naming the file and the system's reason; `path`
-// then holds what it held before (or still does not exist). An existing file keeps its permission bits;
+// then holds what it held before (or still does not exist). file_writer does the same piece by piece
+// (a file streamed as it is computed), and separates finishing from publishing, so that several
+// outputs can all be finished before any of them appears. An existing file keeps its permission bits;
 // a symbolic link to an existing file is followed, the file it names is replaced.
 // A target that exists and is not a regular file or a directory — a character device such as /dev/null,
 // /dev/full or /dev/stdout, a FIFO — cannot be replaced by a rename: it is written directly, with the
@@ -120,6 +122,10 @@ struct c_file {
     ~c_file() {
         if (f) std::fclose(f);
     }
+    void reset() {
+        if (f) std::fclose(f);
+        f = nullptr;
+    }
     // fclose's result: false when the final flush or the close failed (errno says why).
     bool close() {
         const int r = std::fclose(f);
@@ -127,21 +133,6 @@ struct c_file {
         return r == 0;
     }
 };
-
-// Writes every part to `out` and flushes it to the system (and, for a regular file on POSIX, to the disk);
-// names `path` and the system's reason on the first failure.
-inline void write_parts(std::FILE* out, std::span<const std::span<const unsigned char>> parts, const std::string& path,
-                        std::string_view where, bool sync) {
-    for (const auto& part : parts)
-        if (!part.empty() && std::fwrite(part.data(), 1, part.size(), out) != part.size())
-            diffuse::detail::fail(where, "cannot write " + path + ": " + system_reason());
-    if (std::fflush(out) != 0) diffuse::detail::fail(where, "cannot write " + path + ": " + system_reason());
-#if DIFFUSE_IO_FILE_POSIX
-    if (sync && ::fsync(::fileno(out)) != 0) diffuse::detail::fail(where, "cannot sync " + path + " to disk: " + system_reason());
-#else
-    (void)sync;
-#endif
-}
 
 [[nodiscard]] inline unsigned long process_id() noexcept {
 #if DIFFUSE_IO_FILE_POSIX
@@ -167,57 +158,122 @@ inline void write_parts(std::FILE* out, std::span<const std::span<const unsigned
     return bytes;
 }
 
+// A file written in pieces, all or nothing: the writer creates the temporary of write_file (below), write()
+// appends to it with every write checked, finish() flushes, syncs and closes it, and publish() renames it
+// onto the target (calling finish() first when needed). Until publish() the target is untouched; a writer
+// destroyed before publish() removes its temporary. finish() and publish() are separate so that a program
+// writing several outputs can finish them all (where the I/O errors arise) before it publishes any of them.
+// A target that is a device or FIFO is written in place, as write_file does.
+class file_writer {
+public:
+    file_writer(const std::string& path, std::string_view where = "write_file") : path_(path), where_(where) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        target_ = fs::path(path);
+        if (fs::is_symlink(fs::symlink_status(target_, ec))) {
+            target_ = fs::weakly_canonical(target_, ec);
+            if (ec) diffuse::detail::fail(where_, "cannot resolve the link " + path_ + ": " + ec.message());
+        }
+        status_ = fs::status(target_, ec);
+        if (fs::is_directory(status_)) diffuse::detail::fail(where_, "cannot write " + path_ + ": it is a directory");
+        if (fs::exists(status_) && !fs::is_regular_file(status_)) {  // a device or FIFO: written in place
+            in_place_ = true;
+            out_.f = std::fopen(target_.string().c_str(), "wb");
+            if (!out_.f) diffuse::detail::fail(where_, "cannot open " + path_ + " for writing: " + detail::system_reason());
+            return;
+        }
+        static std::atomic<unsigned long> counter{0};
+        const fs::path folder = target_.parent_path();
+        std::string stem = ".";  // appended piece by piece: GCC 12's -Wrestrict misfires on "." + std::string&&
+        stem += target_.filename().string();
+        stem += ".tmp-";
+        stem += std::to_string(detail::process_id());
+        stem += '-';
+        for (int attempt = 0; attempt < 100 && !out_.f; ++attempt) {
+            temp_ = folder / (stem + std::to_string(counter.fetch_add(1)));
+            out_.f = std::fopen(temp_.string().c_str(), "wbx");  // "x": never an existing file (C11 exclusive mode)
+            if (!out_.f && errno != EEXIST) break;
+        }
+        if (!out_.f)
+            diffuse::detail::fail(where_, "cannot create a temporary file next to " + path_ + " (" + temp_.string() +
+                                              "): " + detail::system_reason());
+    }
+    file_writer(const file_writer&) = delete;
+    file_writer& operator=(const file_writer&) = delete;
+    ~file_writer() {
+        if (!published_ && !in_place_ && !temp_.empty()) {
+            out_.reset();
+            std::error_code ignored;
+            std::filesystem::remove(temp_, ignored);
+        }
+    }
+
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+
+    // Appends the parts (checked: a short write is an error naming the file and the system's reason).
+    void write(std::span<const std::span<const unsigned char>> parts) {
+        if (!out_.f) diffuse::detail::fail(where_, path_ + ": written after it was finished");
+        for (const auto& part : parts)
+            if (!part.empty() && std::fwrite(part.data(), 1, part.size(), out_.f) != part.size())
+                diffuse::detail::fail(where_, "cannot write " + path_ + ": " + detail::system_reason());
+    }
+    void write(std::span<const unsigned char> bytes) {
+        const std::span<const unsigned char> parts[] = {bytes};
+        write(parts);
+    }
+    // Overwrites bytes already written at `offset` (a header completed at the end); not for devices.
+    void write_at(std::uint64_t offset, std::span<const unsigned char> bytes) {
+        if (!out_.f || in_place_) diffuse::detail::fail(where_, path_ + ": cannot rewrite a finished file or a device");
+        const auto here = std::ftell(out_.f);
+        if (here < 0 || std::fseek(out_.f, static_cast<long>(offset), SEEK_SET) != 0)
+            diffuse::detail::fail(where_, "cannot seek in " + path_ + ": " + detail::system_reason());
+        write(bytes);
+        if (std::fseek(out_.f, here, SEEK_SET) != 0) diffuse::detail::fail(where_, "cannot seek in " + path_ + ": " + detail::system_reason());
+    }
+
+    // Flushes, syncs (regular files, POSIX) and closes the file; every failure is an error.
+    void finish() {
+        if (!out_.f) return;
+        if (std::fflush(out_.f) != 0) diffuse::detail::fail(where_, "cannot write " + path_ + ": " + detail::system_reason());
+#if DIFFUSE_IO_FILE_POSIX
+        if (!in_place_ && ::fsync(::fileno(out_.f)) != 0)
+            diffuse::detail::fail(where_, "cannot sync " + path_ + " to disk: " + detail::system_reason());
+#endif
+        if (!out_.close()) diffuse::detail::fail(where_, "cannot write " + path_ + ": " + detail::system_reason());
+    }
+
+    // finish(), then the rename onto the target: the file appears complete or not at all.
+    void publish() {
+        finish();
+        if (in_place_ || published_) {
+            published_ = true;
+            return;
+        }
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (fs::is_regular_file(status_)) fs::permissions(temp_, status_.permissions(), ec);  // best effort
+        fs::rename(temp_, target_, ec);
+        if (ec) diffuse::detail::fail(where_, "cannot rename " + temp_.string() + " onto " + path_ + ": " + ec.message());
+        published_ = true;
+    }
+
+private:
+    std::string path_;
+    std::string_view where_;
+    std::filesystem::path target_, temp_;
+    std::filesystem::file_status status_;
+    detail::c_file out_;
+    bool in_place_ = false, published_ = false;
+};
+
 // Writes the concatenation of `parts` to `path`: afterwards the file holds exactly those bytes, or an
 // error was thrown and it holds what it held before (the top of this header says how, and what happens
 // for devices and FIFOs).
 inline void write_file(const std::string& path, std::span<const std::span<const unsigned char>> parts,
                        std::string_view where = "write_file") {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    fs::path target(path);
-    if (fs::is_symlink(fs::symlink_status(target, ec))) {
-        target = fs::weakly_canonical(target, ec);
-        if (ec) diffuse::detail::fail(where, "cannot resolve the link " + path + ": " + ec.message());
-    }
-    const auto status = fs::status(target, ec);
-    if (fs::is_directory(status)) diffuse::detail::fail(where, "cannot write " + path + ": it is a directory");
-
-    if (fs::exists(status) && !fs::is_regular_file(status)) {  // a device or FIFO: written in place
-        detail::c_file out;
-        out.f = std::fopen(target.string().c_str(), "wb");
-        if (!out.f) diffuse::detail::fail(where, "cannot open " + path + " for writing: " + detail::system_reason());
-        detail::write_parts(out.f, parts, path, where, false);
-        if (!out.close()) diffuse::detail::fail(where, "cannot write " + path + ": " + detail::system_reason());
-        return;
-    }
-
-    static std::atomic<unsigned long> counter{0};
-    const fs::path folder = target.parent_path();
-    const std::string stem = "." + target.filename().string() + ".tmp-" + std::to_string(detail::process_id()) + "-";
-    fs::path temp;
-    detail::c_file out;
-    for (int attempt = 0; attempt < 100 && !out.f; ++attempt) {
-        temp = folder / (stem + std::to_string(counter.fetch_add(1)));
-        out.f = std::fopen(temp.string().c_str(), "wbx");  // "x": never an existing file (C11 exclusive mode)
-        if (!out.f && errno != EEXIST) break;
-    }
-    if (!out.f)
-        diffuse::detail::fail(where, "cannot create a temporary file next to " + path + " (" + temp.string() +
-                                         "): " + detail::system_reason());
-    struct remove_unless_renamed {
-        const fs::path& temp;
-        bool renamed = false;
-        ~remove_unless_renamed() {
-            std::error_code ignored;
-            if (!renamed) fs::remove(temp, ignored);
-        }
-    } cleanup{temp};
-    detail::write_parts(out.f, parts, path, where, true);
-    if (!out.close()) diffuse::detail::fail(where, "cannot write " + path + ": " + detail::system_reason());
-    if (fs::is_regular_file(status)) fs::permissions(temp, status.permissions(), ec);  // best effort
-    fs::rename(temp, target, ec);
-    if (ec) diffuse::detail::fail(where, "cannot rename " + temp.string() + " onto " + path + ": " + ec.message());
-    cleanup.renamed = true;
+    file_writer out(path, where);
+    out.write(parts);
+    out.publish();
 }
 
 // The same for one block of bytes.

@@ -21,7 +21,8 @@
 // its data is read, so a pipe, FIFO or device (/dev/zero) is read only as far as its bytes hold up.
 //
 // write_npy writes through io/file.hpp's write_file: the file is complete or an error is thrown and it
-// is left as it was.
+// is left as it was. npy_writer streams an array of known shape (header first, then the values) with the
+// same all-or-nothing guarantee.
 
 #include <cmath>
 #include <cstdint>
@@ -390,6 +391,29 @@ inline void npy_check_header_length(std::uint64_t n, const npy_limits& limits, s
     return a;
 }
 
+namespace detail {
+// The magic, version 1.0, header length and header of a C-order array of `descr` and `shape`, padded so the
+// data starts at a multiple of 64 bytes (as numpy writes it).
+[[nodiscard]] inline std::vector<unsigned char> npy_header_bytes(std::string_view descr, const std::vector<std::size_t>& shape,
+                                                                 std::string_view where) {
+    std::string s = "(";
+    for (auto d : shape) s += std::to_string(d) + ", ";
+    if (shape.size() > 1) s.resize(s.size() - 2);
+    s += ")";
+    std::string h = "{'descr': '" + std::string(descr) + "', 'fortran_order': False, 'shape': " + s + ", }";
+    const std::size_t total = 10 + h.size() + 1;
+    h.append((64 - total % 64) % 64, ' ');
+    h += '\n';
+    if (h.size() > 0xffff) diffuse::detail::fail(where, "the shape has too many dimensions for a version 1.0 header");
+    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<unsigned char>(h.size() & 0xff),
+                                   static_cast<unsigned char>(h.size() >> 8)};
+    std::vector<unsigned char> out(sizeof pre + h.size());
+    std::memcpy(out.data(), pre, sizeof pre);
+    std::memcpy(out.data() + sizeof pre, h.data(), h.size());
+    return out;
+}
+}  // namespace detail
+
 // Writes `data` (row-major, `shape`) as a version 1.0 .npy file, all or nothing (io/file.hpp).
 template <class T>
 void write_npy(const std::string& path, std::span<const T> data, const std::vector<std::size_t>& shape) {
@@ -397,21 +421,45 @@ void write_npy(const std::string& path, std::span<const T> data, const std::vect
     const auto bytes = detail::npy_checked_bytes(shape, sizeof(T));
     if (!bytes || *bytes != data.size_bytes())
         diffuse::detail::fail(where, "the shape does not hold the " + std::to_string(data.size()) + " values of the data");
-    std::string s = "(";
-    for (auto d : shape) s += std::to_string(d) + ", ";
-    if (shape.size() > 1) s.resize(s.size() - 2);
-    s += ")";
-    std::string h = std::string("{'descr': '") + detail::npy_dtype_of<T>() + "', 'fortran_order': False, 'shape': " + s + ", }";
-    const std::size_t total = 10 + h.size() + 1;
-    h.append((64 - total % 64) % 64, ' ');
-    h += '\n';
-    if (h.size() > 0xffff) diffuse::detail::fail(where, "the shape has too many dimensions for a version 1.0 header");
-    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<unsigned char>(h.size() & 0xff),
-                                   static_cast<unsigned char>(h.size() >> 8)};
-    const std::span<const unsigned char> parts[] = {
-        pre, {reinterpret_cast<const unsigned char*>(h.data()), h.size()},
-        {reinterpret_cast<const unsigned char*>(data.data()), data.size_bytes()}};
+    const auto header = detail::npy_header_bytes(detail::npy_dtype_of<T>(), shape, where);
+    const std::span<const unsigned char> parts[] = {header, {reinterpret_cast<const unsigned char*>(data.data()), data.size_bytes()}};
     write_file(path, parts, where);
 }
+
+// A .npy file of a shape known in advance, written row by row (e.g. a sampler's trajectory, one state per
+// step, never held in memory): the header is written first, append() adds values in C order, and
+// publish() checks that exactly the shape's values arrived and renames the file into place (io/file.hpp's
+// file_writer: until then the target is untouched, and a writer dropped early removes its temporary).
+template <class T>
+class npy_writer {
+public:
+    npy_writer(const std::string& path, const std::vector<std::size_t>& shape) : out_(path, "npy_writer") {
+        const auto bytes = detail::npy_checked_bytes(shape, sizeof(T));
+        if (!bytes) diffuse::detail::fail("npy_writer", path + ": the shape's size overflows");
+        expected_ = *bytes / sizeof(T);
+        out_.write(detail::npy_header_bytes(detail::npy_dtype_of<T>(), shape, "npy_writer"));
+    }
+    void append(std::span<const T> values) {
+        if (values.size() > expected_ - written_)
+            diffuse::detail::fail("npy_writer", out_.path() + ": more values than the shape holds (" + std::to_string(expected_) + ")");
+        out_.write({reinterpret_cast<const unsigned char*>(values.data()), values.size_bytes()});
+        written_ += values.size();
+    }
+    [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
+    void finish() {
+        if (written_ != expected_)
+            diffuse::detail::fail("npy_writer", out_.path() + ": " + std::to_string(written_) + " values written, the shape holds " +
+                                                    std::to_string(expected_));
+        out_.finish();
+    }
+    void publish() {
+        finish();
+        out_.publish();
+    }
+
+private:
+    file_writer out_;
+    std::uint64_t expected_ = 0, written_ = 0;
+};
 
 }  // namespace diffuse::io

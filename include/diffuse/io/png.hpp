@@ -16,6 +16,7 @@
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/io/deflate.hpp"
+#include "diffuse/io/file.hpp"
 
 namespace diffuse::io {
 
@@ -97,12 +98,9 @@ inline void chunk(std::vector<unsigned char>& o, const char* type, const std::ve
     return out;
 }
 
+// Writes the image through io/file.hpp's write_file: the file is complete or left as it was.
 inline void write_png(const std::string& path, std::size_t width, std::size_t height, std::span<const unsigned char> rgb) {
-    const auto bytes = encode_png(width, height, rgb);
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    if (!f) diffuse::detail::fail("write_png", "cannot open " + path + " for writing");
-    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    if (!f) diffuse::detail::fail("write_png", "cannot write " + path);
+    write_file(path, encode_png(width, height, rgb), "write_png");
 }
 
 }  // namespace diffuse::io
