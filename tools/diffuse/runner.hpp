@@ -11,6 +11,7 @@
 //   runner_high_order.hpp   LMS, DPM-Solver++ (2M, 2S, SDE, 2M SDE, 3M SDE), UniPC on σ
 //   runner_sde.hpp          score_sde on an SDE's time (predictor–corrector, probability-flow ODE);
 //                           annealed Langevin on σ
+//   runner_flow.hpp         flow matching (diffusers' FlowMatchEuler/Heun) on the flow-matching σ grid
 // Adding a sampler: one entry in its family's list (a lambda reading its options and calling it).
 
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include "diffuse/io/json.hpp"
 #include "runner_common.hpp"
 #include "runner_discrete.hpp"
+#include "runner_flow.hpp"
 #include "runner_high_order.hpp"
 #include "runner_sde.hpp"
 #include "runner_sigma.hpp"
@@ -41,7 +43,7 @@ namespace diffuse::cli {
 inline const std::vector<sampler_entry>& sampler_table() {
     static const std::vector<sampler_entry> table = [] {
         std::vector<sampler_entry> t;
-        for (auto&& family : {discrete_samplers(), euler_samplers(), high_order_samplers(), sde_samplers()})
+        for (auto&& family : {discrete_samplers(), euler_samplers(), high_order_samplers(), sde_samplers(), flow_samplers()})
             t.insert(t.end(), family.begin(), family.end());
         return t;
     }();
