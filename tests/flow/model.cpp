@@ -115,7 +115,7 @@ TEST_CASE("a flow network under σ-space Euler equals flow Euler after the chang
 }
 
 TEST_CASE("a VP ε-network drives flow Euler as it drives σ-space Euler", "[flow][model]") {
-    const auto sched = diffuse::discrete_schedule::from_config({});
+    const auto sched = diffuse::discrete_schedule::from_config(diffuse::discrete_schedule_config{});
     auto m = diffuse::analytic_model(two_bumps(), prediction::epsilon, diffuse::discrete_time(sched.alphas_cumprod));
     const std::size_t n = 8;
     std::vector<double> s(n + 1), sig(n + 1);

@@ -217,11 +217,12 @@ struct sigma_clock {
     [[nodiscard]] state_scale operator()(double t) const { return {1.0, t}; }
 };
 // A flow-matching network (diffuse::flow_time): t = s·T, the state (1 − s)·x₀ + s·ε. Its velocity
-// u = ε̂ − x̂₀ = (x − E[x₀|x])/s − E[x₀|x] follows from the exact denoiser (convert_coefficients).
+// u = ε̂ − x̂₀ = (x − E[x₀|x])/s follows from the exact denoiser (convert_coefficients). A time rounded above T
+// (diffusers' float32 σ·T of a shifted σ = 1) reads as T.
 struct flow_clock {
     double num_train_timesteps = 1000.0;
     [[nodiscard]] state_scale operator()(double t) const {
-        const double s = t / num_train_timesteps;
+        const double s = std::min(t / num_train_timesteps, 1.0);
         return {1.0 - s, s};
     }
 };

@@ -14,8 +14,10 @@
 //                                    inverted), and the network timesteps σ·T
 //   beta_quantile(q, a, b)           the inverse regularised incomplete beta function (use_beta_sigmas)
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -118,8 +120,8 @@ inline void check_flow_config(const flow_match_config& c, const char* where) {
 }
 }  // namespace detail
 
-// The q-quantile of the Beta(a, b) distribution (scipy.stats.beta.ppf): bisection on I_x(a, b), to the
-// resolution of a double.
+// The q-quantile of the Beta(a, b) distribution (scipy.stats.beta.ppf): bisection on I_x(a, b) over the bit
+// patterns of the doubles in [0, 1] (ordered as the values), so it ends on adjacent doubles however small x is.
 [[nodiscard]] inline double beta_quantile(double q, double a, double b) {
     constexpr std::string_view where = "beta_quantile";
     detail::require(q >= 0 && q <= 1, where, "q", q, "[0, 1]");
@@ -127,13 +129,12 @@ inline void check_flow_config(const flow_match_config& c, const char* where) {
     detail::require(std::isfinite(b) && b > 0, where, "b", b, "(0, inf)");
     if (q == 0) return 0.0;
     if (q == 1) return 1.0;
-    double lo = 0.0, hi = 1.0;
-    for (int i = 0; i < 200 && hi - lo > 0; ++i) {
-        const double mid = 0.5 * (lo + hi);
-        if (mid == lo || mid == hi) break;
-        (detail::incomplete_beta(mid, a, b) < q ? lo : hi) = mid;
+    std::uint64_t lo = 0, hi = std::bit_cast<std::uint64_t>(1.0);
+    while (hi - lo > 1) {
+        const std::uint64_t mid = lo + (hi - lo) / 2;
+        (detail::incomplete_beta(std::bit_cast<double>(mid), a, b) < q ? lo : hi) = mid;
     }
-    return 0.5 * (lo + hi);
+    return std::bit_cast<double>(hi);
 }
 
 // The training grid (FlowMatchEulerDiscreteScheduler.__init__): T float32 values from 1 down to 1/T, shifted
@@ -164,7 +165,8 @@ template <class R>
 void shape_flow_sigmas(std::vector<R>& s, const flow_match_config& cfg, std::optional<double> mu) {
     for (auto& v : s) v = cfg.use_dynamic_shifting ? time_shift(cfg.time_shift_type, *mu, v) : shift_sigma(v, cfg.shift);
     if (cfg.shift_terminal && *cfg.shift_terminal != 0) {  // diffusers tests `if self.config.shift_terminal:`
-        const R scale = (R(1) - s.back()) / static_cast<R>(1.0 - *cfg.shift_terminal);
+        // numpy 1.x: a float32 scalar over a Python float divides in float64; the array division then runs in R
+        const R scale = static_cast<R>(static_cast<double>(R(1) - s.back()) / (1.0 - *cfg.shift_terminal));
         for (auto& v : s) v = R(1) - (R(1) - v) / scale;
     }
 }
