@@ -19,7 +19,8 @@ TEST_CASE("flow sampler parity with diffusers over the golden specs", "[flow][pa
         if (e.path().extension() == ".json") specs.push_back(e.path());
     std::sort(specs.begin(), specs.end());
     REQUIRE(specs.size() >= 50);
-    std::size_t stochastic = 0, churn = 0, heun = 0, f32 = 0, dynamic = 0, spacing = 0, terminal = 0;
+    std::size_t stochastic = 0, churn = 0, heun = 0, f32 = 0, dynamic = 0, linear = 0, seq_len = 0, spacing = 0, terminal = 0,
+                user_sigmas = 0, file_grid = 0, other_prediction = 0;
     for (const auto& path : specs) {
         INFO("spec " << path.string());
         const auto root = diffuse::cli::load_json(path);
@@ -41,6 +42,11 @@ TEST_CASE("flow sampler parity with diffusers over the golden specs", "[flow][pa
         dynamic += g.find("use_dynamic_shifting") != nullptr;
         spacing += g.find("use_karras_sigmas") || g.find("use_exponential_sigmas") || g.find("use_beta_sigmas");
         terminal += g.find("shift_terminal") != nullptr;
+        linear += g.find("time_shift_type") && g.at("time_shift_type").as_string() == "linear";
+        seq_len += g.find("image_seq_len") != nullptr;
+        user_sigmas += g.find("sigmas") != nullptr;
+        file_grid += g.find("path") != nullptr;
+        other_prediction += root.at("denoiser").at("prediction_type").as_string() != "flow_prediction";
     }
     CHECK(stochastic > 0);
     CHECK(churn > 0);
@@ -50,6 +56,11 @@ TEST_CASE("flow sampler parity with diffusers over the golden specs", "[flow][pa
     CHECK(dynamic > 0);
     CHECK(spacing > 0);
     CHECK(terminal > 0);
+    CHECK(linear > 0);
+    CHECK(seq_len > 0);
+    CHECK(user_sigmas > 0);
+    CHECK(file_grid > 0);
+    CHECK(other_prediction > 0);
 }
 
 TEST_CASE("flow spec errors name the field", "[flow][cli]") {
