@@ -89,6 +89,9 @@ TEST_CASE("flow_time maps a state to s = σ/(α+σ), t = s·T and the input x/(�
     // neither α nor σ: no state
     const std::vector<double> zero{0.0, 0.0};
     CHECK_THROWS_AS(flow.predict(diffuse::batched(x, 2), zero, zero, prediction::sample, diffuse::batched(out, 2)), diffuse::error);
+    auto broken = diffuse::analytic_model(two_bumps(), prediction::flow_velocity, diffuse::flow_time{0.0});
+    CHECK_THROWS_WITH(broken.predict(diffuse::batched(x, 2), a, s, prediction::sample, diffuse::batched(out, 2)),
+                      Catch::Contains("num_train_timesteps"));
 }
 
 TEST_CASE("a flow network under σ-space Euler equals flow Euler after the change of variables", "[flow][model]") {

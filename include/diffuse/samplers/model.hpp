@@ -98,6 +98,8 @@ struct flow_time {
     double num_train_timesteps = 1000.0;
 
     [[nodiscard]] network_time operator()(double alpha, double sigma) const {
+        detail::require(num_train_timesteps > 0 && std::isfinite(num_train_timesteps), "flow_time", "num_train_timesteps",
+                        num_train_timesteps, "(0, inf)");
         const double s = sigma / (alpha + sigma);
         return {s * num_train_timesteps, 1.0 - s};
     }

@@ -211,8 +211,8 @@ void shape_flow_sigmas(std::vector<R>& s, const flow_match_config& cfg, std::opt
     }
     if (cfg.sigma_spacing != flow_sigma_spacing::none) {
         const double lo = s.back(), hi = s.front();
-        detail::require(lo > 0 && hi > lo && std::isfinite(hi), where, "the shifted sigma range",
-                        std::to_string(lo) + " .. " + std::to_string(hi), "0 < last < first (karras/exponential/beta sigmas)");
+        detail::require(lo > 0 && hi >= lo && std::isfinite(hi), where, "the shifted sigma range",
+                        std::to_string(lo) + " .. " + std::to_string(hi), "0 < last <= first (karras/exponential/beta sigmas)");
         if (cfg.sigma_spacing == flow_sigma_spacing::karras) {  // _convert_to_karras, ρ = 7, numpy float64
             const auto r = detail::numpy_linspace(0.0, 1.0, n);
             const double a = std::pow(lo, 1.0 / 7.0), b = std::pow(hi, 1.0 / 7.0);
