@@ -231,7 +231,7 @@ def s1():
         clip, thresh = [(False, False), (True, False), (False, True), (True, False)][(i // 5) % 4]
         clipped_out = clip and i % 2 == 0
         spec, x, init, noise = case_ddim(i, s, sp, p, steps, eta, clip, thresh, clipped_out,
-                                         alpha_one=(i % 5 != 4), zero_snr=(i == 7 and p == "v_prediction"))
+                                         alpha_one=(i % 5 != 4))  # zero SNR: gen_sampler_golden_schedule_options.py
         write_spec("discrete", f"ddim_{i:02d}", spec, x, init, noise, rtol=1e-10, atol=1e-11,
                    reference="diffusers DDIMScheduler (prev timestep t - T//N)")
         n += 1

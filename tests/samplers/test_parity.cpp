@@ -2,7 +2,9 @@
 // `diffuse sample` (tools/diffuse/runner.hpp) and is compared with the reference library's result stored
 // beside it (spec "test": {"expected", "rtol", "atol", "reference", optional "nfe": the reference's number of
 // model calls}). Specs come from tools/gen_sampler_golden_*.py: discrete/ (DDPM, DDIM, DDIM inversion vs diffusers),
-// sigma/ (σ-space samplers vs k-diffusion and diffusers), score_sde/ (score_sde samplers vs its re-implementation).
+// sigma/ (σ-space samplers vs k-diffusion and diffusers), score_sde/ (score_sde samplers vs its re-implementation),
+// schedule_options/ (configurations drawn over the schedule options, zero terminal SNR included, vs diffusers and
+// k-diffusion).
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -70,6 +70,7 @@ inline churn_options read_churn(fields& o) {
     c.s_tmax = o.number_in("s_tmax", 0.0, inf, inf);
     c.s_noise = o.number_in("s_noise", 0.0, inf, 1.0);
     c.noise_every_step = o.boolean("noise_every_step", false);
+    if (o.choice("churn_order", {"karras", "diffusers"}, "karras") == "diffusers") c.order = churn_order::diffusers;
     return c;
 }
 // The ancestral step's η (share of the step's variance re-injected) and the noise scale.
@@ -87,7 +88,9 @@ inline std::vector<sampler_entry> euler_samplers() {
     using family = sigma_family<>;
     return {
         family_entry<family>("euler", "discrete", [](auto& r, auto& m, const time_grid& g) {
-            sample_euler(m, r.x_view(), g, detail::read_churn(r.opts), r.noise, r.observer);
+            auto c = detail::read_churn(r.opts);
+            c.diffusers_prediction = r.denoiser.pred;  // how churn_order "diffusers" reads the network's output
+            sample_euler(m, r.x_view(), g, c, r.noise, r.observer);
         }),
         family_entry<family>("euler_ancestral", "discrete", [](auto& r, auto& m, const time_grid& g) {
             ancestral_options a;

@@ -27,8 +27,9 @@ namespace diffuse::cli {
 struct spec_discrete_time {
     discrete_time base;
     std::vector<double> table_sigma, table_t;
+    [[nodiscard]] bool zero_terminal_snr() const noexcept { return base.zero_terminal_snr(); }
     [[nodiscard]] network_time operator()(double alpha, double sigma) const {
-        if (table_sigma.empty()) return base(alpha, sigma);
+        if (table_sigma.empty() || alpha == 0.0) return base(alpha, sigma);
         const double s = sigma / alpha;
         std::size_t best = 0;
         for (std::size_t i = 1; i < table_sigma.size(); ++i)

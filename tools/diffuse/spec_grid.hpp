@@ -55,6 +55,7 @@ inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, st
             if (g.has("sigma_min")) o.sigma_min = g.number("sigma_min");
             if (g.has("sigma_max")) o.sigma_max = g.number("sigma_max");
             o.final_sigma_min = g.choice("final_sigmas_type", {"zero", "sigma_min"}, "zero") == "sigma_min";
+            o.trailing_extra_timestep = g.boolean("trailing_extra_timestep", false);
             p = euler_discrete_sigmas(sc, n, o).sigmas;
         } else if (type == "linspace") {
             const double a = g.number("start"), b = g.number("end");

@@ -75,21 +75,19 @@ DIFFUSE_ALWAYS_INLINE float apply(float x) {
     else return x;
 }
 
-template <activation A>
-DIFFUSE_ALWAYS_INLINE void activate_loop(float* DIFFUSE_RESTRICT x, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) x[i] = apply<A>(x[i]);
-}
-
+// The loops are written out in each kernel: gcc applies a function's target and optimisation attributes
+// to the loops written in its body, not to loops of an inlined helper, so a shared loop helper would stay
+// scalar in the AVX2 kernel (see DIFFUSE_NN_AVX2_SELECTS).
 #if defined(__x86_64__) || defined(__i386__)
 template <activation A>
-__attribute__((target("avx2,fma"))) void activate_avx2(float* DIFFUSE_RESTRICT x, std::size_t n) {
-    activate_loop<A>(x, n);
+DIFFUSE_NN_AVX2_SELECTS void activate_avx2(float* DIFFUSE_RESTRICT x, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = apply<A>(x[i]);
 }
 #endif
 
 template <activation A>
 void activate_portable(float* DIFFUSE_RESTRICT x, std::size_t n) {
-    activate_loop<A>(x, n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = apply<A>(x[i]);
 }
 
 template <activation A>
@@ -100,22 +98,21 @@ void activate_dispatch(float* x, std::size_t n) {
     activate_portable<A>(x, n);
 }
 
-// out[c] = act(x[c]·a[c] + b[c]) for one pixel.
-template <activation A>
-DIFFUSE_ALWAYS_INLINE void affine_activate_loop(const float* DIFFUSE_RESTRICT x, float* out, const float* DIFFUSE_RESTRICT a,
-                                                const float* DIFFUSE_RESTRICT b, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = apply<A>(x[i] * a[i] + b[i]);
-}
+// out[p, c] = act(x[p, c]·a[c] + b[c]) over `pixels` pixels of c channels.
 #if defined(__x86_64__) || defined(__i386__)
 template <activation A>
-__attribute__((target("avx2,fma"))) void affine_activate_avx2(const float* x, float* out, const float* a, const float* b,
-                                                              std::size_t pixels, std::size_t c) {
-    for (std::size_t p = 0; p < pixels; ++p) affine_activate_loop<A>(x + p * c, out + p * c, a, b, c);
+DIFFUSE_NN_AVX2_SELECTS void affine_activate_avx2(const float* DIFFUSE_RESTRICT x, float* DIFFUSE_RESTRICT out,
+                                                  const float* DIFFUSE_RESTRICT a, const float* DIFFUSE_RESTRICT b,
+                                                  std::size_t pixels, std::size_t c) {
+    for (std::size_t p = 0; p < pixels; ++p)
+        for (std::size_t i = 0; i < c; ++i) out[p * c + i] = apply<A>(x[p * c + i] * a[i] + b[i]);
 }
 #endif
 template <activation A>
-void affine_activate_portable(const float* x, float* out, const float* a, const float* b, std::size_t pixels, std::size_t c) {
-    for (std::size_t p = 0; p < pixels; ++p) affine_activate_loop<A>(x + p * c, out + p * c, a, b, c);
+void affine_activate_portable(const float* DIFFUSE_RESTRICT x, float* DIFFUSE_RESTRICT out, const float* DIFFUSE_RESTRICT a,
+                              const float* DIFFUSE_RESTRICT b, std::size_t pixels, std::size_t c) {
+    for (std::size_t p = 0; p < pixels; ++p)
+        for (std::size_t i = 0; i < c; ++i) out[p * c + i] = apply<A>(x[p * c + i] * a[i] + b[i]);
 }
 template <activation A>
 void affine_activate(const float* x, float* out, const float* a, const float* b, std::size_t pixels, std::size_t c) {

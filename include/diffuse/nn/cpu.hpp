@@ -18,6 +18,16 @@
 
 #include "diffuse/core/error.hpp"
 
+// The attribute of AVX2+FMA element-wise kernels whose loops hold floating-point clamps or selects
+// (exp_approx in activation.hpp): gcc turns such selects into vector blends only when floating-point
+// comparisons may be assumed not to trap (-fno-trapping-math), which none of these kernels relies on;
+// clang vectorises them as they are. Without it gcc leaves SiLU and its gradient scalar.
+#if defined(__GNUC__) && !defined(__clang__)
+#define DIFFUSE_NN_AVX2_SELECTS __attribute__((target("avx2,fma"), optimize("no-trapping-math")))
+#else
+#define DIFFUSE_NN_AVX2_SELECTS __attribute__((target("avx2,fma")))
+#endif
+
 namespace diffuse::nn {
 
 enum class kernel_isa { portable, avx2_fma };

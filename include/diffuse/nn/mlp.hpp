@@ -34,6 +34,8 @@
 #include "diffuse/core/tensor.hpp"
 #include "diffuse/io/safetensors.hpp"
 #include "diffuse/core/host_rng.hpp"
+#include "diffuse/nn/activation.hpp"
+#include "diffuse/nn/gemm.hpp"
 
 namespace diffuse {
 
@@ -61,59 +63,71 @@ struct mlp_config {
 
 namespace detail {
 
-// Y[b,:] = bias + Σ_i X[b,i]·Wt[i,:]  (Wt is [in, out]; the inner loop vectorises)
-inline void mlp_linear(const float* X, std::size_t B, std::size_t I, const float* Wt, const float* bias,
-                       std::size_t O, float* Y, bool accumulate) {
-    for (std::size_t b = 0; b < B; ++b) {
-        float* y = Y + b * O;
-        if (!accumulate) {
-            if (bias) std::copy(bias, bias + O, y);
-            else std::fill(y, y + O, 0.0f);
-        }
-        const float* x = X + b * I;
-        for (std::size_t i = 0; i < I; ++i) {
-            const float xi = x[i];
-            const float* w = Wt + i * O;
-            for (std::size_t o = 0; o < O; ++o) y[o] += xi * w[o];
-        }
-    }
+// The three products of a linear layer y = W·x + b (W [O, I], torch's Linear layout) over a batch of B
+// rows, as packed GEMMs (nn/gemm.hpp); `pack` is scratch reused by every call, so nothing allocates once
+// the largest layer has been seen.
+//   forward   Y = X·Wᵀ + bias (+ residual)      X [B, I], Y [B, O]; residual [B, O] may be Y
+//   input     dX = dY·W (+ dX)                   dY [B, O], dX [B, I]
+//   weights   dW += dYᵀ·X,  db += Σ_b dY          dW [O, I], db [O]; dYt is scratch for dYᵀ [O, B]
+inline void mlp_linear(nn::packed_matrix& pack, const float* X, std::size_t B, std::size_t I, const float* W,
+                       const float* bias, std::size_t O, float* Y, const float* residual) {
+    pack.pack(W, I, O, 1, std::ptrdiff_t(I));  // B(i, o) = W[o, i]
+    nn::matmul(B, X, I, pack, Y, O, {bias, residual});
 }
 
-// dX[b,:] (+)= Σ_o dY[b,o]·W[o,:]  (W is [out, in])
-inline void mlp_linear_dx(const float* dY, std::size_t B, std::size_t O, const float* W, std::size_t I, float* dX,
-                          bool accumulate) {
-    for (std::size_t b = 0; b < B; ++b) {
-        float* dx = dX + b * I;
-        if (!accumulate) std::fill(dx, dx + I, 0.0f);
-        const float* dy = dY + b * O;
+inline void mlp_linear_dx(nn::packed_matrix& pack, const float* dY, std::size_t B, std::size_t O, const float* W,
+                          std::size_t I, float* dX, bool accumulate) {
+    pack.pack(W, O, I, std::ptrdiff_t(I), 1);  // B(o, i) = W[o, i]
+    nn::matmul(B, dY, O, pack, dX, I, {nullptr, accumulate ? dX : nullptr});
+}
+
+inline void mlp_linear_dw(nn::packed_matrix& pack, std::vector<float>& dYt, const float* dY, std::size_t B,
+                          std::size_t O, const float* X, std::size_t I, float* dW, float* db) {
+    dYt.resize(B * O);
+    constexpr std::size_t tile = 16;  // the transpose in 16 × 16 tiles, so that reads and writes stay in cache lines
+    for (std::size_t b0 = 0; b0 < B; b0 += tile)
+        for (std::size_t o0 = 0; o0 < O; o0 += tile)
+            for (std::size_t b = b0; b < std::min(B, b0 + tile); ++b)
+                for (std::size_t o = o0; o < std::min(O, o0 + tile); ++o) dYt[o * B + b] = dY[b * O + o];
+    pack.pack(X, B, I, std::ptrdiff_t(I), 1);  // B(b, i) = X[b, i]
+    nn::matmul(O, dYt.data(), B, pack, dW, I, {nullptr, dW});
+    if (db)
         for (std::size_t o = 0; o < O; ++o) {
-            const float g = dy[o];
-            const float* w = W + o * I;
-            for (std::size_t i = 0; i < I; ++i) dx[i] += g * w[i];
+            float s = db[o];
+            for (std::size_t b = 0; b < B; ++b) s += dYt[o * B + b];
+            db[o] = s;
         }
-    }
 }
 
-// dW[o,:] += Σ_b dY[b,o]·X[b,:],  db[o] += Σ_b dY[b,o]
-inline void mlp_linear_dw(const float* dY, std::size_t B, std::size_t O, const float* X, std::size_t I, float* dW,
-                          float* db) {
-    for (std::size_t b = 0; b < B; ++b) {
-        const float* dy = dY + b * O;
-        const float* x = X + b * I;
-        for (std::size_t o = 0; o < O; ++o) {
-            const float g = dy[o];
-            float* w = dW + o * I;
-            for (std::size_t i = 0; i < I; ++i) w[i] += g * x[i];
-        }
-        if (db)
-            for (std::size_t o = 0; o < O; ++o) db[o] += dy[o];
-    }
-}
-
-[[nodiscard]] inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
-[[nodiscard]] inline float silu_grad(float x) noexcept {
-    const float s = 1.0f / (1.0f + std::exp(-x));
+// silu(x) = x·σ(x) and its derivative σ(x)·(1 + x·(1 − σ(x))), with the U-Net's vectorisable e^x
+// (nn/activation.hpp); the loops over a layer's B×H values run as AVX2 code where the CPU has it.
+[[nodiscard]] DIFFUSE_ALWAYS_INLINE float sigmoid(float x) noexcept { return 1.0f / (1.0f + nn::detail::exp_approx(-x)); }
+[[nodiscard]] DIFFUSE_ALWAYS_INLINE float silu_grad(float x) noexcept {
+    const float s = sigmoid(x);
     return s * (1.0f + x * (1.0f - s));
+}
+// Each loop is written out in its kernel (see nn/activation.hpp: gcc vectorises only loops in the body).
+#if defined(__x86_64__) || defined(__i386__)
+DIFFUSE_NN_AVX2_SELECTS inline void silu_avx2(const float* DIFFUSE_RESTRICT x, float* DIFFUSE_RESTRICT y, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid(x[i]);
+}
+DIFFUSE_NN_AVX2_SELECTS inline void silu_grad_avx2(const float* DIFFUSE_RESTRICT x, float* DIFFUSE_RESTRICT g, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) g[i] *= silu_grad(x[i]);
+}
+#endif
+// y[i] = silu(x[i])
+inline void silu(const float* x, float* y, std::size_t n) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    if (nn::active_isa() == nn::kernel_isa::avx2_fma) return silu_avx2(x, y, n);
+#endif
+    for (std::size_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid(x[i]);
+}
+// g[i] ·= silu′(x[i])
+inline void scale_by_silu_grad(const float* x, float* g, std::size_t n) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    if (nn::active_isa() == nn::kernel_isa::avx2_fma) return silu_grad_avx2(x, g, n);
+#endif
+    for (std::size_t i = 0; i < n; ++i) g[i] *= silu_grad(x[i]);
 }
 
 }  // namespace detail
@@ -171,7 +185,6 @@ public:
             detail::require(std::isfinite(cond[b]), "mlp_denoiser::forward", "cond[" + std::to_string(b) + "]", cond[b],
                             "finite");
         B_ = B;
-        refresh_transposed();
         const std::size_t Z = D + E;
         z0_.resize(B * Z);
         emb_.resize(B * E);
@@ -190,24 +203,23 @@ public:
         a_.resize((L + 1) * B * H);
         u_.resize(L * B * H);
         c_.resize(L * B * H);
-        detail::mlp_linear(z0_.data(), B, Z, wt(in_w_), p(in_b_), H, h_.data(), false);
+        detail::mlp_linear(pack_, z0_.data(), B, Z, p(in_w_), p(in_b_), H, h_.data(), nullptr);
         for (std::size_t k = 0; k < L; ++k) {
             float* h = h_.data() + k * B * H;
             float* a = a_.data() + k * B * H;
             float* u = u_.data() + k * B * H;
             float* c = c_.data() + k * B * H;
             float* hn = h_.data() + (k + 1) * B * H;
-            for (std::size_t i = 0; i < B * H; ++i) a[i] = detail::silu(h[i]);
-            detail::mlp_linear(a, B, H, wt(blk_[k].w1), p(blk_[k].b1), H, u, false);
-            detail::mlp_linear(emb_.data(), B, E, wt(blk_[k].wt), nullptr, H, u, true);
-            for (std::size_t i = 0; i < B * H; ++i) c[i] = detail::silu(u[i]);
-            detail::mlp_linear(c, B, H, wt(blk_[k].w2), p(blk_[k].b2), H, hn, false);
-            for (std::size_t i = 0; i < B * H; ++i) hn[i] += h[i];
+            detail::silu(h, a, B * H);
+            detail::mlp_linear(pack_, a, B, H, p(blk_[k].w1), p(blk_[k].b1), H, u, nullptr);
+            detail::mlp_linear(pack_, emb_.data(), B, E, p(blk_[k].wt), nullptr, H, u, u);
+            detail::silu(u, c, B * H);
+            detail::mlp_linear(pack_, c, B, H, p(blk_[k].w2), p(blk_[k].b2), H, hn, h);  // + residual h
         }
         float* hl = h_.data() + L * B * H;
         float* al = a_.data() + L * B * H;
-        for (std::size_t i = 0; i < B * H; ++i) al[i] = detail::silu(hl[i]);
-        detail::mlp_linear(al, B, H, wt(out_w_), p(out_b_), D, out, false);
+        detail::silu(hl, al, B * H);
+        detail::mlp_linear(pack_, al, B, H, p(out_w_), p(out_b_), D, out, nullptr);
     }
 
     // Back-propagates ∂L/∂y (B×D, the batch of the last forward) into gradients() (accumulating) and,
@@ -221,27 +233,28 @@ public:
         du_.resize(B * H);
         const float* al = a_.data() + L * B * H;
         const float* hl = h_.data() + L * B * H;
-        detail::mlp_linear_dw(grad_out, B, D, al, H, g(out_w_), g(out_b_));
-        detail::mlp_linear_dx(grad_out, B, D, p(out_w_), H, dh_.data(), false);
-        for (std::size_t i = 0; i < B * H; ++i) dh_[i] *= detail::silu_grad(hl[i]);
+        detail::mlp_linear_dw(pack_, dyt_, grad_out, B, D, al, H, g(out_w_), g(out_b_));
+        detail::mlp_linear_dx(pack_, grad_out, B, D, p(out_w_), H, dh_.data(), false);
+        detail::scale_by_silu_grad(hl, dh_.data(), B * H);
         for (std::size_t kk = L; kk-- > 0;) {
             const float* h = h_.data() + kk * B * H;
             const float* a = a_.data() + kk * B * H;
             const float* u = u_.data() + kk * B * H;
             const float* c = c_.data() + kk * B * H;
             const auto& bl = blk_[kk];
-            detail::mlp_linear_dw(dh_.data(), B, H, c, H, g(bl.w2), g(bl.b2));
-            detail::mlp_linear_dx(dh_.data(), B, H, p(bl.w2), H, du_.data(), false);
-            for (std::size_t i = 0; i < B * H; ++i) du_[i] *= detail::silu_grad(u[i]);
-            detail::mlp_linear_dw(du_.data(), B, H, a, H, g(bl.w1), g(bl.b1));
-            detail::mlp_linear_dw(du_.data(), B, H, emb_.data(), E, g(bl.wt), nullptr);
-            detail::mlp_linear_dx(du_.data(), B, H, p(bl.w1), H, tmp_.data(), false);
-            for (std::size_t i = 0; i < B * H; ++i) dh_[i] += tmp_[i] * detail::silu_grad(h[i]);  // residual + branch
+            detail::mlp_linear_dw(pack_, dyt_, dh_.data(), B, H, c, H, g(bl.w2), g(bl.b2));
+            detail::mlp_linear_dx(pack_, dh_.data(), B, H, p(bl.w2), H, du_.data(), false);
+            detail::scale_by_silu_grad(u, du_.data(), B * H);
+            detail::mlp_linear_dw(pack_, dyt_, du_.data(), B, H, a, H, g(bl.w1), g(bl.b1));
+            detail::mlp_linear_dw(pack_, dyt_, du_.data(), B, H, emb_.data(), E, g(bl.wt), nullptr);
+            detail::mlp_linear_dx(pack_, du_.data(), B, H, p(bl.w1), H, tmp_.data(), false);
+            detail::scale_by_silu_grad(h, tmp_.data(), B * H);
+            for (std::size_t i = 0; i < B * H; ++i) dh_[i] += tmp_[i];  // residual + branch
         }
-        detail::mlp_linear_dw(dh_.data(), B, H, z0_.data(), Z, g(in_w_), g(in_b_));
+        detail::mlp_linear_dw(pack_, dyt_, dh_.data(), B, H, z0_.data(), Z, g(in_w_), g(in_b_));
         if (grad_x) {
             dz_.resize(B * Z);
-            detail::mlp_linear_dx(dh_.data(), B, H, p(in_w_), Z, dz_.data(), false);
+            detail::mlp_linear_dx(pack_, dh_.data(), B, H, p(in_w_), Z, dz_.data(), false);
             for (std::size_t b = 0; b < B; ++b) std::copy(dz_.data() + b * Z, dz_.data() + b * Z + D, grad_x + b * D);
         }
     }
@@ -352,7 +365,6 @@ private:
         out_b_ = add("output.bias", {D});
         params_.assign(total_, 0.0f);
         grads_.assign(total_, 0.0f);
-        trans_.assign(total_, 0.0f);
     }
 
     // torch.nn.Linear's default initialisation U(−1/√in, 1/√in); the residual branch outputs start
@@ -374,18 +386,6 @@ private:
         return 1;
     }
 
-    // Wt = Wᵀ for every weight, so the forward pass runs as vectorisable row updates.
-    void refresh_transposed() {
-        for (const auto& prm : named_) {
-            if (prm.shape.size() != 2) continue;
-            const std::size_t O = std::size_t(prm.shape[0]), I = std::size_t(prm.shape[1]);
-            const float* w = params_.data() + prm.offset;
-            float* t = trans_.data() + prm.offset;
-            for (std::size_t o = 0; o < O; ++o)
-                for (std::size_t i = 0; i < I; ++i) t[i * O + o] = w[o * I + i];
-        }
-    }
-
     void check_io(std::size_t xb, std::size_t xd, std::size_t ob, std::size_t od, std::size_t nc,
                   const char* where) const {
         if (xd != cfg_.data_dim)
@@ -400,15 +400,15 @@ private:
 
     float* p(std::size_t off) noexcept { return params_.data() + off; }
     float* g(std::size_t off) noexcept { return grads_.data() + off; }
-    const float* wt(std::size_t off) const noexcept { return trans_.data() + off; }
 
     mlp_config cfg_;
     std::vector<parameter> named_;
     std::size_t total_ = 0, in_w_ = 0, in_b_ = 0, out_w_ = 0, out_b_ = 0;
     std::vector<block_offsets> blk_;
-    std::vector<float> params_, grads_, trans_;
+    std::vector<float> params_, grads_;
     std::size_t B_ = 0;
-    std::vector<float> z0_, emb_, h_, a_, u_, c_, dh_, du_, tmp_, dz_, xin_, yout_;
+    std::vector<float> z0_, emb_, h_, a_, u_, c_, dh_, du_, tmp_, dz_, xin_, yout_, dyt_;
+    nn::packed_matrix pack_;  // scratch for the layer products
 };
 
 // Adam (Kingma & Ba 2015, Algorithm 1) with torch.optim.Adam's update:

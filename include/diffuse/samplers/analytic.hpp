@@ -206,6 +206,7 @@ private:
 struct discrete_clock {
     discrete_time time;
     [[nodiscard]] state_scale operator()(double t) const {
+        if (time.alpha_at(t) == 0.0) return {0.0, 1.0};  // the last timestep of a zero-terminal-SNR schedule
         const double s = time.mode == discrete_time::interpolation::log_sigma ? time.table.t_to_sigma_log(t)
                                                                               : time.table.t_to_sigma_linear(t);
         const double a = 1.0 / std::sqrt(1.0 + s * s);

@@ -210,7 +210,8 @@ public:
         if constexpr (!reads_discrete_time<Model>()) r.t_net = {};
         if constexpr (requires { m.predicts(); }) {
             if (request_ == discrete_request::pair) {
-                answered_ = native_eps(m) ? prediction::epsilon : prediction::sample;
+                // at α = 0 only x̂₀ completes the pair: an ε-network's conversion there raises the model's error
+                answered_ = native_eps(m) && !pair_needs_x0_ ? prediction::epsilon : prediction::sample;
                 r.out = answered_ == prediction::epsilon ? view_of(ws.eps) : view_of(ws.x0);
             } else if (request_ == discrete_request::network_own) {
                 answered_ = m.predicts();
@@ -247,8 +248,8 @@ protected:
     // co_await this->predict_pair(x), then complete_pair(x): ws.x0 = x̂₀ and ws.eps = ε̂ at the VP state
     // (ws.alpha, ws.sigma) of the timesteps ws.t; variance_out receives a learned variance where given.
     std::suspend_always predict_pair(tensor_view<T> x, tensor_view<T> variance_out = {}) {
-        const bool zero_snr = std::any_of(ws.alpha.begin(), ws.alpha.end(), [](double a) { return a == 0.0; });
-        answered_ = zero_snr ? prediction::sample : prediction::epsilon;  // ε̂ determines x̂₀ only where α > 0
+        pair_needs_x0_ = std::any_of(ws.alpha.begin(), ws.alpha.end(), [](double a) { return a == 0.0; });
+        answered_ = pair_needs_x0_ ? prediction::sample : prediction::epsilon;  // ε̂ determines x̂₀ only where α > 0
         return ask(discrete_request::pair, x, ws.alpha, ws.sigma,
                    view_of(answered_ == prediction::epsilon ? ws.eps : ws.x0), variance_out);
     }
@@ -269,6 +270,7 @@ protected:
     std::uint64_t first_sample_;
     discrete_request request_ = discrete_request::as_stated;
     prediction answered_ = prediction::epsilon;  // what the last evaluation wrote
+    bool pair_needs_x0_ = false;                 // a sample of the pending pair request is at α = 0
 };
 
 }  // namespace detail

@@ -18,6 +18,9 @@
 // Differences between the references (see docs/samplers.md):
 //   - k-diffusion draws the churn noise at every step; diffusers only when γ > 0. churn_options::
 //     noise_every_step chooses (it only changes the draw numbering, i.e. which recorded tensor is used).
+//   - diffusers' EulerDiscreteScheduler evaluates the network before the churn, at (x_i, σ_i), and reads its
+//     output at the churned (x̂, σ̂) (churn_order::diffusers, Euler only); Karras et al. and k-diffusion
+//     evaluate D(x̂; σ̂) after it (churn_order::karras, the default). Without churn (γ = 0) they agree.
 //   - Ancestral samplers add no noise into σ = 0 and cap σ_up at σ_next (k-diffusion; diffusers' Euler
 //     ancestral computes the same σ_up, which is then ≤ σ_next anyway for η ≤ 1).
 
@@ -27,6 +30,7 @@
 #include <limits>
 
 #include "diffuse/core/elementwise.hpp"
+#include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
@@ -36,12 +40,22 @@ namespace diffuse {
 
 // Stochastic "churn" of Karras et al. 2022, Algorithm 2: at σ_i ∈ [s_tmin, s_tmax] raise the noise level to
 // σ̂ = σ_i(1 + γ), γ = min(s_churn/N, √2 − 1), by adding N(0, s_noise²(σ̂² − σ_i²)) noise.
+// Where a churned Euler step evaluates the model.
+enum class churn_order {
+    karras,     // churn first, then D(x̂; σ̂) (Karras et al. 2022, Algorithm 2; k-diffusion's sample_euler)
+    diffusers,  // D(x_i; σ_i) first, its network output then read at (x̂, σ̂) as diffusers' EulerDiscreteScheduler.step
+};
+
 struct churn_options {
     double s_churn = 0.0;
     double s_tmin = 0.0;
     double s_tmax = std::numeric_limits<double>::infinity();
     double s_noise = 1.0;
     bool noise_every_step = false;  // true: draw the churn noise at every step even when γ = 0 (k-diffusion)
+    churn_order order = churn_order::karras;  // churn_order::diffusers: Euler only
+    // With churn_order::diffusers: the network's prediction_type (epsilon, v or sample), which fixes how
+    // diffusers reads the output at (x̂, σ̂).
+    prediction diffusers_prediction = prediction::epsilon;
 };
 
 // Ancestral samplers: η scales σ_up (η = 0 is the deterministic sampler), s_noise scales the fresh noise.
@@ -52,7 +66,11 @@ struct ancestral_options {
 
 namespace detail {
 
-inline void check_churn(const churn_options& o, const char* where) {
+inline void check_churn(const churn_options& o, const char* where, bool diffusers_order_allowed = false) {
+    require(o.order == churn_order::karras || diffusers_order_allowed, where, "churn_order", "diffusers",
+            "{karras} (churn_order diffusers is Euler's)");
+    require(o.order == churn_order::karras || o.diffusers_prediction != prediction::score, where,
+            "diffusers_prediction", "score", "{epsilon, sample, v} (diffusers' Euler step has no score networks)");
     require(o.s_churn >= 0 && std::isfinite(o.s_churn), where, "s_churn", o.s_churn, "[0, inf)");
     require(o.s_tmin <= o.s_tmax && !std::isnan(o.s_tmin), where, "s_tmin", o.s_tmin, "[-inf, s_tmax]");
     require(o.s_noise >= 0 && std::isfinite(o.s_noise), where, "s_noise", o.s_noise, "[0, inf)");
@@ -145,21 +163,57 @@ class euler_stepper : public detail::sigma_stepper<euler_stepper<T, Noise>, T, N
 public:
     euler_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
         : base(shape, grid, std::forward<Noise>(noise), "sample_euler"), opt_(opt) {
-        detail::check_churn(opt_, this->where());
+        detail::check_churn(opt_, this->where(), true);
+        if (opt_.order == churn_order::diffusers) before_ = this->st.make_buffer();
     }
 
 private:
     detail::step_task run_step(tensor_view<T> x) {
         auto& st = this->st;
         this->load_step();
-        detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
-        co_await this->denoise(x, st.hat, den_.v());
-        for (std::size_t b = 0; b < st.batch; ++b) detail::euler_coefficients(st.hat[b], st.s_next[b], st.c0[b], st.c1[b]);
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den_.v());  // Euler step (Algorithm 2, line 8)
+        if (opt_.order == churn_order::diffusers) {
+            co_await this->denoise(x, st.s, den_.v());
+            diffusers_update(x);
+        } else {
+            detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
+            co_await this->denoise(x, st.hat, den_.v());
+            for (std::size_t b = 0; b < st.batch; ++b) detail::euler_coefficients(st.hat[b], st.s_next[b], st.c0[b], st.c1[b]);
+            lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den_.v());  // Euler step (Algorithm 2, line 8)
+        }
         this->report(st.s, den_.v());
     }
+
+    // diffusers' EulerDiscreteScheduler.step with churn: D = D(x_i; σ_i) is evaluated before the churn
+    // x̂ = x_i + √(σ̂² − σ_i²)·s_noise·z, and the network output behind it is read at (x̂, σ̂):
+    //   ε-network:  x̂₀ = x̂ − σ̂·ε̂,                ε̂ = (x_i − D)/σ_i
+    //   v-network:  x̂₀ = x̂/(σ_i²+1) − σ_i/√(σ_i²+1)·v̂ = D + (x̂ − x_i)/(σ_i²+1)   (σ_i, not σ̂, as upstream)
+    //   x₀-network: x̂₀ = D
+    // i.e. x̂₀ = a·x̂ + b·x_i + c·D, then the Euler step x_{i+1} = x̂ + (σ_{i+1} − σ̂)·(x̂ − x̂₀)/σ̂.
+    void diffusers_update(tensor_view<T> x) {
+        auto& st = this->st;
+        std::copy_n(x.data, x.size(), before_.v().data);
+        detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
+        for (std::size_t b = 0; b < st.batch; ++b) {
+            const double s = st.s[b], hat = st.hat[b], k = (st.s_next[b] - hat) / hat;
+            double a = 0, bx = 0, c = 1;
+            if (opt_.diffusers_prediction == prediction::epsilon) {
+                a = 1.0;
+                bx = -hat / s;
+                c = hat / s;
+            } else if (opt_.diffusers_prediction == prediction::v) {
+                a = 1.0 / (s * s + 1.0);
+                bx = -a;
+            }
+            st.c0[b] = 1.0 + k - k * a;  // x_{i+1} = (1 + k)·x̂ − k·x̂₀
+            st.c1[b] = -k * bx;
+            st.c2[b] = -k * c;
+        }
+        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), before_.v(), per_sample(st.c2), den_.v());
+    }
+
     churn_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+                                            before_{batch_shape{0, 0}};  // x_i, for churn_order::diffusers
 };
 
 // Heun (Karras et al. 2022, Algorithm 2): after the Euler predictor x' = x̂ + (σ_{i+1} − σ̂)d, the

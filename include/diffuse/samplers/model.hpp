@@ -60,13 +60,21 @@ struct discrete_time {
     explicit discrete_time(std::span<const double> alphas_cumprod, interpolation m = interpolation::log_sigma)
         : table(alphas_cumprod), mode(m) {}
 
+    // Zero terminal SNR (Lin et al. 2024): a schedule whose last ᾱ is 0 has a network time for the state α = 0
+    // (pure noise): t = T − 1 with α_net = 0. Elsewhere σ/α reads the table, whose last σ is then that of
+    // ᾱ = 2^-24 (discrete_sigmas).
+    [[nodiscard]] bool zero_terminal_snr() const noexcept { return table.zero_terminal_snr(); }
+
     [[nodiscard]] network_time operator()(double alpha, double sigma) const {
+        if (alpha == 0.0 && zero_terminal_snr()) return {table.t_max(), 0.0};
         const double s = sigma / alpha;
         const double t = mode == interpolation::log_sigma ? table.sigma_to_t_log(s) : table.sigma_to_t_linear(s);
         return {t, 1.0 / std::sqrt(1.0 + s * s)};
     }
-    // α of the network's own state at a known (possibly fractional) timestep.
+    // α of the network's own state at a known (possibly fractional) timestep; exactly 0 at the last timestep
+    // of a zero-terminal-SNR schedule.
     [[nodiscard]] double alpha_at(double t) const {
+        if (t == table.t_max() && zero_terminal_snr()) return 0.0;
         const double s = mode == interpolation::log_sigma ? table.t_to_sigma_log(t) : table.t_to_sigma_linear(t);
         return 1.0 / std::sqrt(1.0 + s * s);
     }
@@ -123,7 +131,13 @@ public:
     [[nodiscard]] const Time& time() const noexcept { return time_; }
     [[nodiscard]] Net& net() noexcept { return net_; }
 
-    // Network time for a sampler state with the given α, σ.
+    // Whether the network has a time at α = 0 (a discrete-time network of a zero-terminal-SNR schedule).
+    [[nodiscard]] bool zero_terminal_snr() const noexcept {
+        if constexpr (requires(const Time& t) { t.zero_terminal_snr(); }) return time_.zero_terminal_snr();
+        else return false;
+    }
+
+    // Network time for a sampler state with the given α, σ. α = 0 only where zero_terminal_snr().
     [[nodiscard]] network_time time_of(double alpha, double sigma) const {
         if constexpr (detail::has_input_scale<Time>) {  // a flow network: any state with α, σ ≥ 0 but not both 0
             detail::require(alpha >= 0 && std::isfinite(alpha), "model::predict", "alpha", alpha, "[0, inf)");
@@ -131,7 +145,7 @@ public:
                             "[0, inf) with alpha + sigma > 0");
             return time_(alpha, sigma);
         }
-        detail::require(alpha > 0 && std::isfinite(alpha), "model::predict", "alpha", alpha, "(0, inf)");
+        check_alpha(alpha);
         detail::require(sigma > 0 && std::isfinite(sigma), "model::predict", "sigma", sigma, "(0, inf)");
         return time_(alpha, sigma);
     }
@@ -176,6 +190,12 @@ public:
     }
 
 private:
+    void check_alpha(double alpha) const {
+        if (alpha == 0.0 && zero_terminal_snr()) return;
+        detail::require(alpha > 0 && std::isfinite(alpha), "model::predict", "alpha", alpha,
+                        zero_terminal_snr() ? "[0, inf)" : "(0, inf) (alpha = 0 needs a zero-terminal-SNR discrete schedule)");
+    }
+
     template <class X, class... Outs>
     static constexpr bool same_element_type() {
         constexpr bool same = (std::is_same_v<tensor_value_t<X>, tensor_value_t<Outs>> && ...);
@@ -217,12 +237,22 @@ private:
                 nt = time_of(alpha[b], sigma[b]);
             } else {
                 if constexpr (detail::has_input_scale<Time>) (void)time_of(alpha[b], sigma[b]);
-                else detail::require(alpha[b] > 0, "model::predict", "alpha", alpha[b], "(0, inf)");
+                else check_alpha(alpha[b]);
                 nt = {t_net[b], time_.alpha_at(t_net[b])};
+                if (!detail::has_input_scale<Time> && (alpha[b] == 0.0) != (nt.alpha == 0.0))
+                    detail::fail("model::predict", "sample " + std::to_string(b) + ": alpha = " + std::to_string(alpha[b]) +
+                                                       " but the network's alpha at t_net = " + std::to_string(t_net[b]) +
+                                                       " is " + std::to_string(nt.alpha) +
+                                                       " (alpha = 0 is the last timestep of a zero-terminal-SNR schedule)");
             }
             t_[b] = nt.t;
-            if constexpr (detail::has_input_scale<Time>) scale_[b] = time_.input_scale(alpha[b], sigma[b]);
-            else scale_[b] = nt.alpha / alpha[b];  // x_net = scale·x
+            if constexpr (detail::has_input_scale<Time>) {
+                scale_[b] = time_.input_scale(alpha[b], sigma[b]);  // x_net = x/(α + σ), defined at α = 0
+            } else {
+                // x_net = scale·x; at α = α_net = 0 (zero terminal SNR) both states are pure noise and the VP network's
+                // σ_net = 1 sets the scale
+                scale_[b] = alpha[b] == 0.0 ? 1.0 / sigma[b] : nt.alpha / alpha[b];
+            }
             rescale = rescale || std::abs(scale_[b] - 1.0) > 1e-15;
             // want = a·x_net + b·out_net at the network's own (α_net, σ_net) = scale·(α, σ)
             const auto c = convert_coefficients(predicts_, want, scale_[b] * alpha[b], scale_[b] * sigma[b]);

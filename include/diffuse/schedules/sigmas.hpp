@@ -101,19 +101,29 @@ inline void require_sigma_range(std::size_t n, double sigma_min, double sigma_ma
     return 1.0 / (1.0 + sigma * sigma);
 }
 
+// The ᾱ that stands in for a zero terminal ᾱ_T = 0 (Lin et al. 2024, "Common Diffusion Noise Schedules and
+// Sample Steps are Flawed", Algorithm 1) where σ = √((1 − ᾱ)/ᾱ) must stay finite: 2^-24, the value diffusers'
+// σ-space schedulers (Euler, Euler ancestral, DPM-Solver multistep, UniPC) write over alphas_cumprod[-1].
+inline constexpr double zero_snr_alpha_cumprod = 0x1p-24;
+
 // The ascending σ_t (t = 0..T-1) of a discrete schedule, with σ ↔ t conversions.
 class discrete_sigmas {
 public:
-    // From ᾱ in double: σ_t = sqrt((1 - ᾱ_t)/ᾱ_t). Requires T >= 2 and every ᾱ in (0, 1].
+    // From ᾱ in double: σ_t = sqrt((1 - ᾱ_t)/ᾱ_t). Requires T >= 2 and every ᾱ in (0, 1], except a last
+    // ᾱ_{T-1} = 0 (zero terminal SNR), which is replaced by zero_snr_alpha_cumprod (σ_max ≈ 4096) and
+    // remembered (zero_terminal_snr()).
     explicit discrete_sigmas(std::span<const double> alphas_cumprod) {
         detail::require(alphas_cumprod.size() >= 2, "discrete_sigmas", "alphas_cumprod.size()", alphas_cumprod.size(),
                         ">= 2");
         sigmas_.resize(alphas_cumprod.size());
         log_sigmas_.resize(alphas_cumprod.size());
+        zero_terminal_snr_ = alphas_cumprod.back() == 0.0;
         for (std::size_t i = 0; i < sigmas_.size(); ++i) {
-            sigmas_[i] = sigma_from_alpha_cumprod(alphas_cumprod[i]);
+            const bool last_zero = zero_terminal_snr_ && i + 1 == sigmas_.size();
+            sigmas_[i] = sigma_from_alpha_cumprod(last_zero ? zero_snr_alpha_cumprod : alphas_cumprod[i]);
             detail::require(sigmas_[i] > 0.0, "discrete_sigmas", "alphas_cumprod[i]", alphas_cumprod[i], "(0, 1)");
-            detail::require(i == 0 || sigmas_[i] > sigmas_[i - 1], "discrete_sigmas", "alphas_cumprod[i]",
+            // the stand-in σ_max may lie below σ_{T-2} (ᾱ_{T-2} < 2^-24, e.g. the linear schedule rescaled)
+            detail::require(i == 0 || last_zero || sigmas_[i] > sigmas_[i - 1], "discrete_sigmas", "alphas_cumprod[i]",
                             alphas_cumprod[i], "strictly decreasing in i");
             log_sigmas_[i] = std::log(sigmas_[i]);
         }
@@ -122,8 +132,12 @@ public:
     [[nodiscard]] std::span<const double> sigmas() const noexcept { return sigmas_; }
     [[nodiscard]] std::span<const double> log_sigmas() const noexcept { return log_sigmas_; }
     [[nodiscard]] double sigma_min() const noexcept { return sigmas_.front(); }
+    // σ of the last timestep (with zero terminal SNR that of 2^-24, which may be below σ_{T-2}: σ at or above it
+    // then reads as the last timestep in both σ → t conversions).
     [[nodiscard]] double sigma_max() const noexcept { return sigmas_.back(); }
     [[nodiscard]] double t_max() const noexcept { return static_cast<double>(sigmas_.size() - 1); }
+    // Whether the schedule's last ᾱ was 0 (its σ_max is then that of zero_snr_alpha_cumprod).
+    [[nodiscard]] bool zero_terminal_snr() const noexcept { return zero_terminal_snr_; }
 
     // k-diffusion DiscreteSchedule.t_to_sigma: σ = exp((1-w)·logσ[⌊t⌋] + w·logσ[⌈t⌉]), w = frac(t).
     [[nodiscard]] double t_to_sigma_log(double t) const {
@@ -137,6 +151,7 @@ public:
     [[nodiscard]] double sigma_to_t_log(double sigma) const {
         detail::require(sigma > 0.0 && !std::isnan(sigma), "discrete_sigmas::sigma_to_t_log", "sigma", sigma,
                         "(0, inf]");
+        if (zero_terminal_snr_ && sigma >= sigmas_.back()) return t_max();  // the table may not be sorted there
         return log_interp(log_sigmas_, std::log(sigma));
     }
 
@@ -191,16 +206,16 @@ private:
     [[nodiscard]] static std::size_t idx(double v) { return static_cast<std::size_t>(v); }
 
     std::vector<double> sigmas_, log_sigmas_;
+    bool zero_terminal_snr_ = false;
 };
 
-// k-diffusion DiscreteSchedule.get_sigmas(n): t = linspace(T-1, 0, n), σ by log interpolation, then 0.
+// k-diffusion DiscreteSchedule.get_sigmas(n): t = torch.linspace(T-1, 0, n) in float32 (torch's default dtype;
+// t_to_sigma also rounds t with t.float()), σ by log interpolation in double, then 0.
 [[nodiscard]] inline std::vector<double> discrete_sigmas_list(const discrete_sigmas& ds, std::size_t n) {
     detail::require_count(n, "discrete_sigmas_list", "n");
+    const auto t = detail::torch_linspace_f32(ds.t_max(), 0.0, n);
     std::vector<double> s(n + 1, 0.0);
-    for (std::size_t i = 0; i < n; ++i) {
-        const double t = std::clamp(ds.t_max() * (1.0 - detail::ramp(i, n)), 0.0, ds.t_max());
-        s[i] = ds.t_to_sigma_log(t);
-    }
+    for (std::size_t i = 0; i < n; ++i) s[i] = ds.t_to_sigma_log(std::clamp(static_cast<double>(t[i]), 0.0, ds.t_max()));
     return s;
 }
 
@@ -215,6 +230,10 @@ struct euler_options {
     sigma_spacing_kind sigma_spacing = sigma_spacing_kind::none;  // use_karras_sigmas / use_exponential_sigmas
     std::optional<double> sigma_min{}, sigma_max{};           // config overrides for karras/exponential
     bool final_sigma_min = false;                             // final_sigmas_type "sigma_min" (else "zero")
+    // diffusers' trailing spacing as it is: where numpy.arange(T, 0, -T/N) yields N + 1 values (T = 1200 with
+    // N = 14, T = 850 with N = 22, T = 600 with N = 7, ...) the list keeps the extra timestep -1, whose σ is
+    // σ_train[0] (numpy.interp clamps), so the run takes N + 1 steps. Off: exactly N steps (correct).
+    bool trailing_extra_timestep = false;
 };
 
 struct euler_schedule {
@@ -263,6 +282,8 @@ namespace detail {
     for (double t : ts)
         detail::require(t >= 0.0 && t <= static_cast<double>(T - 1), where, "steps_offset", opt.steps_offset,
                         "values keeping every timestep in [0, num_train_timesteps - 1]");
+    if (opt.trailing_extra_timestep && opt.spacing == timestep_spacing::trailing && detail::trailing_has_extra_value(T, N))
+        ts.push_back(-1.0);  // round(0) - 1: numpy.interp below gives it σ_train[0]
 
     // interpolation_type "linear": np.interp(timesteps, arange(T), σ_train).
     std::vector<double> s;
@@ -271,7 +292,8 @@ namespace detail {
     if (opt.sigma_spacing != sigma_spacing_kind::none) {
         const double smin = opt.sigma_min.value_or(s.back());
         const double smax = opt.sigma_max.value_or(s.front());
-        detail::require_sigma_range(N, smin, smax, where);
+        detail::require_sigma_range(N, smin, smax, where);  // N again, with or without the extra timestep
+        ts.resize(N);
         if (opt.sigma_spacing == sigma_spacing_kind::karras) {
             // diffusers' _convert_to_karras in numpy float64 (ρ = 7).
             const auto r = detail::numpy_linspace(0.0, 1.0, N);

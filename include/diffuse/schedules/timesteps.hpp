@@ -105,6 +105,14 @@ inline void require_steps(std::size_t num_train_timesteps, std::size_t num_infer
     return v;
 }
 
+// Whether numpy.arange(T, 0, -T/N) of the trailing spacing has N + 1 values: numpy's length is
+// ceil((0 - T)/(-T/N)) in float64, which exceeds N where T/(T/N) rounds above N (T = 1200, N = 14).
+[[nodiscard]] inline bool trailing_has_extra_value(std::size_t T, std::size_t N) {
+    require_steps(T, N, "trailing_has_extra_value");
+    const double Td = static_cast<double>(T), step = -(Td / static_cast<double>(N));
+    return std::ceil((0.0 - Td) / step) > static_cast<double>(N);
+}
+
 }  // namespace detail
 
 // Integer timesteps of DDPM/DDIM/PNDM-style schedulers, descending (diffusers DDIMScheduler.set_timesteps).
