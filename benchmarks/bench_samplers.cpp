@@ -26,10 +26,12 @@
 #include "diffuse/samplers/ddpm.hpp"
 #include "diffuse/samplers/dpm_solver.hpp"
 #include "diffuse/samplers/euler.hpp"
+#include "diffuse/samplers/flow_match.hpp"
 #include "diffuse/samplers/lms.hpp"
 #include "diffuse/samplers/ode.hpp"
 #include "diffuse/samplers/sde.hpp"
 #include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/flow.hpp"
 
 using namespace diffuse;
 
@@ -155,6 +157,25 @@ void bm_pf_ode_heun_vp(benchmark::State& s) {
     }, 2 * steps, 4);
 }
 
+// Flow matching on SD3's shifted grid (shift 3): the state is the flow state, the network a velocity predictor.
+time_grid flow_grid() {
+    flow_match_config c;
+    c.shift = 3.0;
+    return time_grid(flow_match_sigmas(c, steps).sigmas);
+}
+void bm_flow_euler(benchmark::State& s) {
+    run(s, [](tensor_view<float> x) {
+        auto m = model(null_net{}, prediction::flow_velocity, flow_time{});
+        sample_flow_euler(m, x, flow_grid());
+    }, steps, 7);  // check u; x̂₀ = x − s·u for the observer (r x, u; w); x + dt·u (r x, u; w x)
+}
+void bm_flow_heun(benchmark::State& s) {  // 2N − 1 evaluations, as FlowMatchHeunDiscreteScheduler
+    run(s, [](tensor_view<float> x) {
+        auto m = model(null_net{}, prediction::flow_velocity, flow_time{});
+        sample_flow_heun(m, x, flow_grid(), {}, no_noise{});
+    }, 2 * steps - 1, 6);
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
     b->Args({1, 64})->Args({16, 128})->Unit(benchmark::kMillisecond);
 }
@@ -171,3 +192,5 @@ BENCHMARK(bm_dpmpp_2m)->Apply(sizes);
 BENCHMARK(bm_pc_ve)->Apply(sizes);
 BENCHMARK(bm_euler_maruyama_vp)->Apply(sizes);
 BENCHMARK(bm_pf_ode_heun_vp)->Apply(sizes);
+BENCHMARK(bm_flow_euler)->Apply(sizes);
+BENCHMARK(bm_flow_heun)->Apply(sizes);

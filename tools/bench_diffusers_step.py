@@ -2,7 +2,7 @@
 """Time diffusers' scheduler.step per model evaluation, on the sizes of benchmarks/bench_samplers.cpp.
 
 Run from the repository root (one thread, CPU):
-    python3 tools/bench_diffusers_step.py [--repeats 5] [--json out.json]
+    python3 tools/bench_diffusers_step.py [--repeats 5] [--json out.json] [--only bm_euler bm_flow_euler ...]
 
 For each scheduler: set_timesteps(50), a fixed random float32 model output, and a loop over the whole
 schedule calling step() (Heun: twice per timestep; ScoreSdeVe: step_correct + step_pred per step), as a
@@ -17,7 +17,8 @@ import time
 
 import torch
 from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler, HeunDiscreteScheduler, LMSDiscreteScheduler, ScoreSdeVeScheduler)
+                       EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler,
+                       HeunDiscreteScheduler, LMSDiscreteScheduler, ScoreSdeVeScheduler)
 
 STEPS = 50
 SIZES = {"1/64": (1, 4, 64, 64), "16/128": (16, 4, 128, 128)}
@@ -71,6 +72,8 @@ BENCHES = {
     "bm_lms": loop_standard(lambda: LMSDiscreteScheduler()),
     "bm_dpmpp_2m": loop_standard(lambda: DPMSolverMultistepScheduler()),
     "bm_pc_ve": loop_score_sde_ve,
+    "bm_flow_euler": loop_standard(lambda: FlowMatchEulerDiscreteScheduler(shift=3.0)),
+    "bm_flow_heun": loop_standard(lambda: FlowMatchHeunDiscreteScheduler(shift=3.0)),
 }
 
 
@@ -78,10 +81,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--only", nargs="*", help="benchmark names to run (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     results = {}
     for name, run in BENCHES.items():
+        if args.only and name not in args.only:
+            continue
         for size, shape in SIZES.items():
             run(shape)  # warm-up
             cpu, wall = zip(*(run(shape) for _ in range(args.repeats)))

@@ -9,13 +9,15 @@
 
 using diffuse::prediction;
 
-TEST_CASE("conversions among eps, x0, v and score round-trip for random inputs") {
+TEST_CASE("conversions among eps, x0, v, score and flow velocity round-trip for random inputs") {
     rc::prop("have -> want -> have is the identity", [] {
         const double alpha = *rc::gen::inRange(1, 1000) / 1000.0;
         const bool vp = *rc::gen::arbitrary<bool>();
         const double sigma = vp ? std::sqrt(1 - alpha * alpha) + 1e-3 : *rc::gen::inRange(1, 80000) / 1000.0;
-        const auto have = *rc::gen::element(prediction::epsilon, prediction::sample, prediction::v, prediction::score);
-        const auto want = *rc::gen::element(prediction::epsilon, prediction::sample, prediction::v, prediction::score);
+        const auto have = *rc::gen::element(prediction::epsilon, prediction::sample, prediction::v, prediction::score,
+                                            prediction::flow_velocity);
+        const auto want = *rc::gen::element(prediction::epsilon, prediction::sample, prediction::v, prediction::score,
+                                            prediction::flow_velocity);
         // x = α·x₀ + σ·ε for a random (x₀, ε): every prediction is then known exactly.
         const double x0 = *rc::gen::inRange(-3000, 3000) / 1000.0, eps = *rc::gen::inRange(-3000, 3000) / 1000.0;
         const double x = alpha * x0 + sigma * eps;
@@ -25,6 +27,7 @@ TEST_CASE("conversions among eps, x0, v and score round-trip for random inputs")
                 case prediction::sample: return x0;
                 case prediction::v: return alpha * eps - sigma * x0;
                 case prediction::score: return -eps / sigma;
+                case prediction::flow_velocity: return eps - x0;
             }
             return 0.0;
         };

@@ -42,6 +42,7 @@ struct gaussian_net {
                     case diffuse::prediction::sample: v = x0; break;
                     case diffuse::prediction::v: v = alpha * eps - sigma * x0; break;
                     case diffuse::prediction::score: v = -eps / sigma; break;
+                    case diffuse::prediction::flow_velocity: v = eps - x0; break;
                 }
                 out.sample(b)[j] = T(v);
             }

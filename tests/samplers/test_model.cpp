@@ -37,6 +37,7 @@ struct ideal_net {
                     case prediction::sample: v = x0; break;
                     case prediction::v: v = alpha * eps - sigma * x0; break;
                     case prediction::score: v = -eps / sigma; break;
+                    case prediction::flow_velocity: v = eps - x0; break;
                 }
                 out.sample(b)[j] = T(v);
             }

@@ -14,6 +14,7 @@
 //   runner_sde.hpp          score_sde on an SDE's time (predictor–corrector, probability-flow ODE);
 //                           annealed Langevin on σ
 //   runner_solver_multistep.hpp  diffusers' DPM-Solver multistep and DEIS on their own timestep/σ table
+//   runner_flow.hpp         flow matching (diffusers' FlowMatchEuler/Heun) on the flow-matching σ grid
 // Adding a sampler: one entry in its family's list (a lambda reading its options and calling it).
 
 #include <cstdio>
@@ -33,6 +34,7 @@
 #include "diffuse/io/npy.hpp"
 #include "runner_common.hpp"
 #include "runner_discrete.hpp"
+#include "runner_flow.hpp"
 #include "runner_high_order.hpp"
 #include "runner_sde.hpp"
 #include "runner_sigma.hpp"
@@ -52,7 +54,7 @@ inline const std::vector<sampler_entry>& sampler_table() {
     static const std::vector<sampler_entry> table = [] {
         std::vector<sampler_entry> t;
         for (auto&& family : {discrete_samplers(), euler_samplers(), high_order_samplers(), sde_samplers(),
-                               solver_multistep_samplers()})
+                               solver_multistep_samplers(), flow_samplers()})
             t.insert(t.end(), family.begin(), family.end());
         return t;
     }();

@@ -33,7 +33,7 @@ enum class solver_table { dpm_multistep, dpm_singlestep, deis };
 // The table options of spec.options (use_karras_sigmas, use_exponential_sigmas, use_lu_lambdas, and for DPM-Solver
 // final_sigmas_type and lambda_min_clipped; training_sigmas: a .npy [2, T] of the reference's float32 training σ and log σ).
 // The singlestep scheduler always spaces by linspace (it has no timestep_spacing).
-inline solver_schedule read_solver_schedule(fields& o, const spec_schedule& sc, solver_table kind, const std::filesystem::path& dir) {
+inline solver_schedule read_solver_schedule(fields& o, const spec_schedule& sc, solver_table kind, const spec_files& files) {
     const bool deis = kind == solver_table::deis, singlestep = kind == solver_table::dpm_singlestep;
     solver_schedule_options t;
     t.spacing = singlestep ? timestep_spacing::linspace : sc.spacing;
@@ -57,8 +57,9 @@ inline solver_schedule read_solver_schedule(fields& o, const spec_schedule& sc, 
     // the reference's float32 training σ and log σ table ([2, T]), when given (schedules/solver_sigmas.hpp)
     if (!o.has("training_sigmas")) return multistep_solver_schedule(sc.alphas_cumprod, sc.num_inference_steps, t);
     const std::size_t T = sc.alphas_cumprod.size();
-    const auto v = read_npy_checked(dir / o.string("training_sigmas"), o.name("training_sigmas"), 2 * T);
-    if (v.size() != 2 * T) throw spec_error(o.name("training_sigmas") + ": expected [2, num_train_timesteps] values (sigma, log sigma)");
+    const auto f = files.read_npy(o.string("training_sigmas"), o.name("training_sigmas"), 2 * T);
+    const auto& v = f.values;
+    if (f.shape != std::vector<std::size_t>{2, T}) throw spec_error(o.name("training_sigmas") + ": expected [2, num_train_timesteps] values (sigma, log sigma)");
     training_sigma_table train{{v.begin(), v.begin() + std::ptrdiff_t(T)}, {v.begin() + std::ptrdiff_t(T), v.end()}};
     return multistep_solver_schedule(sc.alphas_cumprod, sc.num_inference_steps, t, train);
 }
@@ -78,7 +79,7 @@ inline std::vector<sampler_entry> solver_multistep_samplers() {
             d.thresholding = r.opts.boolean("thresholding", false);
             d.dynamic_thresholding_ratio = r.opts.number_in("dynamic_thresholding_ratio", 1e-12, 1.0, 0.995);
             d.sample_max_value = r.opts.number_in("sample_max_value", 1.0, 1e300, 1.0);
-            const auto table = detail::read_solver_schedule(r.opts, r.schedule, detail::solver_table::dpm_multistep, r.dir);
+            const auto table = detail::read_solver_schedule(r.opts, r.schedule, detail::solver_table::dpm_multistep, r.files);
             sample_dpm_solver_multistep(m, r.x_view(), r.schedule.alphas_cumprod, table, d, r.noise, r.observer);
         }),
         family_entry<solver_multistep_family>("dpm_solver_singlestep", "discrete", [](auto& r, auto& m) {
@@ -91,7 +92,7 @@ inline std::vector<sampler_entry> solver_multistep_samplers() {
             d.thresholding = r.opts.boolean("thresholding", false);
             d.dynamic_thresholding_ratio = r.opts.number_in("dynamic_thresholding_ratio", 1e-12, 1.0, 0.995);
             d.sample_max_value = r.opts.number_in("sample_max_value", 1.0, 1e300, 1.0);
-            const auto table = detail::read_solver_schedule(r.opts, r.schedule, detail::solver_table::dpm_singlestep, r.dir);
+            const auto table = detail::read_solver_schedule(r.opts, r.schedule, detail::solver_table::dpm_singlestep, r.files);
             sample_dpm_solver_singlestep(m, r.x_view(), r.schedule.alphas_cumprod, table, d, r.noise, r.observer);
         }),
         family_entry<solver_multistep_family>("deis_multistep", "discrete", [](auto& r, auto& m) {
@@ -101,7 +102,7 @@ inline std::vector<sampler_entry> solver_multistep_samplers() {
             d.thresholding = r.opts.boolean("thresholding", false);
             d.dynamic_thresholding_ratio = r.opts.number_in("dynamic_thresholding_ratio", 1e-12, 1.0, 0.995);
             d.sample_max_value = r.opts.number_in("sample_max_value", 1.0, 1e300, 1.0);
-            const auto table = detail::read_solver_schedule(r.opts, r.schedule, detail::solver_table::deis, r.dir);
+            const auto table = detail::read_solver_schedule(r.opts, r.schedule, detail::solver_table::deis, r.files);
             sample_deis(m, r.x_view(), r.schedule.alphas_cumprod, table, d, no_noise{}, r.observer);
         }),
     };

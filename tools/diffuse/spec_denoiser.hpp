@@ -1,6 +1,7 @@
 #pragma once
 // A spec's denoiser (spec.denoiser, docs/cli.md): the analytic Gaussian mixture or a diffusers U-Net folder,
-// its prediction type and the time its network reads (discrete timesteps, σ or the SDE's time), and the
+// its prediction type and the time its network reads (discrete timesteps, σ, the SDE's time or flow-matching
+// s·T), and the
 // diffuse::model each sampler family drives it through.
 
 #include <cmath>
@@ -48,6 +49,7 @@ struct spec_denoiser {
     std::optional<double> learned_variance;
     std::string time_kind;                  // denoiser.time: discrete, sigma or sde
     std::optional<spec_discrete_time> dtime;
+    double flow_timesteps = 1000;           // time "flow": the network reads s·T, T = schedule.num_train_timesteps
 
     // The model folder's scheduler_config.json, when there is one (defaults of the sampler options).
     [[nodiscard]] const io::scheduler_config* scheduler() const { return unet && unet->sched ? &*unet->sched : nullptr; }
@@ -75,6 +77,9 @@ struct spec_denoiser {
         } else if (time_kind == "sigma") {
             auto m = analytic_model(*data, pred, sigma_time{});
             f(m);
+        } else if (time_kind == "flow") {  // a flow-matching network under a σ-space sampler (α = 1, σ = s/(1 − s))
+            auto m = analytic_model(*data, pred, flow_time{flow_timesteps});
+            f(m);
         } else if (time_kind == "discrete") {
             analytic_denoiser<discrete_clock> net(*data, pred, discrete_clock{dtime->base});
             if (learned_variance) net.learned_variance = *learned_variance;
@@ -82,8 +87,19 @@ struct spec_denoiser {
             f(m);
         } else {
             throw spec_error("spec.denoiser.time: \"" + time_kind + "\" cannot drive sampler " + sampler +
-                             " (use discrete or sigma)");
+                             " (use discrete, sigma or flow)");
         }
+    }
+    // Calls f(model) with the denoiser read as a flow-matching network (flow samplers: time flow), or through
+    // its declared discrete or σ time.
+    template <class F>
+    void with_flow_model(const std::string& sampler, F&& f) {
+        if (unet || time_kind != "flow") {
+            with_sigma_model(sampler, std::forward<F>(f));
+            return;
+        }
+        auto m = analytic_model(*data, pred, flow_time{flow_timesteps});
+        f(m);
     }
     // Calls f(model) with the denoiser on the SDE's own time (score_sde samplers).
     template <class Sde, class F>
@@ -164,8 +180,8 @@ inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, 
     spec_denoiser out;
     out.unet = std::move(unet);
     const auto* sched = out.scheduler();
-    static constexpr const char* prediction_names[] = {"epsilon", "sample", "v_prediction", "score"};
-    out.pred = parse_prediction(dn.choice("prediction_type", {"epsilon", "sample", "v_prediction", "score"},
+    static constexpr const char* prediction_names[] = {"epsilon", "sample", "v_prediction", "score", "flow_prediction"};
+    out.pred = parse_prediction(dn.choice("prediction_type", {"epsilon", "sample", "v_prediction", "score", "flow_prediction"},
                                           prediction_names[std::size_t(sched ? sched->prediction_type : prediction::epsilon)]));
     std::vector<double> weights, means, variances;
     if (out.unet) {
@@ -176,7 +192,8 @@ inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, 
         variances = dn.numbers("variances");
         if (dn.has("learned_variance")) out.learned_variance = dn.number_in("learned_variance", -1.0, 1.0);
     }
-    out.time_kind = dn.choice("time", {"discrete", "sigma", "sde"}, std::string(default_time));
+    out.time_kind = dn.choice("time", {"discrete", "sigma", "sde", "flow"}, std::string(default_time));
+    out.flow_timesteps = double(alphas_cumprod.size());
     const auto interp = dn.choice("interpolation", {"log_sigma", "linear_sigma"}, "log_sigma") == "linear_sigma"
                             ? discrete_time::interpolation::linear_sigma
                             : discrete_time::interpolation::log_sigma;

@@ -163,7 +163,7 @@ inline void check_run_limits(const io::json_value& root, const run_limits& limit
     double calls = 1;
     std::string calls_field;
     if (sampler == "heun" || sampler == "dpm_2" || sampler == "dpm_2_ancestral" || sampler == "dpmpp_2s_ancestral" ||
-        sampler == "dpmpp_sde" || sampler == "pf_ode_heun") {
+        sampler == "dpmpp_sde" || sampler == "pf_ode_heun" || sampler == "flow_heun") {
         calls = 2;
     } else if (sampler == "pc") {
         calls = 1 + peek_count(opts, "n_steps", 1, 1e18).value_or(1);
@@ -177,7 +177,9 @@ inline void check_run_limits(const io::json_value& root, const run_limits& limit
     } else if (!(sampler == "ddpm" || sampler == "ddim" || sampler == "ddim_inverse" || sampler == "euler" ||
                  sampler == "euler_ancestral" || sampler == "lms" || sampler == "dpmpp_2m" || sampler == "dpmpp_2m_sde" ||
                  sampler == "dpmpp_3m_sde" || sampler == "unipc" || sampler == "euler_maruyama" ||
-                 sampler == "reverse_diffusion" || sampler == "sde_ancestral" || sampler == "pf_ode_euler")) {
+                 sampler == "reverse_diffusion" || sampler == "sde_ancestral" || sampler == "pf_ode_euler" ||
+                 sampler == "dpm_solver_multistep" || sampler == "dpm_solver_singlestep" || sampler == "deis_multistep" ||
+                 sampler == "flow_euler")) {
         calls = 2;  // a sampler this table does not list
     }
     // values per model call: the mixture's components each read the whole state; guidance doubles the batch

@@ -8,6 +8,9 @@
 //   x₀ → ε:     ε = (x − α·x₀)/σ
 //   v → x₀, ε:  v = α·ε − σ·x₀ (Salimans & Ho 2022, §4); x₀ = (α·x − σ·v)/(α²+σ²), ε = (σ·x + α·v)/(α²+σ²)
 //   score:      ∇ log p(x_t) = −ε/σ                        (Song et al. 2021, DSM target)
+//   flow:       u = ε − x₀, the velocity dx/ds of x = (1 − s)·x₀ + s·ε (rectified flow, Liu et al. 2023;
+//               Lipman et al. 2023; Esser et al. 2024, SD3 §2). At any (α, σ) with α + σ > 0:
+//               x₀ = (x − σ·u)/(α + σ), ε = (x + α·u)/(α + σ)
 // EDM preconditioning (Karras et al. 2022, Table 1) turns a raw network F into x₀ = c_skip·x + c_out·F.
 
 #include <cmath>
@@ -20,16 +23,17 @@
 
 namespace diffuse {
 
-enum class prediction { epsilon, sample, v, score };
+enum class prediction { epsilon, sample, v, score, flow_velocity };
 
-// diffusers' prediction_type names: "epsilon", "sample", "v_prediction"; also "score".
+// diffusers' prediction_type names: "epsilon", "sample", "v_prediction", "flow_prediction"; also "score".
 [[nodiscard]] inline prediction parse_prediction(std::string_view name) {
     if (name == "epsilon") return prediction::epsilon;
     if (name == "sample") return prediction::sample;
     if (name == "v_prediction" || name == "v") return prediction::v;
     if (name == "score") return prediction::score;
+    if (name == "flow_prediction" || name == "flow") return prediction::flow_velocity;
     detail::require(false, "parse_prediction", "prediction_type", std::string(name),
-                    "{epsilon, sample, v_prediction, score}");
+                    "{epsilon, sample, v_prediction, score, flow_prediction}");
     return prediction::epsilon;
 }
 
@@ -37,6 +41,34 @@ enum class prediction { epsilon, sample, v, score };
 struct conversion {
     double a, b;
 };
+
+namespace detail {
+// A prediction p = c_x0·x₀ + c_eps·ε at the state (α, σ): ε (0, 1), x₀ (1, 0), v (−σ, α), flow velocity (−1, 1).
+struct prediction_basis {
+    double c_x0, c_eps;
+};
+[[nodiscard]] inline prediction_basis basis_of(prediction p, double alpha, double sigma) {
+    switch (p) {
+        case prediction::epsilon: return {0.0, 1.0};
+        case prediction::sample: return {1.0, 0.0};
+        case prediction::v: return {-sigma, alpha};
+        case prediction::flow_velocity: return {-1.0, 1.0};
+        case prediction::score: break;  // −ε/σ, handled by the caller through ε
+    }
+    return {0.0, 1.0};
+}
+// want = a·x + b·have where have, want are linear in (x₀, ε) (h and w their bases): solving
+// [α σ; h₀ h₁]·[x₀; ε] = [x; have] (determinant Δ = α·h₁ − σ·h₀) gives
+//   a = (w₀·h₁ − w₁·h₀)/Δ,  b = (w₁·α − w₀·σ)/Δ.
+// For the flow velocity Δ = α + σ (u → x₀: a = 1/(α+σ), b = −σ/(α+σ)).
+[[nodiscard]] inline conversion linear_conversion(prediction have, prediction want, double alpha, double sigma) {
+    const auto h = basis_of(have, alpha, sigma), w = basis_of(want, alpha, sigma);
+    const double det = alpha * h.c_eps - sigma * h.c_x0;
+    require(det != 0, "convert_prediction", "the state (alpha, sigma)", std::to_string(alpha) + ", " + std::to_string(sigma),
+            "one from which the prediction determines x0 and eps");
+    return {(w.c_x0 * h.c_eps - w.c_eps * h.c_x0) / det, (w.c_eps * alpha - w.c_x0 * sigma) / det};
+}
+}  // namespace detail
 
 [[nodiscard]] inline conversion convert_coefficients(prediction have, prediction want, double alpha, double sigma) {
     detail::require(alpha >= 0 && std::isfinite(alpha), "convert_prediction", "alpha", alpha, "[0, inf)");
@@ -51,6 +83,8 @@ struct conversion {
         return {-e.a / sigma, -e.b / sigma};
     }
     if (have == want) return {0.0, 1.0};
+    if (have == prediction::flow_velocity || want == prediction::flow_velocity)
+        return detail::linear_conversion(have, want, alpha, sigma);
     const double n = alpha * alpha + sigma * sigma;
     switch (have) {
         case prediction::epsilon:
@@ -73,7 +107,8 @@ struct conversion {
             detail::require(n > 0, "convert_prediction", "alpha^2 + sigma^2", n, "(0, inf)");
             if (want == prediction::sample) return {alpha / n, -sigma / n};
             return {sigma / n, alpha / n};  // epsilon
-        case prediction::score: break;
+        case prediction::score:
+        case prediction::flow_velocity: break;
     }
     return {0.0, 1.0};
 }

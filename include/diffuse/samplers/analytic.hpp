@@ -12,9 +12,11 @@
 // With the exact denoiser, a sampler's only error is its own discretisation (and, for stochastic samplers,
 // its statistics), which is what the parity, convergence and distribution tests need.
 //
+// For the flow-matching state x = (1 − s)·x₀ + s·ε (α = 1 − s, σ = s) the same formulas give the exact
+// velocity u = E[ε − x₀ | x] (the minimiser of the flow-matching loss, Lipman et al. 2023, eq. 9).
 // analytic_denoiser is a network (samplers/model.hpp) reading the network time through a clock that gives
 // the (α, σ) of that time, consistent with the diffuse::model time it is paired with; analytic_model(...)
-// builds the pair for a discrete VP schedule, a continuous SDE or σ itself. Classifier-free guidance can be
+// builds the pair for a discrete VP schedule, a continuous SDE, σ itself or a flow-matching time. Classifier-free guidance can be
 // exercised with conditional weights: rows the sampler marks conditional see the mixture reweighted.
 
 #include <algorithm>
@@ -215,6 +217,16 @@ struct discrete_clock {
 struct sigma_clock {
     [[nodiscard]] state_scale operator()(double t) const { return {1.0, t}; }
 };
+// A flow-matching network (diffuse::flow_time): t = s·T, the state (1 − s)·x₀ + s·ε. Its velocity
+// u = ε̂ − x̂₀ = (x − E[x₀|x])/s follows from the exact denoiser (convert_coefficients). A time rounded above T
+// (diffusers' float32 σ·T of a shifted σ = 1) reads as T.
+struct flow_clock {
+    double num_train_timesteps = 1000.0;
+    [[nodiscard]] state_scale operator()(double t) const {
+        const double s = std::min(t / num_train_timesteps, 1.0);
+        return {1.0 - s, s};
+    }
+};
 // A continuous SDE (vp_sde, subvp_sde, ve_sde): its marginal at t.
 template <class Sde>
 struct sde_clock {
@@ -303,6 +315,10 @@ private:
 [[nodiscard]] inline auto analytic_model(gaussian_mixture data, prediction predicts, sigma_time time = {}) {
     analytic_denoiser<sigma_clock> net(std::move(data), predicts, sigma_clock{});
     return model<analytic_denoiser<sigma_clock>, sigma_time>(std::move(net), predicts, time);
+}
+[[nodiscard]] inline auto analytic_model(gaussian_mixture data, prediction predicts, flow_time time) {
+    analytic_denoiser<flow_clock> net(std::move(data), predicts, flow_clock{time.num_train_timesteps});
+    return model<analytic_denoiser<flow_clock>, flow_time>(std::move(net), predicts, time);
 }
 template <class Sde>
 [[nodiscard]] auto analytic_model(gaussian_mixture data, prediction predicts, continuous_time<Sde> time) {

@@ -5,7 +5,7 @@
 //     net(x, cond, out)        x: tensor_view<const T>, cond: const model_cond&, out: tensor_view<T>
 // writing its prediction for the batch x into caller-owned `out` (see the `network` concept). It declares,
 // through diffuse::model, what it predicts (ε, x₀, v or score) and how it reads time (a discrete
-// timestep of a VP schedule, continuous SDE time, or σ).
+// timestep of a VP schedule, continuous SDE time, σ, or the s·T of a flow-matching network).
 //
 // Samplers never call the network directly. They hold a sampler state x = α·x₀ + σ·ε (α = 1 in σ-space
 // samplers, α = √ᾱ in VP samplers) and ask the model for a prediction:
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -96,6 +97,31 @@ struct sigma_time {
     [[nodiscard]] double alpha_at(double) const { return 1.0; }
 };
 
+// A flow-matching network (rectified flow: SD3, Flux): its own state is x = (1 − s)·x₀ + s·ε, s ∈ [0, 1],
+// and it reads time as s·T (T = num_train_timesteps, diffusers' timestep = σ·T). A sampler state
+// x = α·x₀ + σ·ε maps to s = σ/(α + σ) and the network input x/(α + σ) — also at α = 0 (pure noise, s = 1)
+// and σ = 0 (data, s = 0), so flow samplers start from s = 1 and σ-space samplers (α = 1, σ = s/(1 − s))
+// run a flow network too.
+struct flow_time {
+    double num_train_timesteps = 1000.0;
+
+    [[nodiscard]] network_time operator()(double alpha, double sigma) const {
+        detail::require(num_train_timesteps > 0 && std::isfinite(num_train_timesteps), "flow_time", "num_train_timesteps",
+                        num_train_timesteps, "(0, inf)");
+        const double s = sigma / (alpha + sigma);
+        return {s * num_train_timesteps, 1.0 - s};
+    }
+    [[nodiscard]] double alpha_at(double t) const { return 1.0 - t / num_train_timesteps; }
+    // x_net = x/(α + σ), whatever the network time: the flow state has α_net + σ_net = 1.
+    [[nodiscard]] double input_scale(double alpha, double sigma) const { return 1.0 / (alpha + sigma); }
+};
+
+namespace detail {
+// A time whose network input scale is defined at α = 0 (flow_time) says so with input_scale(α, σ).
+template <class Time>
+concept has_input_scale = requires(const Time& t, double a) { { t.input_scale(a, a) } -> std::convertible_to<double>; };
+}  // namespace detail
+
 template <class Net, class Time>
 class model {
 public:
@@ -113,6 +139,12 @@ public:
 
     // Network time for a sampler state with the given α, σ. α = 0 only where zero_terminal_snr().
     [[nodiscard]] network_time time_of(double alpha, double sigma) const {
+        if constexpr (detail::has_input_scale<Time>) {  // a flow network: any state with α, σ ≥ 0 but not both 0
+            detail::require(alpha >= 0 && std::isfinite(alpha), "model::predict", "alpha", alpha, "[0, inf)");
+            detail::require(sigma >= 0 && std::isfinite(sigma) && alpha + sigma > 0, "model::predict", "sigma", sigma,
+                            "[0, inf) with alpha + sigma > 0");
+            return time_(alpha, sigma);
+        }
         check_alpha(alpha);
         detail::require(sigma > 0 && std::isfinite(sigma), "model::predict", "sigma", sigma, "(0, inf)");
         return time_(alpha, sigma);
@@ -204,18 +236,23 @@ private:
             if (t_net.empty()) {
                 nt = time_of(alpha[b], sigma[b]);
             } else {
-                check_alpha(alpha[b]);
+                if constexpr (detail::has_input_scale<Time>) (void)time_of(alpha[b], sigma[b]);
+                else check_alpha(alpha[b]);
                 nt = {t_net[b], time_.alpha_at(t_net[b])};
-                if ((alpha[b] == 0.0) != (nt.alpha == 0.0))
+                if (!detail::has_input_scale<Time> && (alpha[b] == 0.0) != (nt.alpha == 0.0))
                     detail::fail("model::predict", "sample " + std::to_string(b) + ": alpha = " + std::to_string(alpha[b]) +
                                                        " but the network's alpha at t_net = " + std::to_string(t_net[b]) +
                                                        " is " + std::to_string(nt.alpha) +
                                                        " (alpha = 0 is the last timestep of a zero-terminal-SNR schedule)");
             }
             t_[b] = nt.t;
-            // x_net = scale·x; at α = α_net = 0 (zero terminal SNR) both states are pure noise and the VP network's
-            // σ_net = 1 sets the scale
-            scale_[b] = alpha[b] == 0.0 ? 1.0 / sigma[b] : nt.alpha / alpha[b];
+            if constexpr (detail::has_input_scale<Time>) {
+                scale_[b] = time_.input_scale(alpha[b], sigma[b]);  // x_net = x/(α + σ), defined at α = 0
+            } else {
+                // x_net = scale·x; at α = α_net = 0 (zero terminal SNR) both states are pure noise and the VP network's
+                // σ_net = 1 sets the scale
+                scale_[b] = alpha[b] == 0.0 ? 1.0 / sigma[b] : nt.alpha / alpha[b];
+            }
             rescale = rescale || std::abs(scale_[b] - 1.0) > 1e-15;
             // want = a·x_net + b·out_net at the network's own (α_net, σ_net) = scale·(α, σ)
             const auto c = convert_coefficients(predicts_, want, scale_[b] * alpha[b], scale_[b] * sigma[b]);
