@@ -392,7 +392,8 @@ TEST_CASE("matmul matches a double-precision reference", "[conv2d][gemm]") {
         reference_matmul(M, N, K, a, lda, b, sk, sn, use_bias ? bias.data() : nullptr, use_res ? res.data() : nullptr,
                          ldc, alpha, ref, mag);
         diffuse::nn::packed_matrix pb;
-        pb.pack(b.data(), K + 3, 5, 1, 1);  // a different, larger matrix first: pack must reuse and redo
+        const auto other = random_vector(K + 8, seed + 4);  // B(k, n) = other[k + n]: (K + 2) + 4 < K + 8 values
+        pb.pack(other.data(), K + 3, 5, 1, 1);  // a different, larger matrix first: pack must reuse and redo
         pb.pack(b.data(), K, N, sk, sn);
         RC_ASSERT(pb.rows() == K);
         RC_ASSERT(pb.cols() == N);
