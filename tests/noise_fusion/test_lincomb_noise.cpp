@@ -21,6 +21,8 @@
 #include "diffuse/samplers/euler.hpp"
 #include "diffuse/schedules/beta.hpp"
 
+#include "../samplers/stepper_support.hpp"
+
 using namespace diffuse;
 
 namespace {
@@ -149,22 +151,7 @@ struct unfused_counter_noise {
     }
 };
 
-gaussian_mixture mixture(std::size_t D) {
-    std::vector<double> means(2 * D);
-    for (std::size_t j = 0; j < D; ++j) {
-        means[j] = 0.5 + 0.01 * double(j % 7);
-        means[D + j] = -0.7 + 0.02 * double(j % 5);
-    }
-    return gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
-}
-
-std::vector<double> alphas_cumprod() {
-    const auto a = alphas_from_betas(linear_betas(1000));
-    std::vector<double> ac(a.size());
-    double p = 1;
-    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
-    return ac;
-}
+using stepper_check::mixture;
 
 // Runs `sampler(x, noise)` with counter_noise (fused) and unfused_counter_noise from the same start.
 template <class T, class Run>
@@ -183,7 +170,7 @@ void check_sampler(const char* name, std::size_t B, std::size_t D, Run run) {
 TEMPLATE_TEST_CASE("the samplers' fused noise terms give the unfused bits", "[noise_fusion][samplers]", float, double) {
     using T = TestType;
     state_guard guard;
-    const auto ac = alphas_cumprod();
+    const auto ac = stepper_check::linear_alphas_cumprod();
     const std::vector<std::int64_t> ts{999, 799, 599, 399, 199, 0};
     const time_grid sigmas({10.0, 4.0, 1.5, 0.6, 0.2, 0.05, 0.0});
     for (unsigned threads : {1u, 2u}) {

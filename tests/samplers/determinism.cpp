@@ -24,28 +24,13 @@
 #include "diffuse/samplers/sde.hpp"
 #include "diffuse/schedules/beta.hpp"
 
+#include "stepper_support.hpp"
+
 using namespace diffuse;
 
 namespace {
 
 constexpr std::uint64_t seed = 1234;
-
-gaussian_mixture mix(std::size_t D) {
-    std::vector<double> means(2 * D);
-    for (std::size_t j = 0; j < D; ++j) {
-        means[j] = 0.5 + 0.01 * double(j % 7);
-        means[D + j] = -0.7 + 0.02 * double(j % 5);
-    }
-    return gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
-}
-
-std::vector<double> alphas_cumprod() {
-    const auto a = alphas_from_betas(linear_betas(1000));
-    std::vector<double> ac(a.size());
-    double p = 1;
-    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
-    return ac;
-}
 
 time_grid sigma_grid() { return time_grid({10.0, 4.0, 1.5, 0.6, 0.2, 0.05, 0.0}); }
 time_grid sigma_grid_positive() { return time_grid({10.0, 4.0, 1.5, 0.6, 0.2, 0.05}); }
@@ -60,11 +45,11 @@ struct named_runner {
 
 std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
     std::vector<named_runner> r;
-    const auto ac = alphas_cumprod();
+    const auto ac = stepper_check::linear_alphas_cumprod();
     std::vector<std::int64_t> ts{999, 799, 599, 399, 199, 0};
     const vp_sde vp(0.1, 20, 25);
     const ve_sde ve(0.01, 20, 12);
-    auto sigma_model = [D] { return analytic_model(mix(D), prediction::sample, sigma_time{}); };
+    auto sigma_model = [D] { return analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{}); };
     r.push_back({"sample_euler (churn)", [=](tensor_view<double> x, std::uint64_t f) {
                      auto m = sigma_model();
                      churn_options o;
@@ -114,17 +99,17 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
                      sample_consistency(m, x, sigma_grid(), o, counter_noise{seed, f});
                  }});
     r.push_back({"sample_lcm", [=](tensor_view<double> x, std::uint64_t f) {
-                     auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+                     auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
                      sample_lcm(m, x, ac, discrete_grid(lcm_timesteps(4)), {}, counter_noise{seed, f}, no_observer{}, f);
                  }});
     r.push_back({"sample_ddpm", [=](tensor_view<double> x, std::uint64_t f) {
-                     auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+                     auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
                      ddpm_options o;
                      o.clip_sample = false;
                      sample_ddpm(m, x, ac, discrete_grid(ts), o, counter_noise{seed, f}, no_observer{}, f);
                  }});
     r.push_back({"sample_ddim (eta = 1)", [=](tensor_view<double> x, std::uint64_t f) {
-                     auto m = analytic_model(mix(D), prediction::epsilon, discrete_time(ac));
+                     auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
                      ddim_options o;
                      o.clip_sample = false;
                      o.eta = 1.0;
@@ -134,7 +119,7 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
         for (auto norm : {langevin_norm::per_sample, langevin_norm::batch_mean}) {
             if (per_sample_only && norm == langevin_norm::batch_mean) continue;  // couples the batch by design
             r.push_back({"sample_pc (VP)", [=](tensor_view<double> x, std::uint64_t f) {
-                             auto m = analytic_model(mix(D), prediction::epsilon, continuous_time<vp_sde>{vp});
+                             auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, continuous_time<vp_sde>{vp});
                              pc_options o;
                              o.predictor = pred;
                              o.norm = norm;
@@ -144,20 +129,20 @@ std::vector<named_runner> samplers(std::size_t D, bool per_sample_only) {
         }
     }
     r.push_back({"sample_pc (VE, ald)", [=](tensor_view<double> x, std::uint64_t f) {
-                     auto m = analytic_model(mix(D), prediction::score, continuous_time<ve_sde>{ve});
+                     auto m = analytic_model(stepper_check::mixture(D), prediction::score, continuous_time<ve_sde>{ve});
                      pc_options o;
                      o.corrector = sde_corrector::ald;
                      sample_pc(m, x, ve, time_grid(score_sde_time_grid(ve)), o, counter_noise{seed, f});
                  }});
     r.push_back({"sample_annealed_langevin", [=](tensor_view<double> x, std::uint64_t f) {
-                     auto m = analytic_model(mix(D), prediction::score, sigma_time{});
+                     auto m = analytic_model(stepper_check::mixture(D), prediction::score, sigma_time{});
                      annealed_langevin_options o;
                      o.n_steps_each = 3;
                      o.step_lr = 1e-3;
                      sample_annealed_langevin(m, x, sigma_grid_positive(), o, counter_noise{seed, f});
                  }});
     r.push_back({"sample_pf_ode_rk45 (per-sample)", [=](tensor_view<double> x, std::uint64_t) {
-                     auto m = analytic_model(mix(D), prediction::epsilon, continuous_time<vp_sde>{vp});
+                     auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, continuous_time<vp_sde>{vp});
                      sample_pf_ode_rk45(m, x, vp, time_grid({1.0, 0.01}));
                  }});
     return r;

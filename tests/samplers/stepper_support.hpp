@@ -12,6 +12,7 @@
 #include "diffuse/core/fill_normal.hpp"
 #include "diffuse/samplers/analytic.hpp"
 #include "diffuse/samplers/stepper.hpp"
+#include "diffuse/schedules/beta.hpp"
 
 namespace stepper_check {
 
@@ -23,6 +24,15 @@ inline diffuse::gaussian_mixture mixture(std::size_t D) {
         means[D + j] = -0.7 + 0.02 * double(j % 5);
     }
     return diffuse::gaussian_mixture({0.3, 0.7}, means, {0.2, 0.1});
+}
+
+// ᾱ of the linear β schedule over 1000 training steps, accumulated in double.
+inline std::vector<double> linear_alphas_cumprod() {
+    const auto a = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
+    std::vector<double> ac(a.size());
+    double p = 1;
+    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
+    return ac;
 }
 
 // A batch of scale·z, z standard normal (seed 99).
