@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <diffuse/adapt/std.hpp>
 #include <diffuse/core/parallel.hpp>
 #include <diffuse/io/image_grid.hpp>
 #include <diffuse/io/json.hpp>
@@ -27,7 +28,7 @@
 #include <diffuse/metrics/frechet.hpp>
 #include <diffuse/nn/convnet.hpp>
 
-#include "../tools/diffuse/runner.hpp"
+#include "../tools/diffuse/run_spec.hpp"
 
 #ifndef DIFFUSE_SOURCE_DIR
 #define DIFFUSE_SOURCE_DIR "."

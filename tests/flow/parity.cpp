@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../../tools/diffuse/runner.hpp"
+#include "../../tools/diffuse/run_spec.hpp"
 
 namespace fs = std::filesystem;
 

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "../../tools/diffuse/runner.hpp"
+#include "../../tools/diffuse/run_spec.hpp"
 #include "diffuse/io/json.hpp"
 
 namespace {

@@ -20,7 +20,7 @@
 #include "diffuse/nn/cpu.hpp"
 #include "diffuse/nn/unet2d.hpp"
 #include "diffuse/samplers/model.hpp"
-#include "../../tools/diffuse/runner.hpp"
+#include "../../tools/diffuse/run_spec.hpp"
 
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;

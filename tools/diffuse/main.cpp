@@ -24,7 +24,7 @@
 #include "diffuse/io/image_grid.hpp"
 #include "diffuse/io/npy.hpp"
 #include "diffuse/io/png.hpp"
-#include "runner.hpp"
+#include "run_spec.hpp"
 #if DIFFUSE_CLI_MPI
 #include "sharded_sample.hpp"
 #endif

@@ -1,5 +1,5 @@
 #pragma once
-// The sampling-spec runner behind `diffuse sample SPEC.json OUT.npy` and the golden parity test.
+// The implementation of run_spec.hpp (compiled once, in run_spec.cpp): the sampling-spec runner behind `diffuse sample SPEC.json OUT.npy` and the golden parity test.
 // The spec format is documented in docs/cli.md. Every defect in a spec raises spec_error whose message is one
 // line naming the field ("spec.schedule.beta_start: expected a number").
 //
@@ -45,6 +45,7 @@
 #include "spec_fields.hpp"
 #include "spec_noise.hpp"
 #include "spec_schedule.hpp"
+#include "run_spec.hpp"
 #include "unet_denoiser.hpp"
 
 namespace diffuse::cli {
@@ -61,34 +62,6 @@ inline const std::vector<sampler_entry>& sampler_table() {
     return table;
 }
 
-// The spec file at p, read through the bounded JSON reader (at most max_bytes: /dev/zero or a huge file
-// fails fast); a folder, a missing file or invalid JSON is a spec_error naming the file.
-inline io::json_value load_json(const std::filesystem::path& p, std::uint64_t max_bytes = std::uint64_t{64} << 20) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(p, ec)) throw spec_error(p.string() + ": is a directory, not a spec file");
-    std::vector<unsigned char> bytes;
-    try {
-        bytes = io::read_file(p.string(), max_bytes, "spec");
-    } catch (const diffuse::error& e) {
-        throw spec_error(p.string() + ": cannot read the spec: " + std::string(diffuse::detail::error_text(e)));
-    }
-    try {
-        io::json_limits lim;
-        lim.max_size = std::size_t(max_bytes);
-        return io::parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), lim);
-    } catch (const std::exception& e) {
-        throw spec_error(p.string() + ": not valid JSON: " + e.what());
-    }
-}
-
-// How a spec is run beyond what it says: the limits on its memory, work and output (spec_limits.hpp), whether
-// the files it names may lie outside its folder (spec_files.hpp), and whether the trajectory streams to its
-// file (spec_run::trajectory_file*, published by the caller) instead of being held in memory.
-struct run_settings {
-    run_limits limits;
-    bool allow_paths_outside_spec = false;
-    bool stream_trajectory = false;
-};
 
 // The result of running a spec: the final sample and (when asked) the trajectory, both with shapes.
 template <class T>
@@ -196,57 +169,5 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
     return res;
 }
 }  // namespace detail
-
-// Runs a spec in double (dtype "float64", the default) or float ("float32"); results are returned in double.
-// A streamed trajectory (run_settings::stream_trajectory) is in trajectory_file_f32 or _f64, written and
-// synced but not yet in place: publish_trajectory() renames it onto spec.trajectory.
-struct spec_run {
-    std::vector<double> x, trajectory;
-    std::vector<std::size_t> shape;
-    std::size_t recorded_steps = 0;
-    std::string dtype;
-    std::optional<std::size_t> nfe;
-    std::unique_ptr<io::npy_writer<float>> trajectory_file_f32;
-    std::unique_ptr<io::npy_writer<double>> trajectory_file_f64;
-    void publish_trajectory() {
-        if (trajectory_file_f32) trajectory_file_f32->publish();
-        if (trajectory_file_f64) trajectory_file_f64->publish();
-    }
-};
-
-// A progress bar on stderr for run_spec's progress callback: "[####....] done/total", redrawn in place.
-inline void progress_bar(std::size_t done, std::size_t total) {
-    constexpr std::size_t width = 40;
-    const std::size_t filled = total ? done * width / total : width;
-    std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), done,
-                 total);
-    if (done >= total) std::fputc('\n', stderr);
-    std::fflush(stderr);
-}
-
-// progress(done, total) is called after every step (e.g. progress_bar). The spec's memory, work and output
-// are checked against settings.limits before anything is read or allocated (spec_limits.hpp).
-inline spec_run run_spec(const io::json_value& root, const std::filesystem::path& dir, bool always_record = false,
-                         const std::function<void(std::size_t, std::size_t)>& progress = {}, const run_settings& settings = {}) {
-    const bool trajectory_in_memory = always_record || (root.is_object() && root.find("trajectory") && !settings.stream_trajectory);
-    check_run_limits(root, settings.limits, trajectory_in_memory);
-    const spec_files files{dir, settings.allow_paths_outside_spec, settings.limits.max_memory / 4};
-    fields s(&root, "spec");
-    const auto dtype = s.choice("dtype", {"float32", "float64"}, "float64");
-    spec_run out;
-    out.dtype = dtype;
-    auto take = [&](auto res) {
-        out.x.assign(res.x.begin(), res.x.end());
-        out.trajectory.assign(res.trajectory.begin(), res.trajectory.end());
-        out.shape = res.shape;
-        out.recorded_steps = res.recorded_steps;
-        out.nfe = res.nfe;
-        if constexpr (std::is_same_v<typename decltype(res.x)::value_type, float>) out.trajectory_file_f32 = std::move(res.trajectory_file);
-        else out.trajectory_file_f64 = std::move(res.trajectory_file);
-    };
-    if (dtype == "float32") take(detail::run_spec_typed<float>(s, files, always_record, settings.stream_trajectory, progress));
-    else take(detail::run_spec_typed<double>(s, files, always_record, settings.stream_trajectory, progress));
-    return out;
-}
 
 }  // namespace diffuse::cli

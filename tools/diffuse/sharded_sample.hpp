@@ -21,7 +21,7 @@
 #include "diffuse/io/png.hpp"
 #include "diffuse/mpi/communicator.hpp"
 #include "diffuse/mpi/sharded_sampling.hpp"
-#include "runner.hpp"
+#include "run_spec.hpp"
 
 namespace diffuse::cli {
 
