@@ -4,16 +4,18 @@
 #   tools/ensure-packages.sh test                    packages for the demo and the tests
 #   tools/ensure-packages.sh test --without clang    the same but for the named packages (repeatable), e.g. a
 #                                                    g++-only test run (tools/test.sh) needs no clang
+#   tools/ensure-packages.sh mpich                   packages for the tests and MPICH (tools/test-mpich.sh)
 # As root, missing packages are installed with apt-get. Otherwise the exact `sudo apt-get install`
 # line is printed and the script exits with status 1. Off Debian (no dpkg-query) it checks nothing.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-usage() { echo "usage: $0 build|test [--without PACKAGE]..." >&2; exit 2; }
+usage() { echo "usage: $0 build|test|mpich [--without PACKAGE]..." >&2; exit 2; }
 purpose=${1:-test}
 case "$purpose" in
   build) wanted="build" ;;
   test) wanted="build test" ;;
+  mpich) wanted="build test mpich" ;;
   *) usage ;;
 esac
 (( $# > 0 )) && shift
