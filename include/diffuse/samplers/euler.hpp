@@ -21,6 +21,8 @@
 //   - diffusers' EulerDiscreteScheduler evaluates the network before the churn, at (x_i, σ_i), and reads its
 //     output at the churned (x̂, σ̂) (churn_order::diffusers, Euler only); Karras et al. and k-diffusion
 //     evaluate D(x̂; σ̂) after it (churn_order::karras, the default). Without churn (γ = 0) they agree.
+//   - diffusers' EDMEulerScheduler is euler_stepper on the EDM σ table (schedules/edm.hpp) with an EDM model
+//     (samplers/model.hpp edm_time) and churn_order::diffusers with churn_options::diffusers_edm_sigma_data.
 //   - Ancestral samplers add no noise into σ = 0 and cap σ_up at σ_next (k-diffusion; diffusers' Euler
 //     ancestral computes the same σ_up, which is then ≤ σ_next anyway for η ≤ 1).
 

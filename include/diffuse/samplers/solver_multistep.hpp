@@ -173,7 +173,6 @@ private:
     }
 
 protected:
-
     // Every step's order and coefficients, checked finite (a repeated σ makes some of upstream's 0/0).
     // Called by the derived constructor, once its own options are set.
     void plan() {
