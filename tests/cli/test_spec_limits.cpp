@@ -50,7 +50,7 @@ drawn_spec draw(std::mt19937_64& rng, bool trajectory_in_memory) {
     };
     static const sampler_calls samplers[] = {{"euler", 1}, {"heun", 2}, {"dpm_2", 2}, {"dpmpp_2s_ancestral", 2}, {"dpmpp_sde", 2},
                                              {"lms", 1}, {"ddim", 1}, {"pf_ode_heun", 2}, {"pc", -1}, {"annealed_langevin", -2},
-                                             {"pf_ode_rk45", -3}, {"some_new_sampler", 2}};
+                                             {"pf_ode_rk45", -3}, {"edm_euler", 1}, {"edm_dpm_solver_multistep", 1}, {"some_new_sampler", 2}};
     const auto& s = samplers[pick(0, std::size(samplers) - 1)];
     drawn_spec d;
     const bool f32 = pick(0, 1) == 1;

@@ -3,6 +3,9 @@
 // (a constant prediction is integrated exactly by every order), the table against the reference's recorded
 // training tables, and every argument check. Parity with diffusers itself: tests/golden/samplers/solver_multistep
 // (tests/samplers/test_parity.cpp).
+// The EDM schedulers (EDMDPMSolverMultistepScheduler: the same stepper on a σ-space table; EDMEulerScheduler: the
+// Euler stepper with diffusers' churn order) with the EDM σ table (schedules/edm.hpp) and the EDM-preconditioned
+// model (samplers/model.hpp edm_time) are tested here too; their parity: tests/golden/samplers/edm.
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
 
@@ -22,6 +25,8 @@
 #include "diffuse/samplers/deis.hpp"
 #include "diffuse/samplers/dpm_solver_multistep.hpp"
 #include "diffuse/samplers/dpm_solver_singlestep.hpp"
+#include "diffuse/samplers/euler.hpp"
+#include "diffuse/schedules/edm.hpp"
 #include "diffuse/schedules/beta.hpp"
 #include "diffuse/schedules/solver_sigmas.hpp"
 
@@ -373,4 +378,199 @@ TEST_CASE("solver multistep: every argument is checked", "[diffusers_schedulers]
     o = {};
     o.algorithm_type = dpm_solver_algorithm::sde_dpmsolver_pp;
     CHECK_THROWS_AS(sample_dpm_solver_multistep(m, batched(x, 2), ac, table, o, no_noise{}), error);
+}
+
+namespace {
+edm_schedule_options drawn_edm_table(std::mt19937_64& g, edm_scheduler s) {
+    edm_schedule_options e;
+    e.sigma_min = 0.002 * (1 + double(g() % 50));
+    e.sigma_max = 5.0 + double(g() % 100);
+    e.rho = 3.0 + double(g() % 8);
+    e.sigma_schedule = g() % 2 ? edm_sigma_schedule::exponential : edm_sigma_schedule::karras;
+    e.final_sigma = edm_final_sigma(g() % 2 ? "zero" : "sigma_min", s);
+    return e;
+}
+// A raw network that records what it was given and returns F = x_net + t (elementwise).
+struct recording_network {
+    std::vector<double>* seen_x;
+    std::vector<double>* seen_t;
+    template <class T>
+    void operator()(tensor_view<const T> x, const model_cond& c, tensor_view<T> out) const {
+        seen_x->assign(x.data, x.data + x.size());
+        seen_t->assign(c.t.begin(), c.t.end());
+        for (std::size_t b = 0; b < x.batch; ++b)
+            for (std::size_t i = 0; i < x.per_sample; ++i) out.sample(b)[i] = T(double(x.sample(b)[i]) + c.t[b]);
+    }
+};
+}  // namespace
+
+TEMPLATE_TEST_CASE("EDM schedulers: pull, push and copies give the same bits over drawn configurations",
+                   "[diffusers_schedulers][edm][stepper]", float, double) {
+    using T = TestType;
+    const std::size_t B = 2, D = 6;
+    const batch_shape shape{B, D};
+    std::mt19937_64 g(20261203);
+    const auto edm_net = [&](double sigma_data, edm_output out) {
+        return [=] { return analytic_model(stepper_check::mixture(D), prediction::sample, edm_time{sigma_data, out}); };
+    };
+    bool seen_sde = false, seen_order3 = false, seen_threshold = false, seen_churn = false;
+    for (int k = 0; k < 8; ++k) {
+        dpm_solver_multistep_options o;
+        o.solver_order = 1 + std::size_t(k % 3);
+        o.algorithm_type = g() % 2 ? dpm_solver_algorithm::sde_dpmsolver_pp : dpm_solver_algorithm::dpmsolver_pp;
+        if (o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp && o.solver_order == 3) o.solver_order = 2;
+        o.solver_type = g() % 2 ? dpm_solver_type::heun : dpm_solver_type::midpoint;
+        o.lower_order_final = g() % 2;
+        o.euler_at_final = g() % 4 == 0;
+        o.thresholding = g() % 3 == 0;
+        o.sample_max_value = 1.5;
+        auto e = drawn_edm_table(g, edm_scheduler::dpm_solver_multistep);
+        if (o.solver_type == dpm_solver_type::heun || o.solver_order == 3)
+            e.final_sigma = final_sigma_rule::zero;  // σ_min after a list ending at σ_min: heun's 0/0 (upstream's NaN)
+        const sigma_space_table table{edm_sigmas(4 + g() % 8, e)};
+        seen_sde = seen_sde || o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp;
+        seen_order3 = seen_order3 || o.solver_order == 3;
+        seen_threshold = seen_threshold || o.thresholding;
+        const auto x0 = stepper_check::initial_state<T>(B, D, table.sigmas.front());
+        const counter_noise noise{7, 0};
+        stepper_check::check_modes(
+            "edm dpm_solver_multistep draw " + std::to_string(k), [&] { return dpm_solver_multistep_stepper<T>(shape, table, o, noise); },
+            edm_net(0.3 + 0.1 * double(k), k % 2 ? edm_output::v_prediction : edm_output::epsilon),
+            [&](auto& m, tensor_view<T> x) { sample_dpm_solver_multistep(m, x, table, o, noise); }, x0, B);
+    }
+    for (int k = 0; k < 6; ++k) {
+        churn_options c;
+        c.order = churn_order::diffusers;
+        c.diffusers_edm_sigma_data = 0.5 + 0.2 * double(k);
+        c.s_churn = k % 3 == 0 ? 0.0 : 0.5 * double(k);
+        c.s_tmin = k == 4 ? 1.0 : 0.0;
+        c.s_noise = k == 5 ? 0.8 : 1.0;
+        seen_churn = seen_churn || c.s_churn > 0;
+        const time_grid grid(edm_sigmas(4 + g() % 8, drawn_edm_table(g, edm_scheduler::euler)));
+        const auto x0 = stepper_check::initial_state<T>(B, D, grid(0, 0));
+        const counter_noise noise{9, 0};
+        stepper_check::check_modes(
+            "edm euler draw " + std::to_string(k), [&] { return euler_stepper<T>(shape, grid, c, noise); },
+            edm_net(c.diffusers_edm_sigma_data, k % 2 ? edm_output::v_prediction : edm_output::epsilon),
+            [&](auto& m, tensor_view<T> x) { sample_euler(m, x, grid, c, noise); }, x0, B);
+    }
+    CHECK(seen_sde);
+    CHECK(seen_order3);
+    CHECK(seen_threshold);
+    CHECK(seen_churn);
+}
+
+TEST_CASE("EDM DPM-Solver: a constant x0 prediction is integrated exactly by every order", "[diffusers_schedulers][edm][closed_form]") {
+    const std::size_t B = 2, D = 3;
+    rc::prop("x_N − c = (σ_N/σ_0)·(x_0 − c), squared for the SDE mean", [&] {
+        std::mt19937_64 g(*rc::gen::arbitrary<std::uint64_t>());
+        dpm_solver_multistep_options o;
+        o.algorithm_type = g() % 2 ? dpm_solver_algorithm::sde_dpmsolver_pp : dpm_solver_algorithm::dpmsolver_pp;
+        o.solver_order = 1 + g() % (o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp ? 2 : 3);
+        o.solver_type = g() % 2 ? dpm_solver_type::heun : dpm_solver_type::midpoint;
+        o.lower_order_final = g() % 2;
+        o.euler_at_final = g() % 3 == 0;
+        auto e = drawn_edm_table(g, edm_scheduler::dpm_solver_multistep);
+        if (o.solver_type == dpm_solver_type::heun || o.solver_order == 3) e.final_sigma = final_sigma_rule::zero;  // heun's 0/0
+        const sigma_space_table table{edm_sigmas(*rc::gen::inRange<std::size_t>(2, 40), e)};
+        const double c = 0.3 + double(g() % 100) / 100.0;
+        diffuse::model m(constant_network{c}, prediction::sample, sigma_time{});
+        auto x = stepper_check::initial_state<double>(B, D, table.sigmas.front());
+        const auto start = x;
+        sample_dpm_solver_multistep(m, batched(x, B), table, o, zero_noise{});
+        const double r = table.sigmas.back() / table.sigmas.front();
+        const double decay = o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp ? r * r : r;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const double want = c + decay * (start[i] - c);
+            RC_ASSERT(std::abs(x[i] - want) <= 1e-10 * (1 + std::abs(want)));
+        }
+    });
+}
+
+TEST_CASE("EDM preconditioning: the model feeds c_in·x at log(σ)/4 and returns c_skip·x + c_out·F", "[diffusers_schedulers][edm][model]") {
+    std::vector<double> seen_x, seen_t;
+    const std::size_t B = 2, D = 3;
+    for (const auto out : {edm_output::epsilon, edm_output::v_prediction}) {
+        const edm_time time{0.7, out};
+        auto m = edm_model(recording_network{&seen_x, &seen_t}, time);
+        const std::vector<double> x{0.5, -1.0, 2.0, 3.0, 0.25, -4.0}, alpha{1.0, 0.5}, sigma{2.0, 0.05};
+        std::vector<double> x0(6), eps(6);
+        m.predict(batched(x, B), alpha, sigma, prediction::sample, batched(x0, B));
+        for (std::size_t b = 0; b < B; ++b) {
+            const double s = sigma[b] / alpha[b], sd = 0.7;
+            const double c_skip = sd * sd / (s * s + sd * sd), c_out = (out == edm_output::epsilon ? 1 : -1) * s * sd / std::sqrt(s * s + sd * sd);
+            const double c_in = 1 / std::sqrt(s * s + sd * sd), t = 0.25 * std::log(s);
+            CHECK(seen_t[b] == Approx(t).epsilon(1e-14));
+            for (std::size_t i = 0; i < D; ++i) {
+                const double xs = x[b * D + i] / alpha[b];  // the σ-space state
+                CHECK(seen_x[b * D + i] == Approx(c_in * xs).epsilon(1e-14));
+                CHECK(x0[b * D + i] == Approx(c_skip * xs + c_out * (c_in * xs + t)).epsilon(1e-13));
+            }
+        }
+        m.predict(batched(x, B), alpha, sigma, prediction::epsilon, batched(eps, B));
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const std::size_t b = i / D;
+            CHECK(eps[i] == Approx((x[i] - alpha[b] * x0[i]) / sigma[b]).epsilon(1e-12));
+        }
+    }
+    // the exact denoiser behind an EDM network: its model's x̂₀ is the mixture's posterior mean
+    auto edm = analytic_model(stepper_check::mixture(D), prediction::sample, edm_time{0.4, edm_output::v_prediction});
+    auto plain = analytic_model(stepper_check::mixture(D), prediction::sample, sigma_time{});
+    const std::vector<double> x{0.5, -1.0, 2.0, 3.0, 0.25, -4.0}, ones{1.0, 1.0}, sigma{3.0, 0.01};
+    std::vector<double> a(6), b(6);
+    edm.predict(batched(x, B), ones, sigma, prediction::sample, batched(a, B));
+    plain.predict(batched(x, B), ones, sigma, prediction::sample, batched(b, B));
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).epsilon(1e-10).margin(1e-12));
+
+    CHECK_THROWS_AS((diffuse::model(recording_network{&seen_x, &seen_t}, prediction::epsilon, edm_time{})), error);
+    CHECK_THROWS_AS(edm_model(recording_network{&seen_x, &seen_t}, edm_time{0.0}), error);
+    CHECK_THROWS_AS(parse_edm_output("sample"), error);
+}
+
+TEST_CASE("EDM σ tables and their argument checks", "[diffusers_schedulers][edm][table][errors]") {
+    edm_schedule_options e;
+    const auto k = karras_sigmas(10, e.sigma_min, e.sigma_max, e.rho);
+    auto s = edm_sigmas(10, e);
+    REQUIRE(s.size() == 11);
+    for (std::size_t i = 0; i < 10; ++i) CHECK(s[i] == double(float(k[i])));
+    CHECK(s[10] == 0.0);
+    e.final_sigma = edm_final_sigma("sigma_min", edm_scheduler::euler);
+    CHECK(edm_sigmas(10, e)[10] == s[9]);
+    e.final_sigma = edm_final_sigma("sigma_min", edm_scheduler::dpm_solver_multistep);
+    CHECK(edm_sigmas(10, e)[10] == double(float(0.002)));
+    e.sigma_schedule = parse_edm_sigma_schedule("exponential");
+    const auto x = exponential_sigmas(10, e.sigma_min, e.sigma_max);
+    s = edm_sigmas(10, e);
+    for (std::size_t i = 0; i < 10; ++i) CHECK(s[i] == double(float(x[i])));
+    CHECK_THROWS_AS(parse_edm_sigma_schedule("linear"), error);
+    CHECK_THROWS_AS(edm_final_sigma("one", edm_scheduler::euler), error);
+    CHECK_THROWS_AS(edm_sigmas(0, {}), error);
+    edm_schedule_options bad;
+    bad.sigma_max = bad.sigma_min;
+    CHECK_THROWS_AS(edm_sigmas(5, bad), error);
+    bad = {};
+    bad.sigma_min = -1;
+    CHECK_THROWS_AS(edm_sigmas(5, bad), error);
+    bad = {};
+    bad.rho = 0;
+    CHECK_THROWS_AS(edm_sigmas(5, bad), error);
+
+    const batch_shape shape{1, 4};
+    const sigma_space_table table{edm_sigmas(8, {})};
+    dpm_solver_multistep_options o;
+    CHECK_NOTHROW(dpm_solver_multistep_stepper<float>(shape, table, o));
+    o.algorithm_type = dpm_solver_algorithm::dpmsolver;  // upstream's EDM scheduler has the data form only
+    CHECK_THROWS_WITH(dpm_solver_multistep_stepper<float>(shape, table, o), Catch::Contains("algorithm_type"));
+    o.algorithm_type = dpm_solver_algorithm::sde_dpmsolver_pp;
+    o.solver_order = 3;  // no third-order SDE update upstream
+    CHECK_THROWS_WITH(dpm_solver_multistep_stepper<float>(shape, table, o), Catch::Contains("solver_order"));
+    o = {};
+    CHECK_THROWS_AS(dpm_solver_multistep_stepper<float>(shape, sigma_space_table{{1.0}}, o), error);
+    CHECK_THROWS_AS(dpm_solver_multistep_stepper<float>(shape, sigma_space_table{{1.0, 2.0, 0.0}}, o), error);
+    CHECK_THROWS_AS(dpm_solver_multistep_stepper<float>(shape, sigma_space_table{{1.0, -0.5}}, o), error);
+    CHECK_THROWS_AS(dpm_solver_multistep_stepper<float>(batch_shape{0, 4}, table, o), error);
+    churn_options c;
+    c.order = churn_order::diffusers;
+    c.diffusers_edm_sigma_data = -1;
+    CHECK_THROWS_AS(euler_stepper<float>(shape, time_grid(table.sigmas), c), error);
 }

@@ -4,7 +4,7 @@
 // model calls}). Specs come from tools/gen_sampler_golden_*.py: discrete/ (DDPM, DDIM, DDIM inversion vs diffusers),
 // sigma/ (σ-space samplers vs k-diffusion and diffusers), score_sde/ (score_sde samplers vs its re-implementation),
 // schedule_options/ (configurations drawn over the schedule options, zero terminal SNR included, vs diffusers and
-// k-diffusion).
+// k-diffusion), edm/ (diffusers' EDM schedulers).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -140,6 +140,38 @@ TEST_CASE("spec errors name the field: sigma-space and score_sde samplers", "[sa
     CHECK(run(R"({"sampler": "pc", "grid": {"eps": 2}, )" + sden + "}}").rfind("spec.grid.eps: 2 is outside", 0) == 0);
     CHECK(run(R"({"sampler": "pf_ode_rk45", "options": {"rtol": "tight"}, )" + sden + "}}") == "spec.options.rtol: expected a number");
     CHECK(run(R"({"sampler": "euler_maruyama", "options": {"snr": 0.1}, )" + sden + "}}") == "spec.options.snr: unknown field");
+}
+
+TEST_CASE("spec errors name the field: EDM samplers", "[samplers][cli][edm]") {
+    auto run = [](const std::string& text) -> std::string {
+        try {
+            diffuse::cli::run_spec(diffuse::io::parse_json(text), ".");
+        } catch (const diffuse::cli::spec_error& e) {
+            return e.what();
+        }
+        return "";
+    };
+    const std::string den = R"("shape": [2, 2], "num_inference_steps": 6, "denoiser": {"means": [0, 0], "variances": [1])";
+    CHECK(run(R"({"sampler": "edm_euler", "options": {"s_churn": 3}, )" + den + "}}").empty());
+    CHECK(run(R"({"sampler": "edm_dpm_solver_multistep", "options": {"solver_order": 3, "sigma_schedule": "exponential"}, )" + den + "}}").empty());
+    CHECK(run(R"({"sampler": "edm_euler", "denoiser": {"time": "sigma", "prediction_type": "sample", "means": [0, 0], "variances": [1]}, "shape": [2, 2], "num_inference_steps": 4})")
+              .empty());  // any network drives the EDM samplers
+    CHECK(run(R"({"sampler": "edm_euler", "grid": {"type": "karras", "sigma_min": 0.03, "sigma_max": 14.6}, )" + den + "}}")
+              .rfind("spec.grid: the EDM samplers", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_euler", "options": {"sigma_min": 2, "sigma_max": 1}, )" + den + "}}").rfind("spec.options.sigma_max:", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_euler", "options": {"sigma_schedule": "linear"}, )" + den + "}}").rfind("spec.options.sigma_schedule:", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_euler", "options": {"final_sigmas_type": "one"}, )" + den + "}}").rfind("spec.options.final_sigmas_type:", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_euler", "options": {"solver_order": 2}, )" + den + "}}") == "spec.options.solver_order: unknown field");
+    CHECK(run(R"({"sampler": "edm_dpm_solver_multistep", "options": {"algorithm_type": "dpmsolver"}, )" + den + "}}")
+              .rfind("spec.options.algorithm_type:", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_dpm_solver_multistep", "options": {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}, )" + den + "}}")
+              .rfind("spec.options.solver_order:", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_euler", "denoiser": {"prediction_type": "sample", "means": [0, 0], "variances": [1]}, "shape": [2, 2], "num_inference_steps": 4})")
+              .rfind("spec.denoiser.prediction_type:", 0) == 0);
+    CHECK(run(R"({"sampler": "euler", "denoiser": {"time": "sigma", "sigma_data": 1, "means": [0, 0], "variances": [1]}, "shape": [2, 2], "num_inference_steps": 4})")
+              .rfind("spec.denoiser.sigma_data:", 0) == 0);
+    CHECK(run(R"({"sampler": "edm_euler", "denoiser": {"sigma_data": 0, "means": [0, 0], "variances": [1]}, "shape": [2, 2], "num_inference_steps": 4})")
+              .rfind("spec.denoiser.sigma_data:", 0) == 0);
 }
 
 TEST_CASE("spec runner: trajectory, Brownian tree, prior and per-sample grids", "[samplers][cli]") {

@@ -15,6 +15,7 @@
 //                           annealed Langevin on σ
 //   runner_solver_multistep.hpp  diffusers' DPM-Solver multistep and DEIS on their own timestep/σ table
 //   runner_flow.hpp         flow matching (diffusers' FlowMatchEuler/Heun) on the flow-matching σ grid
+//   runner_edm.hpp          diffusers' EDM Euler and EDM DPM-Solver multistep on the EDM σ table
 // Adding a sampler: one entry in its family's list (a lambda reading its options and calling it).
 
 #include <cstdio>
@@ -34,6 +35,7 @@
 #include "diffuse/io/npy.hpp"
 #include "runner_common.hpp"
 #include "runner_discrete.hpp"
+#include "runner_edm.hpp"
 #include "runner_flow.hpp"
 #include "runner_high_order.hpp"
 #include "runner_sde.hpp"
@@ -55,7 +57,7 @@ inline const std::vector<sampler_entry>& sampler_table() {
     static const std::vector<sampler_entry> table = [] {
         std::vector<sampler_entry> t;
         for (auto&& family : {discrete_samplers(), euler_samplers(), high_order_samplers(), sde_samplers(),
-                               solver_multistep_samplers(), flow_samplers()})
+                               solver_multistep_samplers(), flow_samplers(), edm_samplers()})
             t.insert(t.end(), family.begin(), family.end());
         return t;
     }();
@@ -114,6 +116,9 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
     // grid and SDE belong to some families only
     if (e.family == "discrete" && s.has("grid"))
         throw spec_error(s.name("grid") + ": the discrete samplers walk the schedule's timesteps (no grid)");
+    if (e.family == "edm" && s.has("grid"))
+        throw spec_error(s.name("grid") + ": the EDM samplers walk their own sigma table (options sigma_min, sigma_max, rho, "
+                                          "sigma_schedule, final_sigmas_type; no grid)");
     if (e.family != "sde" && s.has("sde")) throw spec_error(s.name("sde") + ": only the score_sde samplers read an SDE");
     auto opts = s.object("options");
     auto grid = s.object("grid");

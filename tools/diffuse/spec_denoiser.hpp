@@ -47,9 +47,10 @@ struct spec_denoiser {
     std::optional<gaussian_mixture> data;   // the analytic denoiser
     prediction pred = prediction::epsilon;
     std::optional<double> learned_variance;
-    std::string time_kind;                  // denoiser.time: discrete, sigma or sde
+    std::string time_kind;                  // denoiser.time: discrete, sigma, sde, flow or edm
     std::optional<spec_discrete_time> dtime;
     double flow_timesteps = 1000;           // time "flow": the network reads s·T, T = schedule.num_train_timesteps
+    double sigma_data = 0.5;                // time "edm": the preconditioning's σ_data (denoiser.sigma_data)
 
     // The model folder's scheduler_config.json, when there is one (defaults of the sampler options).
     [[nodiscard]] const io::scheduler_config* scheduler() const { return unet && unet->sched ? &*unet->sched : nullptr; }
@@ -69,9 +70,12 @@ struct spec_denoiser {
     // Calls f(model) with the denoiser read through its declared time (σ-space samplers: discrete or sigma).
     template <class F>
     void with_sigma_model(const std::string& sampler, F&& f) {
-        if (unet) {
+        if (time_kind == "edm") {
+            with_edm_model(std::forward<F>(f));
+        } else if (unet) {
             if (time_kind != "discrete")
-                throw spec_error("spec.denoiser.time: a unet2d denoiser is a discrete-time network (time \"discrete\")");
+                throw spec_error("spec.denoiser.time: a unet2d denoiser is a discrete-time network (time \"discrete\") or an "
+                                 "EDM-preconditioned one (time \"edm\")");
             model<nn::unet2d_network, spec_discrete_time> m(unet->network(), pred, *dtime);
             guided(m, f);
         } else if (time_kind == "sigma") {
@@ -87,7 +91,7 @@ struct spec_denoiser {
             f(m);
         } else {
             throw spec_error("spec.denoiser.time: \"" + time_kind + "\" cannot drive sampler " + sampler +
-                             " (use discrete, sigma or flow)");
+                             " (use discrete, sigma, flow or edm)");
         }
     }
     // Calls f(model) with the denoiser read as a flow-matching network (flow samplers: time flow), or through
@@ -112,6 +116,22 @@ struct spec_denoiser {
     }
 
 private:
+    // f(model) with the denoiser as an EDM-preconditioned network (time "edm", samplers/model.hpp edm_time):
+    // x₀ = c_skip·x + c_out·F(c_in·x, log(σ)/4) with denoiser.sigma_data and prediction_type epsilon or v_prediction.
+    template <class F>
+    void with_edm_model(F&& f) {
+        if (pred != prediction::epsilon && pred != prediction::v)
+            throw spec_error("spec.denoiser.prediction_type: an EDM-preconditioned network (time \"edm\") predicts epsilon or "
+                             "v_prediction");
+        const edm_time time{sigma_data, pred == prediction::v ? edm_output::v_prediction : edm_output::epsilon};
+        if (unet) {
+            model<nn::unet2d_network, edm_time> m(unet->network(), prediction::sample, time);
+            guided(m, f);
+            return;
+        }
+        auto m = analytic_model(*data, prediction::sample, time);
+        f(m);
+    }
     // f(m), or f(cfg_model(m)) when the spec asks for classifier-free guidance.
     template <class M, class F>
     void guided(M& m, F&& f) {
@@ -192,8 +212,12 @@ inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, 
         variances = dn.numbers("variances");
         if (dn.has("learned_variance")) out.learned_variance = dn.number_in("learned_variance", -1.0, 1.0);
     }
-    out.time_kind = dn.choice("time", {"discrete", "sigma", "sde", "flow"}, std::string(default_time));
+    out.time_kind = dn.choice("time", {"discrete", "sigma", "sde", "flow", "edm"}, std::string(default_time));
     out.flow_timesteps = double(alphas_cumprod.size());
+    if (dn.has("sigma_data")) {
+        if (out.time_kind != "edm") throw spec_error(dn.name("sigma_data") + ": only for denoiser.time \"edm\"");
+        out.sigma_data = dn.number_in("sigma_data", 1e-12, 1e12);
+    }
     const auto interp = dn.choice("interpolation", {"log_sigma", "linear_sigma"}, "log_sigma") == "linear_sigma"
                             ? discrete_time::interpolation::linear_sigma
                             : discrete_time::interpolation::log_sigma;

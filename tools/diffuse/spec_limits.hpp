@@ -179,7 +179,7 @@ inline void check_run_limits(const io::json_value& root, const run_limits& limit
                  sampler == "dpmpp_3m_sde" || sampler == "unipc" || sampler == "euler_maruyama" ||
                  sampler == "reverse_diffusion" || sampler == "sde_ancestral" || sampler == "pf_ode_euler" ||
                  sampler == "dpm_solver_multistep" || sampler == "dpm_solver_singlestep" || sampler == "deis_multistep" ||
-                 sampler == "flow_euler")) {
+                 sampler == "flow_euler" || sampler == "edm_euler" || sampler == "edm_dpm_solver_multistep")) {
         calls = 2;  // a sampler this table does not list
     }
     // values per model call: the mixture's components each read the whole state; guidance doubles the batch

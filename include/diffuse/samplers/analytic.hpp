@@ -227,6 +227,20 @@ struct flow_clock {
         return {1.0 - s, s};
     }
 };
+// An EDM-preconditioned raw network (diffuse::edm_time): t = c_noise = log(σ)/4, the input x_net = c_in·(x₀ + σ·ε),
+// and the raw output F = (x̂₀ − c_skip·x_net/c_in)/c_out, i.e. F = a·x_net + b·x̂₀ (raw_output).
+struct edm_clock {
+    edm_time time;
+    [[nodiscard]] state_scale operator()(double t) const {
+        const double sigma = std::exp(4.0 * t);
+        const double c_in = time.precondition(sigma).c_in;
+        return {c_in, c_in * sigma};
+    }
+    [[nodiscard]] conversion raw_output(double t) const {
+        const auto c = time.precondition(std::exp(4.0 * t));
+        return {-c.c_skip / (c.c_in * c.c_out), 1.0 / c.c_out};
+    }
+};
 // A continuous SDE (vp_sde, subvp_sde, ve_sde): its marginal at t.
 template <class Sde>
 struct sde_clock {
@@ -291,7 +305,11 @@ public:
         const std::size_t D = x.per_sample;
         for (std::size_t b = 0; b < B; ++b) {
             T* o = out.sample(b);
-            if (predicts_ != prediction::sample) {
+            if constexpr (requires(const Clock& k) { k.raw_output(0.0); }) {  // a preconditioned network's raw output
+                const auto k = clock_.raw_output(c.t[b]);
+                const T* xb = x.sample(b);
+                for (std::size_t d = 0; d < D; ++d) o[d] = static_cast<T>(k.a * double(xb[d]) + k.b * double(o[d]));
+            } else if (predicts_ != prediction::sample) {
                 const auto k = convert_coefficients(prediction::sample, predicts_, alpha_[b], sigma_[b]);
                 const T* xb = x.sample(b);
                 for (std::size_t d = 0; d < D; ++d) o[d] = static_cast<T>(k.a * double(xb[d]) + k.b * double(o[d]));
@@ -319,6 +337,11 @@ private:
 [[nodiscard]] inline auto analytic_model(gaussian_mixture data, prediction predicts, flow_time time) {
     analytic_denoiser<flow_clock> net(std::move(data), predicts, flow_clock{time.num_train_timesteps});
     return model<analytic_denoiser<flow_clock>, flow_time>(std::move(net), predicts, time);
+}
+// The exact denoiser behind an EDM-preconditioned raw network (its model predicts x₀; `predicts` must be sample).
+[[nodiscard]] inline auto analytic_model(gaussian_mixture data, prediction predicts, edm_time time) {
+    analytic_denoiser<edm_clock> net(std::move(data), prediction::sample, edm_clock{time});
+    return model<analytic_denoiser<edm_clock>, edm_time>(std::move(net), predicts, time);
 }
 template <class Sde>
 [[nodiscard]] auto analytic_model(gaussian_mixture data, prediction predicts, continuous_time<Sde> time) {

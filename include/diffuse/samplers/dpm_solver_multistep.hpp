@@ -140,6 +140,26 @@ public:
         this->plan();
     }
 
+    // diffusers' EDMDPMSolverMultistepScheduler: the σ-space table (solver_multistep.hpp; edm_sigmas of
+    // schedules/edm.hpp), the state x = x₀ + σ·ε, the model asked for x̂₀ at (1, σ_i) (an EDM-preconditioned
+    // network: edm_model). Upstream has only dpmsolver++ and sde-dpmsolver++ there, and no third-order SDE update.
+    dpm_solver_multistep_stepper(batch_shape shape, sigma_space_table table, const dpm_solver_multistep_options& opt = {},
+                                 Noise noise = {}, std::uint64_t first_sample = 0)
+        : base(shape, std::move(table), rules_of(opt), clipping_of(opt), std::forward<Noise>(noise), first_sample,
+               "sample_dpm_solver_multistep (sigma-space table)"),
+          opt_(opt) {
+        const char* where = this->where();
+        detail::require(opt.algorithm_type == dpm_solver_algorithm::dpmsolver_pp ||
+                            opt.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp,
+                        where, "algorithm_type", opt.algorithm_type == dpm_solver_algorithm::dpmsolver ? "dpmsolver" : "sde-dpmsolver",
+                        "{dpmsolver++, sde-dpmsolver++} on a sigma-space table (EDMDPMSolverMultistepScheduler)");
+        detail::require(!(opt.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp && opt.solver_order == 3), where,
+                        "solver_order", opt.solver_order,
+                        "{1, 2} for sde-dpmsolver++ on a sigma-space table (EDMDPMSolverMultistepScheduler has no third-order "
+                        "SDE update)");
+        this->plan();
+    }
+
 private:
     static typename base::rules rules_of(const dpm_solver_multistep_options& o) {
         const bool noise_form = o.algorithm_type == dpm_solver_algorithm::dpmsolver || o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver;
@@ -194,6 +214,16 @@ void sample_dpm_solver_multistep(Model& m, X&& x, std::span<const double> alphas
     static_assert(detail::check_sampler_arguments<X, Noise>());
     dpm_solver_multistep_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, schedule, opt, noise,
                                                                        first_sample);
+    run(s, m, std::forward<X>(x), obs);
+}
+
+// The one-call form on a σ-space table (EDMDPMSolverMultistepScheduler). x: the initial state (σ-space: σ_0·z, or
+// upstream's init_noise_sigma √(σ_max² + 1)·z) on entry, the sample on return.
+template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
+void sample_dpm_solver_multistep(Model& m, X&& x, const sigma_space_table& table, const dpm_solver_multistep_options& opt = {},
+                                 Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
+    static_assert(detail::check_sampler_arguments<X, Noise>());
+    dpm_solver_multistep_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), table, opt, noise, first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
 

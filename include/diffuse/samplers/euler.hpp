@@ -21,6 +21,8 @@
 //   - diffusers' EulerDiscreteScheduler evaluates the network before the churn, at (x_i, σ_i), and reads its
 //     output at the churned (x̂, σ̂) (churn_order::diffusers, Euler only); Karras et al. and k-diffusion
 //     evaluate D(x̂; σ̂) after it (churn_order::karras, the default). Without churn (γ = 0) they agree.
+//   - diffusers' EDMEulerScheduler is euler_stepper on the EDM σ table (schedules/edm.hpp) with an EDM model
+//     (samplers/model.hpp edm_time) and churn_order::diffusers with churn_options::diffusers_edm_sigma_data.
 //   - Ancestral samplers add no noise into σ = 0 and cap σ_up at σ_next (k-diffusion; diffusers' Euler
 //     ancestral computes the same σ_up, which is then ≤ σ_next anyway for η ≤ 1).
 
@@ -56,6 +58,10 @@ struct churn_options {
     // With churn_order::diffusers: the network's prediction_type (epsilon, v or sample), which fixes how
     // diffusers reads the output at (x̂, σ̂).
     prediction diffusers_prediction = prediction::epsilon;
+    // With churn_order::diffusers and a value > 0: the network is EDM-preconditioned with this σ_data (diffusers'
+    // EDMEulerScheduler, samplers/model.hpp edm_time), its raw output F read at (x̂, σ̂) as
+    // c_skip(σ̂)·x̂ + c_out(σ̂)·F; diffusers_prediction is then not used. 0: not an EDM network.
+    double diffusers_edm_sigma_data = 0.0;
 };
 
 // Ancestral samplers: η scales σ_up (η = 0 is the deterministic sampler), s_noise scales the fresh noise.
@@ -71,6 +77,8 @@ inline void check_churn(const churn_options& o, const char* where, bool diffuser
             "{karras} (churn_order diffusers is Euler's)");
     require(o.order == churn_order::karras || o.diffusers_prediction != prediction::score, where,
             "diffusers_prediction", "score", "{epsilon, sample, v} (diffusers' Euler step has no score networks)");
+    require(o.diffusers_edm_sigma_data >= 0 && std::isfinite(o.diffusers_edm_sigma_data), where, "diffusers_edm_sigma_data",
+            o.diffusers_edm_sigma_data, "[0, inf) (0: not an EDM network)");
     require(o.s_churn >= 0 && std::isfinite(o.s_churn), where, "s_churn", o.s_churn, "[0, inf)");
     require(o.s_tmin <= o.s_tmax && !std::isnan(o.s_tmin), where, "s_tmin", o.s_tmin, "[-inf, s_tmax]");
     require(o.s_noise >= 0 && std::isfinite(o.s_noise), where, "s_noise", o.s_noise, "[0, inf)");
@@ -188,6 +196,8 @@ private:
     //   ε-network:  x̂₀ = x̂ − σ̂·ε̂,                ε̂ = (x_i − D)/σ_i
     //   v-network:  x̂₀ = x̂/(σ_i²+1) − σ_i/√(σ_i²+1)·v̂ = D + (x̂ − x_i)/(σ_i²+1)   (σ_i, not σ̂, as upstream)
     //   x₀-network: x̂₀ = D
+    //   EDM network (EDMEulerScheduler): x̂₀ = c_skip(σ̂)·x̂ + c_out(σ̂)·F with F = (D − c_skip(σ_i)·x_i)/c_out(σ_i)
+    //               (Karras et al. 2022, Table 1), i.e. r = c_out(σ̂)/c_out(σ_i), x̂₀ = c_skip(σ̂)·x̂ − r·c_skip(σ_i)·x_i + r·D
     // i.e. x̂₀ = a·x̂ + b·x_i + c·D, then the Euler step x_{i+1} = x̂ + (σ_{i+1} − σ̂)·(x̂ − x̂₀)/σ̂.
     void diffusers_update(tensor_view<T> x) {
         auto& st = this->st;
@@ -196,7 +206,13 @@ private:
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b], hat = st.hat[b], k = (st.s_next[b] - hat) / hat;
             double a = 0, bx = 0, c = 1;
-            if (opt_.diffusers_prediction == prediction::epsilon) {
+            if (opt_.diffusers_edm_sigma_data > 0) {
+                const auto at = edm_precondition(s, opt_.diffusers_edm_sigma_data), churned = edm_precondition(hat, opt_.diffusers_edm_sigma_data);
+                const double r = churned.c_out / at.c_out;
+                a = churned.c_skip;
+                bx = -r * at.c_skip;
+                c = r;
+            } else if (opt_.diffusers_prediction == prediction::epsilon) {
                 a = 1.0;
                 bx = -hat / s;
                 c = hat / s;

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
@@ -97,6 +98,34 @@ struct sigma_time {
     [[nodiscard]] double alpha_at(double) const { return 1.0; }
 };
 
+// An EDM-preconditioned raw network F (Karras et al. 2022, Table 1; diffusers' EDM schedulers): it reads the
+// σ-space state scaled by c_in = 1/√(σ² + σ_data²) at network time c_noise = log(σ)/4 (σ = σ/α of the sampler's
+// state), and the model's x₀ prediction is D(x; σ) = c_skip·x + c_out·F with c_skip = σ_data²/(σ² + σ_data²),
+// c_out = ±σ·σ_data/√(σ² + σ_data²): + for diffusers' prediction_type "epsilon", − for "v_prediction".
+// A model with this time predicts prediction::sample (edm_model below declares it).
+enum class edm_output { epsilon, v_prediction };
+
+[[nodiscard]] inline edm_output parse_edm_output(std::string_view name) {
+    if (name == "epsilon") return edm_output::epsilon;
+    if (name == "v_prediction") return edm_output::v_prediction;
+    detail::require(false, "parse_edm_output", "prediction_type", name, "{epsilon, v_prediction}");
+    return edm_output::epsilon;
+}
+
+struct edm_time {
+    double sigma_data = 0.5;
+    edm_output output = edm_output::epsilon;
+
+    [[nodiscard]] network_time operator()(double alpha, double sigma) const { return {0.25 * std::log(sigma / alpha), 1.0}; }
+    [[nodiscard]] double alpha_at(double) const { return 1.0; }
+    // The coefficients at σ-space noise level σ > 0 (c_out signed by `output`).
+    [[nodiscard]] edm_coefficients precondition(double sigma) const {
+        auto c = edm_precondition(sigma, sigma_data);
+        if (output == edm_output::v_prediction) c.c_out = -c.c_out;
+        return c;
+    }
+};
+
 // A flow-matching network (rectified flow: SD3, Flux): its own state is x = (1 − s)·x₀ + s·ε, s ∈ [0, 1],
 // and it reads time as s·T (T = num_train_timesteps, diffusers' timestep = σ·T). A sampler state
 // x = α·x₀ + σ·ε maps to s = σ/(α + σ) and the network input x/(α + σ) — also at α = 0 (pure noise, s = 1)
@@ -120,12 +149,22 @@ namespace detail {
 // A time whose network input scale is defined at α = 0 (flow_time) says so with input_scale(α, σ).
 template <class Time>
 concept has_input_scale = requires(const Time& t, double a) { { t.input_scale(a, a) } -> std::convertible_to<double>; };
+// A time whose network output is preconditioned (edm_time): x₀ = c_skip·x + c_out·F(c_in·x, c_noise).
+template <class Time>
+concept preconditioned_time = requires(const Time& t, double s) { { t.precondition(s) } -> std::same_as<edm_coefficients>; };
 }  // namespace detail
 
 template <class Net, class Time>
 class model {
 public:
-    model(Net net, prediction predicts, Time time) : net_(std::move(net)), predicts_(predicts), time_(std::move(time)) {}
+    model(Net net, prediction predicts, Time time) : net_(std::move(net)), predicts_(predicts), time_(std::move(time)) {
+        if constexpr (detail::preconditioned_time<Time>) {
+            detail::require(predicts_ == prediction::sample, "model", "prediction", static_cast<int>(predicts_),
+                            "{sample} (a preconditioned network's model predicts x0 = c_skip*x + c_out*F)");
+            detail::require(time_.sigma_data > 0 && std::isfinite(time_.sigma_data), "model", "sigma_data", time_.sigma_data,
+                            "(0, inf)");
+        }
+    }
 
     [[nodiscard]] prediction predicts() const noexcept { return predicts_; }
     [[nodiscard]] const Time& time() const noexcept { return time_; }
@@ -246,6 +285,16 @@ private:
                                                        " (alpha = 0 is the last timestep of a zero-terminal-SNR schedule)");
             }
             t_[b] = nt.t;
+            if constexpr (detail::preconditioned_time<Time>) {
+                // x₀ = c_skip·x/α + c_out·F(c_in·x/α, c_noise) at the σ-space level σ/α; then want = k.a·x + k.b·x₀
+                const auto e = time_.precondition(sigma[b] / alpha[b]);
+                const auto k = convert_coefficients(prediction::sample, want, alpha[b], sigma[b]);
+                scale_[b] = e.c_in / alpha[b];
+                ca_[b] = k.a + k.b * e.c_skip / alpha[b];
+                cb_[b] = k.b * e.c_out;
+                rescale = true;
+                continue;
+            }
             if constexpr (detail::has_input_scale<Time>) {
                 scale_[b] = time_.input_scale(alpha[b], sigma[b]);  // x_net = x/(α + σ), defined at α = 0
             } else {
@@ -310,5 +359,11 @@ private:
     std::vector<float> wide_f_;
     std::vector<double> wide_d_;
 };
+
+// The model of an EDM-preconditioned raw network (edm_time): it predicts x₀ = D(x; σ).
+template <class Net>
+[[nodiscard]] auto edm_model(Net net, edm_time time = {}) {
+    return model<Net, edm_time>(std::move(net), prediction::sample, time);
+}
 
 }  // namespace diffuse

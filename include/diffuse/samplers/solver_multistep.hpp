@@ -22,6 +22,11 @@
 //
 // Pull mode asks a diffuse::model for its network's own prediction at the timestep's VP state (√ᾱ_t,
 // √(1 − ᾱ_t)) with t_net = t; push mode states ε̂ there. Either is then read with the table's (α_i, σ̃_i).
+//
+// σ-space table (diffusers' EDM schedulers, schedules/edm.hpp): no training schedule and no timesteps. The state
+// is x = x₀ + σ·ε, the points are α_k = 1, σ̃_k = σ_k, λ_k = −log σ_k (upstream's _sigma_to_alpha_sigma_t returns
+// α = 1 there), and step i asks the model for x̂₀ at (1, σ_i), its network time derived by the model (edm_time:
+// c_noise = log(σ_i)/4). The update coefficients are the same expressions of these points.
 
 #include <algorithm>
 #include <array>
@@ -40,6 +45,12 @@
 #include "diffuse/schedules/solver_sigmas.hpp"
 
 namespace diffuse {
+
+// A σ-space table for the multistep solvers (diffusers' EDM schedulers): the N + 1 σ of the walk, e.g.
+// edm_sigmas(N, options) (schedules/edm.hpp).
+struct sigma_space_table {
+    std::vector<double> sigmas;
+};
 
 namespace detail {
 
@@ -73,7 +84,9 @@ enum class multistep_output {
 template <class Derived, class T, class Noise>
 class solver_multistep_stepper : public stepper<Derived, T> {
 public:
-    [[nodiscard]] std::size_t steps() const noexcept { return schedule_.timesteps.size(); }
+    [[nodiscard]] std::size_t steps() const noexcept { return schedule_.sigmas.size() - 1; }
+    // Whether the stepper walks a σ-space table (no timesteps, α = 1).
+    [[nodiscard]] bool sigma_space() const noexcept { return sigma_space_; }
     [[nodiscard]] const solver_schedule& schedule() const noexcept { return schedule_; }
     // The order of step i (after the warm-up and final-step rules).
     [[nodiscard]] std::size_t order_of(std::size_t i) const { return updates_.at(i).order; }
@@ -101,13 +114,10 @@ protected:
 
     solver_multistep_stepper(batch_shape shape, std::span<const double> alphas_cumprod, solver_schedule sched, const rules& r,
                              const sample_clipping& thresholding, Noise noise, std::uint64_t first_sample, const char* where)
-        : stepper<Derived, T>(shape.batch, shape.per_sample, where), alphas_cumprod_(alphas_cumprod.begin(), alphas_cumprod.end()),
-          schedule_(std::move(sched)), rules_(r), clip_(thresholding), noise_(std::forward<Noise>(noise)),
-          first_sample_(first_sample), raw_(shape), z_(shape), x0_(shape), held_(shape), scratch_(shape.batch * shape.per_sample),
-          history_{workspace<T>(shape), workspace<T>(shape), workspace<T>(shape)}, t_(shape.batch), alpha_(shape.batch),
-          sigma_(shape.batch), q_(shape.batch) {
-        const std::size_t T_train = alphas_cumprod_.size(), N = schedule_.timesteps.size();
-        require(shape.batch >= 1 && shape.per_sample >= 1, where, "batch shape", shape.batch * shape.per_sample, "non-empty");
+        : solver_multistep_stepper(shape, std::move(sched), r, thresholding, std::forward<Noise>(noise), first_sample, where, false) {
+        const std::size_t N = schedule_.timesteps.size();
+        alphas_cumprod_.assign(alphas_cumprod.begin(), alphas_cumprod.end());
+        const std::size_t T_train = alphas_cumprod_.size();
         require(T_train >= 2, where, "alphas_cumprod.size()", T_train, ">= 2");
         for (std::size_t t = 0; t < T_train; ++t)
             if (!(alphas_cumprod_[t] > 0 && alphas_cumprod_[t] <= 1))
@@ -122,6 +132,31 @@ protected:
                 require(false, where, "schedule.timesteps[" + std::to_string(i) + "]", t,
                         "[0, " + std::to_string(T_train - 1) + "]");
         }
+        check_table(where);
+    }
+
+    // The σ-space table (top of this file): sigmas holds N + 1 values, non-increasing, the last may be 0.
+    solver_multistep_stepper(batch_shape shape, sigma_space_table table, const rules& r, const sample_clipping& thresholding,
+                             Noise noise, std::uint64_t first_sample, const char* where)
+        : solver_multistep_stepper(shape, solver_schedule{{}, std::move(table.sigmas)}, r, thresholding, std::forward<Noise>(noise),
+                                   first_sample, where, true) {
+        require(schedule_.sigmas.size() >= 2, where, "table.sigmas.size()", schedule_.sigmas.size(), ">= 2 (num_inference_steps + 1)");
+        check_table(where);
+    }
+
+private:
+    // The members, and the checks both tables share.
+    solver_multistep_stepper(batch_shape shape, solver_schedule sched, const rules& r, const sample_clipping& thresholding,
+                             Noise noise, std::uint64_t first_sample, const char* where, bool sigma_space)
+        : stepper<Derived, T>(shape.batch, shape.per_sample, where), schedule_(std::move(sched)), rules_(r), clip_(thresholding),
+          noise_(std::forward<Noise>(noise)), first_sample_(first_sample), sigma_space_(sigma_space), raw_(shape), z_(shape),
+          x0_(shape), held_(shape), scratch_(shape.batch * shape.per_sample),
+          history_{workspace<T>(shape), workspace<T>(shape), workspace<T>(shape)}, t_(shape.batch), alpha_(shape.batch),
+          sigma_(shape.batch), q_(shape.batch) {
+        require(shape.batch >= 1 && shape.per_sample >= 1, where, "batch shape", shape.batch * shape.per_sample, "non-empty");
+    }
+    void check_table(const char* where) {
+        const std::size_t N = steps();
         for (std::size_t k = 0; k <= N; ++k) {
             const double s = schedule_.sigmas[k];
             // the final σ_min may lie a float32 rounding above the spaced list's last value (Lu σ end at exp(log σ_min))
@@ -131,12 +166,13 @@ protected:
                 require(false, where, "schedule.sigmas[" + std::to_string(k) + "]", s,
                         k == 0 ? std::string("(0, inf)")
                                : "(0, sigmas[" + std::to_string(k - 1) + "]]" + (k == N ? " (0 allowed last, or up to 1e-6 above)" : ""));
-            points_.push_back(vp_point_of(s));
+            points_.push_back(sigma_space_ ? vp_point{1.0, s, -std::log(s)} : vp_point_of(s));
         }
-        require(r.solver_order >= 1 && r.solver_order <= 3, where, "solver_order", r.solver_order, "{1, 2, 3}");
+        require(rules_.solver_order >= 1 && rules_.solver_order <= 3, where, "solver_order", rules_.solver_order, "{1, 2, 3}");
         if (clip_.thresholding) check_clipping(clip_, where);
     }
 
+protected:
     // Every step's order and coefficients, checked finite (a repeated σ makes some of upstream's 0/0).
     // Called by the derived constructor, once its own options are set.
     void plan() {
@@ -173,15 +209,25 @@ protected:
 
     detail::step_task run_step(tensor_view<T> x) {
         const std::size_t i = this->step_index(), B = x.batch;
-        const auto t = schedule_.timesteps[i];
-        const double ac = alphas_cumprod_[std::size_t(t)];
-        for (std::size_t b = 0; b < B; ++b) {
-            t_[b] = double(t);
-            alpha_[b] = std::sqrt(ac);
-            sigma_[b] = std::sqrt(1.0 - ac);
+        if (sigma_space_) {  // x̂₀ at (1, σ_i); the model derives its network's time
+            for (std::size_t b = 0; b < B; ++b) {
+                t_[b] = schedule_.sigmas[i];
+                alpha_[b] = 1.0;
+                sigma_[b] = schedule_.sigmas[i];
+            }
+            answered_ = prediction::sample;
+            co_await this->request(evaluation<T>{x, alpha_, sigma_, answered_, raw_.v(), {}, {}, first_sample_, "sigma", t_});
+        } else {
+            const auto t = schedule_.timesteps[i];
+            const double ac = alphas_cumprod_[std::size_t(t)];
+            for (std::size_t b = 0; b < B; ++b) {
+                t_[b] = double(t);
+                alpha_[b] = std::sqrt(ac);
+                sigma_[b] = std::sqrt(1.0 - ac);
+            }
+            answered_ = prediction::epsilon;  // push mode: ε̂ at the timestep's VP state; pull mode may refine it
+            co_await this->request(evaluation<T>{x, alpha_, sigma_, answered_, raw_.v(), t_, {}, first_sample_, "timestep", t_});
         }
-        answered_ = prediction::epsilon;  // push mode: ε̂ at the timestep's VP state; pull mode may refine it
-        co_await this->request(evaluation<T>{x, alpha_, sigma_, answered_, raw_.v(), t_, {}, first_sample_, "timestep", t_});
         // the newest history slot receives m_i
         head_ = (head_ + 2) % 3;
         const tensor_view<T> m = history_[head_].v(), x0 = x0_.v();
@@ -234,6 +280,7 @@ private:
     sample_clipping clip_;
     Noise noise_;
     std::uint64_t first_sample_;
+    bool sigma_space_;
     std::vector<vp_point> points_;
     std::vector<multistep_update> updates_;
     workspace<T> raw_, z_, x0_, held_;  // held_: the singlestep block's start state
