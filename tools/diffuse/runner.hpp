@@ -123,7 +123,7 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
     auto opts = s.object("options");
     auto grid = s.object("grid");
     auto sde = s.object("sde");
-    run_context<T> r{std::string(e.name), opts, grid, sde, schedule, denoiser, start, shape.batch, noise, nullptr, files, std::nullopt};
+    run_context<T> r{std::string(e.name), opts, grid, sde, schedule, denoiser, start, shape.batch, noise, nullptr, files, std::nullopt, std::nullopt};
     // The streamed trajectory's file holds [steps, shape...]: opened at the first step, which knows the count.
     auto open_trajectory = [&](std::size_t steps) {
         std::vector<std::size_t> dims{steps};

@@ -18,6 +18,7 @@
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/observer.hpp"
+#include "diffuse/schedules/sigmas.hpp"
 #include "spec_denoiser.hpp"
 #include "spec_fields.hpp"
 #include "spec_files.hpp"
@@ -40,6 +41,7 @@ struct run_context {
     std::function<void(const step_info<T>&)> observer;
     const spec_files& files;           // the spec's folder: the files it names (spec_files.hpp)
     std::optional<std::size_t> nfe;    // model calls, for samplers that report them
+    std::optional<euler_options> diffusers_grid;  // the σ family's grid options when grid.type is "diffusers"
 
     [[nodiscard]] auto x_view() { return batched(start.x, batch); }
     // Row b of x times s_b (the initial state σ_0·z of a σ-space sampler when no init_noise is given).

@@ -27,7 +27,8 @@ struct sigma_family {
     template <class T, class Sample>
     static void run(run_context<T>& r, Sample sample) {
         const auto grid = *detail::read_grid(r.grid, r.schedule, r.batch, r.files, "diffusers",
-                                             {"diffusers", "karras", "exponential", "polyexponential", "vp", "discrete", "linspace", "file"});
+                                             {"diffusers", "karras", "exponential", "polyexponential", "vp", "discrete", "linspace", "file"},
+                                             &r.diffusers_grid);
         if (!r.start.from_file) r.scale_rows(grid);
         std::optional<brownian_tree_noise> tree;
         if constexpr (Noise == sigma_noise::brownian_tree_default) {
@@ -103,9 +104,24 @@ inline std::vector<sampler_entry> euler_samplers() {
         family_entry<family>("dpm_2", "discrete", [](auto& r, auto& m, const time_grid& g) {
             sample_dpm_2(m, r.x_view(), g, detail::read_churn(r.opts), r.noise, r.observer);
         }),
+        // options.network_timesteps "diffusers": the network timesteps of KDPM2AncestralDiscreteScheduler over
+        // the diffusers grid (kdpm2_ancestral_sigmas), given to a discrete-time denoiser at each evaluation.
         family_entry<family>("dpm_2_ancestral", "discrete", [](auto& r, auto& m, const time_grid& g) {
-            ancestral_options a;
+            dpm_2_ancestral_options a;
             detail::read_eta_noise(r.opts, a);
+            if (r.opts.choice("network_timesteps", {"from_sigma", "diffusers"}, "from_sigma") == "diffusers") {
+                if (!r.diffusers_grid)
+                    throw spec_error(r.opts.name("network_timesteps") + ": \"diffusers\" needs grid.type \"diffusers\"");
+                if (r.denoiser.time_kind != "discrete")
+                    throw spec_error(r.opts.name("network_timesteps") + ": \"diffusers\" needs denoiser.time \"discrete\"");
+                try {
+                    auto k = kdpm2_ancestral_sigmas(r.schedule.alphas_cumprod, r.schedule.num_inference_steps, *r.diffusers_grid);
+                    a.timesteps = std::move(k.timesteps);
+                    a.midpoint_timesteps = std::move(k.midpoint_timesteps);
+                } catch (const diffuse::error& e) {
+                    throw spec_error(r.opts.name("network_timesteps") + ": " + e.what());
+                }
+            }
             sample_dpm_2_ancestral(m, r.x_view(), g, a, r.noise, r.observer);
         }),
     };

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "diffuse/guidance/cfg.hpp"
@@ -24,13 +25,14 @@ namespace diffuse::cli {
 
 // The network time of a discrete-schedule network driven by σ: the schedule's interpolation, or (with a
 // timestep table) the timestep the reference fed the network at that σ, for schedulers whose σ → t rule
-// varies between steps (diffusers' KDPM2: linear-σ grid points, log-σ midpoints).
-struct spec_discrete_time {
-    discrete_time base;
+// varies between steps (diffusers' KDPM2: linear-σ grid points, log-σ midpoints). A discrete_time, so the
+// exact timesteps a sampler names (evaluation::t_net: dpm_2_ancestral's network_timesteps) reach it.
+struct spec_discrete_time : discrete_time {
     std::vector<double> table_sigma, table_t;
-    [[nodiscard]] bool zero_terminal_snr() const noexcept { return base.zero_terminal_snr(); }
+    explicit spec_discrete_time(discrete_time base) : discrete_time(std::move(base)) {}
+    [[nodiscard]] const discrete_time& base() const noexcept { return *this; }
     [[nodiscard]] network_time operator()(double alpha, double sigma) const {
-        if (table_sigma.empty() || alpha == 0.0) return base(alpha, sigma);
+        if (table_sigma.empty() || alpha == 0.0) return base()(alpha, sigma);
         const double s = sigma / alpha;
         std::size_t best = 0;
         for (std::size_t i = 1; i < table_sigma.size(); ++i)
@@ -39,7 +41,6 @@ struct spec_discrete_time {
             diffuse::detail::fail("spec.denoiser.timestep_table", "no timestep recorded for sigma " + std::to_string(s));
         return {table_t[best], 1.0 / std::sqrt(1.0 + s * s)};
     }
-    [[nodiscard]] double alpha_at(double t) const { return base.alpha_at(t); }
 };
 
 struct spec_denoiser {
@@ -59,11 +60,11 @@ struct spec_denoiser {
     template <class F>
     void with_discrete_model(F&& f) {
         if (unet) {
-            model<nn::unet2d_network, discrete_time> m(unet->network(), pred, dtime->base);
+            model<nn::unet2d_network, discrete_time> m(unet->network(), pred, dtime->base());
             guided(m, f);
             return;
         }
-        auto m = analytic_model(*data, pred, dtime->base);
+        auto m = analytic_model(*data, pred, dtime->base());
         if (learned_variance) m.net().learned_variance = *learned_variance;
         f(m);
     }
@@ -85,7 +86,7 @@ struct spec_denoiser {
             auto m = analytic_model(*data, pred, flow_time{flow_timesteps});
             f(m);
         } else if (time_kind == "discrete") {
-            analytic_denoiser<discrete_clock> net(*data, pred, discrete_clock{dtime->base});
+            analytic_denoiser<discrete_clock> net(*data, pred, discrete_clock{dtime->base()});
             if (learned_variance) net.learned_variance = *learned_variance;
             model<analytic_denoiser<discrete_clock>, spec_discrete_time> m(std::move(net), pred, *dtime);
             f(m);
@@ -222,7 +223,7 @@ inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, 
                             ? discrete_time::interpolation::linear_sigma
                             : discrete_time::interpolation::log_sigma;
     try {
-        out.dtime.emplace(spec_discrete_time{discrete_time(alphas_cumprod, interp), {}, {}});
+        out.dtime.emplace(discrete_time(alphas_cumprod, interp));
     } catch (const diffuse::error& err) {
         throw spec_error("spec.schedule: " + std::string(err.what()));
     }

@@ -21,8 +21,10 @@
 namespace diffuse::cli::detail {
 
 // Returns nothing for a type the caller builds itself ("score_sde", from the SDE).
+// For type "diffusers", *diffusers_options (when given) receives the euler_options it read.
 inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, std::size_t batch, const spec_files& files,
-                                          std::string_view default_type, std::initializer_list<std::string_view> types) {
+                                          std::string_view default_type, std::initializer_list<std::string_view> types,
+                                          std::optional<euler_options>* diffusers_options = nullptr) {
     const auto type = g.choice("type", types, std::string(default_type));
     const std::size_t n = sc.num_inference_steps;
     auto sigma_range = [&] {
@@ -50,14 +52,20 @@ inline std::optional<time_grid> read_grid(fields& g, const spec_schedule& sc, st
             euler_options o;
             o.spacing = sc.spacing;
             o.steps_offset = sc.steps_offset;
-            const bool karras = g.boolean("use_karras_sigmas", false), expo = g.boolean("use_exponential_sigmas", false);
-            if (karras && expo) throw spec_error(g.name("use_exponential_sigmas") + ": cannot be combined with use_karras_sigmas");
-            o.sigma_spacing = karras ? sigma_spacing_kind::karras : expo ? sigma_spacing_kind::exponential : sigma_spacing_kind::none;
+            const bool karras = g.boolean("use_karras_sigmas", false), expo = g.boolean("use_exponential_sigmas", false),
+                       beta = g.boolean("use_beta_sigmas", false);
+            if (int(karras) + int(expo) + int(beta) > 1)
+                throw spec_error(g.path() + ": only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas");
+            o.sigma_spacing = karras ? sigma_spacing_kind::karras
+                              : expo ? sigma_spacing_kind::exponential
+                              : beta ? sigma_spacing_kind::beta
+                                     : sigma_spacing_kind::none;
             if (g.has("sigma_min")) o.sigma_min = g.number("sigma_min");
             if (g.has("sigma_max")) o.sigma_max = g.number("sigma_max");
             o.final_sigma_min = g.choice("final_sigmas_type", {"zero", "sigma_min"}, "zero") == "sigma_min";
             o.trailing_extra_timestep = g.boolean("trailing_extra_timestep", false);
             p = euler_discrete_sigmas(sc, n, o).sigmas;
+            if (diffusers_options) *diffusers_options = o;
         } else if (type == "linspace") {
             const double a = g.number("start"), b = g.number("end");
             p.resize(n + 1);

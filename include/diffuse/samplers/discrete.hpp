@@ -129,16 +129,6 @@ struct discrete_workspace {
     }
 };
 
-// Whether a model is a network trained on discrete timesteps (a diffuse::model with discrete_time, or a
-// wrapper such as cfg_model that forwards time()): it is called at exactly the sampler's timesteps.
-template <class Model>
-constexpr bool reads_discrete_time() {
-    if constexpr (requires(const Model& m) { m.time(); })
-        return std::is_same_v<std::remove_cvref_t<decltype(std::declval<const Model&>().time())>, discrete_time>;
-    else
-        return false;
-}
-
 // Whether the network predicts ε (ε- and score-networks) rather than x₀ (x₀- and v-networks).
 template <class Model>
 bool native_eps(const Model& m) {

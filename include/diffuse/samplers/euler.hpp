@@ -30,10 +30,13 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/grid.hpp"
+#include "diffuse/samplers/model.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
 #include "diffuse/samplers/sigma_common.hpp"
@@ -68,6 +71,19 @@ struct churn_options {
 struct ancestral_options {
     double eta = 1.0;
     double s_noise = 1.0;
+};
+
+// DPM2 ancestral: the ancestral options and, for a network trained on discrete timesteps, the timesteps it
+// is fed at each step's two evaluations where no σ → t rule gives them (diffusers'
+// KDPM2AncestralDiscreteScheduler: timesteps at the grid points, other timesteps at the log-σ midpoints,
+// which at η = 1 coincide with the next grid point in σ; kdpm2_ancestral_sigmas computes both lists). Empty:
+// the model derives the network time from σ. Given, they reach the model as evaluation::t_net (pull mode:
+// only a model that reads discrete time; others derive it from σ) and the grid must be shared.
+struct dpm_2_ancestral_options : ancestral_options {
+    std::vector<double> timesteps{};           // one per step: the first evaluation's, at σ_i
+    std::vector<double> midpoint_timesteps{};  // one per step with σ_{i+1} > 0: the second's, at σ_mid
+    dpm_2_ancestral_options() = default;
+    dpm_2_ancestral_options(const ancestral_options& a) : ancestral_options(a) {}  // implicit: the plain options
 };
 
 namespace detail {
@@ -353,26 +369,41 @@ private:
     typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
 };
 
-// DPM2 ancestral (k-diffusion's sample_dpm_2_ancestral): the DPM-Solver-2 step of dpm_2_stepper from σ_i to
-// σ_down, then s_noise·σ_up·z (where σ_down > 0).
+// DPM2 ancestral (k-diffusion's sample_dpm_2_ancestral; diffusers' KDPM2AncestralDiscreteScheduler with the
+// network timesteps of dpm_2_ancestral_options): the DPM-Solver-2 step of dpm_2_stepper from σ_i to σ_down,
+// then s_noise·σ_up·z (where σ_down > 0).
 template <class T, class Noise = counter_noise>
 class dpm_2_ancestral_stepper : public detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise>, T, Noise> {
     using base = detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise>, T, Noise>;
     friend class stepper<dpm_2_ancestral_stepper<T, Noise>, T>;
 
 public:
-    dpm_2_ancestral_stepper(batch_shape shape, const time_grid& grid, const ancestral_options& opt = {}, Noise noise = {})
+    dpm_2_ancestral_stepper(batch_shape shape, const time_grid& grid, const dpm_2_ancestral_options& opt = {}, Noise noise = {})
         : base(shape, grid, std::forward<Noise>(noise), "sample_dpm_2_ancestral"), opt_(opt), down_(shape.batch),
-          noise_coef_(shape.batch) {
+          noise_coef_(shape.batch), t_(shape.batch) {
         detail::check_ancestral(opt_, this->where());
+        check_timesteps();
+    }
+
+    // Pull mode: the network timesteps reach only a network trained on discrete timesteps.
+    template <class Model>
+    void fulfil(Model& m, const evaluation<T>& e) {
+        if constexpr (detail::reads_discrete_time<Model>()) {
+            evaluate(m, e);
+        } else {
+            evaluation<T> r = e;
+            r.t_net = {};
+            evaluate(m, r);
+        }
     }
 
 private:
     detail::step_task run_step(tensor_view<T> x) {
         auto& st = this->st;
         const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
+        const std::size_t i = this->step_index();
         this->load_step();
-        co_await this->denoise(x, st.s, den);
+        co_await this->denoise(x, st.s, den, network_time(opt_.timesteps, i));
         for (std::size_t b = 0; b < st.batch; ++b) {
             const auto a = ancestral_step(st.s[b], st.s_next[b], opt_.eta);
             down_[b] = a.down;
@@ -380,14 +411,43 @@ private:
             st.tmp[b] = a.down > 0 ? detail::log_midpoint(st.s[b], a.down) : st.s[b];
         }
         if (detail::dpm2_first_half(st, x, den, x2, st.s, down_)) {
-            co_await this->denoise(x2, st.tmp, den2);
+            co_await this->denoise(x2, st.tmp, den2, network_time(opt_.midpoint_timesteps, i));
             detail::dpm2_second_half(st, x, den, x2, den2, st.s, down_);
         }
         detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, noise_coef_);
         this->report(st.s, den);
     }
-    ancestral_options opt_;
-    std::vector<double> down_, noise_coef_;
+
+    // The batch's network time from list[i], or none (σ → t by the model) when no list is given.
+    std::span<const double> network_time(const std::vector<double>& list, std::size_t i) {
+        if (list.empty()) return {};
+        std::fill(t_.begin(), t_.end(), list[i]);
+        return t_;
+    }
+    void check_timesteps() const {
+        const auto& g = this->grid();
+        const std::size_t n = g.steps();
+        std::size_t midpoints = 0;  // steps with a second evaluation: σ_{i+1} > 0 (σ_down > 0 for η ≥ 0)
+        for (std::size_t i = 0; i < n; ++i) midpoints += g(i + 1, 0) > 0 ? 1 : 0;
+        const bool given = !opt_.timesteps.empty() || !opt_.midpoint_timesteps.empty();
+        if (!given) return;
+        detail::require(g.shared(), this->where(), "timesteps", "given", "a shared grid (one timestep list for the batch)");
+        detail::require(opt_.timesteps.size() == n, this->where(), "timesteps.size()", opt_.timesteps.size(),
+                        "the grid's steps = " + std::to_string(n));
+        detail::require(opt_.midpoint_timesteps.size() >= midpoints && opt_.midpoint_timesteps.size() <= n, this->where(),
+                        "midpoint_timesteps.size()", opt_.midpoint_timesteps.size(),
+                        "[" + std::to_string(midpoints) + ", " + std::to_string(n) + "] (one per step into sigma > 0)");
+        for (const auto* list : {&opt_.timesteps, &opt_.midpoint_timesteps})
+            for (std::size_t k = 0; k < list->size(); ++k)
+                if (!((*list)[k] >= 0 && std::isfinite((*list)[k])))
+                    detail::require(false, this->where(),
+                                    std::string(list == &opt_.timesteps ? "timesteps[" : "midpoint_timesteps[") +
+                                        std::to_string(k) + "]",
+                                    (*list)[k], "[0, inf)");
+    }
+
+    dpm_2_ancestral_options opt_;
+    std::vector<double> down_, noise_coef_, t_;
     typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
                                             x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
 };
@@ -422,7 +482,7 @@ void sample_euler_ancestral(Model& m, X&& x, const time_grid& grid, const ancest
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
-void sample_dpm_2_ancestral(Model& m, X&& x, const time_grid& grid, const ancestral_options& opt = {},
+void sample_dpm_2_ancestral(Model& m, X&& x, const time_grid& grid, const dpm_2_ancestral_options& opt = {},
                             Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
     dpm_2_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);

@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
@@ -52,7 +53,8 @@ struct network_time {
 };
 
 // A network trained on the discrete timesteps of a VP schedule (DDPM, Stable Diffusion).
-// σ → t by interpolation in log σ (k-diffusion) or linear σ (diffusers' Euler family).
+// σ → t by interpolation in log σ (k-diffusion) or linear σ (diffusers' Euler family). A time type derived
+// from it is a discrete-time network too (exact timesteps reach it, reads_discrete_time).
 struct discrete_time {
     enum class interpolation { log_sigma, linear_sigma };
     discrete_sigmas table;
@@ -146,6 +148,17 @@ struct flow_time {
 };
 
 namespace detail {
+// Whether a model is a network trained on discrete timesteps (a diffuse::model with discrete_time or a time
+// type derived from it, or a wrapper such as cfg_model that forwards time()): it is called at exactly the
+// sampler's timesteps.
+template <class Model>
+constexpr bool reads_discrete_time() {
+    if constexpr (requires(const Model& m) { m.time(); })
+        return std::is_base_of_v<discrete_time, std::remove_cvref_t<decltype(std::declval<const Model&>().time())>>;
+    else
+        return false;
+}
+
 // A time whose network input scale is defined at α = 0 (flow_time) says so with input_scale(α, σ).
 template <class Time>
 concept has_input_scale = requires(const Time& t, double a) { { t.input_scale(a, a) } -> std::convertible_to<double>; };
@@ -297,6 +310,11 @@ private:
             }
             if constexpr (detail::has_input_scale<Time>) {
                 scale_[b] = time_.input_scale(alpha[b], sigma[b]);  // x_net = x/(α + σ), defined at α = 0
+            } else if (std::is_base_of_v<discrete_time, Time> && !t_net.empty()) {
+                // a VP network given its timestep reads the state normalised to unit variance, x/√(α² + σ²)
+                // (diffusers' scale_model_input, k-diffusion's c_in), whether or not t_net's own α agrees:
+                // KDPM2 ancestral feeds two timesteps at one σ (kdpm2_ancestral_sigmas); 1/σ at α = 0
+                scale_[b] = 1.0 / std::sqrt(alpha[b] * alpha[b] + sigma[b] * sigma[b]);
             } else {
                 // x_net = scale·x; at α = α_net = 0 (zero terminal SNR) both states are pure noise and the VP network's
                 // σ_net = 1 sets the scale

@@ -142,8 +142,10 @@ protected:
           st(grid_, shape.batch, shape.per_sample, where), noise(std::forward<Noise>(noise)) {}
 
     // co_await this->denoise(x, σ, out): out = D(x; σ), the model's x₀ prediction at the σ-space state x.
-    std::suspend_always denoise(tensor_view<const T> x, std::span<const double> sigma, tensor_view<T> out) {
-        return this->request(evaluation<T>{x, st.ones, sigma, prediction::sample, out, {}, {}, 0, "sigma", sigma});
+    // With t_net (one per sample), the network's exact timesteps where the sampler knows them.
+    std::suspend_always denoise(tensor_view<const T> x, std::span<const double> sigma, tensor_view<T> out,
+                                std::span<const double> t_net = {}) {
+        return this->request(evaluation<T>{x, st.ones, sigma, prediction::sample, out, t_net, {}, 0, "sigma", sigma});
     }
     // Loads σ_i, σ_{i+1} of the current step into st.s, st.s_next.
     void load_step() { st.load(grid_, this->step_index()); }

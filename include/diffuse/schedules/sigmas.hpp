@@ -1,8 +1,9 @@
 #pragma once
 // Noise-level (σ) schedules of σ-space samplers: k-diffusion's get_sigmas_* constructions (evaluated in
 // double: the exact values of the formulas), σ ↔ t conversion over a discrete training schedule with
-// linear-σ interpolation (diffusers) and log-σ interpolation (k-diffusion), and diffusers'
-// EulerDiscreteScheduler σ list reproduced with its float32 steps.
+// linear-σ interpolation (diffusers) and log-σ interpolation (k-diffusion), diffusers'
+// EulerDiscreteScheduler σ list reproduced with its float32 steps, and the network timesteps of
+// KDPM2AncestralDiscreteScheduler over that list.
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +17,7 @@
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/beta_quantile.hpp"
 #include "diffuse/schedules/timesteps.hpp"
 
 namespace diffuse {
@@ -222,13 +224,15 @@ private:
 // ---------------------------------------------------------------------------------------------------
 // diffusers EulerDiscreteScheduler.set_timesteps (σ list, model timesteps, init_noise_sigma).
 
-enum class sigma_spacing_kind { none, karras, exponential };
+// use_karras_sigmas (Karras et al. 2022, ρ = 7), use_exponential_sigmas, use_beta_sigmas (Lee et al. 2024,
+// Beta(0.6, 0.6) quantiles), or the interpolated training σ.
+enum class sigma_spacing_kind { none, karras, exponential, beta };
 
 struct euler_options {
     timestep_spacing spacing = timestep_spacing::linspace;   // diffusers' default for Euler
     std::int64_t steps_offset = 0;
-    sigma_spacing_kind sigma_spacing = sigma_spacing_kind::none;  // use_karras_sigmas / use_exponential_sigmas
-    std::optional<double> sigma_min{}, sigma_max{};           // config overrides for karras/exponential
+    sigma_spacing_kind sigma_spacing = sigma_spacing_kind::none;  // use_karras / use_exponential / use_beta_sigmas
+    std::optional<double> sigma_min{}, sigma_max{};           // config overrides for karras/exponential/beta
     bool final_sigma_min = false;                             // final_sigmas_type "sigma_min" (else "zero")
     // diffusers' trailing spacing as it is: where numpy.arange(T, 0, -T/N) yields N + 1 values (T = 1200 with
     // N = 14, T = 850 with N = 22, T = 600 with N = 7, ...) the list keeps the extra timestep -1, whose σ is
@@ -300,10 +304,14 @@ namespace detail {
             const double lo = std::pow(smin, 1.0 / 7.0), hi = std::pow(smax, 1.0 / 7.0);
             s.assign(N, 0.0);
             for (std::size_t i = 0; i < N; ++i) s[i] = std::pow(hi + r[i] * (lo - hi), 7.0);
-        } else {
+        } else if (opt.sigma_spacing == sigma_spacing_kind::exponential) {
             const auto l = detail::numpy_linspace(std::log(smax), std::log(smin), N);
             s.assign(N, 0.0);
             for (std::size_t i = 0; i < N; ++i) s[i] = std::exp(l[i]);
+        } else {  // _convert_to_beta: σ_min + ppf(1 − linspace(0, 1, N)_i; 0.6, 0.6)·(σ_max − σ_min)
+            const auto r = detail::numpy_linspace(0.0, 1.0, N);
+            s.assign(N, 0.0);
+            for (std::size_t i = 0; i < N; ++i) s[i] = smin + beta_quantile(1.0 - r[i], 0.6, 0.6) * (smax - smin);
         }
         for (std::size_t i = 0; i < N; ++i)
             ts[i] = detail::f32(discrete_sigmas::log_interp(log_sig, std::log(std::max(s[i], 1e-10))));
@@ -330,6 +338,79 @@ namespace detail {
 [[nodiscard]] inline euler_schedule euler_discrete_sigmas(const discrete_schedule& sched, std::size_t num_inference_steps,
                                                           const euler_options& opt = {}) {
     return euler_discrete_sigmas(std::span<const double>(sched.alphas_cumprod), num_inference_steps, opt);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// diffusers KDPM2AncestralDiscreteScheduler.set_timesteps: the Euler-family σ list (euler_discrete_sigmas,
+// final σ 0) and the network timesteps of the two evaluations of each DPM2-ancestral step i (σ_i → σ_{i+1}):
+//   timesteps[i]           the first, at σ_i: the spacing's timesteps; with Karras σ round(_sigma_to_t(σ_i)),
+//                          with exponential / beta σ _sigma_to_t(σ_i) (log-σ interpolation; here from the
+//                          float32 σ_i, upstream from its float64 value: 1e-7 relative in t)
+//   midpoint_timesteps[i]  the second, at the log-σ midpoint σ_mid = exp(lerp(log σ_i, log σ_down, 1/2)) of
+//                          the ancestral σ_down (η = 1): _sigma_to_t(σ_mid), all in float32 as upstream
+//                          (timesteps_interpol; torch's float32 log/exp may differ by an ulp of t); none for the
+//                          last step, an Euler step into σ = 0
+// At η = 1, σ_down = σ_{i+1}²/σ_i and so σ_mid = σ_{i+1}: the network gets two different timesteps at one σ
+// (midpoint_timesteps[i] and timesteps[i + 1]), which no σ → t rule gives; dpm_2_ancestral_options carries
+// them to the network (evaluation::t_net). The extra timestep −1 of trailing_extra_timestep is given as 0
+// (its σ is σ_train[0]).
+struct kdpm2_ancestral_schedule {
+    std::vector<double> sigmas;              // the steps' σ, then 0 (float32 values)
+    double init_noise_sigma;                 // max σ, or √(max σ² + 1) for "leading"
+    std::vector<double> timesteps;           // one per step
+    std::vector<double> midpoint_timesteps;  // one per step but the last
+};
+
+namespace detail {
+// diffusers' _sigma_to_t on float32 tensors (log σ table ls, float32 like the scheduler's log_sigmas): the last
+// entry with ls_j <= log σ (cumsum(dists >= 0).argmax(), 0 if none), clipped to T − 2, then w clipped to [0, 1].
+[[nodiscard]] inline float sigma_to_t_f32(std::span<const float> ls, float sigma) {
+    const float lm = std::log(std::max(sigma, 1e-10f));
+    std::size_t low = 0;
+    for (std::size_t j = 0; j < ls.size(); ++j)
+        if (ls[j] <= lm) low = j;
+    low = std::min(low, ls.size() - 2);
+    float w = (ls[low] - lm) / (ls[low] - ls[low + 1]);
+    w = std::clamp(w, 0.0f, 1.0f);
+    return (1.0f - w) * static_cast<float>(low) + w * static_cast<float>(low + 1);
+}
+}  // namespace detail
+
+[[nodiscard]] inline kdpm2_ancestral_schedule kdpm2_ancestral_sigmas(std::span<const double> alphas_cumprod,
+                                                                     std::size_t num_inference_steps,
+                                                                     const euler_options& opt = {}) {
+    constexpr std::string_view where = "kdpm2_ancestral_sigmas";
+    detail::require(!opt.final_sigma_min, where, "final_sigma_min", "true",
+                    "false (KDPM2AncestralDiscreteScheduler ends at sigma 0)");
+    auto es = euler_discrete_sigmas(alphas_cumprod, num_inference_steps, opt);
+    const std::size_t T = alphas_cumprod.size(), M = es.sigmas.size() - 1;  // M steps: N, or N + 1 (extra timestep)
+    std::vector<float> ls(T);  // np.log of the float32 training σ
+    for (std::size_t i = 0; i < T; ++i) {
+        float a = static_cast<float>(alphas_cumprod[i]);
+        if (a == 0.0f && i + 1 == T) a = 0x1p-24f;
+        ls[i] = std::log(std::sqrt((1.0f - a) / a));
+    }
+    const std::vector<double> ls64(ls.begin(), ls.end());
+    kdpm2_ancestral_schedule out{es.sigmas, es.init_noise_sigma, {}, {}};
+    out.timesteps.resize(M);
+    for (std::size_t i = 0; i < M; ++i) {
+        if (opt.sigma_spacing == sigma_spacing_kind::none) {
+            out.timesteps[i] = std::max(es.timesteps[i], 0.0);
+        } else {
+            const double t = discrete_sigmas::log_interp(ls64, std::log(std::max(es.sigmas[i], 1e-10)));
+            out.timesteps[i] = opt.sigma_spacing == sigma_spacing_kind::karras ? std::nearbyint(t) : t;
+        }
+    }
+    // sigmas_up, sigmas_down and sigmas_interpol of set_timesteps, on float32 tensors
+    for (std::size_t i = 0; i + 1 < M; ++i) {
+        const float s = static_cast<float>(es.sigmas[i]), sn = static_cast<float>(es.sigmas[i + 1]);
+        const float up = std::sqrt(sn * sn * (s * s - sn * sn) / (s * s));
+        const float down = std::sqrt(sn * sn - up * up);
+        const float la = std::log(s), ld = std::log(down);
+        const float mid = std::exp(ld - (ld - la) * 0.5f);  // torch.lerp at weight 1/2: end − (end − start)·(1 − w)
+        out.midpoint_timesteps.push_back(static_cast<double>(detail::sigma_to_t_f32(ls, mid)));
+    }
+    return out;
 }
 
 }  // namespace diffuse
