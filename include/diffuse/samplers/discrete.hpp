@@ -1,5 +1,5 @@
 #pragma once
-// What the discrete-timestep samplers (DDPM, DDIM, LCM) share: timestep grids, the stepper base that asks
+// What the discrete-timestep samplers (DDPM, DDIM, LCM, TCD) share: timestep grids, the stepper base that asks
 // for the x̂₀ / ε̂ pair, and x̂₀ clipping / dynamic thresholding.
 //
 // Grids. A discrete sampler's time_grid holds integer training timesteps t_0 >= t_1 >= … and a final −1,
