@@ -1,4 +1,4 @@
-// The discrete-timestep steppers (samplers/ddpm.hpp, ddim.hpp, lcm.hpp) and the consistency stepper: pull,
+// The discrete-timestep steppers (samplers/ddpm.hpp, ddim.hpp, lcm.hpp, tcd.hpp) and the consistency stepper: pull,
 // push, copies and the one-call form give the same bits over the options that change code paths, held rows
 // included; a step where every sample holds calls no model and is not reported; the pull-mode refinement
 // (the network's own prediction, exact timesteps only for a discrete-time network) is what fulfil() gives
@@ -19,6 +19,7 @@
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/ddpm.hpp"
 #include "diffuse/samplers/lcm.hpp"
+#include "diffuse/samplers/tcd.hpp"
 #include "diffuse/schedules/beta.hpp"
 #include "diffuse/schedules/continuous.hpp"
 #include "diffuse/schedules/timesteps.hpp"
@@ -135,6 +136,23 @@ void lcm_modes(const grid_case& g) {
 }
 
 template <class T>
+void tcd_modes(const grid_case& g) {
+    const std::size_t B = g.batch;
+    const auto x0 = stepper_check::initial_state<T>(B, D);
+    const batch_shape shape{B, D};
+    const counter_noise noise{10, 4};
+    auto model = [] { return analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac)); };
+    using stepper_check::check_modes;
+    for (double eta : {0.0, 0.3, 1.0}) {
+        tcd_options o;
+        o.eta = eta;
+        check_modes(std::string("tcd ") + g.name + " eta " + std::to_string(eta),
+                    [&] { return tcd_stepper<T>(shape, ac, g.grid, o, noise, 2); }, model,
+                    [&](auto& m, tensor_view<T> x) { sample_tcd(m, x, ac, g.grid, o, noise, no_observer{}, 2); }, x0, B);
+    }
+}
+
+template <class T>
 void ddim_inverse_modes() {
     const std::size_t B = 2;
     const auto x0 = stepper_check::initial_state<T>(B, D, 0.5);
@@ -202,6 +220,8 @@ TEST_CASE("discrete steppers: pull, push, copies and one-call give the same bits
         ddim_modes<float>(g);
         lcm_modes<double>(g);
         lcm_modes<float>(g);
+        tcd_modes<double>(g);
+        tcd_modes<float>(g);
     }
     ddim_inverse_modes<double>();
     ddim_inverse_modes<float>();
@@ -401,5 +421,103 @@ TEST_CASE("discrete steppers: a grid without its final -1, or out of order, is a
     // the schedule itself
     const std::vector<double> bad_ac{0.9, 1.5};
     CHECK(error_of([&] { ddim_stepper<double>({B, D}, bad_ac, time_grid({1.0, -1.0})); }).find("alphas_cumprod[1]") !=
+          std::string::npos);
+}
+
+TEST_CASE("tcd: gamma = 0 is DDIM's eta = 0 ending at alpha_cumprod[0]; gamma = 1 maps to s = 0; named errors",
+          "[steppers][discrete][tcd]") {
+    const std::size_t B = 2, D = 4;
+    const auto x0 = stepper_check::initial_state<double>(B, D);
+    const auto grid = discrete_grid(tcd_timesteps(6, 50, 1000));
+    auto m = analytic_model(stepper_check::mixture(D), prediction::epsilon, discrete_time(ac));
+    // γ = 0: s = t', x ← √ᾱ_{t'}·x̂₀ + √(1 − ᾱ_{t'})·ε̂ with t' = 0 after the last step: DDIM (η = 0, no clipping)
+    // whose final ᾱ is ᾱ_0 (set_alpha_to_one = false)
+    tcd_options g0;
+    g0.eta = 0.0;
+    ddim_options d;
+    d.clip_sample = false;
+    d.set_alpha_to_one = false;
+    std::vector<double> a = x0, b = x0;
+    sample_tcd(m, batched(a, B), ac, grid, g0);
+    sample_ddim(m, batched(b, B), ac, grid, d);
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).epsilon(1e-13).margin(1e-13));
+    // γ = 1: every step maps to x̂₀ at s = 0 and re-noises to ᾱ_{t'}: one step by hand from the model's pair
+    tcd_options g1;
+    g1.eta = 1.0;
+    const auto one = discrete_grid(std::vector<std::int64_t>{799, 399});
+    std::vector<double> c = x0, den;
+    sample_tcd(m, batched(c, B), ac, one, g1, counter_noise{5}, [&](const step_info<double>& i) {
+        if (i.step == 0) den.assign(i.denoised.data, i.denoised.data + i.denoised.size());
+    });
+    std::vector<double> z(B * D);
+    counter_noise{5}(batched(z, B), 0);
+    std::vector<double> c_first = x0;  // replay step 0 alone: x̂₀ at 799, then x_0-state, then re-noise to 399
+    for (std::size_t k = 0; k < c_first.size(); ++k) {
+        const double eps = (x0[k] - std::sqrt(ac[799]) * den[k]) / std::sqrt(1 - ac[799]);
+        const double xs = std::sqrt(ac[0]) * den[k] + std::sqrt(1 - ac[0]) * eps;
+        c_first[k] = std::sqrt(ac[399] / ac[0]) * xs + std::sqrt(1 - ac[399] / ac[0]) * z[k];
+    }
+    std::vector<double> c_step = x0;
+    tcd_stepper<double> s({B, D}, ac, one, g1, counter_noise{5});
+    s.step(m, batched(c_step, B));
+    for (std::size_t k = 0; k < c_first.size(); ++k) CHECK(c_step[k] == Approx(c_first[k]).epsilon(1e-12).margin(1e-12));
+    // named errors: γ outside [0, 1], a grid without its −1, a schedule the timesteps cannot come from
+    tcd_options bad;
+    bad.eta = 1.5;
+    CHECK(error_of([&] { tcd_stepper<double>({B, D}, ac, grid, bad); }).find("sample_tcd") != std::string::npos);
+    CHECK(error_of([&] { tcd_stepper<double>({B, D}, ac, grid, bad); }).find("eta") != std::string::npos);
+    CHECK(error_of([&] { sample_tcd(m, batched(a, B), ac, time_grid({999.0, 499.0})); }).find("(the last)") !=
+          std::string::npos);
+    CHECK(error_of([&] { (void)tcd_timesteps(30, 20); }).find("num_inference_steps") != std::string::npos);
+    CHECK(error_of([&] { (void)tcd_timesteps(3, 50, 1000, 0.0); }).find("strength") != std::string::npos);
+    CHECK(error_of([&] { tcd_stepper<double>({3, D}, ac, grid); }).empty());
+    CHECK(tcd_timesteps(4) == lcm_timesteps(4));
+}
+
+TEST_CASE("diffusers' N + 1 trailing steps: discrete_timesteps keeps the -1, DDPM / DDIM accept it only when asked",
+          "[steppers][discrete]") {
+    const std::size_t B = 2, D = 3;
+    const auto s1200 = discrete_schedule::from_config("linear", 1200);
+    const std::vector<double>& ac1200 = s1200.alphas_cumprod;
+    const auto plain = discrete_timesteps(1200, 14, timestep_spacing::trailing);
+    const auto extra = discrete_timesteps(1200, 14, timestep_spacing::trailing, 0, true);
+    CHECK(plain.size() == 14);
+    REQUIRE(extra.size() == 15);
+    CHECK(extra.back() == -1);
+    CHECK(std::vector<std::int64_t>(extra.begin(), extra.end() - 1) == plain);
+    CHECK(discrete_timesteps(1000, 14, timestep_spacing::trailing, 0, true).size() == 14);  // numpy gives N there
+    CHECK(discrete_timesteps(1200, 14, timestep_spacing::leading, 0, true).size() == 14);   // trailing only
+    auto m = analytic_model(stepper_check::mixture(D), prediction::v, discrete_time(ac1200));
+    const auto x0 = stepper_check::initial_state<double>(B, D);
+    std::vector<double> x = x0;
+    CHECK(error_of([&] { sample_ddpm(m, batched(x, B), ac1200, discrete_grid(extra)); }).find("time_grid point 14 = -1") !=
+          std::string::npos);
+    CHECK(error_of([&] { sample_ddim(m, batched(x, B), ac1200, discrete_grid(extra)); }).find("time_grid point 14 = -1") !=
+          std::string::npos);
+    CHECK(m.net().calls == 0);
+    // DDPM's step at −1 reads ᾱ_{T−1} and steps to ᾱ = 1: it returns that step's x̂₀ without noise
+    ddpm_options o;
+    o.trailing_extra_timestep = true;
+    std::vector<double> last_den, last_t;
+    sample_ddpm(m, batched(x, B), ac1200, discrete_grid(extra), o, counter_noise{2}, [&](const step_info<double>& i) {
+        last_den.assign(i.denoised.data, i.denoised.data + i.denoised.size());
+        last_t.assign(i.time.begin(), i.time.end());
+    });
+    CHECK(m.net().calls == 15);
+    CHECK(last_t == std::vector<double>{0.0, 0.0});  // the network time of timestep −1
+    CHECK(x == last_den);
+    // DDIM: the extra step's state is that of ᾱ_{T−1}; with η = 0 and ᾱ_final = 1 it also returns x̂₀
+    ddim_options d;
+    d.trailing_extra_timestep = true;
+    d.num_inference_steps = 14;
+    d.clip_sample = false;
+    std::vector<double> y = x0;
+    std::vector<double> ddim_den;
+    sample_ddim(m, batched(y, B), ac1200, discrete_grid(extra), d, counter_noise{2}, [&](const step_info<double>& i) {
+        ddim_den.assign(i.denoised.data, i.denoised.data + i.denoised.size());
+    });
+    for (std::size_t k = 0; k < y.size(); ++k) CHECK(y[k] == Approx(ddim_den[k]).epsilon(1e-12).margin(1e-12));
+    // −1 is accepted only as the last step's start
+    CHECK(error_of([&] { ddpm_stepper<double>({B, D}, ac1200, time_grid({-1.0, 500.0, -1.0}), o); }).find("time_grid point 0") !=
           std::string::npos);
 }

@@ -4,7 +4,8 @@
 // model calls}). Specs come from tools/gen_sampler_golden_*.py: discrete/ (DDPM, DDIM, DDIM inversion vs diffusers),
 // sigma/ (σ-space samplers vs k-diffusion and diffusers), score_sde/ (score_sde samplers vs its re-implementation),
 // schedule_options/ (configurations drawn over the schedule options, zero terminal SNR included, vs diffusers and
-// k-diffusion), edm/ (diffusers' EDM schedulers).
+// k-diffusion), edm/ (diffusers' EDM schedulers), discrete_extras/ (KDPM2 ancestral, TCD and the DDPM / DDIM
+// N + 1 trailing steps vs diffusers).
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -1,12 +1,14 @@
 #pragma once
-// The discrete VP samplers (diffusers' DDPMScheduler, DDIMScheduler, DDIMInverseScheduler): they walk the
-// schedule's timesteps (spec.num_inference_steps with schedule.timestep_spacing), no grid. Option defaults
+// The discrete VP samplers (diffusers' DDPMScheduler, DDIMScheduler, DDIMInverseScheduler, TCDScheduler): they
+// walk the schedule's timesteps (spec.num_inference_steps with schedule.timestep_spacing; TCD: the LCM
+// distillation schedule of options.original_inference_steps and options.strength), no grid. Option defaults
 // come from the model folder's scheduler_config.json when there is one.
 
 #include <vector>
 
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/ddpm.hpp"
+#include "diffuse/samplers/tcd.hpp"
 #include "runner_common.hpp"
 
 namespace diffuse::cli {
@@ -28,6 +30,15 @@ inline void read_clipping(fields& o, sample_clipping& c, const io::scheduler_con
     c.dynamic_thresholding_ratio = o.number_in("dynamic_thresholding_ratio", 1e-12, 1.0, sched ? sched->dynamic_thresholding_ratio : 0.995);
     c.sample_max_value = o.number_in("sample_max_value", 1.0, 1e300, sched ? sched->sample_max_value : 1.0);
 }
+// The schedule's timesteps; options.trailing_extra_timestep: diffusers' N + 1 trailing list (the extra
+// timestep -1 where numpy's arange yields it, discrete_timesteps), which the sampler's option then accepts.
+template <class Run>
+std::vector<std::int64_t> spec_timesteps(Run& r, bool& trailing_extra_timestep) {
+    trailing_extra_timestep = r.opts.boolean("trailing_extra_timestep", false);
+    if (!trailing_extra_timestep) return r.schedule.timesteps;
+    return discrete_timesteps(r.schedule.alphas_cumprod.size(), r.schedule.num_inference_steps, r.schedule.spacing,
+                              r.schedule.steps_offset, true);
+}
 }  // namespace detail
 
 inline std::vector<sampler_entry> discrete_samplers() {
@@ -40,7 +51,8 @@ inline std::vector<sampler_entry> discrete_samplers() {
             o.variance_type = parse_ddpm_variance(r.opts.choice(
                 "variance_type", {"fixed_small", "fixed_small_log", "fixed_large", "learned", "learned_range"},
                 sched ? sched->variance_type : "fixed_small"));
-            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.schedule.timesteps), o, r.noise, r.observer);
+            const auto ts = detail::spec_timesteps(r, o.trailing_extra_timestep);
+            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise, r.observer);
         }),
         family_entry<discrete_family>("ddim", "discrete", [](auto& r, auto& m) {
             ddim_options o;
@@ -52,8 +64,24 @@ inline std::vector<sampler_entry> discrete_samplers() {
             o.prev_timestep = r.opts.choice("prev_timestep", {"next_in_list", "fixed_stride"}, "next_in_list") == "fixed_stride"
                                   ? prev_timestep_rule::fixed_stride
                                   : prev_timestep_rule::next_in_list;
-            o.num_inference_steps = r.schedule.num_inference_steps;
-            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.schedule.timesteps), o, r.noise, r.observer);
+            o.num_inference_steps = r.schedule.num_inference_steps;  // N of T // N, also with an N + 1 trailing list
+            const auto ts = detail::spec_timesteps(r, o.trailing_extra_timestep);
+            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise, r.observer);
+        }),
+        // TCD walks the LCM distillation timesteps, whatever schedule.timestep_spacing says (TCDScheduler ignores it).
+        family_entry<discrete_family>("tcd", "discrete", [](auto& r, auto& m) {
+            tcd_options o;
+            o.eta = r.opts.number_in("eta", 0.0, 1.0, 0.3);
+            const auto T = r.schedule.alphas_cumprod.size();
+            const auto original = r.opts.count("original_inference_steps", 50, 1);
+            const double strength = r.opts.number_in("strength", 1e-12, 1.0, 1.0);
+            std::vector<std::int64_t> ts;
+            try {
+                ts = tcd_timesteps(r.schedule.num_inference_steps, original, T, strength);
+            } catch (const diffuse::error& e) {
+                throw spec_error(r.opts.path() + ": " + std::string(diffuse::detail::error_text(e)));
+            }
+            sample_tcd(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise, r.observer);
         }),
         // DDIM inversion walks the timesteps upwards, from the clean sample to noise.
         family_entry<discrete_family>("ddim_inverse", "discrete", [](auto& r, auto& m) {

@@ -174,7 +174,7 @@ inline void check_run_limits(const io::json_value& root, const run_limits& limit
     } else if (sampler == "pf_ode_rk45") {
         calls = 6 * peek_count(opts, "max_attempts", 1, 1e18).value_or(100000) + 1;
         calls_field = "spec.options.max_attempts";
-    } else if (!(sampler == "ddpm" || sampler == "ddim" || sampler == "ddim_inverse" || sampler == "euler" ||
+    } else if (!(sampler == "ddpm" || sampler == "ddim" || sampler == "ddim_inverse" || sampler == "tcd" || sampler == "euler" ||
                  sampler == "euler_ancestral" || sampler == "lms" || sampler == "dpmpp_2m" || sampler == "dpmpp_2m_sde" ||
                  sampler == "dpmpp_3m_sde" || sampler == "unipc" || sampler == "euler_maruyama" ||
                  sampler == "reverse_diffusion" || sampler == "sde_ancestral" || sampler == "pf_ode_euler" ||

@@ -36,6 +36,11 @@ struct ddim_options : sample_clipping {
     bool set_alpha_to_one = true;
     prev_timestep_rule prev_timestep = prev_timestep_rule::next_in_list;
     std::size_t num_inference_steps = 0;  // N of the fixed_stride rule; 0 = the grid's number of steps
+    // Accept diffusers' N + 1 trailing list (discrete_timesteps(…, trailing_extra_timestep = true); give
+    // num_inference_steps = N then): its last step starts at timestep −1, reads ᾱ_{T−1} there (Python's
+    // alphas_cumprod[-1]) and steps to final_alpha_cumprod, as DDIMScheduler does. The network is given t = 0
+    // (upstream −1, which a discrete-time network cannot read).
+    bool trailing_extra_timestep = false;
 };
 
 namespace detail {
@@ -80,7 +85,7 @@ public:
           ac_p_(shape.batch), hold_(shape.batch) {
         const char* where = this->where();
         const std::size_t T_train = this->num_train_timesteps();
-        detail::check_descending_grid(this->grid_, shape.batch, T_train, where);
+        detail::check_descending_grid(this->grid_, shape.batch, T_train, where, opt_.trailing_extra_timestep);
         detail::check_clipping(opt_, where);
         detail::require(opt_.eta >= 0 && std::isfinite(opt_.eta), where, "eta", opt_.eta, "[0, inf)");
         const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();
@@ -97,12 +102,12 @@ private:
         for (std::size_t b = 0; b < x.batch; ++b) {
             const auto t = this->timestep(i, b);
             auto p = this->timestep(i + 1, b);
-            hold_[b] = p == t;
+            hold_[b] = p == t && t >= 0;  // t = p = −1: the extra step of an N + 1 trailing list
             all_hold = all_hold && hold_[b];
             if (opt_.prev_timestep == prev_timestep_rule::fixed_stride && !hold_[b]) p = t - stride_;  // diffusers' rule
-            const double ac_t = this->alpha_cumprod(t, final_ac_);
+            this->set_start_state(b, t);
+            const double ac_t = ws.ac[b];
             ac_p_[b] = hold_[b] ? ac_t : this->alpha_cumprod(p, final_ac_);
-            ws.set_state(b, double(t), ac_t);
         }
         if (all_hold) {  // every sample holds: nothing to evaluate, nothing to report
             this->skip_report();

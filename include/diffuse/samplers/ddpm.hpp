@@ -44,6 +44,11 @@ enum class ddpm_variance { fixed_small, fixed_small_log, fixed_large, learned, l
 
 struct ddpm_options : sample_clipping {
     ddpm_variance variance_type = ddpm_variance::fixed_small;
+    // Accept diffusers' N + 1 trailing list (discrete_timesteps(…, trailing_extra_timestep = true)): its last
+    // step starts at timestep −1, reads ᾱ_{T−1} there (Python's alphas_cumprod[-1]) and, stepping to ᾱ = 1,
+    // returns x̂₀ without noise, as DDPMScheduler does. The network is given t = 0 (upstream −1, which a
+    // discrete-time network cannot read; numpy.interp clamps it to 0 in the Euler family).
+    bool trailing_extra_timestep = false;
 };
 
 // The DDPM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps) of the training schedule's ᾱ
@@ -60,7 +65,8 @@ public:
         : base(shape, alphas_cumprod, grid, std::forward<Noise>(noise), first_sample, "sample_ddpm"), opt_(opt),
           learned_(opt.variance_type == ddpm_variance::learned || opt.variance_type == ddpm_variance::learned_range),
           variance_(learned_ ? shape.batch * shape.per_sample : 0), beta_(shape.batch), var_small_(shape.batch) {
-        detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), this->where());
+        detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), this->where(),
+                                      opt_.trailing_extra_timestep);
         detail::check_clipping(opt_, this->where());
     }
 
@@ -71,10 +77,10 @@ private:
         bool any_noise = false, all_hold = true;
         for (std::size_t b = 0; b < B; ++b) {
             const auto t = this->timestep(i, b), p = this->timestep(i + 1, b);
-            const bool hold = p == t;
+            const bool hold = p == t && t >= 0;  // t = p = −1: the extra step of an N + 1 trailing list
             all_hold = all_hold && hold;
-            const double ac_t = this->alpha_cumprod(t, 1.0), ac_p = this->alpha_cumprod(p, 1.0);
-            ws.set_state(b, double(t), ac_t);
+            this->set_start_state(b, t);
+            const double ac_t = ws.ac[b], ac_p = this->alpha_cumprod(p, 1.0);
             const double beta_prod_t = 1.0 - ac_t, beta_prod_p = 1.0 - ac_p;
             const double cur_alpha = ac_t / ac_p, cur_beta = 1.0 - cur_alpha;
             // μ̃ coefficients (eq. 7), in diffusers' order of operations

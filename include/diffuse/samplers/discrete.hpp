@@ -1,5 +1,5 @@
 #pragma once
-// What the discrete-timestep samplers (DDPM, DDIM, LCM) share: timestep grids, the stepper base that asks
+// What the discrete-timestep samplers (DDPM, DDIM, LCM, TCD) share: timestep grids, the stepper base that asks
 // for the x̂₀ / ε̂ pair, and x̂₀ clipping / dynamic thresholding.
 //
 // Grids. A discrete sampler's time_grid holds integer training timesteps t_0 >= t_1 >= … and a final −1,
@@ -89,13 +89,17 @@ inline std::string grid_value_text(double v) {
 // Checks the grid of a sampler that walks from noise to data (DDPM, DDIM, LCM) before any model call:
 // points 0 … N−1 integer timesteps in [0, T−1], non-increasing (equal points hold a sample), and the last
 // point −1 (past the last timestep). A grid without its −1 would stop at the noisy state of its last
-// timestep and return it as the sample.
-inline void check_descending_grid(const time_grid& g, std::size_t batch, std::size_t T, const char* where) {
+// timestep and return it as the sample. With wrapped_last (diffusers' N + 1 trailing list,
+// discrete_timesteps(…, trailing_extra_timestep)), point N−1 may also be −1: the last step starts at the
+// timestep −1, whose ᾱ upstream reads at Python's index −1 (wrapped_alpha_cumprod).
+inline void check_descending_grid(const time_grid& g, std::size_t batch, std::size_t T, const char* where,
+                                  bool wrapped_last = false) {
     g.check_batch(batch, where);
     const std::size_t rows = g.shared() ? 1 : batch, N = g.steps();
     for (std::size_t b = 0; b < rows; ++b) {
         for (std::size_t i = 0; i < N; ++i) {
             const double v = g(i, b);
+            if (wrapped_last && i > 0 && i + 1 == N && v == -1.0) continue;
             if (!(v == std::floor(v) && v >= 0 && v < double(T)))
                 require(false, where, grid_point_name(g, i, b), v,
                         "an integer timestep in [0, " + std::to_string(T - 1) + "] (only the last point is -1)");
@@ -231,6 +235,12 @@ protected:
     }
     [[nodiscard]] double alpha_cumprod(std::int64_t t, double past_end) const noexcept {
         return t >= 0 ? alphas_cumprod_[std::size_t(t)] : past_end;
+    }
+    // The state where a step starts (ws.set_state): the timestep −1 of a wrapped_last grid
+    // (check_descending_grid) has diffusers' alphas_cumprod[-1], the last element ᾱ_{T−1}, and the network
+    // time 0 (upstream feeds −1, outside a discrete-time network's table; numpy.interp clamps it to 0).
+    void set_start_state(std::size_t b, std::int64_t t) {
+        ws.set_state(b, t >= 0 ? double(t) : 0.0, t >= 0 ? alphas_cumprod_[std::size_t(t)] : alphas_cumprod_.back());
     }
     // A view of the batch's shape on a workspace (made on use, so a copied stepper's views are its own).
     [[nodiscard]] tensor_view<T> view_of(std::vector<T>& v) noexcept { return {v.data(), this->batch(), this->per_sample()}; }

@@ -118,10 +118,16 @@ inline void require_steps(std::size_t num_train_timesteps, std::size_t num_infer
 // Integer timesteps of DDPM/DDIM/PNDM-style schedulers, descending (diffusers DDIMScheduler.set_timesteps).
 // steps_offset applies to "leading" only (as upstream). Every returned timestep lies in [0, T-1]; a
 // steps_offset that would push one outside (upstream then indexes out of range) throws.
+// trailing_extra_timestep: diffusers' trailing list as it is. Where numpy.arange(T, 0, -T/N) has N + 1 values
+// (T = 1200 with N = 14, 850 with 22, 600 with 7; detail::trailing_has_extra_value) the list keeps the extra
+// timestep -1 (round(0) - 1), so DDPMScheduler and DDIMScheduler walk N + 1 steps; their step at -1 reads
+// alphas_cumprod[-1], Python's last element ᾱ_{T-1} (ddpm_options / ddim_options::trailing_extra_timestep
+// accept such a list). Off (the default): exactly N timesteps, all in [0, T-1] (correct).
 [[nodiscard]] inline std::vector<std::int64_t> discrete_timesteps(std::size_t num_train_timesteps,
                                                                   std::size_t num_inference_steps,
                                                                   timestep_spacing spacing = timestep_spacing::leading,
-                                                                  std::int64_t steps_offset = 0) {
+                                                                  std::int64_t steps_offset = 0,
+                                                                  bool trailing_extra_timestep = false) {
     constexpr std::string_view where = "discrete_timesteps";
     detail::require_steps(num_train_timesteps, num_inference_steps, where);
     detail::require(steps_offset >= 0, where, "steps_offset", steps_offset, ">= 0");
@@ -136,6 +142,9 @@ inline void require_steps(std::size_t num_train_timesteps, std::size_t num_infer
                                           static_cast<double>(steps_offset));
     std::vector<std::int64_t> t(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) t[i] = static_cast<std::int64_t>(v[i]);
+    if (trailing_extra_timestep && spacing == timestep_spacing::trailing &&
+        detail::trailing_has_extra_value(num_train_timesteps, num_inference_steps))
+        t.push_back(-1);  // numpy's (N+1)-th value T + N·(-T/N) rounds to 0
     return t;
 }
 
