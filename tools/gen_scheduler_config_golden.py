@@ -26,8 +26,10 @@ timesteps: porting.md); for the flow-matching ones the exact velocity at s = t/T
 
 Precision. Every loop runs with float64 latents and float64 ᾱ / σ tables (diffusers' own float32 values, widened),
 and the DPM-Solver / DEIS classes with step() widened as in gen_sampler_golden_solver_multistep.py. The tolerance of a
-case is its family's: 1e-9 where the reference runs entirely in float64 (DDPM, DDIM, DDIMInverse, LCM, the widened
-solvers on the training σ table); 2e-6 of the run's scale where the reference steps in float32 (Euler family, UniPC,
+case is its family's: 1e-9 where the reference runs entirely in float64 (DDPM, DDIM, DDIMInverse, LCM); 1e-8 for the
+widened solvers on the training σ table (the library's correctly rounded training σ differ from torch's float32 ones
+by one ulp on some entries; gen_sampler_golden_solver_multistep.py replays torch's table to reach 1e-9, a
+scheduler_config run builds its own); 2e-6 of the run's scale where the reference steps in float32 (Euler family, UniPC,
 flow matching: their step() casts the sample to float32) or where the library's correctly rounded σ table differs
 from torch's by one float32 ulp (the solvers' Karras / exponential / Lu lists, which take σ_min and σ_max from it;
 schedules/solver_sigmas.hpp); 2e-4 of the scale from σ_max ≈ 4096 (zero terminal SNR in the Euler family).
@@ -120,7 +122,8 @@ def draw_config(name):
         preds = ["epsilon", "v_prediction"]  # upstream: "sample" not implemented
     c["prediction_type"] = pick(preds)
     if "timestep_spacing" in keys and name != "LCMScheduler":
-        sp = ["leading", "trailing"] if name == "DDIMInverseScheduler" else ["linspace", "leading", "trailing"]
+        # DDIMInverse steps from t − T//N, which only leading spacing makes the previous timestep (the library refuses the rest)
+        sp = ["leading"] if name == "DDIMInverseScheduler" else ["linspace", "leading", "trailing"]
         c["timestep_spacing"] = pick(sp)
         if c["timestep_spacing"] == "leading" and maybe(0.5):
             c["steps_offset"] = 1
@@ -208,9 +211,9 @@ def run_loop(name, cfg, steps, z, mix, k):
     sched = cls(**cfg)
     pred = sched.config.get("prediction_type", "flow")
     sched.set_timesteps(steps, **({"mu": cfg["_mu"]} if "_mu" in cfg else {}))
-    for attr in ("alphas_cumprod", "sigmas", "final_alpha_cumprod", "initial_alpha_cumprod"):
-        if hasattr(sched, attr) and torch.is_tensor(getattr(sched, attr)):
-            setattr(sched, attr, getattr(sched, attr).double())
+    for attr, v in list(vars(sched).items()):  # every float32 table (σ, ᾱ, KDPM2's σ_interpol, σ_up ...) widened
+        if torch.is_tensor(v) and v.dtype == torch.float32:
+            setattr(sched, attr, v.double())
     rec = Recorder(5000 + k)
     importlib.import_module(base.__module__).randn_tensor = rec
     x = z * float(getattr(sched, "init_noise_sigma", 1.0))  # flow matching: the noise itself
@@ -277,7 +280,7 @@ def tolerance(name, cfg, sched, x):
         return 1e-9, 1e-10
     if name in WIDENED:
         spaced = cfg.get("use_karras_sigmas") or cfg.get("use_exponential_sigmas") or cfg.get("use_lu_lambdas")
-        return (0.0, 2e-6 * scale) if spaced else (1e-9, 1e-10)
+        return (0.0, 2e-6 * scale) if spaced else (1e-8, 1e-8)
     big = float(sched.sigmas.max()) > 1e3
     return 0.0, (2e-4 if big else 2e-6) * scale
 
@@ -289,10 +292,10 @@ def main():
     torch.set_default_dtype(torch.float64)
     n, tried = 0, 0
     per_class = {c: 0 for c in CLASSES}
-    while n < 4 * len(CLASSES) + 8 or min(per_class.values()) < 4:
+    while n < 6 * len(CLASSES) or min(per_class.values()) < 5:
         tried += 1
         assert tried < 2000, f"some class never runs: {per_class} {SKIPPED}"
-        name = CLASSES[tried % len(CLASSES)] if min(per_class.values()) < 4 else pick(CLASSES)
+        name = CLASSES[tried % len(CLASSES)] if min(per_class.values()) < 5 else pick(CLASSES)
         cfg = draw_config(name) if per_class[name] > 0 else {}  # each class's first case: every key at its default
         steps = int(RNG.integers(3, 51))
         if name == "LCMScheduler":

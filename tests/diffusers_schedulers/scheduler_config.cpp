@@ -171,6 +171,7 @@ TEST_CASE("scheduler_from_config: errors name the class, the key and the value",
     CHECK(starts(error_of(R"({"_class_name": "DDIMScheduler", "dynamic_thresholding_ratio": 2})"), "DDIMScheduler.dynamic_thresholding_ratio: 2"));
     CHECK(starts(error_of(R"({"_class_name": "DDIMScheduler", "beta_start": 0.5, "beta_end": 0.1})"), "DDIMScheduler: the training schedule"));
     CHECK(starts(error_of(R"({"_class_name": "DDIMInverseScheduler", "timestep_spacing": "linspace"})"), "DDIMInverseScheduler.timestep_spacing"));
+    CHECK(starts(error_of(R"({"_class_name": "DDIMInverseScheduler", "timestep_spacing": "trailing"})"), "DDIMInverseScheduler.timestep_spacing"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "use_beta_sigmas": true})"), "EulerDiscreteScheduler.use_beta_sigmas: true is not supported"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "interpolation_type": "log_linear"})"), "EulerDiscreteScheduler.interpolation_type"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "timestep_type": "continuous"})"), "EulerDiscreteScheduler.timestep_type"));
@@ -223,7 +224,7 @@ TEST_CASE("spec.scheduler_config: conflicts name the field", "[diffusers_schedul
     // the first DDIM case's file, with a plain mixture denoiser
     std::string file;
     for (const auto& p : specs)
-        if (p.filename().string().find("_ddim.json") != std::string::npos) file = p.stem().string() + "_scheduler_config.json";
+        if (file.empty() && p.filename().string().find("_ddim.json") != std::string::npos) file = p.stem().string() + "_scheduler_config.json";
     REQUIRE(!file.empty());
     const std::string base = R"("scheduler_config": ")" + file + R"(", "shape": [2, 2], "num_inference_steps": 5, "denoiser": {"means": [0, 0], "variances": [1])";
     CHECK(run("{" + base + "}}") == "");

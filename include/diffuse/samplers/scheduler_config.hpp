@@ -450,7 +450,9 @@ inline void parse_ddim_inverse(config_keys& k, configured_scheduler& s) {
     s.prediction_type = k.prediction_type();
     r.inverse.clip_sample_range = k.number_in("clip_sample_range", 1.0, 1e-12, 1e300);
     r.spacing = k.spacing("leading");
-    if (r.spacing == timestep_spacing::linspace) k.bad("timestep_spacing", "\"linspace\" is not supported by DDIMInverseScheduler upstream");
+    // each step goes from t − T//N to t: the previous timestep for leading spacing only (trailing steps overlap)
+    if (r.spacing != timestep_spacing::leading)
+        k.bad("timestep_spacing", "\"" + std::string(to_string(r.spacing)) + "\" is not supported (DDIMInverseScheduler steps from t − T//N, the previous timestep only with leading spacing)");
     s.recipe = r;
 }
 
