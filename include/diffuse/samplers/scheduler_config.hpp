@@ -32,6 +32,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -400,8 +401,9 @@ public:
 
 private:
     static std::string text(double x) {
-        std::string s = std::to_string(x);
-        return s;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.10g", x);
+        return buf;
     }
     const io::json_value& root_;
     std::string cls_;
@@ -543,7 +545,7 @@ inline solver_schedule_options solver_table(config_keys& k, const discrete_sched
                       : sp == 1 ? solver_sigma_spacing::karras
                       : sp == 2 ? solver_sigma_spacing::exponential
                                 : solver_sigma_spacing::training;
-    t.round_spaced_timesteps = sc.beta_schedule != "squaredcos_cap_v2" || sc.trained_betas.has_value();
+    t.round_spaced_timesteps = sc.beta_schedule != "squaredcos_cap_v2";  // the config string, as upstream tests it
     return t;
 }
 
@@ -593,6 +595,7 @@ inline void parse_dpm_singlestep(config_keys& k, configured_scheduler& s) {
     const auto variance = k.choice("variance_type", "none", {"learned", "learned_range"}, true);
     if (variance != "none") k.bad("variance_type", "\"" + variance + "\" is not supported (wrap the network to return only its prediction)");
     r.table.spacing = timestep_spacing::linspace;  // the singlestep scheduler has no timestep_spacing
+    r.table.round_spaced_timesteps = true;         // and rounds its spaced timesteps for every beta schedule
     s.recipe = r;
 }
 
