@@ -16,6 +16,8 @@
 //   runner_solver_multistep.hpp  diffusers' DPM-Solver multistep and DEIS on their own timestep/σ table
 //   runner_flow.hpp         flow matching (diffusers' FlowMatchEuler/Heun) on the flow-matching σ grid
 //   runner_edm.hpp          diffusers' EDM Euler and EDM DPM-Solver multistep on the EDM σ table
+// or, with spec.scheduler_config, the configured scheduler of a diffusers scheduler_config.json
+// (runner_scheduler_config.hpp).
 // Adding a sampler: one entry in its family's list (a lambda reading its options and calling it).
 
 #include <cstdio>
@@ -38,6 +40,7 @@
 #include "runner_edm.hpp"
 #include "runner_flow.hpp"
 #include "runner_high_order.hpp"
+#include "runner_scheduler_config.hpp"
 #include "runner_sde.hpp"
 #include "runner_sigma.hpp"
 #include "runner_solver_multistep.hpp"
@@ -99,10 +102,20 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
     auto dn = s.object("denoiser");
     auto unet = open_unet(dn, files.dir);
     const io::scheduler_config* sched = unet && unet->sched ? &*unet->sched : nullptr;
-    const auto& e = read_sampler(s, sched, unet != nullptr);
+    // spec.scheduler_config: the sampler and all its settings from a diffusers scheduler file
+    std::optional<configured_scheduler> configured;
+    if (s.has("scheduler_config")) configured = read_scheduler_config_spec(s, dn, files);
+    const bool prediction_given = dn.has("prediction_type");
+    const sampler_entry* e = configured ? nullptr : &read_sampler(s, sched, unet != nullptr);
     const auto shape = read_shape(s, unet.get());
-    const auto schedule = read_schedule(s, sched, e.family == "discrete");
-    auto denoiser = read_denoiser(dn, std::move(unet), shape.batch, shape.per_sample(), schedule.alphas_cumprod, e.default_time, files);
+    const auto schedule = configured ? configured_schedule(s, *configured) : read_schedule(s, sched, e->family == "discrete");
+    const std::string_view default_time = configured ? (configured->is_flow() ? "flow" : "discrete") : e->default_time;
+    auto denoiser = read_denoiser(dn, std::move(unet), shape.batch, shape.per_sample(), schedule.alphas_cumprod, default_time, files);
+    if (configured) {
+        if (prediction_given && denoiser.pred != configured->prediction_type)
+            throw spec_error("spec.denoiser.prediction_type: conflicts with the prediction_type of spec.scheduler_config");
+        denoiser.pred = configured->prediction_type;
+    }
     auto start = read_start<T>(s, shape, files);
     auto noise = read_step_noise(s, start.seed, shape, files, start.first_sample);
 
@@ -114,16 +127,16 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
     (void)s.raw("dtype");
     (void)s.raw("test");  // the parity test's expectations; the CLI ignores them
     // grid and SDE belong to some families only
-    if (e.family == "discrete" && s.has("grid"))
+    if (e && e->family == "discrete" && s.has("grid"))
         throw spec_error(s.name("grid") + ": the discrete samplers walk the schedule's timesteps (no grid)");
-    if (e.family == "edm" && s.has("grid"))
+    if (e && e->family == "edm" && s.has("grid"))
         throw spec_error(s.name("grid") + ": the EDM samplers walk their own sigma table (options sigma_min, sigma_max, rho, "
                                           "sigma_schedule, final_sigmas_type; no grid)");
-    if (e.family != "sde" && s.has("sde")) throw spec_error(s.name("sde") + ": only the score_sde samplers read an SDE");
+    if (e && e->family != "sde" && s.has("sde")) throw spec_error(s.name("sde") + ": only the score_sde samplers read an SDE");
     auto opts = s.object("options");
     auto grid = s.object("grid");
     auto sde = s.object("sde");
-    run_context<T> r{std::string(e.name), opts, grid, sde, schedule, denoiser, start, shape.batch, noise, nullptr, files, std::nullopt, std::nullopt};
+    run_context<T> r{e ? std::string(e->name) : configured->class_name, opts, grid, sde, schedule, denoiser, start, shape.batch, noise, nullptr, files, std::nullopt, std::nullopt};
     // The streamed trajectory's file holds [steps, shape...]: opened at the first step, which knows the count.
     auto open_trajectory = [&](std::size_t steps) {
         std::vector<std::size_t> dims{steps};
@@ -147,10 +160,13 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
         }
         if (progress) progress(info.step + 1, info.steps);
     };
+    std::optional<double> mu;  // set_timesteps' mu (a configured FlowMatchEuler scheduler with use_dynamic_shifting)
+    if (configured && s.has("mu")) mu = s.number("mu");
     s.finish();
     try {
-        if constexpr (std::is_same_v<T, float>) e.run_f32(r);
-        else e.run_f64(r);
+        if (configured) run_configured(*configured, s, denoiser, start, shape.batch, schedule.num_inference_steps, noise, r.observer, mu);
+        else if constexpr (std::is_same_v<T, float>) e->run_f32(r);
+        else e->run_f64(r);
     } catch (const spec_error&) {
         throw;
     } catch (const diffuse::error& err) {

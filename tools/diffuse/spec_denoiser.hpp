@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -113,6 +114,25 @@ struct spec_denoiser {
             throw spec_error("spec.denoiser.type: a unet2d denoiser is a discrete-time network; sampler " + sampler +
                              " needs an SDE-time network");
         auto m = analytic_model(*data, pred, continuous_time<Sde>{sde});
+        f(m);
+    }
+
+    // Calls f(model) with the denoiser on a network time chosen by the caller (spec.scheduler_config: the
+    // configured scheduler's discrete_time or flow_time).
+    template <class Time, class F>
+    void with_time(const Time& time, F&& f) {
+        if (unet) {
+            if constexpr (std::is_same_v<Time, discrete_time>) {
+                model<nn::unet2d_network, discrete_time> m(unet->network(), pred, time);
+                guided(m, f);
+            } else {
+                throw spec_error("spec.denoiser.type: a unet2d denoiser is a discrete-time network, not a flow-matching one");
+            }
+            return;
+        }
+        auto m = analytic_model(*data, pred, time);
+        if constexpr (std::is_same_v<Time, discrete_time>)
+            if (learned_variance) m.net().learned_variance = *learned_variance;
         f(m);
     }
 
@@ -223,7 +243,8 @@ inline spec_denoiser read_denoiser(fields& dn, std::shared_ptr<spec_unet> unet, 
                             ? discrete_time::interpolation::linear_sigma
                             : discrete_time::interpolation::log_sigma;
     try {
-        out.dtime.emplace(discrete_time(alphas_cumprod, interp));
+        if (!alphas_cumprod.empty())  // empty: a flow-matching scheduler_config (no discrete schedule)
+            out.dtime.emplace(discrete_time(alphas_cumprod, interp));
     } catch (const diffuse::error& err) {
         throw spec_error("spec.schedule: " + std::string(err.what()));
     }

@@ -14,9 +14,9 @@
 // where steps is num_inference_steps (sde.N for the score_sde grid) and the model calls per step are the
 // sampler's (2 for Heun, DPM2, DPM-Solver++ 2S / SDE, PF-ODE Heun; 1 + options.n_steps for pc;
 // options.n_steps_each for annealed Langevin; 6 · options.max_attempts + 1 for pf_ode_rk45; 1 otherwise, 2 for
-// a sampler this table does not list). Files a spec names (.npy) are bounded separately: each may hold at
-// most max_memory / 4 bytes of data (spec_files). Not counted: a U-Net's weights (bounded by the
-// safetensors reader) and its activations.
+// a sampler this table does not list, so also a spec.scheduler_config run, whose classes take 1 or 2). Files a
+// spec names (.npy) are bounded separately: each may hold at most max_memory / 4 bytes of data (spec_files).
+// Not counted: a U-Net's weights (bounded by the safetensors reader) and its activations.
 // A value the readers would refuse (a malformed shape, too many steps) is left to them: the estimate skips
 // it, so the error names the defect rather than the limit.
 

@@ -7,7 +7,7 @@
 //   if (const auto* b = v.find("beta_start")) b->as_number();
 //
 // Strictness: one value surrounded by optional whitespace (space, tab, LF, CR); no comments, no
-// trailing commas, no leading zeros, no NaN/Infinity, no control characters inside strings, only the
+// trailing commas, no leading zeros, no NaN/Infinity (unless json_limits::allow_nonfinite_numbers: Python's extensions), no control characters inside strings, only the
 // eight escapes and \uXXXX with properly paired surrogates, valid UTF-8 (no overlong forms, no
 // surrogates, nothing above U+10FFFF). Numbers are rounded to the nearest double (subnormals kept): one
 // whose magnitude rounds beyond the largest double (about 1.8e308) is rejected, one that rounds below the
@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +45,9 @@ struct json_limits {
     std::size_t max_depth = 64;              // nesting of arrays and objects
     std::size_t max_size = 100'000'000;      // bytes of input
     bool allow_duplicate_keys = false;
+    // Python's json extensions NaN, Infinity and -Infinity as numbers (diffusers writes lambda_min_clipped = -inf
+    // so into every DPM-Solver scheduler_config.json).
+    bool allow_nonfinite_numbers = false;
 };
 
 class json_value {
@@ -189,6 +193,8 @@ private:
             case '[': return parse_array(depth + 1);
             case '{': return parse_object(depth + 1);
             default:
+                if (lim_.allow_nonfinite_numbers && (peek() == 'N' || peek() == 'I' || (peek() == '-' && p_ + 1 < t_.size() && t_[p_ + 1] == 'I')))
+                    return parse_nonfinite();
                 if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return parse_number();
                 error(std::string("unexpected character '") + printable(peek()) + "'");
         }
@@ -306,6 +312,19 @@ private:
         for (std::size_t k = frac_begin; k < frac_end; ++k)
             if (num[k] != '0') return -clamped(k - frac_begin + 1) + exponent;
         return exponent;  // zero: never out of range
+    }
+
+    // NaN, Infinity, -Infinity (json_limits::allow_nonfinite_numbers).
+    json_value parse_nonfinite() {
+        if (peek() == 'N') {
+            expect_literal("NaN");
+            return json_value::make_number(std::numeric_limits<double>::quiet_NaN(), "NaN");
+        }
+        const bool negative = peek() == '-';
+        if (negative) ++p_;
+        expect_literal("Infinity");
+        const double inf = std::numeric_limits<double>::infinity();
+        return json_value::make_number(negative ? -inf : inf, negative ? "-Infinity" : "Infinity");
     }
 
     json_value parse_number() {
