@@ -28,6 +28,12 @@ struct no_observer {
 };
 
 namespace detail {
+// Whether an observer of type Obs may read step_info::denoised (every observer but no_observer).
+template <class Obs>
+constexpr bool observer_reads_denoised() {
+    return !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
+}
+
 // Calls the observer; true means stop.
 template <class Obs, class T>
 bool notify(Obs& obs, const step_info<T>& info) {
