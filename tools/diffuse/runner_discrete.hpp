@@ -3,6 +3,7 @@
 // schedule's timesteps (spec.num_inference_steps with schedule.timestep_spacing), no grid. Option defaults
 // come from the model folder's scheduler_config.json when there is one.
 
+#include <functional>
 #include <vector>
 
 #include "diffuse/samplers/ddim.hpp"
@@ -40,7 +41,8 @@ inline std::vector<sampler_entry> discrete_samplers() {
             o.variance_type = parse_ddpm_variance(r.opts.choice(
                 "variance_type", {"fixed_small", "fixed_small_log", "fixed_large", "learned", "learned_range"},
                 sched ? sched->variance_type : "fixed_small"));
-            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.schedule.timesteps), o, r.noise, r.observer);
+            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.schedule.timesteps), o, r.noise,
+                        ignores_denoised{std::ref(r.observer)});
         }),
         family_entry<discrete_family>("ddim", "discrete", [](auto& r, auto& m) {
             ddim_options o;
@@ -53,7 +55,8 @@ inline std::vector<sampler_entry> discrete_samplers() {
                                   ? prev_timestep_rule::fixed_stride
                                   : prev_timestep_rule::next_in_list;
             o.num_inference_steps = r.schedule.num_inference_steps;
-            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.schedule.timesteps), o, r.noise, r.observer);
+            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(r.schedule.timesteps), o, r.noise,
+                        ignores_denoised{std::ref(r.observer)});
         }),
         // DDIM inversion walks the timesteps upwards, from the clean sample to noise.
         family_entry<discrete_family>("ddim_inverse", "discrete", [](auto& r, auto& m) {
