@@ -1,4 +1,4 @@
-// lincomb against a plain STREAM triad in the same run.
+// lincomb against a plain STREAM triad and a hand-written loop over the same four arrays, in the same run.
 //
 //   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build --target bench_lincomb
 //   ./build/benchmarks/bench_lincomb --benchmark_repetitions=7 --benchmark_report_aggregates_only=true
@@ -44,6 +44,23 @@ void lincomb_3_inputs(benchmark::State& state) {
     state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(4 * big));
 }
 BENCHMARK(lincomb_3_inputs)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The hand-written loop over the same four arrays (out = 0.5·x − 1.5·y + 0.25·z): what lincomb_3_inputs
+// would reach with no shape checks, coefficient conversion or dispatch.
+void plain_loop_3_inputs(benchmark::State& state) {
+    std::vector<float> out(n_big, 0.0f), x(n_big, 1.0f), y(n_big, 2.0f), z(n_big, 3.0f);
+    for (auto _ : state) {
+        float* __restrict__ o = out.data();
+        const float* __restrict__ a = x.data();
+        const float* __restrict__ b = y.data();
+        const float* __restrict__ c = z.data();
+        for (std::size_t i = 0; i < n_big; ++i) o[i] = 0.5f * a[i] + -1.5f * b[i] + 0.25f * c[i];
+        benchmark::DoNotOptimize(o);
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(4 * big));
+}
+BENCHMARK(plain_loop_3_inputs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The same with per-sample coefficients over a batch of 16.
 void lincomb_3_inputs_per_sample(benchmark::State& state) {

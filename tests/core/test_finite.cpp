@@ -1,6 +1,6 @@
 // first_non_finite_sample (core/reduce.hpp): the first sample with a NaN or ±Inf, over random shapes with
 // non-finite values (NaN of any payload and sign, ±Inf) and extreme finite values (max, -max, the smallest
-// subnormal, -0) planted at random places; float and double.
+// subnormal, -0) planted at random places; float and double; the baseline and AVX2 loops of the check agree.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -49,6 +49,16 @@ void check_random_planting() {
         }
         INFO("trial " << trial << " B " << B << " D " << D);
         CHECK(diffuse::first_non_finite_sample(diffuse::batched(x, B)) == expected);
+        // the baseline loop and the AVX2 one (chosen at run time where the CPU has it) agree on every sample
+        for (std::size_t b = 0; b < B; ++b) {
+            const bool baseline = diffuse::detail::any_non_finite_loop(x.data() + b * D, D);
+            if (b < expected) CHECK_FALSE(baseline);  // the samples before the first non-finite one are finite
+            CHECK(diffuse::detail::any_non_finite(x.data() + b * D, D) == baseline);
+#if DIFFUSE_HOST_X86_DISPATCH
+            if (diffuse::detail::host_has_avx2()) CHECK(diffuse::detail::any_non_finite_avx2(x.data() + b * D, D) == baseline);
+#endif
+        }
+        if (expected < B) CHECK(diffuse::detail::any_non_finite_loop(x.data() + expected * D, D));
     }
 }
 

@@ -5,11 +5,15 @@
 // a push caller too; a model error names the step; a discrete grid without its final −1 is a named error.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "diffuse/adapt/std.hpp"
@@ -79,7 +83,12 @@ void ddpm_modes(const grid_case& g) {
             };
             check_modes(std::string("ddpm ") + g.name + " variance " + std::to_string(int(variance)) + " clipping " +
                             std::to_string(clipping),
-                        [&] { return ddpm_stepper<T>(shape, ac, g.grid, o, noise, 4); }, model,
+                        [&] {  // as the one-call form without an observer: x̂₀ not reported
+                            ddpm_stepper<T> s(shape, ac, g.grid, o, noise, 4);
+                            s.set_report_denoised(false);
+                            return s;
+                        },
+                        model,
                         [&](auto& m, tensor_view<T> x) { sample_ddpm(m, x, ac, g.grid, o, noise, no_observer{}, 4); }, x0, B);
         }
     }
@@ -102,8 +111,14 @@ void ddim_modes(const grid_case& g) {
             o.use_clipped_model_output = variant == 3;
             o.set_alpha_to_one = variant != 4;
             if (variant == 4) o.prev_timestep = prev_timestep_rule::fixed_stride;
+            // the one-call form without an observer does not report x̂₀: the steppers are told the same
             check_modes(std::string("ddim ") + g.name + " eta " + std::to_string(eta) + " variant " + std::to_string(variant),
-                        [&] { return ddim_stepper<T>(shape, ac, g.grid, o, noise); }, model,
+                        [&] {
+                            ddim_stepper<T> s(shape, ac, g.grid, o, noise);
+                            s.set_report_denoised(false);
+                            return s;
+                        },
+                        model,
                         [&](auto& m, tensor_view<T> x) { sample_ddim(m, x, ac, g.grid, o, noise); }, x0, B);
         }
     }
@@ -227,6 +242,150 @@ TEST_CASE("discrete steppers: pull, push, copies and one-call give the same bits
     ddim_inverse_modes<float>();
     consistency_modes<double>();
     consistency_modes<float>();
+}
+
+namespace {
+// A random configuration of the one-evaluation discrete samplers' update straight from x and the model output
+// (no clipping): network kind, schedule (zero terminal SNR: α = 0 at t = 999, where the pair is asked as x̂₀),
+// spacing, steps, batch and sample size.
+constexpr int observe_state_only = 2;
+
+struct fused_case {
+    prediction kind;
+    bool zero_snr;
+    discrete_schedule sched;
+    time_grid grid;
+    std::size_t steps, batch, per_sample;
+};
+fused_case random_fused_case(std::mt19937_64& rng) {
+    auto pick = [&](std::size_t n) { return std::size_t(rng() % n); };
+    const prediction kinds[] = {prediction::epsilon, prediction::sample, prediction::v};
+    const bool zero_snr = pick(2) == 1;
+    const prediction kind = kinds[zero_snr ? 1 + pick(2) : pick(3)];  // an ε-network has no x̂₀ where α = 0
+    const timestep_spacing spacings[] = {timestep_spacing::leading, timestep_spacing::trailing, timestep_spacing::linspace};
+    const std::size_t N = 1 + pick(20), B = 1 + pick(4), Dm = 3 + pick(30);
+    return {kind, zero_snr, discrete_schedule::from_config("scaled_linear", 1000, 0.00085, 0.012, zero_snr),
+            discrete_grid(discrete_timesteps(1000, N, spacings[pick(3)])), N, B, Dm};
+}
+
+// one_call(x, observe, clip): the sampler's one-call form on x (batch rows) with an observer of x̂₀ (true),
+// none (false) or an observer wrapped in ignores_denoised (observe_state_only), x̂₀ clipped or not; returns
+// the number of steps whose step_info the observer saw as expected (x̂₀ present, or absent when wrapped). make_stepper(): a stepper of the same run.
+// Without clipping the run without observer (one pass over x and the output) must match the run with one
+// (the pair formed) within rounding, and a stepper told not to report x̂₀ must give its bits; with clipping
+// both one-call runs form the pair: the same bits.
+template <class T, class OneCall, class MakeStepper>
+void check_update_from_output(const fused_case& c, OneCall one_call, MakeStepper make_stepper) {
+    INFO("kind " << int(c.kind) << " zero_snr " << c.zero_snr << " steps " << c.steps << " batch " << c.batch
+                 << " per_sample " << c.per_sample);
+    const auto x0 = stepper_check::initial_state<T>(c.batch, c.per_sample);
+    auto run_once = [&](bool observe, bool clip) {
+        std::vector<T> x = x0;
+        CHECK(one_call(batched(x, c.batch), observe, clip) == (observe ? c.steps : 0));
+        return x;
+    };
+    const auto fused = run_once(false, false), pair = run_once(true, false);
+    {  // an observer wrapped in ignores_denoised sees every step without x̂₀, and the run is the one without observer
+        std::vector<T> x = x0;
+        CHECK(one_call(batched(x, c.batch), observe_state_only, false) == c.steps);
+        CHECK(stepper_check::same_bits(x, fused));
+    }
+    const double tol = std::is_same_v<T, float> ? 4e-6 : 1e-14;  // measured worst: 4.5e-7, 8.3e-16
+    double scale = 1, worst = 0;
+    for (std::size_t i = 0; i < pair.size(); ++i) {
+        scale = std::max(scale, std::abs(double(pair[i])));
+        worst = std::max(worst, std::abs(double(fused[i]) - double(pair[i])));
+    }
+    CHECK(worst <= tol * scale);
+    {
+        auto m = analytic_model(stepper_check::mixture(c.per_sample), c.kind, discrete_time(c.sched.alphas_cumprod));
+        auto s = make_stepper();
+        s.set_report_denoised(false);
+        std::vector<T> x = x0;
+        while (!s.done()) {
+            s.step(m, batched(x, c.batch));
+            CHECK(s.info(batched(std::as_const(x), c.batch)).denoised.size() == 0);
+        }
+        CHECK(stepper_check::same_bits(x, fused));
+    }
+    CHECK(stepper_check::same_bits(run_once(false, true), run_once(true, true)));
+}
+
+template <class T>
+void ddim_update_from_output_case(std::mt19937_64& rng) {
+    const fused_case c = random_fused_case(rng);
+    ddim_options o;
+    o.clip_sample = false;
+    o.eta = rng() % 2 ? double(rng() % 1000) / 1000.0 : 0.0;
+    o.set_alpha_to_one = rng() % 2 == 1;
+    o.use_clipped_model_output = rng() % 2 == 1;  // no effect without clipping
+    o.prev_timestep = rng() % 2 ? prev_timestep_rule::fixed_stride : prev_timestep_rule::next_in_list;
+    const double range = 0.5 + double(rng() % 4);
+    INFO("ddim eta " << o.eta << " alpha_to_one " << o.set_alpha_to_one << " fixed_stride " << int(o.prev_timestep));
+    const counter_noise noise{5, 1};
+    check_update_from_output<T>(
+        c,
+        [&](tensor_view<T> x, int observe, bool clip) {
+            auto m = analytic_model(stepper_check::mixture(c.per_sample), c.kind, discrete_time(c.sched.alphas_cumprod));
+            ddim_options oc = o;
+            oc.clip_sample = clip;
+            oc.clip_sample_range = range;
+            std::size_t seen = 0;
+            if (observe == observe_state_only)
+                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
+                            ignores_denoised{[&](const step_info<T>& i) { seen += i.denoised.size() == 0; }});
+            else if (observe)
+                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
+                            [&](const step_info<T>& i) { seen += i.denoised.size() == x.size(); });
+            else
+                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise);
+            return seen;
+        },
+        [&] { return ddim_stepper<T>(batch_shape{c.batch, c.per_sample}, c.sched.alphas_cumprod, c.grid, o, noise); });
+}
+
+template <class T>
+void ddpm_update_from_output_case(std::mt19937_64& rng) {
+    const fused_case c = random_fused_case(rng);
+    ddpm_options o;
+    o.clip_sample = false;
+    const ddpm_variance variances[] = {ddpm_variance::fixed_small, ddpm_variance::fixed_small_log, ddpm_variance::fixed_large};
+    o.variance_type = variances[rng() % 3];
+    const double range = 0.5 + double(rng() % 4);
+    INFO("ddpm variance " << int(o.variance_type));
+    const counter_noise noise{6, 2};
+    check_update_from_output<T>(
+        c,
+        [&](tensor_view<T> x, int observe, bool clip) {
+            auto m = analytic_model(stepper_check::mixture(c.per_sample), c.kind, discrete_time(c.sched.alphas_cumprod));
+            ddpm_options oc = o;
+            oc.clip_sample = clip;
+            oc.clip_sample_range = range;
+            std::size_t seen = 0;
+            if (observe == observe_state_only)
+                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
+                            ignores_denoised{[&](const step_info<T>& i) { seen += i.denoised.size() == 0; }});
+            else if (observe)
+                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
+                            [&](const step_info<T>& i) { seen += i.denoised.size() == x.size(); });
+            else
+                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise);
+            return seen;
+        },
+        [&] { return ddpm_stepper<T>(batch_shape{c.batch, c.per_sample}, c.sched.alphas_cumprod, c.grid, o, noise); });
+}
+}  // namespace
+
+TEST_CASE("ddim, ddpm: the update from x and the model output matches the update from the pair within rounding",
+          "[steppers][discrete]") {
+    std::mt19937_64 rng(20261202);
+    for (std::size_t c = 0; c < 24; ++c) {
+        INFO("config " << c);
+        ddim_update_from_output_case<double>(rng);
+        ddim_update_from_output_case<float>(rng);
+        ddpm_update_from_output_case<double>(rng);
+        ddpm_update_from_output_case<float>(rng);
+    }
 }
 
 TEST_CASE("discrete steppers: a step where every sample holds calls no model, is not reported and keeps its draw",

@@ -4,6 +4,7 @@
 // distillation schedule of options.original_inference_steps and options.strength), no grid. Option defaults
 // come from the model folder's scheduler_config.json when there is one.
 
+#include <functional>
 #include <vector>
 
 #include "diffuse/samplers/ddim.hpp"
@@ -52,7 +53,8 @@ inline std::vector<sampler_entry> discrete_samplers() {
                 "variance_type", {"fixed_small", "fixed_small_log", "fixed_large", "learned", "learned_range"},
                 sched ? sched->variance_type : "fixed_small"));
             const auto ts = detail::spec_timesteps(r, o.trailing_extra_timestep);
-            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise, r.observer);
+            sample_ddpm(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise,
+                        ignores_denoised{std::ref(r.observer)});
         }),
         family_entry<discrete_family>("ddim", "discrete", [](auto& r, auto& m) {
             ddim_options o;
@@ -66,7 +68,8 @@ inline std::vector<sampler_entry> discrete_samplers() {
                                   : prev_timestep_rule::next_in_list;
             o.num_inference_steps = r.schedule.num_inference_steps;  // N of T // N, also with an N + 1 trailing list
             const auto ts = detail::spec_timesteps(r, o.trailing_extra_timestep);
-            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise, r.observer);
+            sample_ddim(m, r.x_view(), r.schedule.alphas_cumprod, discrete_grid(ts), o, r.noise,
+                        ignores_denoised{std::ref(r.observer)});
         }),
         // TCD walks the LCM distillation timesteps, whatever schedule.timestep_spacing says (TCDScheduler ignores it).
         family_entry<discrete_family>("tcd", "discrete", [](auto& r, auto& m) {

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "diffuse/core/cpu_features.hpp"
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/normal_avx2.hpp"
 #include "diffuse/core/normal_avx512.hpp"
@@ -39,28 +40,8 @@ enum class normal_kernel { portable, sse2, avx2, avx512 };
 #else
             return false;
 #endif
-        case normal_kernel::avx2: {
-#if DIFFUSE_NORMAL_AVX2
-            static const bool yes = [] {
-                __builtin_cpu_init();
-                return __builtin_cpu_supports("avx2") != 0;
-            }();
-            return yes;
-#else
-            return false;
-#endif
-        }
-        case normal_kernel::avx512: {
-#if DIFFUSE_NORMAL_AVX2
-            static const bool yes = [] {
-                __builtin_cpu_init();
-                return __builtin_cpu_supports("avx512f") != 0;
-            }();
-            return yes;
-#else
-            return false;
-#endif
-        }
+        case normal_kernel::avx2: return DIFFUSE_NORMAL_AVX2 && detail::host_has_avx2();
+        case normal_kernel::avx512: return DIFFUSE_NORMAL_AVX2 && detail::host_has_avx512f();
     }
     return false;
 }

@@ -44,13 +44,13 @@ struct ddim_options : sample_clipping {
 };
 
 namespace detail {
-// One DDIM update x ← √ᾱ_p·x̂₀ + √(1 − ᾱ_p − σ²)·ε̂ + σ·z from the predictions in ws (eq. 12, σ of eq. 16).
-// Samples with hold[b] keep x exactly.
-template <class T, class Noise>
-void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const double> ac_p,
-                 std::span<const std::uint8_t> hold, double eta, Noise& noise, std::uint64_t draw) {
+// The coefficients of one DDIM update x ← c0·x̂₀ + c1·ε̂ + c2·z + c3·x (eq. 12, σ of eq. 16) into ws.c0…c3:
+// c3 = 0, except for samples with hold[b], which keep x exactly (c0 = c1 = c2 = 0, c3 = 1). True if any holds.
+template <class T>
+bool ddim_coefficients(discrete_workspace<T>& ws, std::span<const double> ac_p, std::span<const std::uint8_t> hold,
+                       double eta) {
     bool any_hold = false;
-    for (std::size_t b = 0; b < x.batch; ++b) {
+    for (std::size_t b = 0; b < ws.ac.size(); ++b) {
         const double ac_t = ws.ac[b];
         const double var = (1.0 - ac_p[b]) / (1.0 - ac_t) * (1.0 - ac_t / ac_p[b]);
         const double std_t = eta > 0 ? eta * std::sqrt(var) : 0.0;
@@ -61,6 +61,12 @@ void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const do
         ws.c2[b] = h ? 0.0 : std_t;
         ws.c3[b] = h ? 1.0 : 0.0;
     }
+    return any_hold;
+}
+
+// The DDIM update with the coefficients of ddim_coefficients from the completed pair in ws.
+template <class T, class Noise>
+void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, bool any_hold, double eta, Noise& noise, std::uint64_t draw) {
     const tensor_view<T> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
     const tensor_view<T> z{ws.noise.data(), x.batch, x.per_sample};
     const auto c0 = per_sample(ws.c0), c1 = per_sample(ws.c1), c2 = per_sample(ws.c2), c3 = per_sample(ws.c3);
@@ -69,6 +75,7 @@ void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const do
     else if (any_hold) lincomb(x, c0, x0, c1, eps, c3, x);
     else lincomb(x, c0, x0, c1, eps);
 }
+
 }  // namespace detail
 
 // The DDIM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps). Step i, t → p per sample:
@@ -114,11 +121,19 @@ private:
             co_return;
         }
         co_await this->predict_pair(x);
+        const bool any_hold = detail::ddim_coefficients(ws, ac_p_, hold_, opt_.eta);
+        // Nothing reads x̂₀ (no clipping, thresholding or observer of it): one pass over x and the model output.
+        if (!any_hold && !opt_.clip_sample && !opt_.thresholding && !this->reports_denoised() &&
+            detail::update_from_output(x, ws, ws.c0, ws.c1, {}, this->answered_ == prediction::epsilon, opt_.eta > 0,
+                                       this->noise, i)) {
+            this->report(ws.t, {});
+            co_return;
+        }
         this->complete_pair(x);
         const tensor_view<T> x0 = this->view_of(ws.x0);
         detail::process_x0(x0, opt_, ws.q, ws.scratch);
         if (opt_.use_clipped_model_output) detail::eps_from_x0(x, ws);
-        detail::ddim_update(x, ws, ac_p_, hold_, opt_.eta, this->noise, i);  // held rows keep x exactly
+        detail::ddim_update(x, ws, any_hold, opt_.eta, this->noise, i);  // held rows keep x exactly
         this->report(ws.t, x0);
     }
 
@@ -135,6 +150,7 @@ void sample_ddim(Model& m, X&& x, std::span<const double> alphas_cumprod, const 
                  const ddim_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
     ddim_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    s.set_report_denoised(detail::observer_reads_denoised<Obs>());
     run(s, m, std::forward<X>(x), obs);
 }
 
@@ -232,7 +248,8 @@ private:
             this->complete_pair(x);
         }
         detail::process_x0(x0, clip_, ws.q, ws.scratch);
-        detail::ddim_update(x, ws, ac_next_, hold_, 0.0, this->noise, i);  // η = 0: no draw
+        const bool any_hold = detail::ddim_coefficients(ws, ac_next_, hold_, 0.0);
+        detail::ddim_update(x, ws, any_hold, 0.0, this->noise, i);  // η = 0: no draw
         this->report(ws.t, x0);
     }
 

@@ -74,11 +74,12 @@ private:
     detail::step_task run_step(tensor_view<T> x) {
         auto& ws = this->ws;
         const std::size_t i = this->step_index(), B = x.batch;
-        bool any_noise = false, all_hold = true;
+        bool any_noise = false, all_hold = true, any_hold = false;
         for (std::size_t b = 0; b < B; ++b) {
             const auto t = this->timestep(i, b), p = this->timestep(i + 1, b);
             const bool hold = p == t && t >= 0;  // t = p = −1: the extra step of an N + 1 trailing list
             all_hold = all_hold && hold;
+            any_hold = any_hold || hold;
             this->set_start_state(b, t);
             const double ac_t = ws.ac[b], ac_p = this->alpha_cumprod(p, 1.0);
             const double beta_prod_t = 1.0 - ac_t, beta_prod_p = 1.0 - ac_p;
@@ -104,6 +105,14 @@ private:
         }
         // the learned variance is the network's second half: v (learned_range) or σ² itself (learned)
         co_await this->predict_pair(x, learned_ ? this->view_of(variance_) : tensor_view<T>{});
+        // Nothing reads x̂₀ (no clipping, thresholding, learned variance or observer of it): μ̃ + σ_t·z in one
+        // pass over x and the model output.
+        if (!learned_ && !any_hold && !opt_.clip_sample && !opt_.thresholding && !this->reports_denoised() &&
+            detail::update_from_output(x, ws, ws.c0, {}, ws.c1, this->answered_ == prediction::epsilon, any_noise,
+                                       this->noise, i)) {
+            this->report(ws.t, {});
+            co_return;
+        }
         this->complete_pair(x);
         const tensor_view<T> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise);
         detail::process_x0(x0, opt_, ws.q, ws.scratch);
@@ -153,6 +162,7 @@ void sample_ddpm(Model& m, X&& x, std::span<const double> alphas_cumprod, const 
                  const ddpm_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
     ddpm_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    s.set_report_denoised(detail::observer_reads_denoised<Obs>());
     run(s, m, std::forward<X>(x), obs);
 }
 

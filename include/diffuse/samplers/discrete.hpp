@@ -31,6 +31,7 @@
 #include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/model.hpp"
+#include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/stepper.hpp"
 
 namespace diffuse {
@@ -139,15 +140,50 @@ bool native_eps(const Model& m) {
     return m.predicts() == prediction::epsilon || m.predicts() == prediction::score;
 }
 
+// The other half of the pair from x and the model output y: x̂₀ = (x − σ·ε̂)/α = d0·x + d1·y when y = ε̂, else
+// ε̂ = (x − α·x̂₀)/σ = d0·x + d1·y with y = x̂₀.
+struct pair_coefficients {
+    double d0, d1;
+};
+[[nodiscard]] inline pair_coefficients other_of_pair(double alpha, double sigma, bool have_eps) noexcept {
+    return have_eps ? pair_coefficients{1.0 / alpha, -sigma / alpha} : pair_coefficients{1.0 / sigma, -alpha / sigma};
+}
+
 // Completes the pair: x̂₀ = (x − σ·ε̂)/α when ε̂ was predicted, else ε̂ = (x − α·x̂₀)/σ.
 template <class T>
 void complete_pair(tensor_view<T> x, discrete_workspace<T>& ws, bool have_eps) {
     const tensor_view<T> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
     for (std::size_t b = 0; b < x.batch; ++b) {
-        ws.d0[b] = have_eps ? 1.0 / ws.alpha[b] : 1.0 / ws.sigma[b];
-        ws.d1[b] = have_eps ? -ws.sigma[b] / ws.alpha[b] : -ws.alpha[b] / ws.sigma[b];
+        const pair_coefficients c = other_of_pair(ws.alpha[b], ws.sigma[b], have_eps);
+        ws.d0[b] = c.d0;
+        ws.d1[b] = c.d1;
     }
     lincomb(have_eps ? x0 : eps, per_sample(ws.d0), x, per_sample(ws.d1), have_eps ? eps : x0);
+}
+
+// An update x ← a·x̂₀ + b·ε̂ + e·x + c·z (per-sample a, b, e, c; b or e empty: 0) written from x and the model
+// output y alone, the other half of the pair substituted (other_of_pair): x ← cx·x + cy·y + c·z with
+// cx = a·d0 + e, cy = a·d1 + b where y = ε̂ (x̂₀ = d0·x + d1·y), cx = b·d0 + e, cy = a + b·d1 where y = x̂₀.
+// One pass over x and y instead of forming x̂₀ or ε̂ first, for steps where nothing else reads them (no
+// clipping, no observer of x̂₀); the result differs from the two-pass form by rounding only. c = ws.c2 and
+// z = noise draw `draw` where noisy. False, with x untouched, where a coefficient is not finite (α or σ = 0
+// on the converted side): the caller then takes the two-pass form.
+template <class T, class Noise>
+bool update_from_output(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const double> a, std::span<const double> b,
+                        std::span<const double> e, bool have_eps, bool noisy, Noise& noise, std::uint64_t draw) {
+    for (std::size_t s = 0; s < x.batch; ++s) {
+        const pair_coefficients c = other_of_pair(ws.alpha[s], ws.sigma[s], have_eps);
+        const double bs = b.empty() ? 0.0 : b[s], es = e.empty() ? 0.0 : e[s];
+        ws.d0[s] = (have_eps ? a[s] * c.d0 : bs * c.d0) + es;
+        ws.d1[s] = have_eps ? a[s] * c.d1 + bs : a[s] + bs * c.d1;
+        if (!std::isfinite(ws.d0[s]) || !std::isfinite(ws.d1[s])) return false;
+    }
+    const tensor_view<T> y{(have_eps ? ws.eps : ws.x0).data(), x.batch, x.per_sample};
+    const tensor_view<T> z{ws.noise.data(), x.batch, x.per_sample};
+    const auto cx = per_sample(ws.d0), cy = per_sample(ws.d1);
+    if (noisy) lincomb_noise(x, cx, x, cy, y, per_sample(ws.c2), noise_term(noise, z, draw));
+    else lincomb(x, cx, x, cy, y);
+    return true;
 }
 
 // ε̂ recomputed from the (clipped) x̂₀: DDIM's use_clipped_model_output.

@@ -316,8 +316,8 @@ private:
         co_await this->denoise(x, st.s, den);
         const bool second = i > 0 && !detail::lower_order_last(i, st.steps, opt_.lower_order_final, opt_.euler_at_final);
         detail::dpmpp_2m_coefficients(st, hist_.h_last, second, opt_.eta, opt_.s_noise, opt_.solver_type);
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den, per_sample(st.c2), old);
-        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        detail::update_with_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4, per_sample(st.c0), x,
+                                  per_sample(st.c1), den, per_sample(st.c2), old);
         this->report(st.s, den);
         hist_.advance();
     }
@@ -381,8 +381,8 @@ private:
             h2_[b] = h1_[b];
             h1_[b] = h;
         }
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), d0, per_sample(st.c2), d1, per_sample(st.c3), d2);
-        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        detail::update_with_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4, per_sample(st.c0), x,
+                                  per_sample(st.c1), d0, per_sample(st.c2), d1, per_sample(st.c3), d2);
         this->report(st.s, d0);
         newest_ = (newest_ + 2) % 3;  // the oldest slot holds the next D_i; D_i becomes D_{i−1}, D_{i−1} D_{i−2}
     }

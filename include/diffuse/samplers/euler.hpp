@@ -361,8 +361,8 @@ private:
             detail::euler_coefficients(st.s[b], a.down, st.c0[b], st.c1[b]);
             st.c4[b] = st.s_next[b] > 0 ? opt_.s_noise * a.up : 0.0;
         }
-        lincomb(x, per_sample(st.c0), x, per_sample(st.c1), den_.v());
-        detail::add_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4);
+        detail::update_with_noise(this->noise, x, eps_.v(), this->draw, st.s, st.s_next, st.c4, per_sample(st.c0), x,
+                                  per_sample(st.c1), den_.v());
         this->report(st.s, den_.v());
     }
     ancestral_options opt_;

@@ -177,8 +177,8 @@ private:
                 this->c0[b] = 1.0 - this->s_next[b];
                 this->c1[b] = this->s_next[b];
             }
-            lincomb(x, per_sample(this->c0), den);
-            detail::add_noise(this->noise, x, eps_.v(), this->draw, this->s, this->s_next, this->c1);
+            detail::update_with_noise(this->noise, x, eps_.v(), this->draw, this->s, this->s_next, this->c1,
+                                      per_sample(this->c0), den);
         } else {
             for (std::size_t b = 0; b < this->batch(); ++b) this->c0[b] = this->s_next[b] - this->s[b];
             lincomb(x, 1.0, x, per_sample(this->c0), u);  // x + dt·u

@@ -27,7 +27,33 @@ struct no_observer {
     void operator()(const step_info<T>&) const noexcept {}
 };
 
+// An observer that reads step, steps, time and x only: f sees step_info::denoised empty. Passed to a one-call
+// sampler it lets the steps skip forming x̂₀ where nothing else needs it (DDIM, DDPM: samplers.md).
+template <class F>
+struct ignores_denoised {
+    F f;
+    static constexpr bool reads_denoised = false;
+    template <class T>
+    decltype(auto) operator()(const step_info<T>& info) {
+        step_info<T> shown = info;
+        shown.denoised = {};
+        return f(shown);
+    }
+};
+template <class F>
+ignores_denoised(F) -> ignores_denoised<F>;
+
 namespace detail {
+// Whether an observer of type Obs may read step_info::denoised: every observer but no_observer and
+// ignores_denoised (a type with reads_denoised = false).
+template <class Obs>
+constexpr bool observer_reads_denoised() {
+    using O = std::remove_cvref_t<Obs>;
+    if constexpr (std::is_same_v<O, no_observer>) return false;
+    else if constexpr (requires { O::reads_denoised; }) return static_cast<bool>(O::reads_denoised);
+    else return true;
+}
+
 // Calls the observer; true means stop.
 template <class Obs, class T>
 bool notify(Obs& obs, const step_info<T>& info) {

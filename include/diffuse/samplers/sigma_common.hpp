@@ -113,6 +113,17 @@ auto noise_term(Noise& noise, const V& out, std::uint64_t draw, std::span<const 
     }
 }
 
+// x ← c0·x0 + c1·x1 + … + coef[b]·z in one pass (terms: the lincomb arguments after out), with one draw from
+// the source for z, unless every coefficient is 0 (then the plain lincomb and no draw). An update and its
+// noise written as one lincomb_noise instead of a lincomb followed by add_noise: one pass over x fewer, the
+// same result within rounding.
+template <class Noise, class V, class... Terms>
+void update_with_noise(Noise& noise, const V& x, const V& eps, std::uint64_t& draw, std::span<const double> sigma_from,
+                       std::span<const double> sigma_to, std::span<const double> coef, const Terms&... terms) {
+    if (std::all_of(coef.begin(), coef.end(), [](double c) { return c == 0.0; })) return lincomb(x, terms...);
+    lincomb_noise(x, terms..., per_sample(coef), noise_term(noise, eps, draw++, sigma_from, sigma_to));
+}
+
 // Adds coef[b]·noise to sample b of x with one draw from the source, unless every coefficient is 0.
 template <class Noise, class V>
 void add_noise(Noise& noise, const V& x, const V& eps, std::uint64_t& draw, std::span<const double> sigma_from,

@@ -245,6 +245,11 @@ public:
     }
     // False when the last step changed nothing and is not reported (a step whose points are equal).
     [[nodiscard]] bool reported() const noexcept { return reported_; }
+    // Whether info() carries the step's x̂₀ (step_info::denoised; on by default). Turned off, a step may skip
+    // forming x̂₀ where nothing else needs it (DDIM, DDPM: the update straight from x and the model output),
+    // and info().denoised is then empty. The one-call sample_* forms turn it off when they have no observer.
+    void set_report_denoised(bool on) noexcept { report_denoised_ = on; }
+    [[nodiscard]] bool reports_denoised() const noexcept { return report_denoised_; }
 
     // Pull mode's answer to a request; a stepper may refine it (the SDE samplers pass their own time).
     template <class Model>
@@ -258,7 +263,7 @@ protected:
     ~stepper() { abandon(); }
     stepper(const stepper& o)
         : batch_(o.batch_), per_sample_(o.per_sample_), where_(o.where_), completed_(o.completed_),
-          finished_(o.finished_), failed_(o.failed_), reported_(o.reported_) {
+          finished_(o.finished_), failed_(o.failed_), reported_(o.reported_), report_denoised_(o.report_denoised_) {
         o.check_copyable();
     }
     stepper(stepper&& o) : stepper(static_cast<const stepper&>(o)) {}
@@ -272,6 +277,7 @@ protected:
         finished_ = o.finished_;
         failed_ = o.failed_;
         reported_ = o.reported_;
+        report_denoised_ = o.report_denoised_;
         return *this;
     }
     stepper& operator=(stepper&& o) { return *this = static_cast<const stepper&>(o); }
@@ -344,7 +350,7 @@ private:
     std::size_t batch_, per_sample_;
     const char* where_;
     std::size_t completed_ = 0;
-    bool finished_ = false, failed_ = false, reported_ = true, pending_ = false;
+    bool finished_ = false, failed_ = false, reported_ = true, pending_ = false, report_denoised_ = true;
     detail::step_task task_{};
     evaluation<T> request_{};
     std::span<const double> info_time_{};
