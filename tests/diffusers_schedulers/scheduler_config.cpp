@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../../tools/diffuse/runner.hpp"
+#include "../../tools/diffuse/run_spec.hpp"
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/io/npy.hpp"
 #include "diffuse/samplers/analytic.hpp"

@@ -7,6 +7,7 @@
 // denoiser.prediction_type may only repeat the file's.
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -48,7 +49,11 @@ inline spec_schedule configured_schedule(fields& s, const configured_scheduler& 
 template <class T, class Observer>
 void run_configured(const configured_scheduler& c, fields& s, spec_denoiser& den, spec_start<T>& start, std::size_t batch,
                     std::size_t num_inference_steps, spec_noise& noise, Observer& observer, std::optional<double> mu) {
-    auto run = [&](auto& m) { c.sample(m, batched(start.x, batch), num_inference_steps, noise, observer, mu); };
+    // The CLI's observer reads the state only: DDIM and DDPM may skip forming x̂₀, as the library's one-call
+    // forms do without an observer (the same bits as scheduler_from_config(...).sample without one).
+    auto run = [&](auto& m) {
+        c.sample(m, batched(start.x, batch), num_inference_steps, noise, ignores_denoised{std::ref(observer)}, mu);
+    };
     try {
         if (c.is_flow()) den.with_time(c.flow_model_time(), run);
         else den.with_time(c.discrete_model_time(), run);
