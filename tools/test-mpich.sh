@@ -22,9 +22,10 @@ jobs=${JOBS:-$(nproc)}
 build_type=${BUILD_TYPE:-Release}
 werror=${DIFFUSE_WARNINGS_AS_ERRORS:-OFF}
 
+# (the MPI tests need neither libtorch nor, with g++, clang)
 case "$(basename "$cxx")" in
-  clang*) "$root/tools/ensure-packages.sh" mpich ;;
-  *) "$root/tools/ensure-packages.sh" mpich --without clang ;;
+  clang*) "$root/tools/ensure-packages.sh" mpich --without libtorch-dev ;;
+  *) "$root/tools/ensure-packages.sh" mpich --without clang --without libtorch-dev ;;
 esac
 
 wrapper=${MPICH_CXX:-$(command -v mpicxx.mpich || true)}
