@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../cli/spec_error.hpp"
 #include "../../tools/diffuse/run_spec.hpp"
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/io/npy.hpp"
@@ -211,14 +212,7 @@ TEST_CASE("scheduler_from_config: errors name the class, the key and the value",
 }
 
 TEST_CASE("spec.scheduler_config: conflicts name the field", "[diffusers_schedulers][scheduler_config][cli]") {
-    auto run = [](const std::string& text) -> std::string {
-        try {
-            cli::run_spec(io::parse_json(text), golden_dir);
-        } catch (const cli::spec_error& e) {
-            return e.what();
-        }
-        return "";
-    };
+    const auto run = [](const std::string& text) { return diffuse::test::spec_error_of(text, golden_dir); };
     const auto specs = golden_specs();
     REQUIRE(!specs.empty());
     // the first DDIM case's file, with a plain mixture denoiser

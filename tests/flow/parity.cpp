@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../cli/spec_error.hpp"
 #include "../../tools/diffuse/run_spec.hpp"
 
 namespace fs = std::filesystem;
@@ -64,14 +65,7 @@ TEST_CASE("flow sampler parity with diffusers over the golden specs", "[flow][pa
 }
 
 TEST_CASE("flow spec errors name the field", "[flow][cli]") {
-    auto run = [](const std::string& text) -> std::string {
-        try {
-            diffuse::cli::run_spec(diffuse::io::parse_json(text), ".");
-        } catch (const diffuse::cli::spec_error& e) {
-            return e.what();
-        }
-        return "";
-    };
+    const auto run = [](const std::string& text) { return diffuse::test::spec_error_of(text); };
     const std::string den = R"("shape": [2, 2], "num_inference_steps": 4, "denoiser": {"prediction_type": "flow_prediction", "means": [0, 0], "variances": [1]})";
     CHECK(run(R"({"sampler": "flow_euler", )" + den + "}").empty());
     CHECK(run(R"({"sampler": "flow_heun", "options": {"s_churn": 1}, )" + den + "}").empty());

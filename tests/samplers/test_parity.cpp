@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../cli/spec_error.hpp"
 #include "../../tools/diffuse/run_spec.hpp"
 
 namespace fs = std::filesystem;
@@ -65,14 +66,7 @@ TEST_CASE("sampler parity with the reference libraries over the golden specs", "
 }
 
 TEST_CASE("spec errors name the field", "[samplers][discrete][cli]") {
-    auto run = [](const std::string& text) -> std::string {
-        try {
-            diffuse::cli::run_spec(diffuse::io::parse_json(text), ".");
-        } catch (const diffuse::cli::spec_error& e) {
-            return e.what();
-        }
-        return "";
-    };
+    const auto run = [](const std::string& text) { return diffuse::test::spec_error_of(text); };
     const std::string base = R"("shape": [2, 2], "num_inference_steps": 3, "denoiser": {"means": [0, 0], "variances": [1]})";
     CHECK(run(R"({"sampler": "ddim", )" + base + "}").empty());
     CHECK(run(R"({"sampler": "nope", )" + base + "}").rfind("spec.sampler: \"nope\" is not one of {ddpm, ddim", 0) == 0);
@@ -91,14 +85,7 @@ TEST_CASE("spec errors name the field", "[samplers][discrete][cli]") {
 }
 
 TEST_CASE("spec errors name the field: sigma-space and score_sde samplers", "[samplers][cli]") {
-    auto run = [](const std::string& text) -> std::string {
-        try {
-            diffuse::cli::run_spec(diffuse::io::parse_json(text), ".");
-        } catch (const diffuse::cli::spec_error& e) {
-            return e.what();
-        }
-        return "";
-    };
+    const auto run = [](const std::string& text) { return diffuse::test::spec_error_of(text); };
     const std::string den = R"("shape": [2, 2], "num_inference_steps": 4, "denoiser": {"means": [0, 0], "variances": [1])";
     const std::string sig = R"("shape": [2, 2], "num_inference_steps": 4, "denoiser": {"time": "sigma", "means": [0, 0], "variances": [1])";
     const std::string sden = R"("shape": [2, 2], "num_inference_steps": 25, "denoiser": {"means": [0, 0], "variances": [1])";
@@ -144,14 +131,7 @@ TEST_CASE("spec errors name the field: sigma-space and score_sde samplers", "[sa
 }
 
 TEST_CASE("spec errors name the field: EDM samplers", "[samplers][cli][edm]") {
-    auto run = [](const std::string& text) -> std::string {
-        try {
-            diffuse::cli::run_spec(diffuse::io::parse_json(text), ".");
-        } catch (const diffuse::cli::spec_error& e) {
-            return e.what();
-        }
-        return "";
-    };
+    const auto run = [](const std::string& text) { return diffuse::test::spec_error_of(text); };
     const std::string den = R"("shape": [2, 2], "num_inference_steps": 6, "denoiser": {"means": [0, 0], "variances": [1])";
     CHECK(run(R"({"sampler": "edm_euler", "options": {"s_churn": 3}, )" + den + "}}").empty());
     CHECK(run(R"({"sampler": "edm_dpm_solver_multistep", "options": {"solver_order": 3, "sigma_schedule": "exponential"}, )" + den + "}}").empty());

@@ -549,6 +549,17 @@ inline solver_schedule_options solver_table(config_keys& k, const discrete_sched
     return t;
 }
 
+// The table keys DPMSolverMultistep and DPMSolverSinglestep share beyond solver_table's: no flow σ, the final σ,
+// λ clipping, and no learned variance.
+inline void dpm_solver_table_keys(config_keys& k, solver_schedule_options& t) {
+    k.no_flow_sigmas();
+    t.final_sigma = k.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero" ? final_sigma_rule::zero : final_sigma_rule::sigma_min;
+    t.lambda_min_clipped = k.number("lambda_min_clipped", -std::numeric_limits<double>::infinity());
+    if (std::isnan(t.lambda_min_clipped)) k.bad("lambda_min_clipped", "expected a number, not NaN");
+    const auto variance = k.choice("variance_type", "none", {"learned", "learned_range"}, true);
+    if (variance != "none") k.bad("variance_type", "\"" + variance + "\" is not supported (wrap the network to return only its prediction)");
+}
+
 inline void parse_dpm_multistep(config_keys& k, configured_scheduler& s) {
     s.schedule_config = k.schedule(1e-4, 0.02, "linear", true);
     if (s.schedule_config.rescale_betas_zero_snr)
@@ -565,12 +576,7 @@ inline void parse_dpm_multistep(config_keys& k, configured_scheduler& s) {
     o.lower_order_final = k.boolean("lower_order_final", true);
     o.euler_at_final = k.boolean("euler_at_final", false);
     r.table = solver_table(k, s.schedule_config, true);
-    k.no_flow_sigmas();
-    r.table.final_sigma = k.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero" ? final_sigma_rule::zero : final_sigma_rule::sigma_min;
-    r.table.lambda_min_clipped = k.number("lambda_min_clipped", -std::numeric_limits<double>::infinity());
-    if (std::isnan(r.table.lambda_min_clipped)) k.bad("lambda_min_clipped", "expected a number, not NaN");
-    const auto variance = k.choice("variance_type", "none", {"learned", "learned_range"}, true);
-    if (variance != "none") k.bad("variance_type", "\"" + variance + "\" is not supported (wrap the network to return only its prediction)");
+    dpm_solver_table_keys(k, r.table);
     r.table.spacing = k.spacing("linspace");
     r.table.steps_offset = k.steps_offset();
     s.recipe = r;
@@ -588,12 +594,7 @@ inline void parse_dpm_singlestep(config_keys& k, configured_scheduler& s) {
     o.solver_type = parse_dpm_solver_type(k.choice("solver_type", "midpoint", {"midpoint", "heun"}));
     o.lower_order_final = k.boolean("lower_order_final", false);
     r.table = solver_table(k, s.schedule_config, false);
-    k.no_flow_sigmas();
-    r.table.final_sigma = k.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero" ? final_sigma_rule::zero : final_sigma_rule::sigma_min;
-    r.table.lambda_min_clipped = k.number("lambda_min_clipped", -std::numeric_limits<double>::infinity());
-    if (std::isnan(r.table.lambda_min_clipped)) k.bad("lambda_min_clipped", "expected a number, not NaN");
-    const auto variance = k.choice("variance_type", "none", {"learned", "learned_range"}, true);
-    if (variance != "none") k.bad("variance_type", "\"" + variance + "\" is not supported (wrap the network to return only its prediction)");
+    dpm_solver_table_keys(k, r.table);
     r.table.spacing = timestep_spacing::linspace;  // the singlestep scheduler has no timestep_spacing
     r.table.round_spaced_timesteps = true;         // and rounds its spaced timesteps for every beta schedule
     s.recipe = r;
