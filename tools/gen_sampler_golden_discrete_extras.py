@@ -103,6 +103,21 @@ def save(name, arr, dtype):
     np.save(os.path.join(OUT, name + ".npy"), np.ascontiguousarray(np.asarray(arr), dtype=dtype))
 
 
+def record_step_noise(sched, seed, out_dtype):
+    """Makes the scheduler's module draw its step noise from a float64 generator seeded with `seed` (cast to
+    out_dtype) and returns the list that collects the draws, for the spec's step_noise."""
+    draws = []
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(shape_, generator=None, device=None, dtype=None, layout=None):
+        d = torch.randn(shape_, generator=gen, dtype=torch.float64).to(out_dtype)
+        draws.append(d.clone())
+        return d
+
+    importlib.import_module(type(sched).__module__).randn_tensor = randn
+    return draws
+
+
 def write(name, spec, expected, init, noise, rtol, atol, reference):
     dt = np.float32 if spec["dtype"] == "float32" else np.float64
     save(name + "_init", init, dt)
@@ -161,15 +176,7 @@ def kdpm2a_case(k):
     z = torch.randn(*shape, generator=g, dtype=torch.float64)
     x = (z * sched.init_noise_sigma).to(dtype)
     init = x.clone()
-    draws = []
-    rec_gen = torch.Generator().manual_seed(12000 + k)
-
-    def randn(shape_, generator=None, device=None, dtype=None, layout=None):
-        d = torch.randn(shape_, generator=rec_gen, dtype=torch.float64).to(x.dtype)
-        draws.append(d.clone())
-        return d
-
-    importlib.import_module(type(sched).__module__).randn_tensor = randn
+    draws = record_step_noise(sched, 12000 + k, dtype)
     for t in sched.timesteps:
         x_in = sched.scale_model_input(x, t)
         sn = float(np.interp(float(t), np.arange(T), sig_train))  # the network's σ at its timestep (t = −1 → 0)
@@ -238,15 +245,7 @@ def tcd_case(k):
     g = torch.Generator().manual_seed(13000 + k)
     x = torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
     init = x.clone()
-    draws = []
-    rec_gen = torch.Generator().manual_seed(14000 + k)
-
-    def randn(shape_, generator=None, device=None, dtype=None, layout=None):
-        d = torch.randn(shape_, generator=rec_gen, dtype=torch.float64).to(x.dtype)
-        draws.append(d.clone())
-        return d
-
-    importlib.import_module(type(sched).__module__).randn_tensor = randn
+    draws = record_step_noise(sched, 14000 + k, dtype)
     for t in sched.timesteps:
         a, s = state_at(float(sched.alphas_cumprod[int(t)]))
         out = to_prediction(pred, x, analytic_x0(mix, x, a, s), a, s).to(dtype)
