@@ -250,6 +250,17 @@ namespace {
 // spacing, steps, batch and sample size.
 constexpr int observe_state_only = 2;
 
+// Calls run(observer...) with no observer (observe 0), one of x̂₀ (1) or one of the state only
+// (observe_state_only); returns the number of steps whose report matched it (x̂₀ present or absent).
+template <class T, class Run>
+std::size_t run_observed(tensor_view<T> x, int observe, Run&& run) {
+    std::size_t seen = 0;
+    if (observe == observe_state_only) run(ignores_denoised{[&](const step_info<T>& i) { seen += i.denoised.size() == 0; }});
+    else if (observe) run([&](const step_info<T>& i) { seen += i.denoised.size() == x.size(); });
+    else run();
+    return seen;
+}
+
 struct fused_case {
     prediction kind;
     bool zero_snr;
@@ -330,16 +341,9 @@ void ddim_update_from_output_case(std::mt19937_64& rng) {
             ddim_options oc = o;
             oc.clip_sample = clip;
             oc.clip_sample_range = range;
-            std::size_t seen = 0;
-            if (observe == observe_state_only)
-                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
-                            ignores_denoised{[&](const step_info<T>& i) { seen += i.denoised.size() == 0; }});
-            else if (observe)
-                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
-                            [&](const step_info<T>& i) { seen += i.denoised.size() == x.size(); });
-            else
-                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise);
-            return seen;
+            return run_observed<T>(x, observe, [&](auto&&... observer) {
+                sample_ddim(m, x, c.sched.alphas_cumprod, c.grid, oc, noise, observer...);
+            });
         },
         [&] { return ddim_stepper<T>(batch_shape{c.batch, c.per_sample}, c.sched.alphas_cumprod, c.grid, o, noise); });
 }
@@ -361,16 +365,9 @@ void ddpm_update_from_output_case(std::mt19937_64& rng) {
             ddpm_options oc = o;
             oc.clip_sample = clip;
             oc.clip_sample_range = range;
-            std::size_t seen = 0;
-            if (observe == observe_state_only)
-                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
-                            ignores_denoised{[&](const step_info<T>& i) { seen += i.denoised.size() == 0; }});
-            else if (observe)
-                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise,
-                            [&](const step_info<T>& i) { seen += i.denoised.size() == x.size(); });
-            else
-                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise);
-            return seen;
+            return run_observed<T>(x, observe, [&](auto&&... observer) {
+                sample_ddpm(m, x, c.sched.alphas_cumprod, c.grid, oc, noise, observer...);
+            });
         },
         [&] { return ddpm_stepper<T>(batch_shape{c.batch, c.per_sample}, c.sched.alphas_cumprod, c.grid, o, noise); });
 }
