@@ -89,6 +89,10 @@ private:
                             "lincomb_noise", "first_sample + batch", z.first_sample + o.batch, "[0, 2^60]");
             detail::check_normal_args("lincomb_noise", 0, z.draw, 0, o.per_sample);  // the draw and the elements
             if (o.size() == 0) return;
+            if constexpr (detail::on_device<Out>) {
+                detail::device_backend<T>::lincomb_noise(o, coefs, views, c_noise, z.seed, z.draw, z.first_sample);
+                return;
+            }
             detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
                 const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)..., detail::coef_at<T>(c_noise, b));
                 alignas(64) T noise[detail::normal_noise_piece];
