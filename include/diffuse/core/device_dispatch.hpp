@@ -34,11 +34,13 @@ constexpr bool check_call_space() {
                       "runs where its tensors live, so copy the host tensors to the device first (or the device ones "
                       "to the host), e.g. with diffuse::copy from diffuse/cuda/memory.hpp");
         return false;
-    } else if constexpr (all_device && !device_backend<T>::available) {
-        static_assert(all_host || device_backend<T>::available,
+    } else if constexpr (all_device) {
+        // device_backend<T> is named only for device calls: a host call never instantiates it, so the backend's
+        // header may come after host code that used the primitives.
+        static_assert(device_backend<T>::available,
                       "diffuse: this tensor lives in device memory; include the CUDA backend "
                       "(diffuse/cuda/primitives.hpp) to run primitives on it");
-        return false;
+        return device_backend<T>::available;
     } else {
         return true;
     }
