@@ -182,14 +182,14 @@ private:
             (detail::check_coef(std::get<I>(coefs), o.batch, "lincomb", I), ...);
             if constexpr (detail::on_device<Out>) {
                 detail::device_backend<T>::lincomb(o, coefs, views);
-                return;
+            } else {
+                detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                    const std::size_t off = b * o.per_sample + j0;
+                    const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
+                    const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+                    detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
+                });
             }
-            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-                const std::size_t off = b * o.per_sample + j0;
-                const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
-                const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
-                detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
-            });
         }
     }
 };
@@ -219,14 +219,14 @@ private:
         (detail::check_input(o, std::get<I>(views), "transform", I), ...);
         if constexpr (O::space == memory_space::device) {
             detail::device_backend<T>::transform(o, f, views);
-            return;
+        } else {
+            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                const std::size_t off = b * o.per_sample + j0;
+                T* d = o.data + off;
+                const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+                for (std::size_t j = 0; j < j1 - j0; ++j) d[j] = static_cast<T>(f(std::get<I>(p)[j]...));
+            });
         }
-        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-            const std::size_t off = b * o.per_sample + j0;
-            T* d = o.data + off;
-            const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
-            for (std::size_t j = 0; j < j1 - j0; ++j) d[j] = static_cast<T>(f(std::get<I>(p)[j]...));
-        });
     }
 };
 inline constexpr transform_t transform{};
@@ -251,18 +251,18 @@ struct clamp_t {
             }
             if constexpr (detail::on_device<Out>) {
                 detail::device_backend<T>::clamp(o, x, lo, hi);
-                return;
+            } else {
+                detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                    const std::size_t off = b * o.per_sample + j0;
+                    const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
+                    T* d = o.data + off;
+                    const T* s = x.data + off;
+                    for (std::size_t j = 0; j < j1 - j0; ++j) {
+                        const T v = s[j] < l ? l : s[j];
+                        d[j] = v > h ? h : v;
+                    }
+                });
             }
-            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-                const std::size_t off = b * o.per_sample + j0;
-                const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
-                T* d = o.data + off;
-                const T* s = x.data + off;
-                for (std::size_t j = 0; j < j1 - j0; ++j) {
-                    const T v = s[j] < l ? l : s[j];
-                    d[j] = v > h ? h : v;
-                }
-            });
         }
     }
 };
