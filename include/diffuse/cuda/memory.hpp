@@ -3,7 +3,7 @@
 // the CUDA runtime calls behind them, each turning a CUDA error into a diffuse::error naming the call.
 //
 //   diffuse::space_buffer<float, diffuse::memory_space::device> x(n);   // cudaMalloc + zero, owning
-//   diffuse::copy(dst, src);   // tensor to tensor (views or buffers), same shape, any two spaces
+//   diffuse::copy(dst, src);   // tensor to tensor (views, buffers, containers), same size, any two spaces
 //
 // Where the device is:
 //   compiled by nvcc (or any CUDA compiler), or by a host compiler with the CUDA runtime: device memory is
@@ -162,8 +162,9 @@ private:
     std::size_t size_ = 0;
 };
 
-// dst = src element for element, between any two memory spaces (one cudaMemcpy). Both are tensors of the
-// same element type and shape; throws diffuse::error otherwise.
+// dst = src element for element (flat, sample-major), between any two memory spaces (one cudaMemcpy). Both are
+// tensors of the same element type and number of elements (the shapes may differ: a flat std::vector into a
+// batch view, say); throws diffuse::error otherwise.
 template <class Dst, class Src>
 void copy(Dst&& dst, Src&& src) {
     static_assert(tensor<Dst> && tensor<Src>, "diffuse::copy: dst and src must be tensors diffuse knows");
@@ -175,7 +176,9 @@ void copy(Dst&& dst, Src&& src) {
         static_assert(!std::is_const_v<typename D::value_type>, "diffuse::copy: dst must be writable (not const)");
         static_assert(std::is_same_v<std::remove_const_t<typename D::value_type>, std::remove_const_t<typename S::value_type>>,
                       "diffuse::copy: dst and src must have the same element type (float or double)");
-        detail::require_shape(s, d, "copy", "src", "dst");
+        if (s.size() != d.size())
+            detail::fail("copy", "src has " + std::to_string(s.size()) + " elements but dst has " +
+                                     std::to_string(d.size()) + ": they must have as many");
         detail::device_copy(d.data, s.data, d.size() * sizeof(typename S::value_type), detail::direction(S::space, D::space),
                             "copy");
     }
