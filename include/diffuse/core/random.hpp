@@ -311,14 +311,16 @@ DIFFUSE_ALWAYS_INLINE void normal_chunk_words(std::uint32_t* const (&dst)[4], st
             _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[3] + j), pack(a3, b3));
         }
         return;
-    }
+    } else  // (an else, so that compilers that see the SSE2 branch do not call the loop unreachable)
 #endif
-    for (std::size_t j = 0; j < B; ++j) {
-        const philox4x32_block w = normal_block_words(seed, sample, draw, block + j);
-        dst[0][j] = w.w0;
-        dst[1][j] = w.w1;
-        dst[2][j] = w.w2;
-        dst[3][j] = w.w3;
+    {
+        for (std::size_t j = 0; j < B; ++j) {
+            const philox4x32_block w = normal_block_words(seed, sample, draw, block + j);
+            dst[0][j] = w.w0;
+            dst[1][j] = w.w1;
+            dst[2][j] = w.w2;
+            dst[3][j] = w.w3;
+        }
     }
     (void)k0, (void)k1, (void)d, (void)s0, (void)s1;
 }

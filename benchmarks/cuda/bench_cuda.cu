@@ -1,0 +1,82 @@
+// Device backend throughput on one GPU, all in one run (so the ratios hold on a shared machine):
+//   lincomb with 3 inputs (3 reads + 1 write per element) against cudaMemcpy device to device (1 read +
+//   1 write) — the memory-bandwidth goal is lincomb >= 85% of cudaMemcpy's bytes per second;
+//   fill_normal and lincomb_noise (normals per second); sum_squares (the fixed-block reduction).
+// Each figure is the median of 21 timed repetitions (cudaEvent) after 3 warm-ups.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "diffuse/cuda/primitives.hpp"
+
+namespace {
+template <class F>
+double median_ms(F&& f) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (int i = 0; i < 3; ++i) f();
+    std::vector<float> ms;
+    for (int i = 0; i < 21; ++i) {
+        cudaEventRecord(start);
+        f();
+        cudaEventRecord(stop);
+        cudaEventSynchronize(stop);
+        float t = 0;
+        cudaEventElapsedTime(&t, start, stop);
+        ms.push_back(t);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+        std::puts("bench_cuda: no CUDA device");
+        return 77;
+    }
+    const std::size_t n = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : (std::size_t(1) << 26);  // floats per tensor
+    const std::size_t batch = 16, per_sample = n / batch;
+    using buffer = diffuse::space_buffer<float, diffuse::memory_space::device>;
+    buffer x0(n), x1(n), x2(n), out(n);
+    diffuse::fill_normal(x0.view(batch, per_sample), 1, 0);
+    diffuse::fill_normal(x1.view(batch, per_sample), 1, 1);
+    diffuse::fill_normal(x2.view(batch, per_sample), 1, 2);
+    std::vector<double> c(batch, 0.5), norms(batch);
+    const double bytes = double(n) * sizeof(float);
+
+    const double memcpy_ms = median_ms([&] { cudaMemcpy(out.data(), x0.data(), n * sizeof(float), cudaMemcpyDeviceToDevice); });
+    const double lincomb_ms = median_ms([&] {
+        diffuse::lincomb(out.view(batch, per_sample), 0.5, x0.view(batch, per_sample), -0.25, x1.view(batch, per_sample),
+                         diffuse::per_sample(c), x2.view(batch, per_sample));
+    });
+    const double fill_ms = median_ms([&] { diffuse::fill_normal(out.view(batch, per_sample), 7, 3); });
+    const double noise_ms = median_ms([&] {
+        diffuse::lincomb_noise(out.view(batch, per_sample), 0.9, x0.view(batch, per_sample), 0.1,
+                               x1.view(batch, per_sample), diffuse::per_sample(c), diffuse::normal_noise{7, 3, 0});
+    });
+    const double sum_ms = median_ms([&] { diffuse::sum_squares(x0.view(batch, per_sample), norms); });
+    const cudaError_t status = cudaDeviceSynchronize();
+    if (status != cudaSuccess) {
+        std::printf("bench_cuda: CUDA error %s\n", cudaGetErrorString(status));
+        return 1;
+    }
+
+    const double memcpy_gbs = 2 * bytes / memcpy_ms / 1e6, lincomb_gbs = 4 * bytes / lincomb_ms / 1e6;
+    std::printf("%-40s %12s %14s\n", "operation (float, 16 samples)", "ms (median)", "rate");
+    std::printf("%-40s %12.3f %11.1f GB/s\n", "cudaMemcpy device to device", memcpy_ms, memcpy_gbs);
+    std::printf("%-40s %12.3f %11.1f GB/s\n", "lincomb, 3 inputs", lincomb_ms, lincomb_gbs);
+    std::printf("%-40s %12s %13.1f %%   (goal >= 85 %%)\n", "lincomb / cudaMemcpy bandwidth", "", 100 * lincomb_gbs / memcpy_gbs);
+    std::printf("%-40s %12.3f %7.2f Gnormal/s\n", "fill_normal", fill_ms, double(n) / fill_ms / 1e6);
+    std::printf("%-40s %12.3f %7.2f Gnormal/s\n", "lincomb_noise, 2 inputs + noise", noise_ms, double(n) / noise_ms / 1e6);
+    std::printf("%-40s %12.3f %11.1f GB/s\n", "sum_squares (fixed blocks)", sum_ms, bytes / sum_ms / 1e6);
+    std::printf("elements per tensor: %zu\n", n);
+    return 0;
+}

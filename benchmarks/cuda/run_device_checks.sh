@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The device checks of the CUDA backend, for a machine with an NVIDIA GPU (none in CI), in about 5 minutes:
+#   1. configure with DIFFUSE_ENABLE_CUDA=ON for this GPU's architecture (nvidia-smi's compute_cap),
+#      without the host tests (no Catch2/RapidCheck needed), warnings as errors;
+#   2. build test_cuda_gpu and bench_cuda;
+#   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit);
+#   4. print bench_cuda's table: lincomb (3 inputs) bandwidth against cudaMemcpy device to device in the same
+#      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares.
+# Usage: benchmarks/cuda/run_device_checks.sh [build-dir] [elements-per-tensor]   (exit status: the test's)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${1:-$root/build-device-checks}
+elements=${2:-67108864}
+
+command -v nvidia-smi >/dev/null || { echo "run_device_checks: nvidia-smi not found: no NVIDIA GPU here" >&2; exit 2; }
+cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' ')
+arch=${cap/./}
+[[ $arch =~ ^[0-9]+$ ]] || { echo "run_device_checks: unexpected compute capability '$cap'" >&2; exit 2; }
+nvcc=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+echo "== GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1), sm_$arch; nvcc: $nvcc"
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+start=$SECONDS
+timeout 120 cmake -S "$root" -B "$build" "${generator[@]}" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+  -DDIFFUSE_ENABLE_CUDA=ON -DDIFFUSE_WARNINGS_AS_ERRORS=ON \
+  -DDIFFUSE_BUILD_TESTS=OFF -DDIFFUSE_BUILD_BENCHMARKS=OFF -DDIFFUSE_BUILD_EXAMPLES=OFF -DDIFFUSE_BUILD_CLI=OFF \
+  -DDIFFUSE_CHECK_HEADERS=OFF -DDIFFUSE_INSTALL=OFF -DDIFFUSE_ENABLE_MPI=OFF -DDIFFUSE_ENABLE_TORCH=OFF >"$build.configure.log" 2>&1 ||
+  { tail -n 40 "$build.configure.log"; exit 3; }
+echo "== configured in $((SECONDS - start)) s"
+timeout 240 cmake --build "$build" --target test_cuda_gpu bench_cuda -j "$(nproc)" >"$build.build.log" 2>&1 ||
+  { tail -n 60 "$build.build.log"; exit 4; }
+echo "== built in $((SECONDS - start)) s"
+
+status=0
+echo "== test_cuda_gpu"
+timeout 120 "$build/tests/cuda/test_cuda_gpu" || status=$?
+echo "== bench_cuda ($elements floats per tensor)"
+timeout 60 "$build/benchmarks/cuda/bench_cuda" "$elements" || echo "bench_cuda failed: $?"
+echo "== done in $((SECONDS - start)) s; test status $status"
+exit "$status"
