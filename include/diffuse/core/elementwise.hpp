@@ -76,7 +76,11 @@ template <class Out>
     auto o = view(std::forward<Out>(out));
     using V = decltype(o);
     static_assert(!std::is_const_v<typename V::value_type>, "diffuse: the output tensor must be writable (not const)");
-    static_assert(check_call_space<std::remove_const_t<typename V::value_type>, V>());
+    // (a helper of host-only code: losses, the steppers; the primitives themselves check spaces with
+    // check_primitive_tensors and dispatch)
+    static_assert(V::space == memory_space::host,
+                  "diffuse: this tensor lives in device memory; this computation runs on the host only: copy the "
+                  "tensor to the host first");
     (void)where;
     return o;
 }
