@@ -1,4 +1,4 @@
-# Install rules: the headers, the targets diffuse::diffuse, diffuse::eigen, diffuse::xtensor, diffuse::mpi (one export
+# Install rules: the headers, the targets diffuse::diffuse, diffuse::eigen, diffuse::xtensor, diffuse::mpi, diffuse::torch (one export
 # set each, so that a component's dependency is looked for only when that component is requested), and
 # the package files diffuse-config.cmake / diffuse-config-version.cmake.
 #
