@@ -1,5 +1,6 @@
-# Install rules: the headers, the targets diffuse::diffuse, diffuse::eigen, diffuse::xtensor, diffuse::mpi, diffuse::cuda (one export
-# set each, so that a component's dependency is looked for only when that component is requested), and
+# Install rules: the headers, the targets diffuse::diffuse, diffuse::eigen, diffuse::xtensor, diffuse::mpi,
+# diffuse::torch, diffuse::cuda (one export set each, so that a component's dependency is looked for only when
+# that component is requested), and
 # the package files diffuse-config.cmake / diffuse-config-version.cmake.
 #
 # Consumers:  find_package(diffuse 0.1 CONFIG REQUIRED COMPONENTS eigen xtensor)

@@ -4,7 +4,8 @@
 #   tools/fuzz.sh                  every target for 60 s
 #   tools/fuzz.sh 600              every target for 10 minutes (before a release)
 #   tools/fuzz.sh 120 json npy     only fuzz_json and fuzz_npy, 120 s each
-# Environment: CXX (default clang++), DIFFUSE_FUZZ_BUILD_DIR (default build-fuzz), JOBS (build jobs,
+# Environment: CXX (default clang++), DIFFUSE_FUZZ_BUILD_DIR (default build-fuzz; a folder configured with
+# DIFFUSE_BUILD_FUZZERS=ON already is not reconfigured: .ci/run names its sanitizer build), JOBS (build jobs,
 # default nproc), FUZZ_PARALLEL (targets run at once, default 1; .ci/run uses 2).
 # Each fuzz_<name> reads tests/fuzz/corpus/<name>/ (never written to) and tests/fuzz/<name>.dict when there
 # is one; the inputs it finds go to <build>/fuzz-corpus/<name>/ (kept between runs, so a rerun continues
@@ -35,10 +36,14 @@ done
 
 echo "diffuse: tools/fuzz.sh builds ${targets[*]} with $cxx (ASan + UBSan) in $build," >&2
 echo "         then runs each for $seconds s, ${FUZZ_PARALLEL:-1} at a time (about $(( (${#targets[@]} * seconds / ${FUZZ_PARALLEL:-1} + 59) / 60 )) min in all, plus the build)" >&2
-cmake -S "$root" -B "$build" -G Ninja \
-  -DCMAKE_CXX_COMPILER="$cxx" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDIFFUSE_BUILD_FUZZERS=ON >/dev/null
+# A build folder already configured with the fuzzers is used as it is (CI: the sanitizer build of
+# `CXX=clang++ DIFFUSE_SANITIZE=ON DIFFUSE_BUILD_FUZZERS=ON tools/test.sh`, where they are built already).
+if ! grep -qs '^DIFFUSE_BUILD_FUZZERS:BOOL=ON$' "$build/CMakeCache.txt"; then
+  cmake -S "$root" -B "$build" -G Ninja \
+    -DCMAKE_CXX_COMPILER="$cxx" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDIFFUSE_BUILD_FUZZERS=ON >/dev/null
+fi
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 
 # One target: its run's log in $build/fuzz-<name>.log, its summary line(s) in $build/fuzz-<name>.summary,

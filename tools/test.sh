@@ -5,6 +5,10 @@
 #   CXX=clang++ DIFFUSE_BUILD_FUZZERS=ON tools/test.sh    also builds the libFuzzer targets (tests/fuzz)
 #   CXX=clang++ DIFFUSE_SANITIZE=ON tools/test.sh         every test under AddressSanitizer + UBSan, in
 #                                                         build-clang++-sanitize/ (a report fails the test)
+#   CXX=clang++ DIFFUSE_SANITIZE=ON DIFFUSE_BUILD_FUZZERS=ON tools/test.sh   both, as CI: the fuzzers are linked
+#                                                         from the sanitizer build's objects (tests/fuzz), and
+#                                                         DIFFUSE_FUZZ_BUILD_DIR=build-clang++-sanitize tools/fuzz.sh
+#                                                         runs them there
 # Environment: CXX (compiler, default g++), DIFFUSE_BUILD_DIR (build folder, default build-<compiler>, with
 # -sanitize appended when sanitizing), BUILD_TYPE (default Release), DIFFUSE_WARNINGS_AS_ERRORS (ON in CI,
 # default OFF), DIFFUSE_BUILD_FUZZERS (default OFF; clang only), DIFFUSE_SANITIZE (default OFF:

@@ -1,9 +1,11 @@
 # Builds and runs one consumer project of tests/package/ in a fresh directory.
 #   cmake -DMODE=find_package|subdirectory -DCONSUMER_DIR=<tests/package/MODE> -DWORK_DIR=<scratch>
 #         -DDIFFUSE_SOURCE_DIR=<repo> -DDIFFUSE_BINARY_DIR=<configured build of diffuse>
-#         -DCXX=<compiler> -DGENERATOR=<generator> [-DBUILD_TYPE=Release] -P consume.cmake
+#         -DCXX=<compiler> -DGENERATOR=<generator> [-DBUILD_TYPE=Release] [-DWITH_MPI=ON] [-DWITH_TORCH=ON]
+#         -P consume.cmake
 # find_package mode first installs DIFFUSE_BINARY_DIR into WORK_DIR/prefix (cmake --install) and lets
-# the consumer find the package only there.
+# the consumer find the package only there. WITH_MPI adds the MPI consumer, WITH_TORCH the libtorch one
+# (tests/package/CMakeLists.txt asks for it in find_package mode only: one libtorch compile is enough).
 foreach(var IN ITEMS MODE CONSUMER_DIR WORK_DIR DIFFUSE_SOURCE_DIR DIFFUSE_BINARY_DIR CXX GENERATOR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "consume.cmake: -D${var}=... is required")
@@ -38,28 +40,30 @@ else()
   message(FATAL_ERROR "consume.cmake: MODE must be find_package or subdirectory, not '${MODE}'")
 endif()
 
-if(WITH_MPI)
-  list(APPEND configure_args -DWITH_MPI=ON)
-endif()
+foreach(component IN ITEMS MPI TORCH)
+  if(WITH_${component})
+    list(APPEND configure_args -DWITH_${component}=ON)
+  endif()
+endforeach()
 run(${CMAKE_COMMAND} ${configure_args})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build --config ${BUILD_TYPE})
-find_program(consumer_program consumer PATHS ${WORK_DIR}/build ${WORK_DIR}/build/${BUILD_TYPE} NO_DEFAULT_PATH)
-if(NOT consumer_program)
-  message(FATAL_ERROR "the consumer program was not built")
-endif()
-execute_process(COMMAND ${consumer_program} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-message(STATUS "${out}")
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "the consumer program failed (${rc}): ${out}")
-endif()
-if(WITH_MPI)
-  find_program(mpi_consumer_program mpi_consumer PATHS ${WORK_DIR}/build ${WORK_DIR}/build/${BUILD_TYPE} NO_DEFAULT_PATH)
-  if(NOT mpi_consumer_program)
-    message(FATAL_ERROR "the MPI consumer program was not built")
+
+# Runs the consumer program `name`, which must have been built and must exit 0.
+function(run_consumer name)
+  find_program(program_${name} ${name} PATHS ${WORK_DIR}/build ${WORK_DIR}/build/${BUILD_TYPE} NO_DEFAULT_PATH)
+  if(NOT program_${name})
+    message(FATAL_ERROR "the consumer program ${name} was not built")
   endif()
-  execute_process(COMMAND ${mpi_consumer_program} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  execute_process(COMMAND ${program_${name}} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   message(STATUS "${out}")
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "the MPI consumer program failed (${rc}): ${out}")
+    message(FATAL_ERROR "the consumer program ${name} failed (${rc}): ${out}")
   endif()
+endfunction()
+run_consumer(consumer)
+if(WITH_MPI)
+  run_consumer(mpi_consumer)
+endif()
+if(WITH_TORCH)
+  run_consumer(torch_consumer)
 endif()
