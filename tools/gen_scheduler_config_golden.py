@@ -440,7 +440,8 @@ NOT_DRAWN_PER_CLASS = {
                                 "rescale_betas_zero_snr": "refused (the solver table refuses ᾱ_T = 0)"},
     "DPMSolverMultistepScheduler": {"rescale_betas_zero_snr": "refused (the solver table refuses ᾱ_T = 0)"},
 }
-DRAWN_ANYWAY = {"FlowMatchEulerDiscreteScheduler": {"use_dynamic_shifting", "time_shift_type", "use_beta_sigmas"},
+DRAWN_ANYWAY = {"DDPMScheduler": {"variance_type"},
+                "FlowMatchEulerDiscreteScheduler": {"use_dynamic_shifting", "time_shift_type", "use_beta_sigmas"},
                 "KDPM2AncestralDiscreteScheduler": {"use_beta_sigmas"}}
 # N + 1 trailing steps (diffusers walks N + 1 steps ending at t = −1): a pseudo key every class with trailing
 # spacing and the training lengths of EXTRA_STEP_T must have covered

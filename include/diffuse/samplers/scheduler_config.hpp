@@ -21,8 +21,9 @@
 // the latents diffusers draws (unit normals; the sampler applies init_noise_sigma itself) and leaves as the
 // loop's final latents, in diffusers' state (the VP state for UniPC, whose stepper runs in σ-space). step()'s
 // own arguments take their defaults (DDIM η 0, no Euler churn, LMS order 4, TCD η 0.3); trailing spacing walks
-// diffusers' list as it is (N + 1 steps where numpy's arange gives N + 1 values: DDPM, DDIM, the Euler family);
-// DDIMInverse steps from t − T//N as its step() does. The model reads its network time as the scheduler feeds
+// diffusers' list as it is (N + 1 steps where numpy's arange gives N + 1 values: DDPM, DDIM, the Euler family;
+// DDIMInverse and the solver tables refuse such a list with a named error); DDIMInverse steps from t − T//N as
+// its step() does. The model reads its network time as the scheduler feeds
 // it: discrete_model_time() for a network on the training timesteps (the integer timesteps of DDPM, DDIM, LCM,
 // TCD and the solver tables; for the σ-space schedulers the interpolation their timesteps come from: linear in
 // σ, log σ with Karras or exponential σ; KDPM2Ancestral's exact grid and midpoint timesteps, evaluation::t_net),
