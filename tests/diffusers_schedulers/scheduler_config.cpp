@@ -77,6 +77,9 @@ std::vector<double> run_library(const io::json_value& spec) {
     if (sched.is_flow()) {
         auto m = analytic_model(data, sched.prediction_type, sched.flow_model_time());
         run(m);
+    } else if (sched.is_edm()) {  // an EDM-preconditioned network: its model predicts x₀
+        auto m = analytic_model(data, prediction::sample, sched.edm_model_time());
+        run(m);
     } else {
         auto m = analytic_model(data, sched.prediction_type, sched.discrete_model_time());
         run(m);
@@ -151,7 +154,26 @@ TEST_CASE("scheduler_from_config: per-class defaults, metadata and ignored keys"
     CHECK_THROWS_AS(io::parse_json(R"({"a": -Infinity})"), error);  // strict by default
     CHECK(std::isnan(io::parse_json("NaN", scheduler_config_json_limits()).as_number()));
     CHECK_THROWS_AS(io::parse_json("-Inf", scheduler_config_json_limits()), error);
-    CHECK(supported_scheduler_classes().size() == 15);
+    // the classes added with their own clocks and defaults
+    const auto tcd = scheduler_from_config(io::parse_json(R"({"_class_name": "TCDScheduler"})"));
+    CHECK(tcd.schedule.alphas_cumprod == lcm.schedule.alphas_cumprod);
+    CHECK(std::get<scheduler_recipes::discrete>(tcd.recipe).tcd.eta == 0.3);
+    const auto kdpm2a = scheduler_from_config(io::parse_json(R"({"_class_name": "KDPM2AncestralDiscreteScheduler", "use_beta_sigmas": true})"));
+    CHECK(kdpm2a.schedule.alphas_cumprod == heun.schedule.alphas_cumprod);
+    CHECK(kdpm2a.interpolation == discrete_time::interpolation::linear_sigma);
+    const auto edm = scheduler_from_config(io::parse_json(R"({"_class_name": "EDMDPMSolverMultistepScheduler", "sigma_data": 0.7,
+                                                              "prediction_type": "v_prediction", "algorithm_type": "deis",
+                                                              "final_sigmas_type": "sigma_min"})"));
+    CHECK(edm.is_edm());
+    CHECK(edm.schedule.alphas_cumprod.empty());
+    CHECK(edm.edm_model_time().sigma_data == 0.7);
+    CHECK(edm.edm_model_time().output == edm_output::v_prediction);
+    CHECK(std::get<scheduler_recipes::edm>(edm.recipe).multistep.algorithm_type == dpm_solver_algorithm::dpmsolver_pp);
+    CHECK(std::get<scheduler_recipes::edm>(edm.recipe).table.sigma_max == 80.0);
+    CHECK_THROWS_AS(edm.discrete_model_time(), error);
+    CHECK_THROWS_AS(edm.flow_model_time(), error);
+    CHECK_THROWS_AS(heun.edm_model_time(), error);
+    CHECK(supported_scheduler_classes().size() == 19);
 }
 
 TEST_CASE("scheduler_from_config: errors name the class, the key and the value", "[diffusers_schedulers][scheduler_config][errors]") {
@@ -172,14 +194,27 @@ TEST_CASE("scheduler_from_config: errors name the class, the key and the value",
     CHECK(starts(error_of(R"({"_class_name": "DDIMScheduler", "dynamic_thresholding_ratio": 2})"), "DDIMScheduler.dynamic_thresholding_ratio: 2"));
     CHECK(starts(error_of(R"({"_class_name": "DDIMScheduler", "beta_start": 0.5, "beta_end": 0.1})"), "DDIMScheduler: the training schedule"));
     CHECK(starts(error_of(R"({"_class_name": "DDIMInverseScheduler", "timestep_spacing": "linspace"})"), "DDIMInverseScheduler.timestep_spacing"));
-    CHECK(starts(error_of(R"({"_class_name": "DDIMInverseScheduler", "timestep_spacing": "trailing"})"), "DDIMInverseScheduler.timestep_spacing"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "use_beta_sigmas": true})"), "EulerDiscreteScheduler.use_beta_sigmas: true is not supported"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "interpolation_type": "log_linear"})"), "EulerDiscreteScheduler.interpolation_type"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "timestep_type": "continuous"})"), "EulerDiscreteScheduler.timestep_type"));
     CHECK(starts(error_of(R"({"_class_name": "EulerDiscreteScheduler", "use_karras_sigmas": true, "use_exponential_sigmas": true})"),
                  "use_exponential_sigmas: use_karras_sigmas and use_exponential_sigmas exclude each other"));
     CHECK(starts(error_of(R"({"_class_name": "HeunDiscreteScheduler", "clip_sample": true})"), "HeunDiscreteScheduler.clip_sample: true is not supported"));
-    CHECK(starts(error_of(R"({"_class_name": "KDPM2AncestralDiscreteScheduler"})"), "\"KDPM2AncestralDiscreteScheduler\" is not a supported scheduler"));
+    CHECK(starts(error_of(R"({"_class_name": "KDPM2AncestralDiscreteScheduler", "prediction_type": "sample"})"),
+                 "KDPM2AncestralDiscreteScheduler.prediction_type: \"sample\" is not one of"));
+    CHECK(starts(error_of(R"({"_class_name": "KDPM2AncestralDiscreteScheduler", "use_karras_sigmas": true, "use_beta_sigmas": true})"),
+                 "KDPM2AncestralDiscreteScheduler.use_beta_sigmas: only one of"));
+    CHECK(starts(error_of(R"({"_class_name": "KDPM2DiscreteScheduler", "use_beta_sigmas": true})"), "KDPM2DiscreteScheduler.use_beta_sigmas: true is not supported"));
+    CHECK(starts(error_of(R"({"_class_name": "TCDScheduler", "original_inference_steps": 0})"), "TCDScheduler.original_inference_steps: 0"));
+    CHECK(starts(error_of(R"({"_class_name": "TCDScheduler", "timestep_spacing": "cosine"})"), "TCDScheduler.timestep_spacing"));
+    CHECK(starts(error_of(R"({"_class_name": "EDMEulerScheduler", "prediction_type": "sample"})"), "EDMEulerScheduler.prediction_type: \"sample\" is not one of"));
+    CHECK(starts(error_of(R"({"_class_name": "EDMEulerScheduler", "sigma_min": 2, "sigma_max": 1})"), "EDMEulerScheduler.sigma_max: must exceed sigma_min"));
+    CHECK(starts(error_of(R"({"_class_name": "EDMEulerScheduler", "sigma_schedule": "linear"})"), "EDMEulerScheduler.sigma_schedule"));
+    CHECK(starts(error_of(R"({"_class_name": "EDMDPMSolverMultistepScheduler", "algorithm_type": "dpmsolver"})"), "EDMDPMSolverMultistepScheduler.algorithm_type"));
+    CHECK(starts(error_of(R"({"_class_name": "EDMDPMSolverMultistepScheduler", "algorithm_type": "deis"})"),
+                 "EDMDPMSolverMultistepScheduler.final_sigmas_type: \"zero\" with algorithm_type \"deis\""));
+    CHECK(starts(error_of(R"({"_class_name": "EDMDPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++", "solver_order": 3})"),
+                 "EDMDPMSolverMultistepScheduler.solver_order: 3 with sde-dpmsolver++ is not supported"));
     CHECK(starts(error_of(R"({"_class_name": "DPMSolverMultistepScheduler", "variance_type": "learned_range"})"), "DPMSolverMultistepScheduler.variance_type"));
     CHECK(starts(error_of(R"({"_class_name": "DPMSolverMultistepScheduler", "use_flow_sigmas": true})"), "DPMSolverMultistepScheduler.use_flow_sigmas"));
     CHECK(starts(error_of(R"({"_class_name": "DPMSolverMultistepScheduler", "solver_order": 4})"), "DPMSolverMultistepScheduler.solver_order: 4"));
@@ -190,12 +225,16 @@ TEST_CASE("scheduler_from_config: errors name the class, the key and the value",
     CHECK(starts(error_of(R"({"_class_name": "DPMSolverSinglestepScheduler", "algorithm_type": "sde-dpmsolver"})"), "DPMSolverSinglestepScheduler.algorithm_type"));
     CHECK(starts(error_of(R"({"_class_name": "DEISMultistepScheduler", "use_dynamic_shifting": true})"), "DEISMultistepScheduler.use_dynamic_shifting"));
     CHECK(starts(error_of(R"({"_class_name": "UniPCMultistepScheduler", "predict_x0": false})"), "UniPCMultistepScheduler.predict_x0"));
+    CHECK(starts(error_of(R"({"_class_name": "UniPCMultistepScheduler", "rescale_betas_zero_snr": true})"),
+                 "UniPCMultistepScheduler.rescale_betas_zero_snr: true is not supported"));
     CHECK(starts(error_of(R"({"_class_name": "UniPCMultistepScheduler", "solver_p": {}})"), "UniPCMultistepScheduler.solver_p"));
     CHECK(starts(error_of(R"({"_class_name": "UniPCMultistepScheduler", "thresholding": true})"), "UniPCMultistepScheduler.thresholding"));
     CHECK(starts(error_of(R"({"_class_name": "UniPCMultistepScheduler", "disable_corrector": [1, -2]})"), "UniPCMultistepScheduler.disable_corrector"));
     CHECK(starts(error_of(R"({"_class_name": "UniPCMultistepScheduler", "sigma_min": 0.1})"), "UniPCMultistepScheduler.sigma_min"));
     CHECK(starts(error_of(R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "shift_terminal": 1.5})"), "FlowMatchEulerDiscreteScheduler.shift_terminal"));
     CHECK(starts(error_of(R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "time_shift_type": "cubic"})"), "FlowMatchEulerDiscreteScheduler.time_shift_type"));
+    CHECK(starts(error_of(R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "invert_sigmas": true})"),
+                 "FlowMatchEulerDiscreteScheduler.invert_sigmas: true is not supported"));
     CHECK(starts(error_of(R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "use_karras_sigmas": true, "use_beta_sigmas": true})"), "only one of"));
     CHECK(starts(error_of(R"({"_class_name": "FlowMatchHeunDiscreteScheduler", "shift": -1})"), "FlowMatchHeunDiscreteScheduler.shift: -1"));
     // a run checks its step count and its mu (dynamic shifting needs one)
@@ -205,6 +244,17 @@ TEST_CASE("scheduler_from_config: errors name the class, the key and the value",
     auto dm = analytic_model(data, ddim.prediction_type, ddim.discrete_model_time());
     CHECK_THROWS_AS(ddim.sample(dm, batched(x, 2), 0), error);
     CHECK_THROWS_AS(ddim.sample(dm, batched(x, 2), 1001), error);
+    // DDIMInverse's trailing list where numpy yields N + 1 timesteps (the first −1): T = 850, N = 44
+    const auto inverse = scheduler_from_config(io::parse_json(R"({"_class_name": "DDIMInverseScheduler", "num_train_timesteps": 850,
+                                                                  "timestep_spacing": "trailing"})"));
+    auto im = analytic_model(data, inverse.prediction_type, inverse.discrete_model_time());
+    CHECK_THROWS_WITH(inverse.sample(im, batched(x, 2), 44), Catch::Contains("num_inference_steps 44 is not supported"));
+    CHECK_NOTHROW(inverse.sample(im, batched(x, 2), 43));
+    // ... and the solver table's (T = 1200, N = 14: upstream's last timestep −1)
+    const auto solver = scheduler_from_config(io::parse_json(R"({"_class_name": "DPMSolverMultistepScheduler", "num_train_timesteps": 1200,
+                                                                 "timestep_spacing": "trailing"})"));
+    auto sm = analytic_model(data, solver.prediction_type, solver.discrete_model_time());
+    CHECK_THROWS_WITH(solver.sample(sm, batched(x, 2), 14), Catch::Contains("trailing spacing whose numpy.arange yields timestep -1"));
     const auto dyn = scheduler_from_config(io::parse_json(R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": true})"));
     auto fm = analytic_model(data, dyn.prediction_type, dyn.flow_model_time());
     CHECK_THROWS_AS(dyn.sample(fm, batched(x, 2), 5), error);
@@ -228,6 +278,7 @@ TEST_CASE("spec.scheduler_config: conflicts name the field", "[diffusers_schedul
     CHECK(run(R"({"grid": {}, )" + base + "}}").rfind("spec.grid: conflicts", 0) == 0);
     CHECK(run("{" + base + R"(, "interpolation": "log_sigma"}})").rfind("spec.denoiser.interpolation: conflicts", 0) == 0);
     CHECK(run("{" + base + R"(, "prediction_type": "sample"}})").rfind("spec.denoiser.prediction_type: conflicts", 0) == 0);
+    CHECK(run("{" + base + R"(, "sigma_data": 0.5}})").rfind("spec.denoiser.sigma_data: conflicts", 0) == 0);
     CHECK(run("{" + base + R"(, "prediction_type": "epsilon"}})") == "");  // repeating the file's is fine
     CHECK(run(R"({"mu": 1, )" + base + "}}").empty());
     CHECK(run(R"({"scheduler_config": "missing.json", "shape": [2, 2], "num_inference_steps": 5, "denoiser": {"means": [0, 0], "variances": [1]}})")

@@ -109,7 +109,8 @@ run_result<T> run_spec_typed(fields& s, const spec_files& files, bool always_rec
     const sampler_entry* e = configured ? nullptr : &read_sampler(s, sched, unet != nullptr);
     const auto shape = read_shape(s, unet.get());
     const auto schedule = configured ? configured_schedule(s, *configured) : read_schedule(s, sched, e->family == "discrete");
-    const std::string_view default_time = configured ? (configured->is_flow() ? "flow" : "discrete") : e->default_time;
+    const std::string_view default_time = configured ? (configured->is_flow() ? "flow" : configured->is_edm() ? "edm" : "discrete")
+                                                 : e->default_time;
     auto denoiser = read_denoiser(dn, std::move(unet), shape.batch, shape.per_sample(), schedule.alphas_cumprod, default_time, files);
     if (configured) {
         if (prediction_given && denoiser.pred != configured->prediction_type)

@@ -3,7 +3,8 @@
 // scheduler_config.json read by diffuse::scheduler_from_config (include/diffuse/samplers/scheduler_config.hpp);
 // the spec gives the shape, steps, denoiser, latents (init_noise: the unit-normal latents z; or drawn from
 // spec.seed) and step noise. spec.sampler, schedule, grid, options and sde conflict with it (spec errors), and so
-// do denoiser.time, interpolation and timestep_table (the scheduler decides how its network is fed);
+// do denoiser.time, interpolation, timestep_table and sigma_data (the scheduler decides how its network is fed:
+// discrete timesteps, flow-matching s·T, or EDM preconditioning with the file's sigma_data);
 // denoiser.prediction_type may only repeat the file's.
 
 #include <filesystem>
@@ -26,7 +27,7 @@ inline configured_scheduler read_scheduler_config_spec(fields& s, fields& dn, co
     for (const char* k : {"sampler", "schedule", "grid", "options", "sde"})
         if (s.has(k))
             throw spec_error(s.name(k) + ": conflicts with spec.scheduler_config (the file gives the sampler, its schedule, grid and options)");
-    for (const char* k : {"time", "interpolation", "timestep_table"})
+    for (const char* k : {"time", "interpolation", "timestep_table", "sigma_data"})
         if (dn.has(k)) throw spec_error(dn.name(k) + ": conflicts with spec.scheduler_config (the scheduler decides the network time)");
     const auto path = files.resolve(s.string("scheduler_config"), s.name("scheduler_config"));
     try {
@@ -56,6 +57,7 @@ void run_configured(const configured_scheduler& c, fields& s, spec_denoiser& den
     };
     try {
         if (c.is_flow()) den.with_time(c.flow_model_time(), run);
+        else if (c.is_edm()) den.with_time(c.edm_model_time(), run);
         else den.with_time(c.discrete_model_time(), run);
     } catch (const spec_error&) {
         throw;

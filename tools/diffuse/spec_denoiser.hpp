@@ -118,9 +118,19 @@ struct spec_denoiser {
     }
 
     // Calls f(model) with the denoiser on a network time chosen by the caller (spec.scheduler_config: the
-    // configured scheduler's discrete_time or flow_time).
+    // configured scheduler's discrete_time, flow_time or edm_time; an edm_time's model predicts x₀).
     template <class Time, class F>
     void with_time(const Time& time, F&& f) {
+        if constexpr (std::is_same_v<Time, edm_time>) {
+            if (unet) {
+                model<nn::unet2d_network, edm_time> m(unet->network(), prediction::sample, time);
+                guided(m, f);
+            } else {
+                auto m = analytic_model(*data, prediction::sample, time);
+                f(m);
+            }
+            return;
+        }
         if (unet) {
             if constexpr (std::is_same_v<Time, discrete_time>) {
                 model<nn::unet2d_network, discrete_time> m(unet->network(), pred, time);

@@ -165,6 +165,11 @@ struct ddim_inverse_options {
     double clip_sample_range = 1.0;
     bool set_alpha_to_one = true;
     bool model_at_target = false;
+    // fixed_stride: each step t → t' starts from ᾱ of min(t' − T//N, T − 1) (below 0: the clean start's ᾱ)
+    // instead of ᾱ_t, as DDIMInverseScheduler.step does: the point before t' for leading spacing, not for
+    // trailing. N = num_inference_steps (0: the grid's number of steps).
+    prev_timestep_rule prev_timestep = prev_timestep_rule::next_in_list;
+    std::size_t num_inference_steps = 0;
 };
 
 // The DDIM inversion stepper. Step i, t → n per sample: one evaluation, then the η = 0 update towards n.
@@ -187,6 +192,9 @@ public:
         detail::check_clipping(clip_, this->where());
         initial_ac_ = opt_.set_alpha_to_one ? 1.0 : this->alpha_cumprod(0, 1.0);
         check_grid(shape.batch);
+        const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();
+        detail::require(N <= this->num_train_timesteps(), this->where(), "num_inference_steps", N, "<= num_train_timesteps");
+        stride_ = static_cast<std::int64_t>(this->num_train_timesteps() / N);
     }
 
 private:
@@ -226,7 +234,10 @@ private:
             hold_[b] = n == t;
             all_hold = all_hold && hold_[b];
             ac_next_[b] = this->alpha_cumprod(n, 1.0);
-            ws.set_state(b, double(opt_.model_at_target ? n : t), this->alpha_cumprod(t, initial_ac_));
+            const std::int64_t from = opt_.prev_timestep == prev_timestep_rule::fixed_stride && !hold_[b]
+                                          ? std::min<std::int64_t>(n - stride_, std::int64_t(this->num_train_timesteps()) - 1)
+                                          : t;  // diffusers' rule, or the grid point
+            ws.set_state(b, double(opt_.model_at_target ? n : from), this->alpha_cumprod(from, initial_ac_));
         }
         if (all_hold) {  // every sample holds: nothing to evaluate, nothing to report
             this->skip_report();
@@ -272,6 +283,7 @@ private:
     ddim_inverse_options opt_;
     sample_clipping clip_;
     double initial_ac_ = 1.0;  // ᾱ of the clean start (grid point −1)
+    std::int64_t stride_ = 1;  // T // N of the fixed_stride rule
     std::vector<double> ac_next_, target_alpha_, target_sigma_;
     std::vector<std::uint8_t> hold_;
     std::vector<T> raw_;  // the model_at_target output before it is read as x̂₀ and ε̂

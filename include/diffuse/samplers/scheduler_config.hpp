@@ -4,25 +4,32 @@
 //   const auto sched = diffuse::scheduler_from_config_file("model/scheduler_config.json");
 //   for (const auto& w : sched.warnings()) std::fprintf(stderr, "%s\n", w.c_str());   // keys diffusers ignores too
 //   diffuse::model m(my_net, sched.prediction_type, sched.discrete_model_time());     // flow: flow_model_time()
+//                                                  // EDM: diffuse::edm_model(my_net, sched.edm_model_time())
 //   diffuse::fill_normal(diffuse::batched(x, B), seed, 0, 0);                          // latents = randn(...)
 //   sched.sample(m, diffuse::batched(x, B), /*num_inference_steps=*/30, diffuse::counter_noise{seed, 1});
 //
 // scheduler_from_config reads the file's `_class_name` and every key that class's __init__ takes in diffusers
 // 0.42, with that class's own defaults for the keys a file omits (older files): each key is mapped to the
 // stepper options and the grid recipe of docs/porting.md's table, or, where the library does not reproduce a
-// value (variance_type "learned", use_beta_sigmas, flow σ in the VP solvers, ...), rejected by a diffuse::error
+// value (variance_type "learned", use_beta_sigmas outside KDPM2Ancestral and FlowMatchEuler, flow σ in the VP
+// solvers, what upstream itself refuses: "sample" for KDPM2Ancestral and EDM, ...), rejected by a diffuse::error
 // naming the class, the key and the value. A key of the wrong type or out of range is an error naming it; an
 // unknown class is an error naming it. Keys the class does not take are ignored, as diffusers ignores them, and
 // listed by warnings(); keys starting with '_' (_diffusers_version, _use_default_values) are metadata.
 //
 // sample(m, x, N, noise, observer[, mu]) is set_timesteps(N) and diffusers' whole denoising loop: x enters as
 // the latents diffusers draws (unit normals; the sampler applies init_noise_sigma itself) and leaves as the
-// loop's final latents, in diffusers' state (the VP state for UniPC, whose stepper runs in σ-space). The
-// model reads its network time as the scheduler feeds it: discrete_model_time() for a network on the training
-// timesteps (the integer timesteps of DDPM, DDIM, LCM and the solver tables; for the σ-space schedulers the
-// interpolation their timesteps come from: linear in σ, log σ with Karras or exponential σ), flow_model_time()
-// for a flow-matching network (FlowMatch*: prediction "flow_prediction"). The step noise comes from the noise
-// source (counter_noise, recorded_noise ...), one draw per step as each stepper documents.
+// loop's final latents, in diffusers' state (the VP state for UniPC, whose stepper runs in σ-space). step()'s
+// own arguments take their defaults (DDIM η 0, no Euler churn, LMS order 4, TCD η 0.3); trailing spacing walks
+// diffusers' list as it is (N + 1 steps where numpy's arange gives N + 1 values: DDPM, DDIM, the Euler family;
+// DDIMInverse and the solver tables refuse such a list with a named error); DDIMInverse steps from t − T//N as
+// its step() does. The model reads its network time as the scheduler feeds
+// it: discrete_model_time() for a network on the training timesteps (the integer timesteps of DDPM, DDIM, LCM,
+// TCD and the solver tables; for the σ-space schedulers the interpolation their timesteps come from: linear in
+// σ, log σ with Karras or exponential σ; KDPM2Ancestral's exact grid and midpoint timesteps, evaluation::t_net),
+// flow_model_time() for a flow-matching network (FlowMatch*: prediction "flow_prediction"), edm_model_time()
+// for an EDM-preconditioned one (EDM*: edm_model(net, time), whose model predicts x₀). The step noise comes
+// from the noise source (counter_noise, recorded_noise ...), one draw per step as each stepper documents.
 //
 // Adding a class: one row in detail::scheduler_classes() (its name and a parse function) and that function,
 // which reads the class's keys with config_keys and fills a recipe (a struct of scheduler_recipe with a
@@ -62,8 +69,10 @@
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
+#include "diffuse/samplers/tcd.hpp"
 #include "diffuse/samplers/unipc.hpp"
 #include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/edm.hpp"
 #include "diffuse/schedules/flow.hpp"
 #include "diffuse/schedules/sigmas.hpp"
 #include "diffuse/schedules/solver_sigmas.hpp"
@@ -86,45 +95,65 @@ std::vector<double> row_constant(const X& x, double c) {
 // The recipes: a stepper's options and the grid it walks, as one scheduler class builds them.
 namespace scheduler_recipes {
 
-// DDPMScheduler, DDIMScheduler, DDIMInverseScheduler, LCMScheduler: the training timesteps (init_noise_sigma 1).
+// DDPMScheduler, DDIMScheduler, DDIMInverseScheduler, LCMScheduler, TCDScheduler: the training timesteps
+// (init_noise_sigma 1). DDPM and DDIM walk diffusers' trailing list as it is (N + 1 steps where numpy's arange
+// yields N + 1 values: discrete_timesteps' trailing_extra_timestep).
 struct discrete {
-    enum class kind { ddpm, ddim, ddim_inverse, lcm } k = kind::ddpm;
+    enum class kind { ddpm, ddim, ddim_inverse, lcm, tcd } k = kind::ddpm;
     timestep_spacing spacing = timestep_spacing::leading;
     std::int64_t steps_offset = 0;
     ddpm_options ddpm{};
     ddim_options ddim{};
     ddim_inverse_options inverse{};
     lcm_options lcm{};
+    tcd_options tcd{};                    // step()'s eta (the paper's γ), 0.3 by default
     std::size_t original_inference_steps = 50;
 
     template <class Model, class X, class Noise, class Obs>
     void run(Model& m, X&& x, const discrete_schedule& s, std::size_t N, Noise&& noise, Obs&& obs, std::optional<double>) const {
         const auto& ac = s.alphas_cumprod;
         switch (k) {
-            case kind::ddpm:
-                sample_ddpm(m, x, ac, discrete_grid(discrete_timesteps(ac.size(), N, spacing, steps_offset)), ddpm, noise, obs);
+            case kind::ddpm: {
+                auto o = ddpm;
+                o.trailing_extra_timestep = true;
+                sample_ddpm(m, x, ac, discrete_grid(discrete_timesteps(ac.size(), N, spacing, steps_offset, true)), o, noise, obs);
                 break;
+            }
             case kind::ddim: {
                 auto o = ddim;
                 o.num_inference_steps = N;  // prev_timestep = t − T//N (diffusers' rule)
-                sample_ddim(m, x, ac, discrete_grid(discrete_timesteps(ac.size(), N, spacing, steps_offset)), o, noise, obs);
+                o.trailing_extra_timestep = true;
+                sample_ddim(m, x, ac, discrete_grid(discrete_timesteps(ac.size(), N, spacing, steps_offset, true)), o, noise, obs);
                 break;
             }
-            case kind::ddim_inverse: {  // the clean sample (−1), then the timesteps ascending
+            case kind::ddim_inverse: {  // the clean sample (−1), then the timesteps ascending; each step from t' − T//N
+                // upstream's N + 1 trailing list starts at −1, which its step reads as the target ᾱ_{T−1}
+                if (spacing == timestep_spacing::trailing && detail::trailing_has_extra_value(ac.size(), N))
+                    detail::fail("DDIMInverseScheduler", "trailing spacing with num_train_timesteps " + std::to_string(ac.size()) +
+                                                             " and num_inference_steps " + std::to_string(N) +
+                                                             " is not supported (numpy's arange yields N + 1 timesteps, the "
+                                                             "first -1, which upstream reads as alphas_cumprod[-1])");
                 const auto t = discrete_timesteps(ac.size(), N, spacing, steps_offset);
                 std::vector<double> g{-1.0};
                 for (auto it = t.rbegin(); it != t.rend(); ++it) g.push_back(double(*it));
-                sample_ddim_inverse(m, x, ac, time_grid(g), inverse, noise, obs);
+                auto o = inverse;
+                o.prev_timestep = prev_timestep_rule::fixed_stride;
+                o.num_inference_steps = N;
+                sample_ddim_inverse(m, x, ac, time_grid(g), o, noise, obs);
                 break;
             }
             case kind::lcm:
                 sample_lcm(m, x, ac, discrete_grid(lcm_timesteps(N, original_inference_steps, ac.size())), lcm, noise, obs);
                 break;
+            case kind::tcd:  // set_timesteps(N) at strength 1
+                sample_tcd(m, x, ac, discrete_grid(tcd_timesteps(N, original_inference_steps, ac.size())), tcd, noise, obs);
+                break;
         }
     }
 };
 
-// The Euler family on EulerDiscreteScheduler's σ list (euler_discrete_sigmas); x starts as init_noise_sigma·z.
+// The Euler family on EulerDiscreteScheduler's σ list (euler_discrete_sigmas; KDPM2Ancestral: the same list with
+// its network timesteps, kdpm2_ancestral_sigmas); x starts as init_noise_sigma·z.
 struct sigma {
     enum class kind { euler, euler_ancestral, heun, dpm_2, dpm_2_ancestral, lms } k = kind::euler;
     euler_options grid{};
@@ -134,6 +163,15 @@ struct sigma {
 
     template <class Model, class X, class Noise, class Obs>
     void run(Model& m, X&& x, const discrete_schedule& s, std::size_t N, Noise&& noise, Obs&& obs, std::optional<double>) const {
+        if (k == kind::dpm_2_ancestral) {  // the grid points' and midpoints' own timesteps (evaluation::t_net)
+            auto ks = kdpm2_ancestral_sigmas(s.alphas_cumprod, N, grid);
+            dpm_2_ancestral_options a(ancestral);
+            a.timesteps = std::move(ks.timesteps);
+            a.midpoint_timesteps = std::move(ks.midpoint_timesteps);
+            detail::scale_rows(x, detail::row_constant(x, ks.init_noise_sigma));
+            sample_dpm_2_ancestral(m, x, time_grid(ks.sigmas), a, noise, obs);
+            return;
+        }
         const auto es = euler_discrete_sigmas(s.alphas_cumprod, N, grid);
         detail::scale_rows(x, detail::row_constant(x, es.init_noise_sigma));  // latents = randn · init_noise_sigma
         const time_grid g(es.sigmas);
@@ -142,7 +180,7 @@ struct sigma {
             case kind::euler_ancestral: sample_euler_ancestral(m, x, g, ancestral, noise, obs); break;
             case kind::heun: sample_heun(m, x, g, churn_options{}, noise, obs); break;
             case kind::dpm_2: sample_dpm_2(m, x, g, churn_options{}, noise, obs); break;
-            case kind::dpm_2_ancestral: sample_dpm_2_ancestral(m, x, g, ancestral, noise, obs); break;
+            case kind::dpm_2_ancestral: break;  // above
             case kind::lms: sample_lms(m, x, g, lms, noise, obs); break;
         }
     }
@@ -211,37 +249,73 @@ struct flow {
     }
 };
 
+// EDMEulerScheduler, EDMDPMSolverMultistepScheduler: the EDM σ table (edm_sigmas) walked by Euler (step()'s churn
+// arguments default to none; churn_order diffusers with diffusers_edm_sigma_data as the scheduler reads its
+// output) or by DPM-Solver++ on the σ-space table; x starts as init_noise_sigma·z = √(σ_max² + 1)·z (upstream's
+// value, not σ_0) and stays in σ-space. The network is EDM-preconditioned (edm_model_time()).
+struct edm {
+    enum class kind { euler, dpm_multistep } k = kind::euler;
+    edm_schedule_options table{};
+    double sigma_data = 0.5;
+    prediction output = prediction::epsilon;  // prediction_type: the raw network's output (epsilon or v)
+    dpm_solver_multistep_options multistep{};
+
+    template <class Model, class X, class Noise, class Obs>
+    void run(Model& m, X&& x, const discrete_schedule&, std::size_t N, Noise&& noise, Obs&& obs, std::optional<double>) const {
+        const auto sigmas = edm_sigmas(N, table);
+        detail::scale_rows(x, detail::row_constant(x, std::sqrt(table.sigma_max * table.sigma_max + 1.0)));
+        if (k == kind::euler) {
+            churn_options c;
+            c.order = churn_order::diffusers;
+            c.diffusers_prediction = output;
+            c.diffusers_edm_sigma_data = sigma_data;
+            sample_euler(m, x, time_grid(sigmas), c, noise, obs);
+        } else {
+            sample_dpm_solver_multistep(m, x, sigma_space_table{sigmas}, multistep, noise, obs);
+        }
+    }
+};
+
 }  // namespace scheduler_recipes
 
 using scheduler_recipe = std::variant<scheduler_recipes::discrete, scheduler_recipes::sigma, scheduler_recipes::solver,
-                                      scheduler_recipes::unipc, scheduler_recipes::flow>;
+                                      scheduler_recipes::unipc, scheduler_recipes::flow, scheduler_recipes::edm>;
 
 // A scheduler_config.json read into a sampler (scheduler_from_config).
 struct configured_scheduler {
     std::string class_name;
-    discrete_schedule_config schedule_config{};  // the training schedule (unused by the flow-matching classes)
-    discrete_schedule schedule{};                // built from it (empty for the flow-matching classes)
+    discrete_schedule_config schedule_config{};  // the training schedule (unused by the flow-matching and EDM classes)
+    discrete_schedule schedule{};                // built from it (empty for the flow-matching and EDM classes)
     prediction prediction_type = prediction::epsilon;
     discrete_time::interpolation interpolation = discrete_time::interpolation::log_sigma;  // σ → network timestep
     scheduler_recipe recipe{};
     std::vector<std::string> ignored_keys{};     // keys the class does not take
 
     [[nodiscard]] bool is_flow() const noexcept { return std::holds_alternative<scheduler_recipes::flow>(recipe); }
+    [[nodiscard]] bool is_edm() const noexcept { return std::holds_alternative<scheduler_recipes::edm>(recipe); }
     // "key: ignored (not a parameter of Class)" for every ignored key.
     [[nodiscard]] std::vector<std::string> warnings() const {
         std::vector<std::string> w;
         for (const auto& k : ignored_keys) w.push_back(k + ": ignored (not a parameter of " + class_name + ")");
         return w;
     }
-    // The network time of a discrete-timestep network under this scheduler (not for the flow-matching classes).
+    // The network time of a discrete-timestep network under this scheduler (not for the flow-matching and EDM classes).
     [[nodiscard]] discrete_time discrete_model_time() const {
         if (is_flow()) detail::fail("configured_scheduler", class_name + " drives a flow-matching network: use flow_model_time()");
+        if (is_edm()) detail::fail("configured_scheduler", class_name + " drives an EDM-preconditioned network: use edm_model_time()");
         return discrete_time(schedule.alphas_cumprod, interpolation);
     }
     // The network time of a flow-matching network (the flow-matching classes only).
     [[nodiscard]] flow_time flow_model_time() const {
-        if (!is_flow()) detail::fail("configured_scheduler", class_name + " is not a flow-matching scheduler: use discrete_model_time()");
+        if (!is_flow()) detail::fail("configured_scheduler", class_name + " is not a flow-matching scheduler: use " + other_clock());
         return flow_time{double(std::get<scheduler_recipes::flow>(recipe).config.num_train_timesteps)};
+    }
+    // The network time of an EDM-preconditioned network (the EDM classes only): sigma_data and prediction_type
+    // (the raw output F: epsilon or v_prediction) of the file; its model predicts x₀ (edm_model(net, time)).
+    [[nodiscard]] edm_time edm_model_time() const {
+        if (!is_edm()) detail::fail("configured_scheduler", class_name + " is not an EDM scheduler: use " + other_clock());
+        const auto& e = std::get<scheduler_recipes::edm>(recipe);
+        return edm_time{e.sigma_data, e.output == prediction::v ? edm_output::v_prediction : edm_output::epsilon};
     }
     // set_timesteps' mu for use_dynamic_shifting: calculate_shift over the config's base/max shift and lengths.
     [[nodiscard]] double mu_for(double image_seq_len) const {
@@ -250,11 +324,17 @@ struct configured_scheduler {
         return calculate_shift(image_seq_len, f.base_image_seq_len, f.max_image_seq_len, f.base_shift, f.max_shift);
     }
     // set_timesteps(num_inference_steps[, mu]) and the loop: x holds the latents z on entry, the result on return.
+    // (EDM classes: give a model on edm_model_time(), whose predictions are x₀.)
     template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
     void sample(Model& m, X&& x, std::size_t num_inference_steps, Noise&& noise = {}, Obs&& obs = {},
                 std::optional<double> mu = std::nullopt) const {
         static_assert(detail::check_sampler_arguments<X, Noise>());
         std::visit([&](const auto& r) { r.run(m, x, schedule, num_inference_steps, noise, obs, mu); }, recipe);
+    }
+
+private:
+    [[nodiscard]] std::string other_clock() const {
+        return is_flow() ? "flow_model_time()" : is_edm() ? "edm_model_time()" : "discrete_model_time()";
     }
 };
 
@@ -375,12 +455,15 @@ public:
         o.dynamic_thresholding_ratio = number_in("dynamic_thresholding_ratio", 0.995, 1e-12, 1.0);
         o.sample_max_value = number_in("sample_max_value", 1.0, 1.0, 1e300);
     }
-    // use_karras_sigmas / use_exponential_sigmas (excluding each other); use_beta_sigmas is refused.
-    int sigma_spacing() {
+    // use_karras_sigmas / use_exponential_sigmas (excluding each other): 1, 2 (0: neither); use_beta_sigmas is
+    // refused, or (beta_allowed) 3, excluding the other two.
+    int sigma_spacing(bool beta_allowed = false) {
         const bool karras = boolean("use_karras_sigmas", false), exponential = boolean("use_exponential_sigmas", false);
-        require_false("use_beta_sigmas", "beta-distributed σ are not reproduced");
+        const bool beta = beta_allowed && boolean("use_beta_sigmas", false);
+        if (!beta_allowed) require_false("use_beta_sigmas", "beta-distributed σ are not reproduced");
         if (karras && exponential) bad("use_exponential_sigmas", "use_karras_sigmas and use_exponential_sigmas exclude each other");
-        return karras ? 1 : exponential ? 2 : 0;
+        if (beta && (karras || exponential)) bad("use_beta_sigmas", "only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas");
+        return karras ? 1 : exponential ? 2 : beta ? 3 : 0;
     }
     // The VP solvers' flow-σ keys (use_flow_sigmas, flow_shift, use_dynamic_shifting, time_shift_type).
     void no_flow_sigmas() {
@@ -452,9 +535,8 @@ inline void parse_ddim_inverse(config_keys& k, configured_scheduler& s) {
     s.prediction_type = k.prediction_type();
     r.inverse.clip_sample_range = k.number_in("clip_sample_range", 1.0, 1e-12, 1e300);
     r.spacing = k.spacing("leading");
-    // each step goes from t − T//N to t: the previous timestep for leading spacing only (trailing steps overlap)
-    if (r.spacing != timestep_spacing::leading)
-        k.bad("timestep_spacing", "\"" + std::string(to_string(r.spacing)) + "\" is not supported (DDIMInverseScheduler steps from t − T//N, the previous timestep only with leading spacing)");
+    if (r.spacing == timestep_spacing::linspace)  // each step goes from t − T//N to t (fixed_stride), on either list
+        k.bad("timestep_spacing", "\"linspace\" is not supported (DDIMInverseScheduler.set_timesteps raises: leading or trailing)");
     s.recipe = r;
 }
 
@@ -473,11 +555,16 @@ inline void parse_lcm(config_keys& k, configured_scheduler& s) {
 }
 
 // The Euler-family σ-list keys shared by Euler, Heun, KDPM2, KDPM2Ancestral, LMS.
-inline void euler_family_sigmas(config_keys& k, configured_scheduler& s, scheduler_recipes::sigma& r, bool spacing_keys) {
+// Every class of the family walks diffusers' trailing list as it is (N + 1 steps where numpy's arange yields N + 1
+// values: euler_options::trailing_extra_timestep).
+inline void euler_family_sigmas(config_keys& k, configured_scheduler& s, scheduler_recipes::sigma& r, bool spacing_keys,
+                                bool beta_sigmas = false) {
     if (spacing_keys) {
-        const int sp = k.sigma_spacing();
-        r.grid.sigma_spacing = sp == 1 ? sigma_spacing_kind::karras : sp == 2 ? sigma_spacing_kind::exponential : sigma_spacing_kind::none;
+        const int sp = k.sigma_spacing(beta_sigmas);
+        r.grid.sigma_spacing = sp == 1 ? sigma_spacing_kind::karras : sp == 2 ? sigma_spacing_kind::exponential
+                               : sp == 3 ? sigma_spacing_kind::beta : sigma_spacing_kind::none;
     }
+    r.grid.trailing_extra_timestep = true;
     // diffusers computes these timesteps by log-σ interpolation with Karras / exponential σ, else linearly in σ
     s.interpolation = r.grid.sigma_spacing == sigma_spacing_kind::none ? discrete_time::interpolation::linear_sigma
                                                                        : discrete_time::interpolation::log_sigma;
@@ -498,7 +585,6 @@ inline void parse_euler(config_keys& k, configured_scheduler& s) {
     r.grid.final_sigma_min = k.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "sigma_min";
     r.churn.order = churn_order::diffusers;  // step()'s s_churn … (0 here): its churn reads the output as diffusers
     r.churn.diffusers_prediction = s.prediction_type;
-    r.grid.trailing_extra_timestep = true;   // the list as diffusers builds it
     s.recipe = r;
 }
 
@@ -519,15 +605,14 @@ void parse_sigma_solver(config_keys& k, configured_scheduler& s) {  // Heun, KDP
     s.schedule_config = k.schedule(lms ? 1e-4 : 0.00085, lms ? 0.02 : 0.012, "linear", false);
     scheduler_recipes::sigma r;
     r.k = Kind;
-    s.prediction_type = k.prediction_type();
-    euler_family_sigmas(k, s, r, true);
+    s.prediction_type = Kind == scheduler_recipes::sigma::kind::dpm_2_ancestral
+                            ? k.prediction_type({"epsilon", "v_prediction"})  // upstream's step has no "sample"
+                            : k.prediction_type();
+    euler_family_sigmas(k, s, r, true, Kind == scheduler_recipes::sigma::kind::dpm_2_ancestral);  // KDPM2Ancestral: beta σ too
     if (Kind == scheduler_recipes::sigma::kind::heun) {
         k.require_false("clip_sample", "HeunDiscreteScheduler's x̂₀ clipping is not reproduced");
         (void)k.number_in("clip_sample_range", 1.0, 1e-12, 1e300);
     }
-    if (Kind == scheduler_recipes::sigma::kind::dpm_2_ancestral && r.grid.sigma_spacing != sigma_spacing_kind::none)
-        k.bad(r.grid.sigma_spacing == sigma_spacing_kind::karras ? "use_karras_sigmas" : "use_exponential_sigmas",
-              "true is not supported (KDPM2Ancestral over spaced σ is not reproduced)");
     r.grid.spacing = k.spacing("linspace");
     r.grid.steps_offset = k.steps_offset();
     if (Kind == scheduler_recipes::sigma::kind::dpm_2 || Kind == scheduler_recipes::sigma::kind::dpm_2_ancestral)
@@ -666,7 +751,8 @@ inline void parse_flow_match_euler(config_keys& k, configured_scheduler& s) {
     r.base_image_seq_len = double(k.integer("base_image_seq_len", 256, 0, std::int64_t(1) << 40));
     r.max_image_seq_len = double(k.integer("max_image_seq_len", 4096, 0, std::int64_t(1) << 40));
     if (r.max_image_seq_len == r.base_image_seq_len) k.bad("max_image_seq_len", "must differ from base_image_seq_len");
-    c.invert_sigmas = k.boolean("invert_sigmas", false);
+    // the inverted grid (Mochi) starts at s = 0, the clean state, where the stepper's x̂₀ for an observer is undefined
+    k.require_false("invert_sigmas", "the inverted grid starts at s = 0, where the flow step's x0 for an observer is undefined");
     if (const auto v = k.optional_number("shift_terminal")) {
         if (!(*v < 1)) k.bad("shift_terminal", "expected a number below 1");
         c.shift_terminal = *v;
@@ -679,6 +765,68 @@ inline void parse_flow_match_euler(config_keys& k, configured_scheduler& s) {
     c.time_shift_type = parse_time_shift_kind(k.choice("time_shift_type", "exponential", {"exponential", "linear"}));
     r.stochastic_sampling = k.boolean("stochastic_sampling", false);
     s.prediction_type = prediction::flow_velocity;
+    s.recipe = r;
+}
+
+inline void parse_tcd(config_keys& k, configured_scheduler& s) {
+    s.schedule_config = k.schedule(0.00085, 0.012, "scaled_linear", true);
+    scheduler_recipes::discrete r;
+    r.k = scheduler_recipes::discrete::kind::tcd;
+    r.original_inference_steps = std::size_t(k.integer("original_inference_steps", 50, 1, 1000000));
+    // TCDScheduler takes and never reads these (its step has no clipping, thresholding or final ᾱ; its
+    // set_timesteps no spacing or offset): type-checked only
+    lcm_options unread;
+    k.clipping(unread, false, true);
+    (void)k.boolean("set_alpha_to_one", true);
+    (void)k.steps_offset();
+    s.prediction_type = k.prediction_type();
+    (void)k.spacing("leading");
+    (void)k.number_in("timestep_scaling", 10.0, 0.0, 1e300);
+    s.recipe = r;  // eta: step()'s argument, 0.3 (tcd_options)
+}
+
+// The keys EDMEulerScheduler and EDMDPMSolverMultistepScheduler share, in their order (final_sigmas_type last).
+inline scheduler_recipes::edm edm_table_keys(config_keys& k, configured_scheduler& s) {
+    scheduler_recipes::edm r;
+    auto& t = r.table;
+    t.sigma_min = k.number_in("sigma_min", 0.002, 1e-300, 1e300);
+    t.sigma_max = k.number_in("sigma_max", 80.0, 1e-300, 1e300);
+    if (!(t.sigma_max > t.sigma_min)) k.bad("sigma_max", "must exceed sigma_min");
+    r.sigma_data = k.number_in("sigma_data", 0.5, 1e-300, 1e300);
+    t.sigma_schedule = parse_edm_sigma_schedule(k.choice("sigma_schedule", "karras", {"karras", "exponential"}));
+    (void)k.integer("num_train_timesteps", 1000, 1, 1000000);  // the 1000-point table of __init__ only
+    // precondition_outputs has no "sample" (upstream raises)
+    r.output = parse_prediction(k.choice("prediction_type", "epsilon", {"epsilon", "v_prediction"}));
+    s.prediction_type = r.output;
+    t.rho = k.number_in("rho", 7.0, 1e-6, 1e6);
+    return r;
+}
+
+inline void parse_edm_euler(config_keys& k, configured_scheduler& s) {
+    auto r = edm_table_keys(k, s);
+    r.table.final_sigma = edm_final_sigma(k.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}), edm_scheduler::euler);
+    s.recipe = r;
+}
+
+inline void parse_edm_dpm_multistep(config_keys& k, configured_scheduler& s) {
+    auto r = edm_table_keys(k, s);
+    r.k = scheduler_recipes::edm::kind::dpm_multistep;
+    auto& o = r.multistep;
+    o.solver_order = std::size_t(k.integer("solver_order", 2, 1, 3));
+    k.thresholding(o);
+    // upstream maps deis to dpmsolver++ and logrho / bh1 / bh2 to midpoint, and refuses the rest
+    const auto algorithm = k.choice("algorithm_type", "dpmsolver++", {"dpmsolver++", "sde-dpmsolver++", "deis"});
+    o.algorithm_type = parse_dpm_solver_algorithm(algorithm == "deis" ? "dpmsolver++" : algorithm);
+    const auto solver = k.choice("solver_type", "midpoint", {"midpoint", "heun", "logrho", "bh1", "bh2"});
+    o.solver_type = parse_dpm_solver_type(solver == "heun" ? "heun" : "midpoint");
+    if (o.algorithm_type == dpm_solver_algorithm::sde_dpmsolver_pp && o.solver_order == 3)
+        k.bad("solver_order", "3 with sde-dpmsolver++ is not supported (upstream has no third-order SDE update: its step raises)");
+    o.lower_order_final = k.boolean("lower_order_final", true);
+    o.euler_at_final = k.boolean("euler_at_final", false);
+    r.table.final_sigma =
+        edm_final_sigma(k.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}), edm_scheduler::dpm_solver_multistep);
+    if (algorithm == "deis" && r.table.final_sigma == final_sigma_rule::zero)  // upstream tests the name it was given
+        k.bad("final_sigmas_type", "\"zero\" with algorithm_type \"deis\" is refused upstream (it raises: use sigma_min)");
     s.recipe = r;
 }
 
@@ -696,11 +844,14 @@ struct scheduler_class {
     void (*parse)(config_keys&, configured_scheduler&);
 };
 
-// The supported classes. KDPM2AncestralDiscreteScheduler: not yet — dpm_2_ancestral_stepper on its σ list matched
-// diffusers in most drawn configurations but differed by 5e-4 to 1.9e-2 in some (3 steps, cosine or steep tables);
-// its row is {"KDPM2AncestralDiscreteScheduler", parse_sigma_solver<sk::dpm_2_ancestral>} once a stepper matches.
-// EDMEulerScheduler, EDMDPMSolverMultistepScheduler, TCDScheduler: not yet (no stepper reproduces them here); PNDM, IPNDM, SASolver, DPMSolverSDE (torchsde's Brownian tree), CMStochasticIterative and
-// ScoreSdeVe (their networks are not discrete-timestep ones) are not read from a config.
+// The supported classes. KDPM2AncestralDiscreteScheduler: dpm_2_ancestral_stepper with the network timesteps of
+// kdpm2_ancestral_sigmas (the grid points' spacing timesteps, the midpoints' log-σ ones: no σ → t rule gives
+// both). Its earlier mismatches (5e-4 to 1.9e-2 in some 3-step, cosine or steep-table draws) were upstream's
+// float32 σ_down = √(σ_{i+1}² − σ_up²), which cancels where σ_{i+1} ≪ σ_i and moves σ_interpol off the exact
+// midpoint (or to NaN); the library steps in double, and the golden generators draw such configurations again
+// (gen_sampler_golden_discrete_extras.py, gen_scheduler_config_golden.py: the same rule). PNDM, IPNDM,
+// SASolver, DPMSolverSDE (torchsde's Brownian tree), CMStochasticIterative and ScoreSdeVe (their networks are
+// not discrete-timestep ones) are not read from a config.
 inline const std::vector<scheduler_class>& scheduler_classes() {
     using sk = scheduler_recipes::sigma::kind;
     static const std::vector<scheduler_class> table = {
@@ -712,6 +863,7 @@ inline const std::vector<scheduler_class>& scheduler_classes() {
         {"EulerAncestralDiscreteScheduler", parse_euler_ancestral},
         {"HeunDiscreteScheduler", parse_sigma_solver<sk::heun>},
         {"KDPM2DiscreteScheduler", parse_sigma_solver<sk::dpm_2>},
+        {"KDPM2AncestralDiscreteScheduler", parse_sigma_solver<sk::dpm_2_ancestral>},
         {"LMSDiscreteScheduler", parse_sigma_solver<sk::lms>},
         {"DPMSolverMultistepScheduler", parse_dpm_multistep},
         {"DPMSolverSinglestepScheduler", parse_dpm_singlestep},
@@ -719,6 +871,9 @@ inline const std::vector<scheduler_class>& scheduler_classes() {
         {"UniPCMultistepScheduler", parse_unipc},
         {"FlowMatchEulerDiscreteScheduler", parse_flow_match_euler},
         {"FlowMatchHeunDiscreteScheduler", parse_flow_match_heun},
+        {"TCDScheduler", parse_tcd},
+        {"EDMEulerScheduler", parse_edm_euler},
+        {"EDMDPMSolverMultistepScheduler", parse_edm_dpm_multistep},
     };
     return table;
 }
@@ -752,7 +907,7 @@ inline const std::vector<scheduler_class>& scheduler_classes() {
     detail::config_keys keys(root, s.class_name);
     cls->parse(keys, s);
     s.ignored_keys = keys.ignored();
-    if (!s.is_flow()) {
+    if (!s.is_flow() && !s.is_edm()) {
         try {
             s.schedule = discrete_schedule::from_config(s.schedule_config);
         } catch (const diffuse::error& e) {
