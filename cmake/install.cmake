@@ -1,4 +1,4 @@
-# Install rules: the headers, the targets diffuse::diffuse, diffuse::eigen, diffuse::xtensor, diffuse::mpi (one export
+# Install rules: the headers, the targets diffuse::diffuse, diffuse::eigen, diffuse::xtensor, diffuse::mpi, diffuse::cuda (one export
 # set each, so that a component's dependency is looked for only when that component is requested), and
 # the package files diffuse-config.cmake / diffuse-config-version.cmake.
 #
@@ -15,7 +15,7 @@ install(EXPORT diffuse-targets NAMESPACE diffuse:: DESTINATION ${DIFFUSE_INSTALL
 
 # Components built here; diffuse-config.cmake knows a component is installed by its targets file.
 set(DIFFUSE_INSTALLED_COMPONENTS "")
-foreach(component IN ITEMS eigen xtensor mpi torch)
+foreach(component IN ITEMS eigen xtensor mpi torch cuda)
   if(TARGET diffuse_${component})
     install(TARGETS diffuse_${component} EXPORT diffuse-${component}-targets)
     install(EXPORT diffuse-${component}-targets NAMESPACE diffuse:: DESTINATION ${DIFFUSE_INSTALL_CMAKEDIR})

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "diffuse/core/config.hpp"
+#include "diffuse/core/device_dispatch.hpp"
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/parallel.hpp"
 #include "diffuse/core/tensor.hpp"
@@ -75,9 +76,7 @@ template <class Out>
     auto o = view(std::forward<Out>(out));
     using V = decltype(o);
     static_assert(!std::is_const_v<typename V::value_type>, "diffuse: the output tensor must be writable (not const)");
-    static_assert(V::space == memory_space::host,
-                  "diffuse: this tensor lives in device memory; include the CUDA backend "
-                  "(diffuse/cuda/primitives.cuh) to run primitives on it");
+    static_assert(check_call_space<std::remove_const_t<typename V::value_type>, V>());
     (void)where;
     return o;
 }
@@ -108,11 +107,7 @@ constexpr bool check_primitive_tensors() {
                       "diffuse: all tensors of one primitive call must have the same element type (float or double): "
                       "convert the float tensors to double (or the double ones to float) first");
         return false;
-    } else if constexpr (tensor_space_v<Out> != memory_space::host ||
-                         ((tensor_space_v<Ins> != memory_space::host) || ...)) {
-        static_assert(tensor_space_v<Out> == memory_space::host && ((tensor_space_v<Ins> == memory_space::host) && ...),
-                      "diffuse: this tensor lives in device memory; include the CUDA backend "
-                      "(diffuse/cuda/primitives.cuh) to run primitives on it");
+    } else if constexpr (!check_call_space<tensor_value_t<Out>, Out, Ins...>()) {
         return false;
     } else {
         return true;
@@ -185,12 +180,16 @@ private:
             const auto views = std::make_tuple(view(std::get<I>(ins))...);
             (detail::check_input(o, std::get<I>(views), "lincomb", I), ...);
             (detail::check_coef(std::get<I>(coefs), o.batch, "lincomb", I), ...);
-            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-                const std::size_t off = b * o.per_sample + j0;
-                const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
-                const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
-                detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
-            });
+            if constexpr (detail::on_device<Out>) {
+                detail::device_backend<T>::lincomb(o, coefs, views);
+            } else {
+                detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                    const std::size_t off = b * o.per_sample + j0;
+                    const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)...);
+                    const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+                    detail::lincomb_kernel<T>(o.data + off, j1 - j0, c, p, std::index_sequence<I...>{});
+                });
+            }
         }
     }
 };
@@ -218,12 +217,16 @@ private:
     template <class T, class O, class F, class Views, std::size_t... I>
     static void run(const O& o, F& f, const Views& views, std::index_sequence<I...>) {
         (detail::check_input(o, std::get<I>(views), "transform", I), ...);
-        detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-            const std::size_t off = b * o.per_sample + j0;
-            T* d = o.data + off;
-            const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
-            for (std::size_t j = 0; j < j1 - j0; ++j) d[j] = static_cast<T>(f(std::get<I>(p)[j]...));
-        });
+        if constexpr (O::space == memory_space::device) {
+            detail::device_backend<T>::transform(o, f, views);
+        } else {
+            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                const std::size_t off = b * o.per_sample + j0;
+                T* d = o.data + off;
+                const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...);
+                for (std::size_t j = 0; j < j1 - j0; ++j) d[j] = static_cast<T>(f(std::get<I>(p)[j]...));
+            });
+        }
     }
 };
 inline constexpr transform_t transform{};
@@ -246,16 +249,20 @@ struct clamp_t {
                 const double l = detail::coef_at<double>(lo, b), h = detail::coef_at<double>(hi, b);
                 detail::require(l <= h, "clamp", "lo", l, "<= hi = " + std::to_string(h));
             }
-            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-                const std::size_t off = b * o.per_sample + j0;
-                const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
-                T* d = o.data + off;
-                const T* s = x.data + off;
-                for (std::size_t j = 0; j < j1 - j0; ++j) {
-                    const T v = s[j] < l ? l : s[j];
-                    d[j] = v > h ? h : v;
-                }
-            });
+            if constexpr (detail::on_device<Out>) {
+                detail::device_backend<T>::clamp(o, x, lo, hi);
+            } else {
+                detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                    const std::size_t off = b * o.per_sample + j0;
+                    const T l = detail::coef_at<T>(lo, b), h = detail::coef_at<T>(hi, b);
+                    T* d = o.data + off;
+                    const T* s = x.data + off;
+                    for (std::size_t j = 0; j < j1 - j0; ++j) {
+                        const T v = s[j] < l ? l : s[j];
+                        d[j] = v > h ? h : v;
+                    }
+                });
+            }
         }
     }
 };

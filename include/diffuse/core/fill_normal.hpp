@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/random.hpp"
@@ -20,17 +21,31 @@ namespace diffuse {
 struct fill_normal_t {
     template <class Out>
     void operator()(Out&& out, std::uint64_t seed, std::uint64_t draw, std::uint64_t first_sample = 0) const {
-        auto o = detail::writable_view(std::forward<Out>(out), "fill_normal");
-        run(o, seed, draw, [first_sample](std::size_t b) { return first_sample + b; });
+        if constexpr (detail::check_primitive_tensors<Out>()) {
+            const auto o = view(std::forward<Out>(out));
+            if constexpr (detail::on_device<Out>) {
+                using T = std::remove_const_t<typename decltype(o)::value_type>;
+                detail::device_backend<T>::fill_normal(o, seed, draw, first_sample);
+            } else {
+                run(o, seed, draw, [first_sample](std::size_t b) { return first_sample + b; });
+            }
+        }
     }
 
     template <class Out>
     void operator()(Out&& out, std::uint64_t seed, std::uint64_t draw, std::span<const std::uint64_t> sample_ids) const {
-        auto o = detail::writable_view(std::forward<Out>(out), "fill_normal");
-        if (sample_ids.size() != o.batch)
-            detail::fail("fill_normal", "sample_ids has " + std::to_string(sample_ids.size()) +
-                                            " values but the batch has " + std::to_string(o.batch));
-        run(o, seed, draw, [sample_ids](std::size_t b) { return sample_ids[b]; });
+        if constexpr (detail::check_primitive_tensors<Out>()) {
+            const auto o = view(std::forward<Out>(out));
+            if (sample_ids.size() != o.batch)
+                detail::fail("fill_normal", "sample_ids has " + std::to_string(sample_ids.size()) +
+                                                " values but the batch has " + std::to_string(o.batch));
+            if constexpr (detail::on_device<Out>) {
+                using T = std::remove_const_t<typename decltype(o)::value_type>;
+                detail::device_backend<T>::fill_normal(o, seed, draw, sample_ids);
+            } else {
+                run(o, seed, draw, [sample_ids](std::size_t b) { return sample_ids[b]; });
+            }
+        }
     }
 
 private:

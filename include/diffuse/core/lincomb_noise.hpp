@@ -89,18 +89,22 @@ private:
                             "lincomb_noise", "first_sample + batch", z.first_sample + o.batch, "[0, 2^60]");
             detail::check_normal_args("lincomb_noise", 0, z.draw, 0, o.per_sample);  // the draw and the elements
             if (o.size() == 0) return;
-            detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
-                const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)..., detail::coef_at<T>(c_noise, b));
-                alignas(64) T noise[detail::normal_noise_piece];
-                for (std::size_t j = j0; j < j1; j += detail::normal_noise_piece) {
-                    const std::size_t n = std::min(detail::normal_noise_piece, j1 - j);
-                    normal_fill(noise, n, z.seed, z.first_sample + b, z.draw, j);
-                    const std::size_t off = b * o.per_sample + j;
-                    const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...,
-                                                   static_cast<const T*>(noise));
-                    detail::lincomb_kernel<T>(o.data + off, n, c, p, std::make_index_sequence<K + 1>{});
-                }
-            }, detail::compute_bound_segments);
+            if constexpr (detail::on_device<Out>) {
+                detail::device_backend<T>::lincomb_noise(o, coefs, views, c_noise, z.seed, z.draw, z.first_sample);
+            } else {
+                detail::for_each_segment(o.batch, o.per_sample, [&](std::size_t b, std::size_t j0, std::size_t j1) {
+                    const auto c = std::make_tuple(detail::coef_at<T>(std::get<I>(coefs), b)..., detail::coef_at<T>(c_noise, b));
+                    alignas(64) T noise[detail::normal_noise_piece];
+                    for (std::size_t j = j0; j < j1; j += detail::normal_noise_piece) {
+                        const std::size_t n = std::min(detail::normal_noise_piece, j1 - j);
+                        normal_fill(noise, n, z.seed, z.first_sample + b, z.draw, j);
+                        const std::size_t off = b * o.per_sample + j;
+                        const auto p = std::make_tuple(static_cast<const T*>(std::get<I>(views).data + off)...,
+                                                       static_cast<const T*>(noise));
+                        detail::lincomb_kernel<T>(o.data + off, n, c, p, std::make_index_sequence<K + 1>{});
+                    }
+                }, detail::compute_bound_segments);
+            }
         }
     }
 };

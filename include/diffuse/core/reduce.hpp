@@ -87,21 +87,51 @@ constexpr bool check_reduce_inputs() {
                       "diffuse: both tensors of a reduction must have the same element type (float or double): convert "
                       "one of them first");
         return false;
-    } else if constexpr (((tensor_space_v<Xs> != memory_space::host) || ...)) {
-        static_assert(((tensor_space_v<Xs> == memory_space::host) && ...),
-                      "diffuse: this tensor lives in device memory; include the CUDA backend to reduce it");
+    } else if constexpr (!check_call_space<tensor_value_t<std::tuple_element_t<0, std::tuple<Xs...>>>, Xs...>()) {
         return false;
     } else {
         return true;
     }
 }
 
+// The read-only view of a host-only computation's input (metrics, losses).
 template <class X>
 [[nodiscard]] auto host_input(X&& x) {
     auto v = view(std::forward<X>(x));
     static_assert(decltype(v)::space == memory_space::host,
-                  "diffuse: this tensor lives in device memory; include the CUDA backend to reduce it");
+                  "diffuse: this tensor lives in device memory; this computation runs on the host only: copy the "
+                  "tensor to the host first");
     return tensor_view<const std::remove_const_t<typename decltype(v)::value_type>>(v);
+}
+
+// The read-only view of a reduction's input (in the input's memory space).
+template <class X>
+[[nodiscard]] auto input_view(X&& x) {
+    auto v = view(std::forward<X>(x));
+    using V = decltype(v);
+    return tensor_view<const std::remove_const_t<typename V::value_type>, V::space>(v);
+}
+
+// The three sums of the per-sample reductions, named for the device backend (which cannot take the host's
+// lambdas): Σ x², Σ x·y, Σ x.
+enum class sum_kind { squares, dot, plain };
+
+// per_sample_sum on the space of x and y: the host code, or the device backend's fixed-block reduction
+// (same blocks, same order, same bits).
+template <sum_kind Kind, class X, class Y>
+void space_sum(const X& x, const Y& y, std::span<double> out, const char* where) {
+    if constexpr (X::space == memory_space::device) {
+        if (out.size() != x.batch)
+            fail(where, "out has " + std::to_string(out.size()) + " values but the batch has " + std::to_string(x.batch));
+        check_input(x, y, where, 1);
+        device_backend<std::remove_const_t<typename X::value_type>>::template per_sample_sum<Kind>(x, y, out);
+    } else if constexpr (Kind == sum_kind::squares) {
+        per_sample_sum(x, y, out, where, [](double a, double) { return a * a; });
+    } else if constexpr (Kind == sum_kind::dot) {
+        per_sample_sum(x, y, out, where, [](double u, double v) { return u * v; });
+    } else {
+        per_sample_sum(x, y, out, where, [](double a, double) { return a; });
+    }
 }
 
 }  // namespace detail
@@ -156,36 +186,40 @@ template <class X>
     if constexpr (!detail::check_reduce_inputs<X>()) {
         return 0;
     } else {
-        const auto v = detail::host_input(std::forward<X>(x));
-        for (std::size_t b = 0; b < v.batch; ++b)
-            if (detail::any_non_finite(v.sample(b), v.per_sample)) return b;
-        return v.batch;
+        const auto v = detail::input_view(std::forward<X>(x));
+        if constexpr (decltype(v)::space == memory_space::device) {
+            return detail::device_backend<tensor_value_t<X>>::first_non_finite_sample(v);
+        } else {
+            for (std::size_t b = 0; b < v.batch; ++b)
+                if (detail::any_non_finite(v.sample(b), v.per_sample)) return b;
+            return v.batch;
+        }
     }
 }
 
 template <class X>
 void sum_squares(X&& x, std::span<double> out) {
     if constexpr (detail::check_reduce_inputs<X>()) {
-        const auto v = detail::host_input(std::forward<X>(x));
-        detail::per_sample_sum(v, v, out, "sum_squares", [](double a, double) { return a * a; });
+        const auto v = detail::input_view(std::forward<X>(x));
+        detail::space_sum<detail::sum_kind::squares>(v, v, out, "sum_squares");
     }
 }
 
 template <class X, class Y>
 void dot(X&& x, Y&& y, std::span<double> out) {
     if constexpr (detail::check_reduce_inputs<X, Y>()) {
-        const auto a = detail::host_input(std::forward<X>(x));
-        const auto b = detail::host_input(std::forward<Y>(y));
-        detail::per_sample_sum(a, b, out, "dot", [](double u, double v) { return u * v; });
+        const auto a = detail::input_view(std::forward<X>(x));
+        const auto b = detail::input_view(std::forward<Y>(y));
+        detail::space_sum<detail::sum_kind::dot>(a, b, out, "dot");
     }
 }
 
 template <class X>
 void mean(X&& x, std::span<double> out) {
     if constexpr (detail::check_reduce_inputs<X>()) {
-        const auto v = detail::host_input(std::forward<X>(x));
+        const auto v = detail::input_view(std::forward<X>(x));
         detail::require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
-        detail::per_sample_sum(v, v, out, "mean", [](double a, double) { return a; });
+        detail::space_sum<detail::sum_kind::plain>(v, v, out, "mean");
         for (auto& m : out) m /= double(v.per_sample);
     }
 }
@@ -198,8 +232,10 @@ void quantile_abs(X&& x, double q, std::span<double> out, std::vector<S>& scratc
     if constexpr (detail::check_reduce_inputs<X>()) {
         using T = tensor_value_t<X>;
         static_assert(std::is_same_v<S, T>, "diffuse::quantile_abs: scratch must hold x's element type (float or double)");
-        if constexpr (std::is_same_v<S, T>) {
-            const auto v = detail::host_input(std::forward<X>(x));
+        static_assert(tensor_space_v<X> == memory_space::host,
+                      "diffuse::quantile_abs: not available on device yet: copy the tensor to the host first");
+        if constexpr (std::is_same_v<S, T> && tensor_space_v<X> == memory_space::host) {
+            const auto v = detail::input_view(std::forward<X>(x));
             detail::require(q >= 0.0 && q <= 1.0, "quantile_abs", "q", q, "[0, 1]");
             detail::require(v.per_sample > 0, "quantile_abs", "per_sample", v.per_sample, ">= 1");
             if (out.size() != v.batch)

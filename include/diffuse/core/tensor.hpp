@@ -46,7 +46,12 @@ struct tensor_view {
     [[nodiscard]] constexpr std::size_t size() const noexcept { return batch * per_sample; }
     [[nodiscard]] constexpr T* sample(std::size_t b) const noexcept { return data + b * per_sample; }
     [[nodiscard]] constexpr T& operator[](std::size_t i) const noexcept { return data[i]; }
-    constexpr operator tensor_view<const T, Space>() const noexcept { return {data, batch, per_sample}; }
+    // To the read-only view (a template, so a view of const elements declares no conversion to itself).
+    template <class U = T>
+        requires(std::is_same_v<U, T> && !std::is_const_v<U>)
+    constexpr operator tensor_view<const U, Space>() const noexcept {
+        return {data, batch, per_sample};
+    }
 };
 
 template <class T, memory_space S>

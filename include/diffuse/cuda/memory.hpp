@@ -1,0 +1,187 @@
+#pragma once
+// Device memory for the CUDA backend: space_buffer<T, memory_space::device>, copies between the spaces, and
+// the CUDA runtime calls behind them, each turning a CUDA error into a diffuse::error naming the call.
+//
+//   diffuse::space_buffer<float, diffuse::memory_space::device> x(n);   // cudaMalloc + zero, owning
+//   diffuse::copy(dst, src);   // tensor to tensor (views, buffers, containers), same size, any two spaces
+//
+// Where the device is:
+//   compiled by nvcc (or any CUDA compiler), or by a host compiler with the CUDA runtime: device memory is
+//   CUDA memory (cudaMalloc); no CUDA device at run time is a diffuse::error.
+//   DIFFUSE_CUDA_ON_HOST defined, or THRUST_DEVICE_SYSTEM set to thrust's CPP, OMP or TBB system: "device"
+//   memory is host memory and every device kernel runs as a loop on the host — the same kernel bodies, so
+//   CI tests the device code without a GPU (thrust::device_vector lives in host memory likewise).
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "diffuse/core/error.hpp"
+#include "diffuse/core/space_buffer.hpp"
+#include "diffuse/core/tensor.hpp"
+
+#if !defined(DIFFUSE_CUDA_ON_HOST) && defined(THRUST_DEVICE_SYSTEM)
+#include <thrust/detail/config/device_system.h>
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CPP || THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP || \
+    THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_TBB
+#define DIFFUSE_CUDA_ON_HOST 1
+#endif
+#endif
+
+#if !defined(DIFFUSE_CUDA_ON_HOST)
+#include <cuda_runtime_api.h>
+#endif
+
+namespace diffuse {
+namespace detail {
+
+enum class copy_direction { host_to_device, device_to_host, device_to_device, host_to_host };
+
+#if defined(DIFFUSE_CUDA_ON_HOST)
+inline void require_cuda_device(const char*) {}
+[[nodiscard]] inline void* device_allocate(std::size_t bytes, const char*) {
+    return bytes == 0 ? nullptr : ::operator new(bytes);
+}
+inline void device_free(void* p) noexcept { ::operator delete(p); }
+inline void device_copy(void* dst, const void* src, std::size_t bytes, copy_direction, const char*) {
+    if (bytes != 0) std::memmove(dst, src, bytes);
+}
+inline void device_zero(void* dst, std::size_t bytes, const char*) {
+    if (bytes != 0) std::memset(dst, 0, bytes);
+}
+#else
+// Throws diffuse::error naming `where` and the CUDA runtime's own message unless `status` is cudaSuccess.
+inline void cuda_check(cudaError_t status, const char* where, std::string_view call) {
+    if (status == cudaSuccess) return;
+    (void)cudaGetLastError();  // clear a non-sticky error so later calls do not report it again
+    fail(where, std::string(call) + " failed: " + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")" +
+                    (status == cudaErrorMemoryAllocation ? ": out of device memory" : ""));
+}
+
+// Throws diffuse::error when this process sees no CUDA device (checked once, then remembered).
+inline void require_cuda_device(const char* where) {
+    static const int devices = [] {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess) {
+            (void)cudaGetLastError();
+            n = 0;
+        }
+        return n;
+    }();
+    if (devices == 0)
+        fail(where, "no CUDA device is present (cudaGetDeviceCount found none, or the driver is missing): device "
+                    "memory cannot be used");
+}
+
+[[nodiscard]] inline void* device_allocate(std::size_t bytes, const char* where) {
+    require_cuda_device(where);
+    if (bytes == 0) return nullptr;
+    void* p = nullptr;
+    cuda_check(cudaMalloc(&p, bytes), where, "cudaMalloc of " + std::to_string(bytes) + " bytes");
+    return p;
+}
+inline void device_free(void* p) noexcept {
+    if (p != nullptr) (void)cudaFree(p);
+}
+inline void device_copy(void* dst, const void* src, std::size_t bytes, copy_direction d, const char* where) {
+    if (bytes == 0) return;
+    const cudaMemcpyKind kind = d == copy_direction::host_to_device   ? cudaMemcpyHostToDevice
+                                : d == copy_direction::device_to_host ? cudaMemcpyDeviceToHost
+                                : d == copy_direction::host_to_host   ? cudaMemcpyHostToHost
+                                                                      : cudaMemcpyDeviceToDevice;
+    cuda_check(cudaMemcpy(dst, src, bytes, kind), where, "cudaMemcpy");
+}
+inline void device_zero(void* dst, std::size_t bytes, const char* where) {
+    if (bytes != 0) cuda_check(cudaMemset(dst, 0, bytes), where, "cudaMemset");
+}
+#endif
+
+[[nodiscard]] constexpr copy_direction direction(memory_space from, memory_space to) {
+    if (from == memory_space::host) return to == memory_space::host ? copy_direction::host_to_host : copy_direction::host_to_device;
+    return to == memory_space::host ? copy_direction::device_to_host : copy_direction::device_to_device;
+}
+
+}  // namespace detail
+
+template <class T>
+class space_buffer<T, memory_space::device> {
+    static_assert(scalar<T> && !std::is_const_v<T>, "diffuse: space_buffer elements must be float or double");
+
+public:
+    using value_type = T;
+    static constexpr memory_space space = memory_space::device;
+
+    space_buffer() = default;
+    explicit space_buffer(std::size_t n) : size_(n) {
+        if (n > std::size_t(-1) / sizeof(T))
+            detail::fail("space_buffer", std::to_string(n) + " elements do not fit in memory");
+        data_ = static_cast<T*>(detail::device_allocate(n * sizeof(T), "space_buffer"));
+        try {
+            detail::device_zero(data_, n * sizeof(T), "space_buffer");
+        } catch (...) {
+            detail::device_free(data_);
+            throw;
+        }
+    }
+    space_buffer(const space_buffer& other) : space_buffer(other.size_) {
+        detail::device_copy(data_, other.data_, size_ * sizeof(T), detail::copy_direction::device_to_device,
+                            "space_buffer (copy)");
+    }
+    space_buffer(space_buffer&& other) noexcept
+        : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    space_buffer& operator=(const space_buffer& other) {
+        if (this != &other) *this = space_buffer(other);
+        return *this;
+    }
+    space_buffer& operator=(space_buffer&& other) noexcept {
+        if (this != &other) {
+            detail::device_free(data_);
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+        }
+        return *this;
+    }
+    ~space_buffer() { detail::device_free(data_); }
+
+    [[nodiscard]] T* data() noexcept { return data_; }
+    [[nodiscard]] const T* data() const noexcept { return data_; }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+    [[nodiscard]] tensor_view<T, space> view(std::size_t batch, std::size_t per_sample) {
+        return detail::buffer_view<T, space>(data_, size_, batch, per_sample);
+    }
+    [[nodiscard]] tensor_view<const T, space> view(std::size_t batch, std::size_t per_sample) const {
+        return detail::buffer_view<const T, space>(data_, size_, batch, per_sample);
+    }
+
+private:
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// dst = src element for element (flat, sample-major), between any two memory spaces (one cudaMemcpy). Both are
+// tensors of the same element type and number of elements (the shapes may differ: a flat std::vector into a
+// batch view, say); throws diffuse::error otherwise.
+template <class Dst, class Src>
+void copy(Dst&& dst, Src&& src) {
+    static_assert(tensor<Dst> && tensor<Src>, "diffuse::copy: dst and src must be tensors diffuse knows");
+    if constexpr (tensor<Dst> && tensor<Src>) {
+        const auto d = view(std::forward<Dst>(dst));
+        const auto s = view(std::forward<Src>(src));
+        using D = decltype(d);
+        using S = decltype(s);
+        static_assert(!std::is_const_v<typename D::value_type>, "diffuse::copy: dst must be writable (not const)");
+        static_assert(std::is_same_v<std::remove_const_t<typename D::value_type>, std::remove_const_t<typename S::value_type>>,
+                      "diffuse::copy: dst and src must have the same element type (float or double)");
+        if (s.size() != d.size())
+            detail::fail("copy", "src has " + std::to_string(s.size()) + " elements but dst has " +
+                                     std::to_string(d.size()) + ": they must have as many");
+        detail::device_copy(d.data, s.data, d.size() * sizeof(typename S::value_type), detail::direction(S::space, D::space),
+                            "copy");
+    }
+}
+
+}  // namespace diffuse

@@ -1,0 +1,34 @@
+// The device backend on a real GPU (DIFFUSE_ENABLE_CUDA=ON): every device primitive against the host
+// primitive bit for bit (tests/cuda/device_checks.hpp), host/device noise equality included. Exits 77
+// (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
+#include <cstdio>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "device_checks.hpp"
+
+int main() {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+        std::puts("test_cuda_gpu: no CUDA device: skipped");
+        return 77;
+    }
+    namespace checks = diffuse_device_checks;
+    checks::log log = checks::check_all(20261202, 40);
+
+    // an extended __host__ __device__ lambda through transform
+    std::vector<float> x(1000), host(1000), device(1000);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(i) * 0.01f - 3.0f;
+    const auto f = [] __host__ __device__(float v) { return v * v - 1.0f; };
+    checks::device_buffer<float> dx(x.size()), dout(x.size());
+    diffuse::copy(dx, x);
+    diffuse::transform(host, f, x);
+    diffuse::transform(dout, f, dx);
+    diffuse::copy(device, dout);
+    log.same_bits("transform with a __host__ __device__ lambda", host, device);
+
+    for (const auto& failure : log.failures) std::printf("FAILED: %s\n", failure.c_str());
+    std::printf("test_cuda_gpu: %zu checks, %zu failed\n", log.checks, log.failures.size());
+    return log.failures.empty() ? 0 : 1;
+}
