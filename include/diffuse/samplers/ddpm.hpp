@@ -104,7 +104,10 @@ private:
             co_return;
         }
         // the learned variance is the network's second half: v (learned_range) or σ² itself (learned)
-        co_await this->predict_pair(x, learned_ ? this->view_of(variance_) : tensor_view<T, S>{});
+        // (the view formed before the co_await: GCC 12 evaluates both arms of a conditional in a co_await operand)
+        tensor_view<T, S> variance{};
+        if (learned_) variance = this->view_of(variance_);
+        co_await this->predict_pair(x, variance);
         // Nothing reads x̂₀ (no clipping, thresholding, learned variance or observer of it): μ̃ + σ_t·z in one
         // pass over x and the model output.
         if (!learned_ && !any_hold && !opt_.clip_sample && !opt_.thresholding && !this->reports_denoised() &&

@@ -164,7 +164,7 @@ private:
         hist_.advance();
     }
     dpmpp_2m_options opt_;
-    detail::dpmpp_2m_history<T> hist_{this->st};
+    detail::dpmpp_2m_history<T, S> hist_{this->st};
 };
 
 // DPM-Solver++(2S) ancestral (k-diffusion's sample_dpmpp_2s_ancestral): (σ_down, σ_up) =
@@ -322,7 +322,7 @@ private:
         hist_.advance();
     }
     dpmpp_2m_sde_options opt_;
-    detail::dpmpp_2m_history<T> hist_{this->st};
+    detail::dpmpp_2m_history<T, S> hist_{this->st};
     typename detail::sigma_state<T, S>::buffer eps_ = this->st.make_buffer();
 };
 
