@@ -7,7 +7,9 @@
 // 2B samples. In the network's own prediction space (as diffusers guides the raw noise_pred):
 //   ĝ = û + w·(ĉ − û)
 //   guidance_rescale φ > 0:  ĝ ← φ·ĝ·std(ĉ)/std(ĝ) + (1 − φ)·ĝ     (std per sample, unbiased, as torch.std)
-// then ĝ is converted to what the sampler asked for. Workspaces grow to the largest batch seen and are reused.
+// then ĝ is converted to what the sampler asked for. Workspaces grow to the largest batch seen and are reused;
+// they live in the memory space of the tensors it is called with. Guidance rescale reads values on the host
+// and has no device form yet (a device call with guidance_rescale > 0 throws).
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
+#include "diffuse/core/scratch.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 #include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/stepper.hpp"
 
@@ -46,17 +50,19 @@ public:
         if constexpr (!std::is_same_v<tensor_value_t<X>, tensor_value_t<Out>>) {
             static_assert(std::is_same_v<tensor_value_t<X>, tensor_value_t<Out>>,
                           "diffuse::cfg_model: x and out must have the same element type (float or double)");
+        } else if constexpr (tensor_space_v<X> != tensor_space_v<Out>) {
+            static_assert(tensor_space_v<X> == tensor_space_v<Out>, "diffuse::cfg_model: x and out must live in the same memory space");
         } else {
-            guide<tensor_value_t<X>>(view(std::forward<X>(x_in)), alpha, sigma, want,
+            guide<tensor_value_t<X>, tensor_space_v<X>>(view(std::forward<X>(x_in)), alpha, sigma, want,
                                      detail::writable_view(std::forward<Out>(out_in), "cfg_model::predict"), t_net,
                                      first_sample);
         }
     }
 
 private:
-    template <class T>
-    void guide(tensor_view<const T> x, std::span<const double> alpha, std::span<const double> sigma, prediction want,
-               tensor_view<T> out, std::span<const double> t_net, std::uint64_t first_sample) {
+    template <class T, memory_space S>
+    void guide(tensor_view<const T, S> x, std::span<const double> alpha, std::span<const double> sigma, prediction want,
+               tensor_view<T, S> out, std::span<const double> t_net, std::uint64_t first_sample) {
         constexpr const char* where = "cfg_model::predict";
         const std::size_t B = x.batch, D = x.per_sample;
         detail::require_shape(out, x, where, "out");
@@ -64,16 +70,14 @@ private:
         detail::require_per_sample(alpha, B, where, "alpha");
         detail::require_per_sample(sigma, B, where, "sigma");
         detail::require_per_sample(t_net, B, where, "t_net", true);
-        auto& x2 = buf<T>(0);
-        auto& o2 = buf<T>(1);
-        x2.resize(2 * B * D);
-        o2.resize(2 * B * D);
+        detail::require_host_only<S>(rescale_ > 0, where, "guidance rescale (guidance_rescale > 0)");
+        const auto x2 = scratch_.template get<T, S>(0, 2 * B, D), o2 = scratch_.template get<T, S>(1, 2 * B, D);
         a2_.resize(2 * B);
         s2_.resize(2 * B);
         t2_.resize(t_net.empty() ? 0 : 2 * B);
         mask_.assign(2 * B, 0);
         for (std::size_t h = 0; h < 2; ++h) {
-            std::copy_n(x.data, B * D, x2.data() + h * B * D);
+            detail::copy_values(tensor_view<T, S>{x2.data + h * B * D, B, D}, x);
             std::copy(alpha.begin(), alpha.end(), a2_.begin() + std::ptrdiff_t(h * B));
             std::copy(sigma.begin(), sigma.end(), s2_.begin() + std::ptrdiff_t(h * B));
             if (!t_net.empty()) std::copy(t_net.begin(), t_net.end(), t2_.begin() + std::ptrdiff_t(h * B));
@@ -81,24 +85,25 @@ private:
         std::fill(mask_.begin() + std::ptrdiff_t(B), mask_.end(), std::uint8_t{1});
         const prediction native = inner_.predicts();
         try {
-            inner_.predict(tensor_view<const T>{x2.data(), 2 * B, D}, a2_, s2_, native,
-                           tensor_view<T>{o2.data(), 2 * B, D}, t2_, first_sample, mask_);
+            inner_.predict(tensor_view<const T, S>(x2), a2_, s2_, native, o2, t2_, first_sample, mask_);
         } catch (const error& e) {  // name the doubled batch, whose sample numbers the inner message uses
             detail::fail(where, "in the doubled batch the network saw (2 x " + std::to_string(B) +
                                     " samples: b conditional, " + std::to_string(B) + " + b unconditional): " +
                                     std::string(detail::error_text(e)));
         }
-        const tensor_view<T> c{o2.data(), B, D}, u{o2.data() + B * D, B, D};
+        const tensor_view<T, S> c{o2.data, B, D}, u{o2.data + B * D, B, D};
         lincomb(c, 1.0, c, -1.0, u);              // ĉ − û
         lincomb(out, 1.0, u, scale_, c);          // û + w·(ĉ − û)
-        if (rescale_ > 0) {
-            lincomb(c, 1.0, u, 1.0, c);           // ĉ again, for its std
-            k_.resize(B);
-            for (std::size_t b = 0; b < B; ++b) {
-                const double ratio = stddev(c.sample(b), D) / stddev(out.sample(b), D);
-                k_[b] = rescale_ * ratio + (1.0 - rescale_);  // φ·ĝ·ratio + (1 − φ)·ĝ
+        if constexpr (S == memory_space::host) {  // refused above for other spaces
+            if (rescale_ > 0) {
+                lincomb(c, 1.0, u, 1.0, c);           // ĉ again, for its std
+                k_.resize(B);
+                for (std::size_t b = 0; b < B; ++b) {
+                    const double ratio = stddev(c.sample(b), D) / stddev(out.sample(b), D);
+                    k_[b] = rescale_ * ratio + (1.0 - rescale_);  // φ·ĝ·ratio + (1 − φ)·ĝ
+                }
+                lincomb(out, per_sample(k_), out);
             }
-            lincomb(out, per_sample(k_), out);
         }
         if (want != native) {
             ka_.resize(B);
@@ -121,15 +126,9 @@ private:
         for (std::size_t i = 0; i < n; ++i) s += (double(p[i]) - m) * (double(p[i]) - m);
         return std::sqrt(s / double(n > 1 ? n - 1 : 1));
     }
-    template <class T>
-    std::vector<T>& buf(int i) {
-        if constexpr (std::is_same_v<T, float>) return f_[i];
-        else return d_[i];
-    }
     Inner& inner_;
     double scale_, rescale_;
-    std::vector<float> f_[2];
-    std::vector<double> d_[2];
+    detail::scratch_tensors<2> scratch_;  // 0: x stacked twice, 1: the network's 2B outputs
     std::vector<double> a2_, s2_, t2_, k_, ka_;
     std::vector<std::uint8_t> mask_;
 };

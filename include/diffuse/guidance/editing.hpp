@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
+#include "diffuse/core/space_buffer.hpp"
 #include "diffuse/samplers/discrete.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/noise_source.hpp"
@@ -68,19 +69,20 @@ void img2img_start(X&& x, Img&& image, Z&& noise, std::span<const double> alphas
 // Keeps the known region on the forward process: after step i the unmasked part (mask 0) is replaced by the
 // known image noised to the next grid point (no noise past the end). mask: 1 = generate, 0 = keep; known and
 // mask have x's shape.
-// Noise draws are numbered draw_offset + i so they never collide with the sampler's own draws.
-template <class T, class Noise = counter_noise>
+// Noise draws are numbered draw_offset + i so they never collide with the sampler's own draws. S: the memory
+// space of x, known and mask (host by default).
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
 struct inpaint_observer {
-    tensor_view<T> x;
-    tensor_view<const T> known, mask;
+    tensor_view<T, S> x;
+    tensor_view<const T, S> known, mask;
     std::span<const double> alphas_cumprod;
     const time_grid* grid;
     Noise noise{};
     std::uint64_t draw_offset = std::uint64_t{1} << 31;
-    std::vector<T> z = std::vector<T>(x.size()), renoised = std::vector<T>(x.size());
+    space_buffer<T, S> z = space_buffer<T, S>(x.size()), renoised = space_buffer<T, S>(x.size());
     std::vector<double> a = std::vector<double>(x.batch), s = std::vector<double>(x.batch);
 
-    void operator()(const step_info<T>& info) {
+    void operator()(const step_info<T, S>& info) {
         detail::require_shape(known, x, "inpaint_observer", "known");
         detail::require_shape(mask, x, "inpaint_observer", "mask");
         if (z.size() != x.size() || renoised.size() != x.size() || a.size() != x.batch || s.size() != x.batch)
@@ -91,14 +93,14 @@ struct inpaint_observer {
             a[b] = std::sqrt(ac);
             s[b] = std::sqrt(1.0 - ac);
         }
-        const tensor_view<T> zv{z.data(), x.batch, x.per_sample}, rv{renoised.data(), x.batch, x.per_sample};
+        const tensor_view<T, S> zv{z.data(), x.batch, x.per_sample}, rv{renoised.data(), x.batch, x.per_sample};
         noise(zv, draw_offset + info.step);
         lincomb(rv, per_sample(a), known, per_sample(s), zv);
         transform(x, [](T xv, T m, T r) { return m * xv + (T(1) - m) * r; }, x, mask, rv);
     }
 };
 
-// Truncated sampling: stop after `steps` steps and keep that step's x̂₀ in x0.
+// Truncated sampling: stop after `steps` steps and keep that step's x̂₀ in x0 (a host vector: host states only).
 template <class T>
 struct truncate_observer {
     std::size_t steps;

@@ -31,6 +31,7 @@ namespace diffuse {
 
 class brownian_tree_noise {
 public:
+    static constexpr bool host_only = true;  // the tree is walked on the host (no device form)
     brownian_tree_noise(std::uint64_t seed, double sigma_min, double sigma_max, std::uint64_t first_sample = 0,
                         double tolerance = 0x1p-24)
         : seed_(seed), lo_(sigma_min), hi_(sigma_max), first_(first_sample), tol_(tolerance) {
@@ -81,6 +82,9 @@ public:
     // Noise-source interface: sample b of out = (W(σ_to[b]) − W(σ_from[b]))/√|σ_to[b] − σ_from[b]| (0 when equal).
     template <class V>
     void operator()(const V& out, std::uint64_t /*draw*/, std::span<const double> sigma_from, std::span<const double> sigma_to) {
+        static_assert(V::space == memory_space::host,
+                      "diffuse: brownian_tree_noise walks its tree on the host and has no device form: sample a device "
+                      "state with counter_noise");
         if (sigma_from.size() != out.batch || sigma_to.size() != out.batch)
             detail::fail("brownian_tree_noise", "the noise interval needs one sigma per sample");
         p0_.resize(out.per_sample);

@@ -46,8 +46,8 @@ struct ddim_options : sample_clipping {
 namespace detail {
 // The coefficients of one DDIM update x ← c0·x̂₀ + c1·ε̂ + c2·z + c3·x (eq. 12, σ of eq. 16) into ws.c0…c3:
 // c3 = 0, except for samples with hold[b], which keep x exactly (c0 = c1 = c2 = 0, c3 = 1). True if any holds.
-template <class T>
-bool ddim_coefficients(discrete_workspace<T>& ws, std::span<const double> ac_p, std::span<const std::uint8_t> hold,
+template <class T, memory_space S>
+bool ddim_coefficients(discrete_workspace<T, S>& ws, std::span<const double> ac_p, std::span<const std::uint8_t> hold,
                        double eta) {
     bool any_hold = false;
     for (std::size_t b = 0; b < ws.ac.size(); ++b) {
@@ -65,10 +65,10 @@ bool ddim_coefficients(discrete_workspace<T>& ws, std::span<const double> ac_p, 
 }
 
 // The DDIM update with the coefficients of ddim_coefficients from the completed pair in ws.
-template <class T, class Noise>
-void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, bool any_hold, double eta, Noise& noise, std::uint64_t draw) {
-    const tensor_view<T> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
-    const tensor_view<T> z{ws.noise.data(), x.batch, x.per_sample};
+template <class T, class Noise, memory_space S>
+void ddim_update(tensor_view<T, S> x, discrete_workspace<T, S>& ws, bool any_hold, double eta, Noise& noise, std::uint64_t draw) {
+    const tensor_view<T, S> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
+    const tensor_view<T, S> z{ws.noise.data(), x.batch, x.per_sample};
     const auto c0 = per_sample(ws.c0), c1 = per_sample(ws.c1), c2 = per_sample(ws.c2), c3 = per_sample(ws.c3);
     if (eta > 0 && any_hold) noise(z, draw), lincomb(x, c0, x0, c1, eps, c2, z, c3, x);
     else if (eta > 0) lincomb_noise(x, c0, x0, c1, eps, c2, noise_term(noise, z, draw));
@@ -80,10 +80,10 @@ void ddim_update(tensor_view<T> x, discrete_workspace<T>& ws, bool any_hold, dou
 
 // The DDIM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps). Step i, t → p per sample:
 // one evaluation for the pair (x̂₀, ε̂), then the update of eq. 12 with draw i where η > 0.
-template <class T, class Noise = counter_noise>
-class ddim_stepper : public detail::discrete_stepper<ddim_stepper<T, Noise>, T, Noise> {
-    using base = detail::discrete_stepper<ddim_stepper<T, Noise>, T, Noise>;
-    friend class stepper<ddim_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class ddim_stepper : public detail::discrete_stepper<ddim_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::discrete_stepper<ddim_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<ddim_stepper<T, Noise, S>, T, S>;
 
 public:
     ddim_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid,
@@ -93,7 +93,7 @@ public:
         const char* where = this->where();
         const std::size_t T_train = this->num_train_timesteps();
         detail::check_descending_grid(this->grid_, shape.batch, T_train, where, opt_.trailing_extra_timestep);
-        detail::check_clipping(opt_, where);
+        detail::check_clipping<S>(opt_, where);
         detail::require(opt_.eta >= 0 && std::isfinite(opt_.eta), where, "eta", opt_.eta, "[0, inf)");
         const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();
         detail::require(N <= T_train, where, "num_inference_steps", N, "<= num_train_timesteps");
@@ -102,7 +102,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& ws = this->ws;
         const std::size_t i = this->step_index();
         bool all_hold = true;
@@ -130,7 +130,7 @@ private:
             co_return;
         }
         this->complete_pair(x);
-        const tensor_view<T> x0 = this->view_of(ws.x0);
+        const tensor_view<T, S> x0 = this->view_of(ws.x0);
         detail::process_x0(x0, opt_, ws.q, ws.scratch);
         if (opt_.use_clipped_model_output) detail::eps_from_x0(x, ws);
         detail::ddim_update(x, ws, any_hold, opt_.eta, this->noise, i);  // held rows keep x exactly
@@ -149,7 +149,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_ddim(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid,
                  const ddim_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    ddim_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    ddim_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
     s.set_report_denoised(detail::observer_reads_denoised<Obs>());
     run(s, m, std::forward<X>(x), obs);
 }
@@ -176,10 +176,10 @@ struct ddim_inverse_options {
 // With model_at_target the evaluation is at the target's VP state (√ᾱ_n, √(1 − ᾱ_n)) and its output is read
 // with the current (α, σ), as the upstream step reads it: push mode states it as ε̂, pull mode asks a
 // diffuse::model for its network's own prediction (which is what upstream reinterprets).
-template <class T, class Noise = no_noise>
-class ddim_inverse_stepper : public detail::discrete_stepper<ddim_inverse_stepper<T, Noise>, T, Noise> {
-    using base = detail::discrete_stepper<ddim_inverse_stepper<T, Noise>, T, Noise>;
-    friend class stepper<ddim_inverse_stepper<T, Noise>, T>;
+template <class T, class Noise = no_noise, memory_space S = memory_space::host>
+class ddim_inverse_stepper : public detail::discrete_stepper<ddim_inverse_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::discrete_stepper<ddim_inverse_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<ddim_inverse_stepper<T, Noise, S>, T, S>;
 
 public:
     ddim_inverse_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid,
@@ -189,7 +189,7 @@ public:
           raw_(shape.batch * shape.per_sample) {
         clip_.clip_sample = opt_.clip_sample;
         clip_.clip_sample_range = opt_.clip_sample_range;
-        detail::check_clipping(clip_, this->where());
+        detail::check_clipping<S>(clip_, this->where());
         initial_ac_ = opt_.set_alpha_to_one ? 1.0 : this->alpha_cumprod(0, 1.0);
         check_grid(shape.batch);
         const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();
@@ -225,7 +225,7 @@ private:
         }
     }
 
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& ws = this->ws;
         const std::size_t i = this->step_index(), B = x.batch;
         bool all_hold = true;
@@ -243,7 +243,7 @@ private:
             this->skip_report();
             co_return;
         }
-        const tensor_view<T> x0 = this->view_of(ws.x0);
+        const tensor_view<T, S> x0 = this->view_of(ws.x0);
         if (opt_.model_at_target) {
             // the network sees the state as if it were at the target timestep (its σ, α), as upstream
             for (std::size_t b = 0; b < B; ++b) {
@@ -265,7 +265,7 @@ private:
     }
 
     // x̂₀ and ε̂ from the output (of kind answered_) read with the current state's (α, σ), as the upstream step.
-    void read_at_current_state(tensor_view<T> x) {
+    void read_at_current_state(tensor_view<T, S> x) {
         auto& ws = this->ws;
         for (std::size_t b = 0; b < x.batch; ++b) {
             const auto cx = convert_coefficients(this->answered_, prediction::sample, ws.alpha[b], ws.sigma[b]);
@@ -275,7 +275,7 @@ private:
             ws.c2[b] = ce.a;
             ws.c3[b] = ce.b;
         }
-        const tensor_view<T> raw = this->view_of(raw_);
+        const tensor_view<T, S> raw = this->view_of(raw_);
         lincomb(this->view_of(ws.x0), per_sample(ws.d0), x, per_sample(ws.d1), raw);
         lincomb(this->view_of(ws.eps), per_sample(ws.c2), x, per_sample(ws.c3), raw);
     }
@@ -286,7 +286,7 @@ private:
     std::int64_t stride_ = 1;  // T // N of the fixed_stride rule
     std::vector<double> ac_next_, target_alpha_, target_sigma_;
     std::vector<std::uint8_t> hold_;
-    std::vector<T> raw_;  // the model_at_target output before it is read as x̂₀ and ε̂
+    space_buffer<T, S> raw_;  // the model_at_target output before it is read as x̂₀ and ε̂
 };
 
 // The one-call form; deterministic (the noise slot takes no_noise, as every deterministic sampler's).
@@ -295,7 +295,7 @@ void sample_ddim_inverse(Model& m, X&& x, std::span<const double> alphas_cumprod
                          const ddim_inverse_options& opt = {}, Noise&& noise = {}, Obs&& obs = {},
                          std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    ddim_inverse_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    ddim_inverse_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
 

@@ -54,10 +54,10 @@ struct ddpm_options : sample_clipping {
 // The DDPM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps) of the training schedule's ᾱ
 // (discrete_schedule::alphas_cumprod). Step i, t → p per sample: one evaluation for the pair (x̂₀, ε̂) (with the
 // learned variance for learned / learned_range: evaluation::variance_out), then μ̃ + σ_t·z with draw i.
-template <class T, class Noise = counter_noise>
-class ddpm_stepper : public detail::discrete_stepper<ddpm_stepper<T, Noise>, T, Noise> {
-    using base = detail::discrete_stepper<ddpm_stepper<T, Noise>, T, Noise>;
-    friend class stepper<ddpm_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class ddpm_stepper : public detail::discrete_stepper<ddpm_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::discrete_stepper<ddpm_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<ddpm_stepper<T, Noise, S>, T, S>;
 
 public:
     ddpm_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid,
@@ -67,11 +67,11 @@ public:
           variance_(learned_ ? shape.batch * shape.per_sample : 0), beta_(shape.batch), var_small_(shape.batch) {
         detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), this->where(),
                                       opt_.trailing_extra_timestep);
-        detail::check_clipping(opt_, this->where());
+        detail::check_clipping<S>(opt_, this->where());
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& ws = this->ws;
         const std::size_t i = this->step_index(), B = x.batch;
         bool any_noise = false, all_hold = true, any_hold = false;
@@ -104,7 +104,10 @@ private:
             co_return;
         }
         // the learned variance is the network's second half: v (learned_range) or σ² itself (learned)
-        co_await this->predict_pair(x, learned_ ? this->view_of(variance_) : tensor_view<T>{});
+        // (the view formed before the co_await: GCC 12 evaluates both arms of a conditional in a co_await operand)
+        tensor_view<T, S> variance{};
+        if (learned_) variance = this->view_of(variance_);
+        co_await this->predict_pair(x, variance);
         // Nothing reads x̂₀ (no clipping, thresholding, learned variance or observer of it): μ̃ + σ_t·z in one
         // pass over x and the model output.
         if (!learned_ && !any_hold && !opt_.clip_sample && !opt_.thresholding && !this->reports_denoised() &&
@@ -114,7 +117,7 @@ private:
             co_return;
         }
         this->complete_pair(x);
-        const tensor_view<T> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise);
+        const tensor_view<T, S> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise);
         detail::process_x0(x0, opt_, ws.q, ws.scratch);
         // x_p = μ̃ + σ_t·z  (Algorithm 2, line 4)
         if (!learned_) {
@@ -131,12 +134,12 @@ private:
     }
 
     // x_p += σ_t·z elementwise with the learned σ_t (samples whose step adds no noise are skipped).
-    void add_learned_noise(tensor_view<T> x, tensor_view<T> z) {
+    void add_learned_noise(tensor_view<T, S> x, tensor_view<T, S> z) {
         auto& ws = this->ws;
         for (std::size_t b = 0; b < x.batch; ++b) {
             if (ws.c2[b] == 0.0) continue;
-            const tensor_view<T> xb{x.sample(b), 1, x.per_sample}, zb{z.sample(b), 1, x.per_sample};
-            const tensor_view<const T> vb{variance_.data() + b * x.per_sample, 1, x.per_sample};
+            const tensor_view<T, S> xb{x.sample(b), 1, x.per_sample}, zb{z.sample(b), 1, x.per_sample};
+            const tensor_view<const T, S> vb{variance_.data() + b * x.per_sample, 1, x.per_sample};
             const double lmin = std::log(var_small_[b]), lmax = std::log(beta_[b]);
             if (opt_.variance_type == ddpm_variance::learned_range)
                 // σ = exp(½(f·log β' + (1−f)·log β̃)), f = (v+1)/2  (Nichol & Dhariwal 2021, eq. 15)
@@ -151,7 +154,7 @@ private:
 
     ddpm_options opt_;
     bool learned_;
-    std::vector<T> variance_;
+    space_buffer<T, S> variance_;
     std::vector<double> beta_, var_small_;  // β'_t and β̃_t per sample
 };
 
@@ -161,7 +164,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_ddpm(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid,
                  const ddpm_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    ddpm_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    ddpm_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
     s.set_report_denoised(detail::observer_reads_denoised<Obs>());
     run(s, m, std::forward<X>(x), obs);
 }

@@ -35,10 +35,10 @@ struct deis_options {
 
 // The DEIS stepper over the table `schedule` (multistep_solver_schedule with final_sigma_rule::repeat_last_spaced,
 // as DEISMultistepScheduler builds it). Deterministic: the noise slot takes no_noise.
-template <class T, class Noise = no_noise>
-class deis_stepper : public detail::solver_multistep_stepper<deis_stepper<T, Noise>, T, Noise> {
-    using base = detail::solver_multistep_stepper<deis_stepper<T, Noise>, T, Noise>;
-    friend class stepper<deis_stepper<T, Noise>, T>;
+template <class T, class Noise = no_noise, memory_space S = memory_space::host>
+class deis_stepper : public detail::solver_multistep_stepper<deis_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::solver_multistep_stepper<deis_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<deis_stepper<T, Noise, S>, T, S>;
     friend base;
 
 public:
@@ -106,7 +106,7 @@ template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
 void sample_deis(Model& m, X&& x, std::span<const double> alphas_cumprod, const solver_schedule& schedule,
                  const deis_options& opt = {}, Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    deis_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, schedule, opt, noise, first_sample);
+    deis_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, schedule, opt, noise, first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
 

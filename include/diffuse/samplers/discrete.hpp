@@ -116,10 +116,12 @@ inline void check_descending_grid(const time_grid& g, std::size_t batch, std::si
     }
 }
 
-// Workspaces of a discrete sampler, allocated once at entry.
-template <class T>
+// Workspaces of a discrete sampler, allocated once at entry in the state's memory space (scratch: the host
+// buffer of dynamic thresholding's quantile).
+template <class T, memory_space S = memory_space::host>
 struct discrete_workspace {
-    std::vector<T> x0, eps, noise, scratch;
+    space_buffer<T, S> x0, eps, noise;
+    std::vector<T> scratch;
     // t: timestep, ac: ᾱ_t, alpha = √ᾱ_t, sigma = √(1−ᾱ_t); c*: step coefficients, d*: conversions
     std::vector<double> t, ac, alpha, sigma, c0, c1, c2, c3, q, d0, d1;
     discrete_workspace(std::size_t batch, std::size_t n)
@@ -150,9 +152,9 @@ struct pair_coefficients {
 }
 
 // Completes the pair: x̂₀ = (x − σ·ε̂)/α when ε̂ was predicted, else ε̂ = (x − α·x̂₀)/σ.
-template <class T>
-void complete_pair(tensor_view<T> x, discrete_workspace<T>& ws, bool have_eps) {
-    const tensor_view<T> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
+template <class T, memory_space S>
+void complete_pair(tensor_view<T, S> x, discrete_workspace<T, S>& ws, bool have_eps) {
+    const tensor_view<T, S> x0{ws.x0.data(), x.batch, x.per_sample}, eps{ws.eps.data(), x.batch, x.per_sample};
     for (std::size_t b = 0; b < x.batch; ++b) {
         const pair_coefficients c = other_of_pair(ws.alpha[b], ws.sigma[b], have_eps);
         ws.d0[b] = c.d0;
@@ -168,8 +170,8 @@ void complete_pair(tensor_view<T> x, discrete_workspace<T>& ws, bool have_eps) {
 // clipping, no observer of x̂₀); the result differs from the two-pass form by rounding only. c = ws.c2 and
 // z = noise draw `draw` where noisy. False, with x untouched, where a coefficient is not finite (α or σ = 0
 // on the converted side): the caller then takes the two-pass form.
-template <class T, class Noise>
-bool update_from_output(tensor_view<T> x, discrete_workspace<T>& ws, std::span<const double> a, std::span<const double> b,
+template <class T, class Noise, memory_space S>
+bool update_from_output(tensor_view<T, S> x, discrete_workspace<T, S>& ws, std::span<const double> a, std::span<const double> b,
                         std::span<const double> e, bool have_eps, bool noisy, Noise& noise, std::uint64_t draw) {
     for (std::size_t s = 0; s < x.batch; ++s) {
         const pair_coefficients c = other_of_pair(ws.alpha[s], ws.sigma[s], have_eps);
@@ -178,8 +180,8 @@ bool update_from_output(tensor_view<T> x, discrete_workspace<T>& ws, std::span<c
         ws.d1[s] = have_eps ? a[s] * c.d1 + bs : a[s] + bs * c.d1;
         if (!std::isfinite(ws.d0[s]) || !std::isfinite(ws.d1[s])) return false;
     }
-    const tensor_view<T> y{(have_eps ? ws.eps : ws.x0).data(), x.batch, x.per_sample};
-    const tensor_view<T> z{ws.noise.data(), x.batch, x.per_sample};
+    const tensor_view<T, S> y{(have_eps ? ws.eps : ws.x0).data(), x.batch, x.per_sample};
+    const tensor_view<T, S> z{ws.noise.data(), x.batch, x.per_sample};
     const auto cx = per_sample(ws.d0), cy = per_sample(ws.d1);
     if (noisy) lincomb_noise(x, cx, x, cy, y, per_sample(ws.c2), noise_term(noise, z, draw));
     else lincomb(x, cx, x, cy, y);
@@ -187,20 +189,25 @@ bool update_from_output(tensor_view<T> x, discrete_workspace<T>& ws, std::span<c
 }
 
 // ε̂ recomputed from the (clipped) x̂₀: DDIM's use_clipped_model_output.
-template <class T>
-void eps_from_x0(tensor_view<T> x, discrete_workspace<T>& ws) {
+template <class T, memory_space S>
+void eps_from_x0(tensor_view<T, S> x, discrete_workspace<T, S>& ws) {
     complete_pair(x, ws, false);
 }
 
 // Clip or dynamically threshold x̂₀ in place (diffusers _threshold_sample: s = the ratio-quantile of |x̂₀|
 // per sample, clamped to [1, sample_max_value]; x̂₀ ← clamp(x̂₀, −s, s) / s).
-template <class T>
-void process_x0(tensor_view<T> x0, const sample_clipping& o, std::vector<double>& q, std::vector<T>& scratch) {
-    if (o.thresholding) {
-        quantile_abs(tensor_view<const T>(x0), o.dynamic_thresholding_ratio, q, scratch);
+template <class T, memory_space S>
+void process_x0(tensor_view<T, S> x0, const sample_clipping& o, std::vector<double>& q, std::vector<T>& scratch) {
+    if constexpr (S != memory_space::host) {
+        // dynamic thresholding has no device form (quantile_abs is host-only); check_clipping<S> refused it
+        if (o.clip_sample) clamp(x0, x0, -o.clip_sample_range, o.clip_sample_range);
+        (void)q;
+        (void)scratch;
+    } else if (o.thresholding) {
+        quantile_abs(tensor_view<const T, S>(x0), o.dynamic_thresholding_ratio, q, scratch);
         for (std::size_t b = 0; b < x0.batch; ++b) {
             const T s = static_cast<T>(std::min(std::max(q[b], 1.0), o.sample_max_value));
-            const tensor_view<T> row{x0.sample(b), 1, x0.per_sample};
+            const tensor_view<T, S> row{x0.sample(b), 1, x0.per_sample};
             transform(row, [s](T v) { return (v < -s ? -s : (v > s ? s : v)) / s; }, row);
         }
     } else if (o.clip_sample) {
@@ -208,7 +215,10 @@ void process_x0(tensor_view<T> x0, const sample_clipping& o, std::vector<double>
     }
 }
 
-inline void check_clipping(const sample_clipping& o, const char* where) {
+// S: the state's memory space; dynamic thresholding runs on the host only (quantile_abs has no device form).
+template <memory_space S = memory_space::host>
+void check_clipping(const sample_clipping& o, const char* where) {
+    require_host_only<S>(o.thresholding, where, "dynamic thresholding (sample_clipping::thresholding)");
     require(o.clip_sample_range > 0, where, "clip_sample_range", o.clip_sample_range, "(0, inf)");
     require(o.dynamic_thresholding_ratio > 0 && o.dynamic_thresholding_ratio <= 1, where, "dynamic_thresholding_ratio",
             o.dynamic_thresholding_ratio, "(0, 1]");
@@ -225,8 +235,8 @@ enum class discrete_request {
 // The common part of the discrete-timestep steppers: the training schedule ᾱ (a copy), the grid, the
 // workspaces, the noise source, and the model requests. Derived provides run_step (one step's update) and
 // checks its grid and options.
-template <class Derived, class T, class Noise>
-class discrete_stepper : public stepper<Derived, T> {
+template <class Derived, class T, class Noise, memory_space S = memory_space::host>
+class discrete_stepper : public stepper<Derived, T, S> {
 public:
     [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
     [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
@@ -235,8 +245,8 @@ public:
     // exact timesteps only for a network trained on them, and the network's own prediction where the step
     // can use it (the pair x̂₀ / ε̂, the raw output).
     template <class Model>
-    void fulfil(Model& m, const evaluation<T>& e) {
-        evaluation<T> r = e;
+    void fulfil(Model& m, const evaluation<T, S>& e) {
+        evaluation<T, S> r = e;
         if constexpr (!reads_discrete_time<Model>()) r.t_net = {};
         if constexpr (requires { m.predicts(); }) {
             if (request_ == discrete_request::pair) {
@@ -254,7 +264,7 @@ public:
 protected:
     discrete_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid, Noise noise,
                      std::uint64_t first_sample, const char* where)
-        : stepper<Derived, T>(shape.batch, shape.per_sample, where), alphas_cumprod_(alphas_cumprod.begin(), alphas_cumprod.end()),
+        : stepper<Derived, T, S>(shape.batch, shape.per_sample, where), alphas_cumprod_(alphas_cumprod.begin(), alphas_cumprod.end()),
           grid_(grid), ws(shape.batch, shape.batch * shape.per_sample), noise(std::forward<Noise>(noise)),
           first_sample_(first_sample) {
         require(!alphas_cumprod_.empty(), where, "alphas_cumprod.size()", alphas_cumprod_.size(), ">= 1");
@@ -279,29 +289,29 @@ protected:
         ws.set_state(b, t >= 0 ? double(t) : 0.0, t >= 0 ? alphas_cumprod_[std::size_t(t)] : alphas_cumprod_.back());
     }
     // A view of the batch's shape on a workspace (made on use, so a copied stepper's views are its own).
-    [[nodiscard]] tensor_view<T> view_of(std::vector<T>& v) noexcept { return {v.data(), this->batch(), this->per_sample()}; }
+    [[nodiscard]] tensor_view<T, S> view_of(space_buffer<T, S>& v) { return v.view(this->batch(), this->per_sample()); }
 
     // co_await this->predict_pair(x), then complete_pair(x): ws.x0 = x̂₀ and ws.eps = ε̂ at the VP state
     // (ws.alpha, ws.sigma) of the timesteps ws.t; variance_out receives a learned variance where given.
-    std::suspend_always predict_pair(tensor_view<T> x, tensor_view<T> variance_out = {}) {
+    std::suspend_always predict_pair(tensor_view<T, S> x, tensor_view<T, S> variance_out = {}) {
         pair_needs_x0_ = std::any_of(ws.alpha.begin(), ws.alpha.end(), [](double a) { return a == 0.0; });
         answered_ = pair_needs_x0_ ? prediction::sample : prediction::epsilon;  // ε̂ determines x̂₀ only where α > 0
         return ask(discrete_request::pair, x, ws.alpha, ws.sigma,
                    view_of(answered_ == prediction::epsilon ? ws.eps : ws.x0), variance_out);
     }
-    void complete_pair(tensor_view<T> x) { detail::complete_pair(x, ws, answered_ == prediction::epsilon); }
+    void complete_pair(tensor_view<T, S> x) { detail::complete_pair(x, ws, answered_ == prediction::epsilon); }
 
     // co_await this->ask(...): the `answered_` prediction at x = α·x₀ + σ·ε into out (fulfil may refine it
     // as `kind` allows; answered_ then says what out holds), the network time ws.t.
-    std::suspend_always ask(discrete_request kind, tensor_view<T> x, std::span<const double> alpha,
-                            std::span<const double> sigma, tensor_view<T> out, tensor_view<T> variance_out = {}) {
+    std::suspend_always ask(discrete_request kind, tensor_view<T, S> x, std::span<const double> alpha,
+                            std::span<const double> sigma, tensor_view<T, S> out, tensor_view<T, S> variance_out = {}) {
         request_ = kind;
-        return this->request(evaluation<T>{x, alpha, sigma, answered_, out, ws.t, variance_out, first_sample_, "timestep", ws.t});
+        return this->request(evaluation<T, S>{x, alpha, sigma, answered_, out, ws.t, variance_out, first_sample_, "timestep", ws.t});
     }
 
     std::vector<double> alphas_cumprod_;
     time_grid grid_;
-    discrete_workspace<T> ws;
+    discrete_workspace<T, S> ws;
     Noise noise;
     std::uint64_t first_sample_;
     discrete_request request_ = discrete_request::as_stated;

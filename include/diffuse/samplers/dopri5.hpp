@@ -15,7 +15,7 @@
 //   ode.advance(f, y, t, bound, i);     integrates every sample from t[b] to bound[b] (landing on it);
 //                                       y and t are updated in place; i names the interval in errors
 //   ode.stats()                         model calls, accepted and rejected steps
-// f(at, times, out): out = f(at, times) for a B×D tensor_view<T> `at` and per-sample times (a span). With
+// f(at, times, out): out = f(at, times) for a B×D tensor_view<T, S> `at` and per-sample times (a span). With
 // rk_error_norm::batch every sample takes the same steps, so times are equal across the batch whenever
 // the start times and bounds are. start() and advance() are short loops over public phases (start_call,
 // start_probe, …, finish_attempt), each returning the ode_call it needs evaluated next: a caller whose f
@@ -35,7 +35,9 @@
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/error.hpp"
+#include "diffuse/core/space_buffer.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 #include "diffuse/samplers/step_control.hpp"
 
 namespace diffuse {
@@ -75,14 +77,15 @@ struct dopri5 {
 }  // namespace detail
 
 // One evaluation the integrator needs: out = f(at, times) (at and out are B×D, times per sample).
-template <class T>
+template <class T, memory_space S = memory_space::host>
 struct ode_call {
-    tensor_view<T> at;
+    tensor_view<T, S> at;
     std::span<const double> times;
-    tensor_view<T> out;
+    tensor_view<T, S> out;
 };
 
-template <class T>
+// S: the memory space of the state and the stage buffers (host by default); per-sample step sizes are host.
+template <class T, memory_space S = memory_space::host>
 class dopri5_integrator {
 public:
     dopri5_integrator(std::size_t batch, std::size_t per_sample, const dopri5_options& opt, double direction,
@@ -95,7 +98,7 @@ public:
         detail::require(opt.first_step >= 0 && std::isfinite(opt.first_step), where, "first_step", opt.first_step,
                         "[0, inf) (0 = automatic)");
         detail::require(opt.max_step > 0, where, "max_step", opt.max_step, "(0, inf]");
-        for (auto& k : kbuf_) k.resize(batch * per_sample);
+        for (auto& k : kbuf_) k = space_buffer<T, S>(batch * per_sample);
         for (auto& v : ca_) v.resize(batch);
         for (auto& v : ce_) v.resize(batch);
     }
@@ -107,7 +110,7 @@ public:
 
     // K_1 = f(y, t) and the first step size (towards bound when it is automatic).
     template <class F>
-    void start(F&& f, tensor_view<T> y, std::span<const double> t, std::span<const double> bound) {
+    void start(F&& f, tensor_view<T, S> y, std::span<const double> t, std::span<const double> bound) {
         call(f, start_call(y, t));
         if (start_probe(y, t, bound)) {
             call(f, probe_call());
@@ -116,7 +119,7 @@ public:
     }
     // Integrates sample b from t[b] to bound[b] (start() first); y and t hold the state at the bound on return.
     template <class F>
-    void advance(F&& f, tensor_view<T> y, std::span<double> t, std::span<const double> bound, std::size_t interval) {
+    void advance(F&& f, tensor_view<T, S> y, std::span<double> t, std::span<const double> bound, std::size_t interval) {
         begin_interval(t, bound, interval);
         while (next_attempt(t, bound)) {
             for (std::size_t s = 1; s < 6; ++s) call(f, stage_call(s, y, t));
@@ -126,13 +129,13 @@ public:
     }
 
     // --- start, in phases: start_call; start_probe (true: evaluate probe_call, then start_finish) ---
-    ode_call<T> start_call(tensor_view<T> y, std::span<const double> t) {
+    ode_call<T, S> start_call(tensor_view<T, S> y, std::span<const double> t) {
         ++st_.nfe;
         return {y, t, k(0)};
     }
     // After K_1: the first step size when it is given; else the probe y + h₀K_1 of Hairer, Nørsett & Wanner
     // §II.4's "starting step size" algorithm (h₀ = 0.01·‖y‖/‖f‖), and true.
-    bool start_probe(tensor_view<T> y, std::span<const double> t, std::span<const double> bound) {
+    bool start_probe(tensor_view<T, S> y, std::span<const double> t, std::span<const double> bound) {
         if (opt_.first_step > 0) {
             std::fill(habs_.begin(), habs_.end(), opt_.first_step);
             return false;
@@ -152,12 +155,12 @@ public:
         return true;
     }
     // K_2 = f(y + h₀K_1, t + h₀), the probe's derivative.
-    ode_call<T> probe_call() {
+    ode_call<T, S> probe_call() {
         ++st_.nfe;
         return {tv(ynew_), ts_, k(1)};
     }
     // h₁ from the second-derivative estimate ‖K_2 − K_1‖/h₀; the first step is min(100h₀, h₁) (§II.4).
-    void start_finish(tensor_view<T> y, std::span<const double> t, std::span<const double> bound) {
+    void start_finish(tensor_view<T, S> y, std::span<const double> t, std::span<const double> bound) {
         const double atol = opt_.atol, rtol = opt_.rtol;
         std::vector<double>& d2 = en_;  // scratch until the first attempt
         transform(tv(tmp_),
@@ -210,14 +213,14 @@ public:
         return true;
     }
     // Stage s = 2…6 (s = 1…5 here): K_{s+1} = f(y + h Σ_j a_sj K_j, t + c_s h).
-    ode_call<T> stage_call(std::size_t s, tensor_view<T> y, std::span<const double> t) {
+    ode_call<T, S> stage_call(std::size_t s, tensor_view<T, S> y, std::span<const double> t) {
         using dp = detail::dopri5;
         for (std::size_t b = 0; b < B_; ++b) {
             ts_[b] = t[b] + dp::c[s] * h_[b];
             for (std::size_t j = 0; j < s; ++j) ca_[j][b] = h_[b] * dp::a[s][j];
         }
         const auto c = [&](std::size_t j) { return per_sample(ca_[j]); };
-        const tensor_view<T> tmp = tv(tmp_);
+        const tensor_view<T, S> tmp = tv(tmp_);
         switch (s) {
             case 1: lincomb(tmp, 1.0, y, c(0), k(0)); break;
             case 2: lincomb(tmp, 1.0, y, c(0), k(0), c(1), k(1)); break;
@@ -229,11 +232,11 @@ public:
         return {tmp, ts_, k(s)};
     }
     // y_new = y + h Σ b_j K_j (b_2 = 0); K_7 = f(y_new, t + h) (FSAL: the next step's K_1).
-    ode_call<T> solution_call(tensor_view<T> y) {
+    ode_call<T, S> solution_call(tensor_view<T, S> y) {
         using dp = detail::dopri5;
         for (std::size_t j = 0; j < 5; ++j)
             for (std::size_t b = 0; b < B_; ++b) ca_[j][b] = h_[b] * dp::b[j < 1 ? 0 : j + 1];
-        const tensor_view<T> ynew = tv(ynew_);
+        const tensor_view<T, S> ynew = tv(ynew_);
         lincomb(ynew, 1.0, y, per_sample(ca_[0]), k(0), per_sample(ca_[1]), k(2), per_sample(ca_[2]), k(3),
                 per_sample(ca_[3]), k(4), per_sample(ca_[4]), k(5));
         ++st_.nfe;
@@ -242,11 +245,11 @@ public:
     // The error estimate h Σ e_j K_j (e_2 = 0) scaled by atol + rtol·max(|y|, |y_new|), its RMS norm, and per
     // sample: accept (y, t ← y_new, t + h; h ← h·min(10, 0.9·err^(−1/5)), no growth right after a rejection)
     // or reject (h ← h·max(0.2, 0.9·err^(−1/5))).
-    void finish_attempt(tensor_view<T> y, std::span<double> t, std::span<const double> bound) {
+    void finish_attempt(tensor_view<T, S> y, std::span<double> t, std::span<const double> bound) {
         using dp = detail::dopri5;
         constexpr std::size_t ej[6] = {0, 2, 3, 4, 5, 6};  // stages with a nonzero error weight
         const double rtol = opt_.rtol, atol = opt_.atol, dir = dir_;
-        const tensor_view<T> tmp = tv(tmp_), ynew = tv(ynew_);
+        const tensor_view<T, S> tmp = tv(tmp_), ynew = tv(ynew_);
         for (std::size_t q = 0; q < 6; ++q)
             for (std::size_t b = 0; b < B_; ++b) ce_[q][b] = h_[b] * dp::e[ej[q]];
         lincomb(tmp, per_sample(ce_[0]), k(0), per_sample(ce_[1]), k(2), per_sample(ce_[2]), k(3), per_sample(ce_[3]),
@@ -266,8 +269,8 @@ public:
                 double factor = en_[b] == 0 ? 10.0 : std::min(10.0, 0.9 * std::pow(en_[b], -1.0 / 5));
                 if (rejected_[b]) factor = std::min(1.0, factor);
                 habs_[b] *= factor;
-                std::memcpy(y.sample(b), ynew.sample(b), D_ * sizeof(T));
-                std::memcpy(kbuf_[0].data() + b * D_, kbuf_[6].data() + b * D_, D_ * sizeof(T));  // FSAL
+                detail::copy_values(detail::sample_view(y, b), detail::sample_view(ynew, b));
+                detail::copy_values(detail::sample_view(k(0), b), detail::sample_view(k(6), b));  // FSAL
                 t[b] = tnew_[b];
                 rejected_[b] = 0;
                 fresh_[b] = 1;
@@ -283,11 +286,11 @@ public:
     }
 
 private:
-    [[nodiscard]] tensor_view<T> tv(std::vector<T>& v) { return {v.data(), B_, D_}; }
-    [[nodiscard]] tensor_view<T> k(std::size_t j) { return tv(kbuf_[j]); }
+    [[nodiscard]] tensor_view<T, S> tv(space_buffer<T, S>& v) { return v.view(B_, D_); }
+    [[nodiscard]] tensor_view<T, S> k(std::size_t j) { return tv(kbuf_[j]); }
     void rms(std::vector<double>& out) { detail::error_rms(tv(tmp_), opt_.norm, ss_, out); }
     template <class F>
-    static void call(F& f, const ode_call<T>& c) {
+    static void call(F& f, const ode_call<T, S>& c) {
         f(c.at, c.times, c.out);
     }
 
@@ -295,8 +298,8 @@ private:
     dopri5_options opt_;
     double dir_;
     const char* where_;
-    std::vector<std::vector<T>> kbuf_;
-    std::vector<T> ynew_, tmp_;
+    std::vector<space_buffer<T, S>> kbuf_;
+    space_buffer<T, S> ynew_, tmp_;
     std::vector<double> h_, habs_, tnew_, en_, ss_, ts_, d0_, d1_, h0_;
     std::array<std::vector<double>, 5> ca_;  // per-sample h·a_sj, h·b_j
     std::array<std::vector<double>, 6> ce_;  // per-sample h·e_j

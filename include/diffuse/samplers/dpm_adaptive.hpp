@@ -28,7 +28,7 @@
 // sample by its accepted steps (draw k = its k-th accepted step, k-diffusion's call order), so counter
 // noise stays independent of the batch split in per-sample mode.
 //
-// dpm_adaptive_stepper<T, Noise> (samplers/stepper.hpp) takes one grid interval per step, integrating it
+// dpm_adaptive_stepper<T, Noise, S> (samplers/stepper.hpp) takes one grid interval per step, integrating it
 // adaptively inside the step (the accept/reject loop, 2–3 model calls an attempt) and keeping the
 // controllers, positions and ode_stats (stats()) from step to step; sample_dpm_adaptive is its one-call form.
 
@@ -80,9 +80,9 @@ inline void check_dpm_adaptive(const dpm_adaptive_options& o, const char* where)
 }
 
 // ε = (x − D)/σ per sample from the model's D = D(x; σ) (Lu et al. 2022's noise prediction ε_θ in σ-space).
-template <class T>
-void dpm_eps(sigma_state<T>& st, const tensor_view<T>& x, std::span<const double> sigma, const tensor_view<T>& den,
-             const tensor_view<T>& eps) {
+template <class T, memory_space S>
+void dpm_eps(sigma_state<T, S>& st, const tensor_view<T, S>& x, std::span<const double> sigma, const tensor_view<T, S>& den,
+             const tensor_view<T, S>& eps) {
     for (std::size_t b = 0; b < st.batch; ++b) st.tmp[b] = 1.0 / sigma[b];
     for (std::size_t b = 0; b < st.batch; ++b) st.c4[b] = -st.tmp[b];
     lincomb(eps, per_sample(st.tmp), x, per_sample(st.c4), den);
@@ -91,10 +91,10 @@ void dpm_eps(sigma_state<T>& st, const tensor_view<T>& x, std::span<const double
 }  // namespace detail
 
 // DPM-Solver-12 / DPM-Solver-23 with PID step-size control, one grid interval per step.
-template <class T, class Noise = counter_noise>
-class dpm_adaptive_stepper : public detail::sigma_stepper<dpm_adaptive_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpm_adaptive_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpm_adaptive_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpm_adaptive_stepper : public detail::sigma_stepper<dpm_adaptive_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpm_adaptive_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpm_adaptive_stepper<T, Noise, S>, T, S>;
 
 public:
     dpm_adaptive_stepper(batch_shape shape, const time_grid& grid, const dpm_adaptive_options& opt = {}, Noise noise = {})
@@ -120,13 +120,13 @@ public:
     [[nodiscard]] const ode_stats& stats() const noexcept { return stats_; }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const std::size_t i = this->step_index(), B = st.batch;
         const auto den = den_.v(), e0 = e0_.v(), e1 = e1_.v(), e2 = e2_.v(), u = u_.v(), lo = lo_.v(), hi = hi_.v(),
                    tmp = tmp_.v();
         const double r1 = opt_.order == 2 ? 0.5 : 1.0 / 3.0, r2 = 2.0 / 3.0;
-        if (i == 0) std::copy(x.data, x.data + x.size(), prev_.data.begin());  // x_prev = x before the first step
+        if (i == 0) detail::copy_values(prev_.v(), x);  // x_prev = x before the first step
         this->load_step();
         bool into_zero = false;
         for (std::size_t b = 0; b < B; ++b) {
@@ -225,10 +225,9 @@ private:
 
     // Error estimate (k-diffusion's δ = max(atol, rtol·max(|x_low|, |x_prev|))), RMS per sample or batch; the
     // controllers accept (x ← x_high, x_prev ← x_low, λ ← λ_t) or reject each active sample's attempt.
-    void accept_or_reject(const tensor_view<T>& x) {
+    void accept_or_reject(const tensor_view<T, S>& x) {
         const double rtol = opt_.rtol, atol = opt_.atol;
         const bool coupled = opt_.norm == rk_error_norm::batch;
-        const std::size_t D = this->st.per_sample;
         transform(
             tmp_.v(),
             [=](T l, T hgh, T p) {
@@ -248,8 +247,8 @@ private:
                 ++stats_.rejected;
             }
             if (!accept) continue;
-            std::copy_n(lo_.v().sample(b), D, prev_.v().sample(b));
-            std::copy_n(hi_.v().sample(b), D, x.sample(b));
+            detail::copy_values(detail::sample_view(prev_.v(), b), detail::sample_view(lo_.v(), b));
+            detail::copy_values(detail::sample_view(x, b), detail::sample_view(hi_.v(), b));
             lam_[b] = lam_t_[b];
             pending_[b] = noise_coef_[b] != 0.0;
             ++n_accept_[b];
@@ -259,7 +258,7 @@ private:
 
     // Fresh noise s_noise·σ_up·z for accepted ancestral steps; draw k = the sample's k-th accepted step (one
     // source call per distinct k, for the interval σ_s → σ_t).
-    void add_ancestral_noise(const tensor_view<T>& x) {
+    void add_ancestral_noise(const tensor_view<T, S>& x) {
         const auto pending = [&] { return std::any_of(pending_.begin(), pending_.end(), [](std::uint8_t p) { return p != 0; }); };
         while (pending()) {
             std::uint64_t k = UINT64_MAX;
@@ -282,7 +281,7 @@ private:
     std::vector<pid_step_controller> ctrl_;
     std::vector<std::uint64_t> n_accept_;
     std::vector<std::uint8_t> active_, pending_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), e0_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), e0_ = this->st.make_buffer(),
                                             e1_ = this->st.make_buffer(), e2_ = this->st.make_buffer(),
                                             u_ = this->st.make_buffer(), lo_ = this->st.make_buffer(),
                                             hi_ = this->st.make_buffer(), prev_ = this->st.make_buffer(),
@@ -296,7 +295,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 ode_stats sample_dpm_adaptive(Model& m, X&& x, const time_grid& grid, const dpm_adaptive_options& opt = {},
                               Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpm_adaptive_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpm_adaptive_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
     return s.stats();
 }

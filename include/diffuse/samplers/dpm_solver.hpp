@@ -98,8 +98,8 @@ inline bool lower_order_last(std::size_t i, std::size_t steps, bool lower_order_
 //   w = ((1 − e^{−h−ηh})/(−h−ηh) + 1)/r         (heun, diffusers' solver_type "heun")
 // w = 0 when !second_order (the first step, a final step made first order). Into σ = 0: x = D_i.
 // Writes st.c0 (x), st.c1 (D_i), st.c2 (D_{i−1}), st.c4 (z); h_last holds h_{i−1} and becomes h_i.
-template <class T>
-void dpmpp_2m_coefficients(sigma_state<T>& st, std::vector<double>& h_last, bool second_order, double eta,
+template <class T, memory_space S>
+void dpmpp_2m_coefficients(sigma_state<T, S>& st, std::vector<double>& h_last, bool second_order, double eta,
                            double s_noise, dpm_solver_type solver_type) {
     for (std::size_t b = 0; b < st.batch; ++b) {
         const double s = st.s[b], sn = st.s_next[b];
@@ -123,14 +123,14 @@ void dpmpp_2m_coefficients(sigma_state<T>& st, std::vector<double>& h_last, bool
 }
 
 // The 2M samplers' history: D_i and D_{i−1} in two buffers that swap roles after each step, and h_{i−1}.
-template <class T>
+template <class T, memory_space S = memory_space::host>
 struct dpmpp_2m_history {
-    explicit dpmpp_2m_history(const sigma_state<T>& st) : den{st.make_buffer(), st.make_buffer()}, h_last(st.batch) {}
-    [[nodiscard]] tensor_view<T> current() noexcept { return den[newest].v(); }
-    [[nodiscard]] tensor_view<T> previous() noexcept { return den[1 - newest].v(); }
+    explicit dpmpp_2m_history(const sigma_state<T, S>& st) : den{st.make_buffer(), st.make_buffer()}, h_last(st.batch) {}
+    [[nodiscard]] tensor_view<T, S> current() noexcept { return den[newest].v(); }
+    [[nodiscard]] tensor_view<T, S> previous() noexcept { return den[1 - newest].v(); }
     void advance() noexcept { newest = 1 - newest; }  // D_i becomes the next step's D_{i−1}
 
-    std::array<typename sigma_state<T>::buffer, 2> den;
+    std::array<typename sigma_state<T, S>::buffer, 2> den;
     std::vector<double> h_last;
     std::size_t newest = 0;
 };
@@ -141,17 +141,17 @@ struct dpmpp_2m_history {
 //   D' = (1 + 1/(2r))·D_i − 1/(2r)·D_{i−1}            (midpoint; heun: see detail::dpmpp_2m_coefficients)
 //   x_{i+1} = (σ_{i+1}/σ_i)·x_i − (e^{−h_i} − 1)·D'
 // First order (D' = D_i) on the first step and into σ = 0. Deterministic: Noise is only the slot.
-template <class T, class Noise = no_noise>
-class dpmpp_2m_stepper : public detail::sigma_stepper<dpmpp_2m_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpmpp_2m_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpmpp_2m_stepper<T, Noise>, T>;
+template <class T, class Noise = no_noise, memory_space S = memory_space::host>
+class dpmpp_2m_stepper : public detail::sigma_stepper<dpmpp_2m_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpmpp_2m_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpmpp_2m_stepper<T, Noise, S>, T, S>;
 
 public:
     dpmpp_2m_stepper(batch_shape shape, const time_grid& grid, const dpmpp_2m_options& opt = {}, Noise noise = {})
         : base(shape, grid, std::forward<Noise>(noise), "sample_dpmpp_2m"), opt_(opt) {}
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const std::size_t i = this->step_index();
         const auto den = hist_.current(), old = hist_.previous();
@@ -164,7 +164,7 @@ private:
         hist_.advance();
     }
     dpmpp_2m_options opt_;
-    detail::dpmpp_2m_history<T> hist_{this->st};
+    detail::dpmpp_2m_history<T, S> hist_{this->st};
 };
 
 // DPM-Solver++(2S) ancestral (k-diffusion's sample_dpmpp_2s_ancestral): (σ_down, σ_up) =
@@ -172,10 +172,10 @@ private:
 // σ_i to σ_down:  λ_s = λ_i + h/2,  u = (σ_s/σ_i)x − (e^{−h/2} − 1)D,  x ← (σ_down/σ_i)x − (e^{−h} − 1)·D(u; σ_s);
 // then x ← x + s_noise·σ_up·z where σ_{i+1} > 0. Into σ_down = 0 the Euler step (x = D). Options: eta, s_noise
 // (r is not used: the intermediate point is the midpoint).
-template <class T, class Noise = counter_noise>
-class dpmpp_2s_ancestral_stepper : public detail::sigma_stepper<dpmpp_2s_ancestral_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpmpp_2s_ancestral_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpmpp_2s_ancestral_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpmpp_2s_ancestral_stepper : public detail::sigma_stepper<dpmpp_2s_ancestral_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpmpp_2s_ancestral_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpmpp_2s_ancestral_stepper<T, Noise, S>, T, S>;
 
 public:
     dpmpp_2s_ancestral_stepper(batch_shape shape, const time_grid& grid, const dpmpp_sde_options& opt = {},
@@ -185,7 +185,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto den = den_.v(), den2 = den2_.v(), u = u_.v();
         this->load_step();
@@ -220,7 +220,7 @@ private:
         this->report(st.s, den);
     }
     dpmpp_sde_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), den2_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), den2_ = this->st.make_buffer(),
                                             u_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
 };
 
@@ -230,10 +230,10 @@ private:
 //   stage 2: (σ_d, σ_u) = ancestral_step(σ_i, σ_{i+1}, η);  D' = (1 − 1/(2r))D + 1/(2r)·D(u; σ_s);
 //            x ← (σ_d/σ_i)x − (e^{−(λ_d−λ_i)} − 1)D' + s_noise·σ_u·z₂
 // z₁ is drawn for the interval (σ_i, σ_s), z₂ for (σ_i, σ_{i+1}). Into σ = 0 the Euler step (x = D).
-template <class T, class Noise = counter_noise>
-class dpmpp_sde_stepper : public detail::sigma_stepper<dpmpp_sde_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpmpp_sde_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpmpp_sde_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpmpp_sde_stepper : public detail::sigma_stepper<dpmpp_sde_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpmpp_sde_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpmpp_sde_stepper<T, Noise, S>, T, S>;
 
 public:
     dpmpp_sde_stepper(batch_shape shape, const time_grid& grid, const dpmpp_sde_options& opt = {}, Noise noise = {})
@@ -244,7 +244,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto den = den_.v(), den2 = den2_.v(), u = u_.v(), eps = eps_.v();
         const double fac = 1.0 / (2.0 * opt_.r);
@@ -286,7 +286,7 @@ private:
     }
     dpmpp_sde_options opt_;
     std::vector<double> su1_, su2_, cu0_, cu1_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), den2_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), den2_ = this->st.make_buffer(),
                                             u_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
 };
 
@@ -296,10 +296,10 @@ private:
 //       + [midpoint] ½(1 − e^{−h−ηh})·(D − D_{i−1})/r   or [heun] ((1 − e^{−h−ηh})/(−h−ηh) + 1)·(D − D_{i−1})/r
 //       + s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z
 // Into σ = 0: x = D.
-template <class T, class Noise = counter_noise>
-class dpmpp_2m_sde_stepper : public detail::sigma_stepper<dpmpp_2m_sde_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpmpp_2m_sde_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpmpp_2m_sde_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpmpp_2m_sde_stepper : public detail::sigma_stepper<dpmpp_2m_sde_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpmpp_2m_sde_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpmpp_2m_sde_stepper<T, Noise, S>, T, S>;
 
 public:
     dpmpp_2m_sde_stepper(batch_shape shape, const time_grid& grid, const dpmpp_2m_sde_options& opt = {}, Noise noise = {})
@@ -308,7 +308,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const std::size_t i = this->step_index();
         const auto den = hist_.current(), old = hist_.previous();
@@ -322,8 +322,8 @@ private:
         hist_.advance();
     }
     dpmpp_2m_sde_options opt_;
-    detail::dpmpp_2m_history<T> hist_{this->st};
-    typename detail::sigma_state<T>::buffer eps_ = this->st.make_buffer();
+    detail::dpmpp_2m_history<T, S> hist_{this->st};
+    typename detail::sigma_state<T, S>::buffer eps_ = this->st.make_buffer();
 };
 
 // DPM-Solver++(3M) SDE (k-diffusion's sample_dpmpp_3m_sde): with h_η = (1 + η)h, r₀ = h_{i−1}/h,
@@ -332,10 +332,10 @@ private:
 // φ₃ = φ₂/h_η − ½:
 //   x ← e^{−h_η}x + (1 − e^{−h_η})D_i + φ₂d₁ − φ₃d₂ + s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z
 // (second order with d = d₁,₀ on step 1, first order on step 0). Into σ = 0: x = D.
-template <class T, class Noise = counter_noise>
-class dpmpp_3m_sde_stepper : public detail::sigma_stepper<dpmpp_3m_sde_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpmpp_3m_sde_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpmpp_3m_sde_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpmpp_3m_sde_stepper : public detail::sigma_stepper<dpmpp_3m_sde_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpmpp_3m_sde_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpmpp_3m_sde_stepper<T, Noise, S>, T, S>;
 
 public:
     dpmpp_3m_sde_stepper(batch_shape shape, const time_grid& grid, const dpmpp_3m_sde_options& opt = {}, Noise noise = {})
@@ -346,9 +346,9 @@ public:
 
 private:
     // D_{i−k}: the history buffers in rotation, D_i in slot newest_.
-    tensor_view<T> d(std::size_t k) noexcept { return den_[(newest_ + k) % 3].v(); }
+    tensor_view<T, S> d(std::size_t k) noexcept { return den_[(newest_ + k) % 3].v(); }
 
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const std::size_t i = this->step_index();
         const auto d0 = d(0), d1 = d(1), d2 = d(2);
@@ -388,10 +388,10 @@ private:
     }
     dpmpp_3m_sde_options opt_;
     std::vector<double> h1_, h2_;  // h_{i−1}, h_{i−2}
-    std::array<typename detail::sigma_state<T>::buffer, 3> den_{this->st.make_buffer(), this->st.make_buffer(),
+    std::array<typename detail::sigma_state<T, S>::buffer, 3> den_{this->st.make_buffer(), this->st.make_buffer(),
                                                                 this->st.make_buffer()};
     std::size_t newest_ = 0;
-    typename detail::sigma_state<T>::buffer eps_ = this->st.make_buffer();
+    typename detail::sigma_state<T, S>::buffer eps_ = this->st.make_buffer();
 };
 
 // The one-call forms: x enters as σ_0·z and leaves as the sample. A Brownian tree (samplers/brownian.hpp) is
@@ -400,35 +400,35 @@ template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
 void sample_dpmpp_2m(Model& m, X&& x, const time_grid& grid, const dpmpp_2m_options& opt = {}, Noise&& noise = no_noise{},
                      Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpmpp_2m_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpmpp_2m_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpmpp_2s_ancestral(Model& m, X&& x, const time_grid& grid, const dpmpp_sde_options& opt = {},
                                Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpmpp_2s_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpmpp_2s_ancestral_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpmpp_sde(Model& m, X&& x, const time_grid& grid, const dpmpp_sde_options& opt = {}, Noise&& noise = {},
                       Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpmpp_sde_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpmpp_sde_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpmpp_2m_sde(Model& m, X&& x, const time_grid& grid, const dpmpp_2m_sde_options& opt = {},
                          Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpmpp_2m_sde_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpmpp_2m_sde_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpmpp_3m_sde(Model& m, X&& x, const time_grid& grid, const dpmpp_3m_sde_options& opt = {},
                          Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpmpp_3m_sde_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpmpp_3m_sde_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

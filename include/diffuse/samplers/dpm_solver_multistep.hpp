@@ -116,11 +116,11 @@ struct dpm_solver_multistep_options {
 
 // The DPM-Solver multistep stepper (samplers/stepper.hpp) over the table `schedule` (multistep_solver_schedule)
 // of the float32 training ᾱ table. Step i: one evaluation at timestep t_i, then the update of its order.
-template <class T, class Noise = counter_noise>
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
 class dpm_solver_multistep_stepper
-    : public detail::solver_multistep_stepper<dpm_solver_multistep_stepper<T, Noise>, T, Noise> {
-    using base = detail::solver_multistep_stepper<dpm_solver_multistep_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpm_solver_multistep_stepper<T, Noise>, T>;
+    : public detail::solver_multistep_stepper<dpm_solver_multistep_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::solver_multistep_stepper<dpm_solver_multistep_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpm_solver_multistep_stepper<T, Noise, S>, T, S>;
     friend base;
 
 public:
@@ -212,7 +212,7 @@ void sample_dpm_solver_multistep(Model& m, X&& x, std::span<const double> alphas
                                  const dpm_solver_multistep_options& opt = {}, Noise&& noise = {}, Obs&& obs = {},
                                  std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpm_solver_multistep_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, schedule, opt, noise,
+    dpm_solver_multistep_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, schedule, opt, noise,
                                                                        first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
@@ -223,7 +223,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_dpm_solver_multistep(Model& m, X&& x, const sigma_space_table& table, const dpm_solver_multistep_options& opt = {},
                                  Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpm_solver_multistep_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), table, opt, noise, first_sample);
+    dpm_solver_multistep_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), table, opt, noise, first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
 

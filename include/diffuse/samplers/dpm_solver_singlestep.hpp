@@ -63,11 +63,11 @@ struct dpm_solver_singlestep_options {
 
 // The singlestep DPM-Solver stepper over the table `schedule` (multistep_solver_schedule with linspace spacing,
 // as DPMSolverSinglestepScheduler builds it).
-template <class T, class Noise = counter_noise>
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
 class dpm_solver_singlestep_stepper
-    : public detail::solver_multistep_stepper<dpm_solver_singlestep_stepper<T, Noise>, T, Noise> {
-    using base = detail::solver_multistep_stepper<dpm_solver_singlestep_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpm_solver_singlestep_stepper<T, Noise>, T>;
+    : public detail::solver_multistep_stepper<dpm_solver_singlestep_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::solver_multistep_stepper<dpm_solver_singlestep_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpm_solver_singlestep_stepper<T, Noise, S>, T, S>;
     friend base;
 
 public:
@@ -145,7 +145,7 @@ void sample_dpm_solver_singlestep(Model& m, X&& x, std::span<const double> alpha
                                   const dpm_solver_singlestep_options& opt = {}, Noise&& noise = {}, Obs&& obs = {},
                                   std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpm_solver_singlestep_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, schedule, opt, noise,
+    dpm_solver_singlestep_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, schedule, opt, noise,
                                                                         first_sample);
     run(s, m, std::forward<X>(x), obs);
 }

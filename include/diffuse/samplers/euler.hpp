@@ -106,8 +106,8 @@ inline void check_ancestral(const ancestral_options& o, const char* where) {
 
 // Karras et al. 2022, Algorithm 2 lines 4–6: st.hat = σ̂ = σ_i(1 + γ_i);
 // x ← x + √(σ̂² − σ_i²)·s_noise·z. One noise draw (interval σ_i → σ̂) when any γ > 0 or noise_every_step.
-template <class T, class Noise, class V>
-void churn(sigma_state<T>& st, const churn_options& o, const V& x, const V& eps, Noise& noise, std::uint64_t& draw) {
+template <class T, class Noise, class V, memory_space S>
+void churn(sigma_state<T, S>& st, const churn_options& o, const V& x, const V& eps, Noise& noise, std::uint64_t& draw) {
     const double gamma_max = std::min(o.s_churn / static_cast<double>(st.steps), std::sqrt(2.0) - 1.0);
     bool any = false;
     for (std::size_t b = 0; b < st.batch; ++b) {
@@ -144,8 +144,8 @@ namespace detail {
 //   first:   x' = x + (σ_mid − σ_from)·(x − D)/σ_from            (returns false, and does the Euler step,
 //                                                                 when no sample needs the midpoint)
 //   second:  x ← x + (σ_to − σ_from)·(x' − D(x'; σ_mid))/σ_mid
-template <class T>
-bool dpm2_first_half(sigma_state<T>& st, const tensor_view<T>& x, const tensor_view<T>& den, const tensor_view<T>& x2,
+template <class T, memory_space S>
+bool dpm2_first_half(sigma_state<T, S>& st, const tensor_view<T, S>& x, const tensor_view<T, S>& den, const tensor_view<T, S>& x2,
                      std::span<const double> from, std::span<const double> to) {
     bool second = false;
     for (std::size_t b = 0; b < st.batch; ++b) second = second || to[b] > 0;
@@ -158,9 +158,9 @@ bool dpm2_first_half(sigma_state<T>& st, const tensor_view<T>& x, const tensor_v
     lincomb(x2, per_sample(st.c0), x, per_sample(st.c1), den);
     return true;
 }
-template <class T>
-void dpm2_second_half(sigma_state<T>& st, const tensor_view<T>& x, const tensor_view<T>& den, const tensor_view<T>& x2,
-                      const tensor_view<T>& den2, std::span<const double> from, std::span<const double> to) {
+template <class T, memory_space S>
+void dpm2_second_half(sigma_state<T, S>& st, const tensor_view<T, S>& x, const tensor_view<T, S>& den, const tensor_view<T, S>& x2,
+                      const tensor_view<T, S>& den2, std::span<const double> from, std::span<const double> to) {
     for (std::size_t b = 0; b < st.batch; ++b) {
         if (to[b] > 0) {
             const double r = (to[b] - from[b]) / st.tmp[b];
@@ -179,10 +179,10 @@ void dpm2_second_half(sigma_state<T>& st, const tensor_view<T>& x, const tensor_
 
 // Euler (Karras et al. 2022, Algorithm 2 with the Euler step only):
 //   σ̂ = σ_i(1+γ_i), x̂ = x + √(σ̂²−σ_i²)·z;  d = (x̂ − D(x̂; σ̂))/σ̂;  x_{i+1} = x̂ + (σ_{i+1} − σ̂)·d.
-template <class T, class Noise = counter_noise>
-class euler_stepper : public detail::sigma_stepper<euler_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<euler_stepper<T, Noise>, T, Noise>;
-    friend class stepper<euler_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class euler_stepper : public detail::sigma_stepper<euler_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<euler_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<euler_stepper<T, Noise, S>, T, S>;
 
 public:
     euler_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
@@ -192,7 +192,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         this->load_step();
         if (opt_.order == churn_order::diffusers) {
@@ -215,9 +215,9 @@ private:
     //   EDM network (EDMEulerScheduler): x̂₀ = c_skip(σ̂)·x̂ + c_out(σ̂)·F with F = (D − c_skip(σ_i)·x_i)/c_out(σ_i)
     //               (Karras et al. 2022, Table 1), i.e. r = c_out(σ̂)/c_out(σ_i), x̂₀ = c_skip(σ̂)·x̂ − r·c_skip(σ_i)·x_i + r·D
     // i.e. x̂₀ = a·x̂ + b·x_i + c·D, then the Euler step x_{i+1} = x̂ + (σ_{i+1} − σ̂)·(x̂ − x̂₀)/σ̂.
-    void diffusers_update(tensor_view<T> x) {
+    void diffusers_update(tensor_view<T, S> x) {
         auto& st = this->st;
-        std::copy_n(x.data, x.size(), before_.v().data);
+        detail::copy_values(before_.v(), x);
         detail::churn(st, opt_, x, eps_.v(), this->noise, this->draw);
         for (std::size_t b = 0; b < st.batch; ++b) {
             const double s = st.s[b], hat = st.hat[b], k = (st.s_next[b] - hat) / hat;
@@ -244,7 +244,7 @@ private:
     }
 
     churn_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
                                             before_{batch_shape{0, 0}};  // x_i, for churn_order::diffusers
 };
 
@@ -252,10 +252,10 @@ private:
 // trapezoidal corrector x_{i+1} = x̂ + (σ_{i+1} − σ̂)·(d + d')/2 with d' = (x' − D(x'; σ_{i+1}))/σ_{i+1}
 // (lines 9–11); into σ_{i+1} = 0 the Euler step alone. In a per-sample grid, samples whose σ_{i+1} = 0 sit
 // out the second evaluation (their row is evaluated at σ̂ and ignored).
-template <class T, class Noise = counter_noise>
-class heun_stepper : public detail::sigma_stepper<heun_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<heun_stepper<T, Noise>, T, Noise>;
-    friend class stepper<heun_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class heun_stepper : public detail::sigma_stepper<heun_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<heun_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<heun_stepper<T, Noise, S>, T, S>;
 
 public:
     heun_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
@@ -264,7 +264,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
         this->load_step();
@@ -299,17 +299,17 @@ private:
         this->report(st.s, den);
     }
     churn_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
                                             x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
 };
 
 // DPM2 (k-diffusion's sample_dpm_2; DPM-Solver-2 of Lu et al. 2022 applied to the σ-space ODE, with the
 // churn of Karras et al. Algorithm 2): σ_mid = √(σ̂·σ_{i+1}) (midpoint in log σ),
 // x' = x̂ + (σ_mid − σ̂)d, x_{i+1} = x̂ + (σ_{i+1} − σ̂)·d(x', σ_mid). Euler into σ = 0.
-template <class T, class Noise = counter_noise>
-class dpm_2_stepper : public detail::sigma_stepper<dpm_2_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpm_2_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpm_2_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpm_2_stepper : public detail::sigma_stepper<dpm_2_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpm_2_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpm_2_stepper<T, Noise, S>, T, S>;
 
 public:
     dpm_2_stepper(batch_shape shape, const time_grid& grid, const churn_options& opt = {}, Noise noise = {})
@@ -318,7 +318,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
         this->load_step();
@@ -333,17 +333,17 @@ private:
         this->report(st.s, den);
     }
     churn_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
                                             x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
 };
 
 // Euler ancestral (k-diffusion's sample_euler_ancestral; diffusers' EulerAncestralDiscreteScheduler):
 //   (σ_down, σ_up) = ancestral_step(σ_i, σ_{i+1}, η);  x ← x + (σ_down − σ_i)·d;  x ← x + s_noise·σ_up·z
 //   (no noise into σ_{i+1} = 0).
-template <class T, class Noise = counter_noise>
-class euler_ancestral_stepper : public detail::sigma_stepper<euler_ancestral_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<euler_ancestral_stepper<T, Noise>, T, Noise>;
-    friend class stepper<euler_ancestral_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class euler_ancestral_stepper : public detail::sigma_stepper<euler_ancestral_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<euler_ancestral_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<euler_ancestral_stepper<T, Noise, S>, T, S>;
 
 public:
     euler_ancestral_stepper(batch_shape shape, const time_grid& grid, const ancestral_options& opt = {}, Noise noise = {})
@@ -352,7 +352,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         this->load_step();
         co_await this->denoise(x, st.s, den_.v());
@@ -366,16 +366,16 @@ private:
         this->report(st.s, den_.v());
     }
     ancestral_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
 };
 
 // DPM2 ancestral (k-diffusion's sample_dpm_2_ancestral; diffusers' KDPM2AncestralDiscreteScheduler with the
 // network timesteps of dpm_2_ancestral_options): the DPM-Solver-2 step of dpm_2_stepper from σ_i to σ_down,
 // then s_noise·σ_up·z (where σ_down > 0).
-template <class T, class Noise = counter_noise>
-class dpm_2_ancestral_stepper : public detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise>, T, Noise>;
-    friend class stepper<dpm_2_ancestral_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class dpm_2_ancestral_stepper : public detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<dpm_2_ancestral_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<dpm_2_ancestral_stepper<T, Noise, S>, T, S>;
 
 public:
     dpm_2_ancestral_stepper(batch_shape shape, const time_grid& grid, const dpm_2_ancestral_options& opt = {}, Noise noise = {})
@@ -387,18 +387,18 @@ public:
 
     // Pull mode: the network timesteps reach only a network trained on discrete timesteps.
     template <class Model>
-    void fulfil(Model& m, const evaluation<T>& e) {
+    void fulfil(Model& m, const evaluation<T, S>& e) {
         if constexpr (detail::reads_discrete_time<Model>()) {
             evaluate(m, e);
         } else {
-            evaluation<T> r = e;
+            evaluation<T, S> r = e;
             r.t_net = {};
             evaluate(m, r);
         }
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto den = den_.v(), x2 = x2_.v(), den2 = den2_.v();
         const std::size_t i = this->step_index();
@@ -448,7 +448,7 @@ private:
 
     dpm_2_ancestral_options opt_;
     std::vector<double> down_, noise_coef_, t_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer(),
                                             x2_ = this->st.make_buffer(), den2_ = this->st.make_buffer();
 };
 
@@ -457,35 +457,35 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_euler(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
                   Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    euler_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    euler_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_heun(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
                  Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    heun_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    heun_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpm_2(Model& m, X&& x, const time_grid& grid, const churn_options& opt = {}, Noise&& noise = {},
                   Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpm_2_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpm_2_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_euler_ancestral(Model& m, X&& x, const time_grid& grid, const ancestral_options& opt = {},
                             Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    euler_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    euler_ancestral_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_dpm_2_ancestral(Model& m, X&& x, const time_grid& grid, const dpm_2_ancestral_options& opt = {},
                             Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    dpm_2_ancestral_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    dpm_2_ancestral_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

@@ -98,15 +98,15 @@ inline void check_flow_timesteps(std::span<const double> t, std::size_t evaluati
 
 // The common part of the flow steppers: the grid, the per-step columns s_i, s_{i+1}, the noise source and
 // its draw counter, and the velocity u(x, s) as a request.
-template <class Derived, class T, class Noise>
-class flow_stepper : public stepper<Derived, T> {
+template <class Derived, class T, class Noise, memory_space S = memory_space::host>
+class flow_stepper : public stepper<Derived, T, S> {
 public:
     [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
     [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
 
 protected:
     flow_stepper(batch_shape shape, const time_grid& grid, std::vector<double> timesteps, Noise noise, const char* where)
-        : stepper<Derived, T>(shape.batch, shape.per_sample, where), grid_(grid), timesteps_(std::move(timesteps)),
+        : stepper<Derived, T, S>(shape.batch, shape.per_sample, where), grid_(grid), timesteps_(std::move(timesteps)),
           noise(std::forward<Noise>(noise)), s(shape.batch), s_next(shape.batch), hat(shape.batch), c0(shape.batch),
           c1(shape.batch), c2(shape.batch), c3(shape.batch), at_(shape.batch), alpha_(shape.batch), t_(shape.batch) {
         check_flow_grid(grid_, shape.batch, where);
@@ -115,7 +115,7 @@ protected:
 
     // co_await this->velocity(x, s, out, i): out = u(x, s), the flow velocity at the flow state x of level s
     // (per sample), with the network time of step i when the options list them. The request's α = 1 − s, σ = s.
-    std::suspend_always velocity(tensor_view<const T> x, std::span<const double> level, tensor_view<T> out, std::size_t i) {
+    std::suspend_always velocity(tensor_view<const T, S> x, std::span<const double> level, tensor_view<T, S> out, std::size_t i) {
         for (std::size_t b = 0; b < level.size(); ++b) {  // a level rounded above 1 is evaluated at 1
             at_[b] = std::min(level[b], 1.0);
             alpha_[b] = 1.0 - at_[b];
@@ -125,14 +125,14 @@ protected:
             std::fill(t_.begin(), t_.end(), timesteps_[i]);
             t_net = t_;
         }
-        return this->request(evaluation<T>{x, alpha_, at_, prediction::flow_velocity, out, t_net, {}, 0, "s", at_});
+        return this->request(evaluation<T, S>{x, alpha_, at_, prediction::flow_velocity, out, t_net, {}, 0, "s", at_});
     }
     void load_step() {
         grid_.column(this->step_index(), s);
         grid_.column(this->step_index() + 1, s_next);
     }
     // x̂₀ = x − s·u, for the observer (and the stochastic step).
-    void denoised(const tensor_view<T>& out, const tensor_view<T>& x, std::span<const double> level, const tensor_view<T>& u) {
+    void denoised(const tensor_view<T, S>& out, const tensor_view<T, S>& x, std::span<const double> level, const tensor_view<T, S>& u) {
         for (std::size_t b = 0; b < level.size(); ++b) c3[b] = -level[b];
         lincomb(out, 1.0, x, per_sample(c3), u);
     }
@@ -152,10 +152,10 @@ private:
 // FlowMatchEulerDiscreteScheduler.step: Euler on dx/ds = u, x_{i+1} = x_i + (s_{i+1} − s_i)·u(x_i, s_i); with
 // stochastic_sampling the state is re-noised to the next level instead, x_{i+1} = (1 − s_{i+1})·x̂₀ + s_{i+1}·z
 // (one draw per step; none into s = 0, where its coefficient vanishes).
-template <class T, class Noise = no_noise>
-class flow_euler_stepper : public detail::flow_stepper<flow_euler_stepper<T, Noise>, T, Noise> {
-    using base = detail::flow_stepper<flow_euler_stepper<T, Noise>, T, Noise>;
-    friend class stepper<flow_euler_stepper<T, Noise>, T>;
+template <class T, class Noise = no_noise, memory_space S = memory_space::host>
+class flow_euler_stepper : public detail::flow_stepper<flow_euler_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::flow_stepper<flow_euler_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<flow_euler_stepper<T, Noise, S>, T, S>;
 
 public:
     flow_euler_stepper(batch_shape shape, const time_grid& grid, const flow_euler_options& opt = {}, Noise noise = {})
@@ -167,7 +167,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         this->load_step();
         const auto u = u_.v(), den = den_.v();
         co_await this->velocity(x, this->s, u, this->step_index());
@@ -186,7 +186,7 @@ private:
         this->report(this->s, den);
     }
     bool stochastic_;
-    detail::workspace<T> u_, den_, eps_;
+    detail::workspace<T, S> u_, den_, eps_;
 };
 
 // FlowMatchHeunDiscreteScheduler: with ŝ = s_i(1 + γ) and x̂ = x_i + s_noise·√(ŝ² − s_i²)·z (after the model
@@ -194,10 +194,10 @@ private:
 // u₂ = u(x', s_{i+1}) and the trapezoidal corrector x_{i+1} = x̂ + (s_{i+1} − ŝ)·(d₁ + u₂)/2 (Karras et al. 2022,
 // Algorithm 2, lines 5–11, in the flow variable). Into s_{i+1} = 0 the Euler step alone. Rows of a per-sample grid
 // whose s_{i+1} = 0 sit out the second evaluation (evaluated at ŝ and ignored).
-template <class T, class Noise = counter_noise>
-class flow_heun_stepper : public detail::flow_stepper<flow_heun_stepper<T, Noise>, T, Noise> {
-    using base = detail::flow_stepper<flow_heun_stepper<T, Noise>, T, Noise>;
-    friend class stepper<flow_heun_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class flow_heun_stepper : public detail::flow_stepper<flow_heun_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::flow_stepper<flow_heun_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<flow_heun_stepper<T, Noise, S>, T, S>;
 
 public:
     flow_heun_stepper(batch_shape shape, const time_grid& grid, const flow_heun_options& opt = {}, Noise noise = {})
@@ -231,7 +231,7 @@ private:
         return any;
     }
 
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         this->load_step();
         const auto u = u_.v(), den = den_.v(), x2 = x2_.v(), u2 = u2_.v(), eps = eps_.v();
         const std::size_t i = this->step_index();
@@ -269,7 +269,7 @@ private:
         this->report(this->s, den);
     }
     flow_heun_options opt_;
-    detail::workspace<T> u_, den_, x2_, u2_, eps_;
+    detail::workspace<T, S> u_, den_, x2_, u2_, eps_;
     std::vector<double> next_;
 };
 
@@ -278,14 +278,14 @@ template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
 void sample_flow_euler(Model& m, X&& x, const time_grid& grid, const flow_euler_options& opt = {}, Noise&& noise = {},
                        Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    flow_euler_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    flow_euler_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 template <class Model, class X, class Noise = counter_noise, class Obs = no_observer>
 void sample_flow_heun(Model& m, X&& x, const time_grid& grid, const flow_heun_options& opt = {}, Noise&& noise = {},
                       Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    flow_heun_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    flow_heun_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

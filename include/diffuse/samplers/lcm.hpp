@@ -97,10 +97,10 @@ struct lcm_options : sample_clipping {
 // x enters as the VP state at the first timestep (pure noise z for text-to-image) and leaves as f of the last
 // step. A step whose two points are equal holds that sample (mixed-strength batches); a step where every
 // sample holds calls no model. The model is asked for x̂₀ at the exact timesteps (evaluation::t_net).
-template <class T, class Noise = counter_noise>
-class lcm_stepper : public detail::discrete_stepper<lcm_stepper<T, Noise>, T, Noise> {
-    using base = detail::discrete_stepper<lcm_stepper<T, Noise>, T, Noise>;
-    friend class stepper<lcm_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class lcm_stepper : public detail::discrete_stepper<lcm_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::discrete_stepper<lcm_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<lcm_stepper<T, Noise, S>, T, S>;
 
 public:
     lcm_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid, const lcm_options& opt = {},
@@ -109,7 +109,7 @@ public:
           ac_p_(shape.batch), den_(shape.batch * shape.per_sample) {
         const char* where = this->where();
         detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), where);
-        detail::check_clipping(opt_, where);
+        detail::check_clipping<S>(opt_, where);
         detail::require(opt_.timestep_scaling >= 0 && std::isfinite(opt_.timestep_scaling), where, "timestep_scaling",
                         opt_.timestep_scaling, "[0, inf)");
         detail::require(opt_.sigma_data > 0 && std::isfinite(opt_.sigma_data), where, "sigma_data", opt_.sigma_data,
@@ -118,7 +118,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& ws = this->ws;
         const std::size_t i = this->step_index();
         const bool last = i + 1 == this->steps();
@@ -140,7 +140,7 @@ private:
             this->skip_report();
             co_return;
         }
-        const tensor_view<T> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise), den = this->view_of(den_);
+        const tensor_view<T, S> x0 = this->view_of(ws.x0), z = this->view_of(ws.noise), den = this->view_of(den_);
         this->answered_ = prediction::sample;
         co_await this->ask(detail::discrete_request::as_stated, x, ws.alpha, ws.sigma, x0);
         detail::process_x0(x0, opt_, ws.q, ws.scratch);
@@ -157,7 +157,7 @@ private:
     lcm_options opt_;
     double final_ac_ = 1.0;
     std::vector<double> ac_p_;
-    std::vector<T> den_;  // f, the consistency function's value (the observer's denoised)
+    space_buffer<T, S> den_;  // f, the consistency function's value (the observer's denoised)
 };
 
 // The one-call form. first_sample: the id of sample 0 within the whole job (the model's model_cond::first_sample).
@@ -165,7 +165,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_lcm(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid, const lcm_options& opt = {},
                 Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    lcm_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    lcm_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
 
@@ -257,10 +257,10 @@ struct consistency_options {
 
 // Multistep consistency sampling (Song et al. 2023, Algorithm 1) as a σ-space stepper: step i evaluates
 // f(x, τ_i) (the model's x₀) and re-noises it to τ̂_{i+1} with draw i. x enters as τ_0·z.
-template <class T, class Noise = counter_noise>
-class consistency_stepper : public detail::sigma_stepper<consistency_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<consistency_stepper<T, Noise>, T, Noise>;
-    friend class stepper<consistency_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class consistency_stepper : public detail::sigma_stepper<consistency_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<consistency_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<consistency_stepper<T, Noise, S>, T, S>;
 
 public:
     consistency_stepper(batch_shape shape, const time_grid& grid, const consistency_options& opt = {}, Noise noise = {})
@@ -273,7 +273,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto den = den_.v();
         this->load_step();
@@ -283,14 +283,14 @@ private:
             const double hat = std::clamp(st.s_next[b], opt_.sigma_min, opt_.sigma_max);
             st.c4[b] = opt_.s_noise * std::sqrt(std::max(0.0, hat * hat - opt_.sigma_min * opt_.sigma_min));
         }
-        std::copy(den_.data.begin(), den_.data.end(), x.data);
+        detail::copy_values(x, den);
         std::uint64_t draw = this->step_index();  // step i uses draw i
         detail::add_noise(this->noise, x, eps_.v(), draw, st.s, st.s_next, st.c4);  // x ← f + √(τ̂² − ε²)·s_noise·z
         this->report(st.s, den);
     }
 
     consistency_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer(), eps_ = this->st.make_buffer();
 };
 
 // The one-call form.
@@ -298,7 +298,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_consistency(Model& m, X&& x, const time_grid& grid, const consistency_options& opt = {}, Noise&& noise = {},
                         Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    consistency_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    consistency_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

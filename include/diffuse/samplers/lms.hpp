@@ -55,10 +55,10 @@ struct lms_options {
 
 // LMS: d_i = (x_i − D(x_i; σ_i))/σ_i, then x_{i+1} = x_i + Σ_j c_{ij}·d_{i−j}. The stepper keeps the last
 // `order` derivatives in a ring (d_{i−j} in slot (i − j) mod order). Deterministic: Noise is only the slot.
-template <class T, class Noise = no_noise>
-class lms_stepper : public detail::sigma_stepper<lms_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<lms_stepper<T, Noise>, T, Noise>;
-    friend class stepper<lms_stepper<T, Noise>, T>;
+template <class T, class Noise = no_noise, memory_space S = memory_space::host>
+class lms_stepper : public detail::sigma_stepper<lms_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<lms_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<lms_stepper<T, Noise, S>, T, S>;
 
 public:
     lms_stepper(batch_shape shape, const time_grid& grid, const lms_options& opt = {}, Noise noise = {})
@@ -70,9 +70,9 @@ public:
 
 private:
     // d_{i−j} of the current step i.
-    tensor_view<T> d(std::size_t j) noexcept { return ring_[(this->step_index() - j) % opt_.order].v(); }
+    tensor_view<T, S> d(std::size_t j) noexcept { return ring_[(this->step_index() - j) % opt_.order].v(); }
 
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto& grid = this->grid();
         const std::size_t i = this->step_index();
@@ -98,8 +98,8 @@ private:
         this->report(st.s, den);
     }
     lms_options opt_;
-    typename detail::sigma_state<T>::buffer den_ = this->st.make_buffer();
-    std::vector<typename detail::sigma_state<T>::buffer> ring_;  // d_i, d_{i−1}, … in slots i mod order
+    typename detail::sigma_state<T, S>::buffer den_ = this->st.make_buffer();
+    std::vector<typename detail::sigma_state<T, S>::buffer> ring_;  // d_i, d_{i−1}, … in slots i mod order
     std::array<std::vector<double>, 4> c_;                       // c_{ij} per sample
 };
 
@@ -108,7 +108,7 @@ template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
 void sample_lms(Model& m, X&& x, const time_grid& grid, const lms_options& opt = {}, Noise&& noise = no_noise{},
                 Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    lms_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    lms_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

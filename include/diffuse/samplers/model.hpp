@@ -29,6 +29,8 @@
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/reduce.hpp"
+#include "diffuse/core/scratch.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 #include "diffuse/process/parameterization.hpp"
 #include "diffuse/schedules/sigmas.hpp"
 
@@ -41,8 +43,9 @@ struct model_cond {
     std::uint64_t first_sample = 0;                     // id of sample 0 in the whole batch (batch splits)
 };
 
-template <class N, class T>
-concept network = scalar<T> && requires(N& n, tensor_view<const T> x, const model_cond& c, tensor_view<T> out) {
+// S: the memory space of the tensors (host by default); a network for device states takes device views.
+template <class N, class T, memory_space S = memory_space::host>
+concept network = scalar<T> && requires(N& n, tensor_view<const T, S> x, const model_cond& c, tensor_view<T, S> out) {
     n(x, c, out);
 };
 
@@ -211,12 +214,13 @@ public:
     void predict(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want, Out&& out_in,
                  std::span<const double> t_net = {}, std::uint64_t first_sample = 0,
                  std::span<const std::uint8_t> unconditional = {}) {
-        if constexpr (same_element_type<X, Out>()) {
+        if constexpr (same_element_type<X, Out>() && same_space<X, Out>()) {
             constexpr const char* where = "model::predict";
             const auto x = view(std::forward<X>(x_in));
             const auto out = detail::writable_view(std::forward<Out>(out_in), where);
             check_arguments(x, alpha, sigma, out, t_net, unconditional, where);
-            predict_impl(x, alpha, sigma, want, out, tensor_view<tensor_value_t<X>>{}, t_net, first_sample, unconditional);
+            predict_impl(x, alpha, sigma, want, out, tensor_view<tensor_value_t<X>, tensor_space_v<X>>{}, t_net, first_sample,
+                         unconditional);
         }
     }
 
@@ -228,7 +232,7 @@ public:
     void predict_with_variance(X&& x_in, std::span<const double> alpha, std::span<const double> sigma, prediction want,
                                Out&& out_in, Var&& variance_out, std::span<const double> t_net = {},
                                std::uint64_t first_sample = 0) {
-        if constexpr (same_element_type<X, Out, Var>()) {
+        if constexpr (same_element_type<X, Out, Var>() && same_space<X, Out, Var>()) {
             constexpr const char* where = "model::predict_with_variance";
             const auto x = view(std::forward<X>(x_in));
             const auto out = detail::writable_view(std::forward<Out>(out_in), where);
@@ -254,6 +258,12 @@ private:
         static_assert(same, "diffuse::model: x and the output tensors must have the same element type (float or double)");
         return same;
     }
+    template <class X, class... Outs>
+    static constexpr bool same_space() {
+        constexpr bool same = ((tensor_space_v<X> == tensor_space_v<Outs>) && ...);
+        static_assert(same, "diffuse::model: x and the output tensors must live in the same memory space");
+        return same;
+    }
 
     // Every shape and length, before anything is written: an out smaller than x would otherwise be written
     // past its end.
@@ -274,9 +284,10 @@ private:
                       const OV& out, const VV& var, std::span<const double> t_net, std::uint64_t first_sample,
                       std::span<const std::uint8_t> unconditional) {
         using T = std::remove_const_t<typename XV::value_type>;
-        static_assert(network<Net, T>,
-                      "diffuse::model: the network must be callable as net(tensor_view<const T> x, const model_cond&, "
-                      "tensor_view<T> out)");
+        constexpr memory_space S = XV::space;
+        static_assert(network<Net, T, S>,
+                      "diffuse::model: the network must be callable as net(tensor_view<const T, S> x, const model_cond&, "
+                      "tensor_view<T, S> out) for the memory space S of the sampler's state");
         const std::size_t B = x.batch;
         t_.resize(B);
         scale_.resize(B);
@@ -326,11 +337,9 @@ private:
             ca_[b] = c.a * scale_[b];
             cb_[b] = c.b;
         }
-        tensor_view<const T> x_net = x;
+        tensor_view<const T, S> x_net = x;
         if (rescale) {
-            auto& buf = buffer<T>();
-            buf.resize(x.size());
-            const tensor_view<T> scaled{buf.data(), x.batch, x.per_sample};
+            const auto scaled = scratch_.template get<T, S>(0, x.batch, x.per_sample);
             lincomb(scaled, per_sample(scale_), x);
             x_net = scaled;
         }
@@ -338,14 +347,13 @@ private:
             net_(x_net, model_cond{t_, unconditional, first_sample}, out);
             check_finite(out);
         } else {  // the network writes [prediction, variance] per sample into one buffer, split here
-            auto& both = buffer2<T>();
-            both.resize(2 * x.size());
-            const tensor_view<T> wide{both.data(), x.batch, 2 * x.per_sample};
+            const auto wide = scratch_.template get<T, S>(1, x.batch, 2 * x.per_sample);
             net_(x_net, model_cond{t_, unconditional, first_sample}, wide);
             check_finite(wide);
+            const std::size_t D = x.per_sample;
             for (std::size_t b = 0; b < B; ++b) {
-                std::copy_n(wide.sample(b), x.per_sample, out.sample(b));
-                std::copy_n(wide.sample(b) + x.per_sample, x.per_sample, var.sample(b));
+                detail::copy_values(detail::sample_view(out, b), tensor_view<const T, S>{wide.sample(b), 1, D});
+                detail::copy_values(detail::sample_view(var, b), tensor_view<const T, S>{wide.sample(b) + D, 1, D});
             }
         }
         if (predicts_ != want || rescale) lincomb(out, per_sample(ca_), x, per_sample(cb_), out);
@@ -357,25 +365,12 @@ private:
             detail::fail("model::predict", "the network returned NaN or Inf for sample " + std::to_string(b) +
                                                    " at network time t = " + std::to_string(t_[b]));
     }
-    template <class T>
-    std::vector<T>& buffer() {
-        if constexpr (std::is_same_v<T, float>) return buf_f_;
-        else return buf_d_;
-    }
-    template <class T>
-    std::vector<T>& buffer2() {
-        if constexpr (std::is_same_v<T, float>) return wide_f_;
-        else return wide_d_;
-    }
 
     Net net_;
     prediction predicts_;
     Time time_;
     std::vector<double> t_, scale_, ca_, cb_;
-    std::vector<float> buf_f_;
-    std::vector<double> buf_d_;
-    std::vector<float> wide_f_;
-    std::vector<double> wide_d_;
+    detail::scratch_tensors<2> scratch_;  // 0: the rescaled network input, 1: [prediction, variance] of a learned variance
 };
 
 // The model of an EDM-preconditioned raw network (edm_time): it predicts x₀ = D(x; σ).

@@ -35,10 +35,11 @@ struct no_noise {
 
 // What the samplers accept as a noise source: callable as noise(view, draw), or as noise(view, draw, σ_from,
 // σ_to) for sources keyed by the noise interval (the Brownian tree).
-template <class N, class T>
+// S: the memory space of the sampler's state (host by default).
+template <class N, class T, memory_space S = memory_space::host>
 concept noise_source =
-    requires(N& n, tensor_view<T> out, std::uint64_t draw) { n(out, draw); } ||
-    requires(N& n, tensor_view<T> out, std::uint64_t draw, std::span<const double> sigma) { n(out, draw, sigma, sigma); };
+    requires(N& n, tensor_view<T, S> out, std::uint64_t draw) { n(out, draw); } ||
+    requires(N& n, tensor_view<T, S> out, std::uint64_t draw, std::span<const double> sigma) { n(out, draw, sigma, sigma); };
 
 struct counter_noise {
     std::uint64_t seed = 0;
@@ -68,6 +69,7 @@ auto noise_term(Noise& noise, const V& z, std::uint64_t draw) {
 // Replays `draws` consecutive noise tensors, each batch × per_sample values, in draw order.
 class recorded_noise {
 public:
+    static constexpr bool host_only = true;  // its draws are host memory (no device form)
     recorded_noise(std::vector<double> values, std::size_t per_draw) : values_(std::move(values)), per_draw_(per_draw) {
         detail::require(per_draw > 0 && values_.size() % per_draw == 0, "recorded_noise", "per_draw", per_draw,
                         "a positive divisor of the recorded size " + std::to_string(values_.size()));
@@ -76,6 +78,9 @@ public:
 
     template <class V>
     void operator()(const V& out, std::uint64_t draw) const {
+        static_assert(V::space == memory_space::host,
+                      "diffuse: recorded_noise holds its draws in host memory and has no device form: sample a device "
+                      "state with counter_noise, or copy the state to the host");
         if (out.size() != per_draw_)
             detail::fail("recorded_noise", "a draw holds " + std::to_string(per_draw_) + " values but the sampler asks for " +
                                                std::to_string(out.size()));

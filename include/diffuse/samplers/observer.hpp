@@ -13,18 +13,18 @@
 
 namespace diffuse {
 
-template <class T>
+template <class T, memory_space S = memory_space::host>
 struct step_info {
     std::size_t step;                 // 0-based index of the step just taken
     std::size_t steps;                // total number of steps
     std::span<const double> time;     // per-sample time the step started from (σ, t or timestep)
-    tensor_view<const T> x;           // the state after the step
-    tensor_view<const T> denoised;    // the model's x₀ prediction used by the step (empty if none)
+    tensor_view<const T, S> x;        // the state after the step (in the state's memory space)
+    tensor_view<const T, S> denoised; // the model's x₀ prediction used by the step (empty if none)
 };
 
 struct no_observer {
-    template <class T>
-    void operator()(const step_info<T>&) const noexcept {}
+    template <class T, memory_space S>
+    void operator()(const step_info<T, S>&) const noexcept {}
 };
 
 // An observer that reads step, steps, time and x only: f sees step_info::denoised empty. Passed to a one-call
@@ -33,9 +33,9 @@ template <class F>
 struct ignores_denoised {
     F f;
     static constexpr bool reads_denoised = false;
-    template <class T>
-    decltype(auto) operator()(const step_info<T>& info) {
-        step_info<T> shown = info;
+    template <class T, memory_space S>
+    decltype(auto) operator()(const step_info<T, S>& info) {
+        step_info<T, S> shown = info;
         shown.denoised = {};
         return f(shown);
     }
@@ -55,9 +55,9 @@ constexpr bool observer_reads_denoised() {
 }
 
 // Calls the observer; true means stop.
-template <class Obs, class T>
-bool notify(Obs& obs, const step_info<T>& info) {
-    if constexpr (std::is_same_v<std::invoke_result_t<Obs&, const step_info<T>&>, void>) {
+template <class Obs, class T, memory_space S>
+bool notify(Obs& obs, const step_info<T, S>& info) {
+    if constexpr (std::is_same_v<std::invoke_result_t<Obs&, const step_info<T, S>&>, void>) {
         obs(info);
         return false;
     } else {

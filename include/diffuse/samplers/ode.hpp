@@ -20,8 +20,8 @@
 // `denoise` ends with one noise-free reverse-diffusion step at the final time (the reference's
 // noise_removal), inside the last step.
 //
-// Steppers (samplers/stepper.hpp; one step = one grid interval): pf_ode_euler_stepper<T, Sde>,
-// pf_ode_heun_stepper<T, Sde> and pf_ode_rk45_stepper<T, Sde> (which integrates its interval adaptively
+// Steppers (samplers/stepper.hpp; one step = one grid interval): pf_ode_euler_stepper<T, Sde, S>,
+// pf_ode_heun_stepper<T, Sde, S> and pf_ode_rk45_stepper<T, Sde, S> (which integrates its interval adaptively
 // inside the step — several attempts, each seven model calls or fewer — and keeps the controller and the
 // ode_stats, stats()). The one-call forms take (model, x, sde, grid, options, noise = no_noise{}, observer).
 // A model that reads this SDE's own time is given the exact t in pull mode (sde_stepper::fulfil).
@@ -57,15 +57,15 @@ void ode_check_grid(const Sde& sde, const time_grid& grid, std::size_t batch, co
 }
 
 // The probability-flow steppers: an SDE stepper whose grid ends inside (0, T].
-template <class Derived, class T, class Sde>
-class pf_ode_stepper : public sde_stepper<Derived, T, Sde> {
+template <class Derived, class T, class Sde, memory_space S = memory_space::host>
+class pf_ode_stepper : public sde_stepper<Derived, T, Sde, S> {
 protected:
     pf_ode_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const char* where)
-        : sde_stepper<Derived, T, Sde>(shape, sde, grid, where) {
+        : sde_stepper<Derived, T, Sde, S>(shape, sde, grid, where) {
         ode_check_grid(this->sde_, this->grid_, shape.batch, where);
     }
     // After the score s at (y, t) was written into out: out = dx/dt = f(t)·y − ½g(t)²·s (eq. 13).
-    void drift(tensor_view<const T> y, std::span<const double> t, tensor_view<T> out) {
+    void drift(tensor_view<const T, S> y, std::span<const double> t, tensor_view<T, S> out) {
         for (std::size_t b = 0; b < t.size(); ++b) {
             const double g = this->sde_.diffusion(t[b]);
             this->c0_[b] = this->sde_.drift_coef(t[b]);
@@ -78,18 +78,18 @@ protected:
 }  // namespace detail
 
 // Explicit Euler on the probability-flow ODE: x_{i+1} = x_i + Δt·(f x_i − ½g² s(x_i, t_i)).
-template <class T, class Sde>
-class pf_ode_euler_stepper : public detail::pf_ode_stepper<pf_ode_euler_stepper<T, Sde>, T, Sde> {
-    using base = detail::pf_ode_stepper<pf_ode_euler_stepper<T, Sde>, T, Sde>;
-    friend class stepper<pf_ode_euler_stepper<T, Sde>, T>;
+template <class T, class Sde, memory_space S = memory_space::host>
+class pf_ode_euler_stepper : public detail::pf_ode_stepper<pf_ode_euler_stepper<T, Sde, S>, T, Sde, S> {
+    using base = detail::pf_ode_stepper<pf_ode_euler_stepper<T, Sde, S>, T, Sde, S>;
+    friend class stepper<pf_ode_euler_stepper<T, Sde, S>, T, S>;
 
 public:
     pf_ode_euler_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {})
         : base(shape, sde, grid, "sample_pf_ode_euler"), opt_(opt), t_(shape.batch),
-          score_(detail::workspace<T>(shape)) {}
+          score_(detail::workspace<T, S>(shape)) {}
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         const std::size_t i = this->step_index();
         const auto s = score_.v();
         this->grid_.column(i, t_);
@@ -110,25 +110,25 @@ private:
 
     pf_ode_options opt_;
     std::vector<double> t_;
-    detail::workspace<T> score_;
+    detail::workspace<T, S> score_;
 };
 
 // Heun (explicit trapezoidal rule): x̃ = x + Δt·d(x, t_i);  x_{i+1} = x + Δt/2·(d(x, t_i) + d(x̃, t_{i+1}))
 // with d(x, t) = f(t)x − ½g(t)²s(x, t); written as one lincomb of x, s(x), x̃, s(x̃).
-template <class T, class Sde>
-class pf_ode_heun_stepper : public detail::pf_ode_stepper<pf_ode_heun_stepper<T, Sde>, T, Sde> {
-    using base = detail::pf_ode_stepper<pf_ode_heun_stepper<T, Sde>, T, Sde>;
-    friend class stepper<pf_ode_heun_stepper<T, Sde>, T>;
+template <class T, class Sde, memory_space S = memory_space::host>
+class pf_ode_heun_stepper : public detail::pf_ode_stepper<pf_ode_heun_stepper<T, Sde, S>, T, Sde, S> {
+    using base = detail::pf_ode_stepper<pf_ode_heun_stepper<T, Sde, S>, T, Sde, S>;
+    friend class stepper<pf_ode_heun_stepper<T, Sde, S>, T, S>;
 
 public:
     pf_ode_heun_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {})
         : base(shape, sde, grid, "sample_pf_ode_heun"), opt_(opt), t0_(shape.batch), t1_(shape.batch), f1_(shape.batch),
-          a1_(shape.batch), s1_(detail::workspace<T>(shape)),
-          s2_(detail::workspace<T>(shape)),
-          xt_(detail::workspace<T>(shape)) {}
+          a1_(shape.batch), s1_(detail::workspace<T, S>(shape)),
+          s2_(detail::workspace<T, S>(shape)),
+          xt_(detail::workspace<T, S>(shape)) {}
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         const std::size_t i = this->step_index();
         const auto s1 = s1_.v(), s2 = s2_.v(), xt = xt_.v();
         auto &c0 = this->c0_, &c1 = this->c1_, &c2 = this->c2_, &c3 = this->c3_;
@@ -162,23 +162,23 @@ private:
 
     pf_ode_options opt_;
     std::vector<double> t0_, t1_, f1_, a1_;
-    detail::workspace<T> s1_, s2_, xt_;
+    detail::workspace<T, S> s1_, s2_, xt_;
 };
 
 // Adaptive Dormand–Prince RK45 (samplers/dopri5.hpp) through one grid interval per step; the first step also
 // chooses the initial step size. stats(): model calls (the final denoise included) and accepted / rejected
 // attempts so far.
-template <class T, class Sde>
-class pf_ode_rk45_stepper : public detail::pf_ode_stepper<pf_ode_rk45_stepper<T, Sde>, T, Sde> {
-    using base = detail::pf_ode_stepper<pf_ode_rk45_stepper<T, Sde>, T, Sde>;
-    friend class stepper<pf_ode_rk45_stepper<T, Sde>, T>;
+template <class T, class Sde, memory_space S = memory_space::host>
+class pf_ode_rk45_stepper : public detail::pf_ode_stepper<pf_ode_rk45_stepper<T, Sde, S>, T, Sde, S> {
+    using base = detail::pf_ode_stepper<pf_ode_rk45_stepper<T, Sde, S>, T, Sde, S>;
+    friend class stepper<pf_ode_rk45_stepper<T, Sde, S>, T, S>;
 
 public:
     pf_ode_rk45_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const rk45_options& opt = {})
         : base(shape, sde, grid, "sample_pf_ode_rk45"), opt_(opt),
           ode_(shape.batch, shape.per_sample, opt, -1.0 /* the grid decreases (checked) */, this->where()),
           t_(shape.batch), bound_(shape.batch), t_start_(shape.batch),
-          score_(detail::workspace<T>(shape)) {
+          score_(detail::workspace<T, S>(shape)) {
         if (opt_.norm == rk_error_norm::batch && !grid.shared())
             detail::fail(this->where(), "norm = batch integrates the batch as one system and needs a shared time grid");
     }
@@ -189,7 +189,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> y) {
+    detail::step_task run_step(tensor_view<T, S> y) {
         const std::size_t i = this->step_index();
         this->grid_.column(i, t_);
         this->grid_.column(i + 1, bound_);
@@ -224,9 +224,9 @@ private:
     }
 
     rk45_options opt_;
-    dopri5_integrator<T> ode_;
+    dopri5_integrator<T, S> ode_;
     std::vector<double> t_, bound_, t_start_;
-    detail::workspace<T> score_;
+    detail::workspace<T, S> score_;
     std::size_t denoise_calls_ = 0;
 };
 
@@ -236,7 +236,7 @@ template <class Model, class X, class Sde, class Noise = no_noise, class Obs = n
 void sample_pf_ode_euler(Model& m, X&& x, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {},
                          Noise&& = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    pf_ode_euler_stepper<detail::sampler_value_t<X>, Sde> s(shape_of(x), sde, grid, opt);
+    pf_ode_euler_stepper<detail::sampler_value_t<X>, Sde, detail::sampler_space_v<X>> s(shape_of(x), sde, grid, opt);
     s.preview_denoised(detail::observed<Obs>);
     run(s, m, std::forward<X>(x), obs);
 }
@@ -244,7 +244,7 @@ template <class Model, class X, class Sde, class Noise = no_noise, class Obs = n
 void sample_pf_ode_heun(Model& m, X&& x, const Sde& sde, const time_grid& grid, const pf_ode_options& opt = {},
                         Noise&& = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    pf_ode_heun_stepper<detail::sampler_value_t<X>, Sde> s(shape_of(x), sde, grid, opt);
+    pf_ode_heun_stepper<detail::sampler_value_t<X>, Sde, detail::sampler_space_v<X>> s(shape_of(x), sde, grid, opt);
     s.preview_denoised(detail::observed<Obs>);
     run(s, m, std::forward<X>(x), obs);
 }
@@ -253,7 +253,7 @@ template <class Model, class X, class Sde, class Noise = no_noise, class Obs = n
 ode_stats sample_pf_ode_rk45(Model& m, X&& x, const Sde& sde, const time_grid& grid, const rk45_options& opt = {},
                              Noise&& = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    pf_ode_rk45_stepper<detail::sampler_value_t<X>, Sde> s(shape_of(x), sde, grid, opt);
+    pf_ode_rk45_stepper<detail::sampler_value_t<X>, Sde, detail::sampler_space_v<X>> s(shape_of(x), sde, grid, opt);
     run(s, m, std::forward<X>(x), obs);
     return s.stats();
 }

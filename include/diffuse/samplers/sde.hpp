@@ -32,8 +32,8 @@
 // Noise draws are numbered in call order: per step, the corrector's n_steps draws, then the predictor's
 // one (none for the probability-flow predictors and for the final denoised step).
 //
-// Steppers (samplers/stepper.hpp): pc_stepper<T, Sde, Noise> (one step = one grid point: its n_steps
-// corrector moves, then its predictor) and annealed_langevin_stepper<T, Noise> (one step = one noise level:
+// Steppers (samplers/stepper.hpp): pc_stepper<T, Sde, Noise, S> (one step = one grid point: its n_steps
+// corrector moves, then its predictor) and annealed_langevin_stepper<T, Noise, S> (one step = one noise level:
 // its n_steps_each moves; the final denoise inside the last). sample_pc, sample_euler_maruyama,
 // sample_reverse_diffusion, sample_sde_ancestral and sample_annealed_langevin are their one-call forms,
 // taking (model, x, sde, grid, options, noise, observer) (annealed Langevin: no sde, a σ grid). In pull mode a model that reads this SDE's own
@@ -114,9 +114,9 @@ inline constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_ob
 
 // One Langevin move x ← x + ε·s + √(2ε)·z with per-sample ε (Song & Ermon 2019, eq. 4; Song et al. 2021,
 // Algorithm 4 line 6); root is scratch for √(2ε).
-template <class T>
-void langevin_move(tensor_view<T> x, std::type_identity_t<tensor_view<const T>> score,
-                   std::type_identity_t<tensor_view<const T>> z, std::span<const double> eps, std::span<double> root) {
+template <class T, memory_space S>
+void langevin_move(tensor_view<T, S> x, std::type_identity_t<tensor_view<const T, S>> score,
+                   std::type_identity_t<tensor_view<const T, S>> z, std::span<const double> eps, std::span<double> root) {
     for (std::size_t b = 0; b < eps.size(); ++b) root[b] = std::sqrt(2.0 * eps[b]);
     lincomb(x, 1.0, x, per_sample(eps), score, per_sample(root), z);
 }
@@ -125,8 +125,8 @@ void langevin_move(tensor_view<T> x, std::type_identity_t<tensor_view<const T>> 
 //   langevin  ε = 2α (r·‖z‖/‖s‖)², the norms per sample or averaged over the batch (the reference);
 //   ald       ε = 2α (r·σ_t)²
 // at the per-sample times t (marginal std σ). ns, nz: per-sample scratch.
-template <class Sde, class T>
-void corrector_step_size(const Sde& sde, const pc_options& opt, tensor_view<const T> score, tensor_view<const T> z,
+template <class Sde, class T, memory_space S>
+void corrector_step_size(const Sde& sde, const pc_options& opt, tensor_view<const T, S> score, tensor_view<const T, S> z,
                          std::span<const double> t, std::span<const double> sigma, std::span<double> ns,
                          std::span<double> nz, std::span<double> eps) {
     const std::size_t B = t.size();
@@ -209,8 +209,8 @@ void sde_check_grid(const Sde&, const time_grid& grid, std::size_t batch, const 
 // The common part of the steppers on an SDE's own time (PC here, the probability-flow ODE solvers of
 // samplers/ode.hpp): the SDE, the grid, the score as a request at per-sample SDE times, the exact time for
 // models that read it, the x₀ preview and the noise-free final step. Derived provides run_step.
-template <class Derived, class T, class Sde>
-class sde_stepper : public stepper<Derived, T> {
+template <class Derived, class T, class Sde, memory_space S = memory_space::host>
+class sde_stepper : public stepper<Derived, T, S> {
 public:
     [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
     [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
@@ -223,32 +223,32 @@ public:
     // Pull mode: a model that reads this SDE's own time gets the exact t of the grid; any other model the
     // plain evaluation (its time derived from α and σ).
     template <class Model>
-    void fulfil(Model& m, const evaluation<T>& e) {
+    void fulfil(Model& m, const evaluation<T, S>& e) {
         if constexpr (sde_native_model<Model, Sde>) m.predict(e.x, e.alpha, e.sigma, e.want, e.out, e.time, e.first_sample);
         else evaluate(m, e);
     }
 
 protected:
     sde_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const char* where)
-        : stepper<Derived, T>(shape.batch, shape.per_sample, where), sde_(sde), grid_(grid), eval_t_(shape.batch),
+        : stepper<Derived, T, S>(shape.batch, shape.per_sample, where), sde_(sde), grid_(grid), eval_t_(shape.batch),
           alpha_(shape.batch), sigma_(shape.batch), end_t_(shape.batch), c0_(shape.batch), c1_(shape.batch),
-          c2_(shape.batch), c3_(shape.batch), x0_(workspace<T>(shape)) {
+          c2_(shape.batch), c3_(shape.batch), x0_(workspace<T, S>(shape)) {
         sde_check_grid(sde_, grid_, shape.batch, where);
     }
 
     // co_await this->score(x, t, out): out = ∇log p_t(x) at the per-sample SDE times t; the evaluation states
     // the marginal's α = mean_coef(t), σ = std(t) (left in alpha_, sigma_ for the step).
-    std::suspend_always score(tensor_view<const T> x, std::span<const double> t, tensor_view<T> out) {
+    std::suspend_always score(tensor_view<const T, S> x, std::span<const double> t, tensor_view<T, S> out) {
         for (std::size_t b = 0; b < eval_t_.size(); ++b) {
             eval_t_[b] = t[b];
             const auto mc = sde_.marginal(t[b]);
             alpha_[b] = mc.mean_coef;
             sigma_[b] = mc.std;
         }
-        return this->request(evaluation<T>{x, alpha_, sigma_, prediction::score, out, {}, {}, 0, "t", eval_t_});
+        return this->request(evaluation<T, S>{x, alpha_, sigma_, prediction::score, out, {}, {}, 0, "t", eval_t_});
     }
     // After a score request: x₀ = (x + σ²s)/α (Tweedie's formula) when the preview is on; what to report.
-    tensor_view<const T> tweedie(tensor_view<const T> x, tensor_view<const T> s) {
+    tensor_view<const T, S> tweedie(tensor_view<const T, S> x, tensor_view<const T, S> s) {
         if (!preview_) return {};
         for (std::size_t b = 0; b < alpha_.size(); ++b) {
             c2_[b] = 1.0 / alpha_[b];
@@ -263,7 +263,7 @@ protected:
         grid_.column(grid_.steps(), end_t_);
         return end_t_;
     }
-    void remove_noise(tensor_view<T> x, tensor_view<const T> s) {
+    void remove_noise(tensor_view<T, S> x, tensor_view<const T, S> s) {
         pc_options o;
         o.predictor = sde_predictor::reverse_diffusion;
         for (std::size_t b = 0; b < end_t_.size(); ++b) {
@@ -278,7 +278,7 @@ protected:
     time_grid grid_;
     std::vector<double> eval_t_, alpha_, sigma_, end_t_;
     std::vector<double> c0_, c1_, c2_, c3_;  // per-sample coefficients of the step's lincombs
-    workspace<T> x0_;
+    workspace<T, S> x0_;
     bool preview_ = true;
 };
 
@@ -287,16 +287,16 @@ protected:
 // Predictor–corrector sampling (Song et al. 2021, Algorithm 1 with the predictors/correctors above). One step
 // at t_i: n_steps corrector moves x ← x + ε s + √(2ε) z (skipped for corrector none), then the predictor from
 // t_i to t_{i+1} (noise-free in the last step when denoise). x holds a prior sample x(t_0) on entry.
-template <class T, class Sde, class Noise = counter_noise>
-class pc_stepper : public detail::sde_stepper<pc_stepper<T, Sde, Noise>, T, Sde> {
-    using base = detail::sde_stepper<pc_stepper<T, Sde, Noise>, T, Sde>;
-    friend class stepper<pc_stepper<T, Sde, Noise>, T>;
+template <class T, class Sde, class Noise = counter_noise, memory_space S = memory_space::host>
+class pc_stepper : public detail::sde_stepper<pc_stepper<T, Sde, Noise, S>, T, Sde, S> {
+    using base = detail::sde_stepper<pc_stepper<T, Sde, Noise, S>, T, Sde, S>;
+    friend class stepper<pc_stepper<T, Sde, Noise, S>, T, S>;
 
 public:
     pc_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pc_options& opt = {}, Noise noise = {})
         : base(shape, sde, grid, "sample_pc"), opt_(opt), noise_(std::forward<Noise>(noise)), t_(shape.batch),
-          ns_(shape.batch), nz_(shape.batch), score_(detail::workspace<T>(shape)),
-          z_(detail::workspace<T>(shape)) {
+          ns_(shape.batch), nz_(shape.batch), score_(detail::workspace<T, S>(shape)),
+          z_(detail::workspace<T, S>(shape)) {
         const char* where = this->where();
         detail::require(std::isfinite(opt_.snr) && opt_.snr > 0, where, "snr", opt_.snr, "(0, inf)");
         detail::require(opt_.corrector == sde_corrector::none || opt_.n_steps >= 1, where, "n_steps", opt_.n_steps,
@@ -310,17 +310,17 @@ public:
     [[nodiscard]] const pc_options& options() const noexcept { return opt_; }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         const std::size_t i = this->step_index();
         const auto s = score_.v(), z = z_.v();
         this->grid_.column(i, t_);
-        tensor_view<const T> x0{};
+        tensor_view<const T, S> x0{};
         if (opt_.corrector != sde_corrector::none) {
             for (std::size_t j = 0; j < opt_.n_steps; ++j) {
                 co_await this->score(x, t_, s);
                 if (opt_.predictor == sde_predictor::none && j + 1 == opt_.n_steps) x0 = this->tweedie(x, s);
                 noise_(z, draw_++);
-                detail::corrector_step_size(this->sde_, opt_, tensor_view<const T>(s), tensor_view<const T>(z), t_,
+                detail::corrector_step_size(this->sde_, opt_, tensor_view<const T, S>(s), tensor_view<const T, S>(z), t_,
                                             this->sigma_, ns_, nz_, this->c0_);
                 detail::langevin_move(x, s, z, this->c0_, this->c1_);
             }
@@ -350,7 +350,7 @@ private:
     Noise noise_;
     std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
     std::vector<double> t_, ns_, nz_;
-    detail::workspace<T> score_, z_;
+    detail::workspace<T, S> score_, z_;
 };
 
 // The one-call form: x holds a prior sample x(t_0) on entry (sample_prior) and the sample on return.
@@ -358,7 +358,7 @@ template <class Model, class X, class Sde, class Noise = counter_noise, class Ob
 void sample_pc(Model& m, X&& x, const Sde& sde, const time_grid& grid, const pc_options& opt = {}, Noise&& noise = {},
                Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    pc_stepper<detail::sampler_value_t<X>, Sde, Noise&> s(shape_of(x), sde, grid, opt, noise);
+    pc_stepper<detail::sampler_value_t<X>, Sde, Noise&, detail::sampler_space_v<X>> s(shape_of(x), sde, grid, opt, noise);
     s.preview_denoised(detail::observed<Obs>);
     run(s, m, std::forward<X>(x), obs);
 }
@@ -397,19 +397,19 @@ struct annealed_langevin_options {
     bool denoise = false;
 };
 
-template <class T, class Noise = counter_noise>
-class annealed_langevin_stepper : public stepper<annealed_langevin_stepper<T, Noise>, T> {
-    friend class stepper<annealed_langevin_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class annealed_langevin_stepper : public stepper<annealed_langevin_stepper<T, Noise, S>, T, S> {
+    friend class stepper<annealed_langevin_stepper<T, Noise, S>, T, S>;
 
 public:
     annealed_langevin_stepper(batch_shape shape, const time_grid& sigmas, const annealed_langevin_options& opt = {},
                               Noise noise = {})
-        : stepper<annealed_langevin_stepper<T, Noise>, T>(shape.batch, shape.per_sample, "sample_annealed_langevin"),
+        : stepper<annealed_langevin_stepper<T, Noise, S>, T, S>(shape.batch, shape.per_sample, "sample_annealed_langevin"),
           grid_(sigmas), opt_(opt), noise_(std::forward<Noise>(noise)), sigma_(shape.batch), ones_(shape.batch, 1.0),
           step_(shape.batch), root_(shape.batch), sq_(shape.batch),
-          score_(detail::workspace<T>(shape)),
-          z_(detail::workspace<T>(shape)),
-          x0_(detail::workspace<T>(shape)) {
+          score_(detail::workspace<T, S>(shape)),
+          z_(detail::workspace<T, S>(shape)),
+          x0_(detail::workspace<T, S>(shape)) {
         const char* where = this->where();
         detail::require(std::isfinite(opt_.step_lr) && opt_.step_lr > 0, where, "step_lr", opt_.step_lr, "(0, inf)");
         detail::require(opt_.n_steps_each >= 1, where, "n_steps_each", opt_.n_steps_each, ">= 1");
@@ -425,7 +425,7 @@ public:
     void preview_denoised(bool on) noexcept { preview_ = on; }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         const std::size_t c = this->step_index(), last = steps() - 1;
         const auto s = score_.v(), z = z_.v();
         grid_.column(c, sigma_);
@@ -434,7 +434,7 @@ private:
             step_[b] = opt_.step_lr * r * r;  // α_i = ε σ_i² / σ_L²
             sq_[b] = sigma_[b] * sigma_[b];
         }
-        tensor_view<const T> x0{};
+        tensor_view<const T, S> x0{};
         for (std::size_t j = 0; j < opt_.n_steps_each; ++j) {
             co_await score(x, s);
             if (preview_ && j + 1 == opt_.n_steps_each) {  // x₀ = x + σ² s (Tweedie)
@@ -451,8 +451,8 @@ private:
         this->report(sigma_, x0);
     }
     // co_await score(x, out): out = ∇log p(x; σ_i) of the VE state x (α = 1).
-    std::suspend_always score(tensor_view<const T> x, tensor_view<T> out) {
-        return this->request(evaluation<T>{x, ones_, sigma_, prediction::score, out, {}, {}, 0, "sigma", sigma_});
+    std::suspend_always score(tensor_view<const T, S> x, tensor_view<T, S> out) {
+        return this->request(evaluation<T, S>{x, ones_, sigma_, prediction::score, out, {}, {}, 0, "sigma", sigma_});
     }
 
     time_grid grid_;
@@ -460,7 +460,7 @@ private:
     Noise noise_;
     std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
     std::vector<double> sigma_, ones_, step_, root_, sq_;
-    detail::workspace<T> score_, z_, x0_;
+    detail::workspace<T, S> score_, z_, x0_;
     bool preview_ = true;
 };
 
@@ -468,7 +468,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_annealed_langevin(Model& m, X&& x, const time_grid& sigmas, const annealed_langevin_options& opt = {},
                               Noise&& noise = {}, Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    annealed_langevin_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), sigmas, opt, noise);
+    annealed_langevin_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), sigmas, opt, noise);
     s.preview_denoised(detail::observed<Obs>);
     run(s, m, std::forward<X>(x), obs);
 }

@@ -8,8 +8,8 @@
 //
 // What is here:
 //   ancestral_step(σ_from, σ_to, η)   the (σ_down, σ_up) split of an ancestral step (k-diffusion's rule)
-//   detail::sigma_state<T>            per-step columns (σ_i, σ_{i+1}), workspaces allocated once
-//   detail::sigma_stepper<D, T, N>    the common part of the σ-space steppers (D(x; σ) as a request)
+//   detail::sigma_state<T, S>         per-step columns (σ_i, σ_{i+1}), workspaces allocated once
+//   detail::sigma_stepper<D, T, N, S> the common part of the σ-space steppers (D(x; σ) as a request)
 //   detail::draw_noise(...)           one noise draw, passing the σ interval to sources that use it
 //                                     (the Brownian tree of samplers/brownian.hpp)
 
@@ -73,7 +73,7 @@ inline void check_sigma_grid(const time_grid& grid, std::size_t batch, const cha
 
 // The per-step state of a σ-space sampler over a batch: the columns σ_i and σ_{i+1} of the grid, a
 // column of ones (α = 1), and scratch columns for coefficients. All sized once at entry.
-template <class T>
+template <class T, memory_space S = memory_space::host>
 struct sigma_state {
     std::size_t batch, per_sample, steps;
     std::vector<double> s, s_next, hat, ones, c0, c1, c2, c3, c4, tmp;
@@ -87,7 +87,7 @@ struct sigma_state {
         grid.column(i, s);
         grid.column(i + 1, s_next);
     }
-    using buffer = workspace<T>;  // a tensor of the batch's shape (samplers/stepper.hpp)
+    using buffer = workspace<T, S>;  // a tensor of the batch's shape in the state's space (samplers/stepper.hpp)
     [[nodiscard]] buffer make_buffer() const { return buffer(batch_shape{batch, per_sample}); }
 };
 
@@ -133,36 +133,36 @@ void add_noise(Noise& noise, const V& x, const V& eps, std::uint64_t& draw, std:
 }
 
 // Observer call after step i; true = stop.
-template <class Obs, class T>
-bool observe(Obs& obs, std::size_t step, std::size_t steps, std::span<const double> time, tensor_view<T> x,
-             tensor_view<T> denoised) {
-    return notify(obs, step_info<T>{step, steps, time, tensor_view<const T>(x), tensor_view<const T>(denoised)});
+template <class Obs, class T, memory_space S>
+bool observe(Obs& obs, std::size_t step, std::size_t steps, std::span<const double> time, tensor_view<T, S> x,
+             tensor_view<T, S> denoised) {
+    return notify(obs, step_info<T, S>{step, steps, time, tensor_view<const T, S>(x), tensor_view<const T, S>(denoised)});
 }
 
 // The common part of the σ-space steppers: the grid, the per-step σ columns, the noise source and its draw
 // counter, and D(x; σ) as a request. Derived provides run_step (one step's update equations).
-template <class Derived, class T, class Noise>
-class sigma_stepper : public stepper<Derived, T> {
+template <class Derived, class T, class Noise, memory_space S = memory_space::host>
+class sigma_stepper : public stepper<Derived, T, S> {
 public:
     [[nodiscard]] std::size_t steps() const noexcept { return grid_.steps(); }
     [[nodiscard]] const time_grid& grid() const noexcept { return grid_; }
 
 protected:
     sigma_stepper(batch_shape shape, const time_grid& grid, Noise noise, const char* where)
-        : stepper<Derived, T>(shape.batch, shape.per_sample, where), grid_(grid),
+        : stepper<Derived, T, S>(shape.batch, shape.per_sample, where), grid_(grid),
           st(grid_, shape.batch, shape.per_sample, where), noise(std::forward<Noise>(noise)) {}
 
     // co_await this->denoise(x, σ, out): out = D(x; σ), the model's x₀ prediction at the σ-space state x.
     // With t_net (one per sample), the network's exact timesteps where the sampler knows them.
-    std::suspend_always denoise(tensor_view<const T> x, std::span<const double> sigma, tensor_view<T> out,
+    std::suspend_always denoise(tensor_view<const T, S> x, std::span<const double> sigma, tensor_view<T, S> out,
                                 std::span<const double> t_net = {}) {
-        return this->request(evaluation<T>{x, st.ones, sigma, prediction::sample, out, t_net, {}, 0, "sigma", sigma});
+        return this->request(evaluation<T, S>{x, st.ones, sigma, prediction::sample, out, t_net, {}, 0, "sigma", sigma});
     }
     // Loads σ_i, σ_{i+1} of the current step into st.s, st.s_next.
     void load_step() { st.load(grid_, this->step_index()); }
 
     time_grid grid_;
-    sigma_state<T> st;
+    sigma_state<T, S> st;
     Noise noise;
     std::uint64_t draw = 0;  // noise draws so far: draw k of the run is the k-th call of the source
 };

@@ -81,8 +81,8 @@ enum class multistep_output {
 // The common part of the multistep solver steppers (CRTP: Derived provides
 //     multistep_update update(std::size_t i, std::size_t order) const   step i's coefficients
 // from the table points i+1, i, i−1, i−2, which it reads through point(k)).
-template <class Derived, class T, class Noise>
-class solver_multistep_stepper : public stepper<Derived, T> {
+template <class Derived, class T, class Noise, memory_space S = memory_space::host>
+class solver_multistep_stepper : public stepper<Derived, T, S> {
 public:
     [[nodiscard]] std::size_t steps() const noexcept { return schedule_.sigmas.size() - 1; }
     // Whether the stepper walks a σ-space table (no timesteps, α = 1).
@@ -93,8 +93,8 @@ public:
 
     // Pull mode: the network's own prediction, and exact timesteps only for a network trained on them.
     template <class Model>
-    void fulfil(Model& m, const evaluation<T>& e) {
-        evaluation<T> r = e;
+    void fulfil(Model& m, const evaluation<T, S>& e) {
+        evaluation<T, S> r = e;
         if constexpr (!reads_discrete_time<Model>()) r.t_net = {};
         if constexpr (requires { m.predicts(); }) {
             answered_ = m.predicts();
@@ -148,10 +148,10 @@ private:
     // The members, and the checks both tables share.
     solver_multistep_stepper(batch_shape shape, solver_schedule sched, const rules& r, const sample_clipping& thresholding,
                              Noise noise, std::uint64_t first_sample, const char* where, bool sigma_space)
-        : stepper<Derived, T>(shape.batch, shape.per_sample, where), schedule_(std::move(sched)), rules_(r), clip_(thresholding),
+        : stepper<Derived, T, S>(shape.batch, shape.per_sample, where), schedule_(std::move(sched)), rules_(r), clip_(thresholding),
           noise_(std::forward<Noise>(noise)), first_sample_(first_sample), sigma_space_(sigma_space), raw_(shape), z_(shape),
           x0_(shape), held_(shape), scratch_(shape.batch * shape.per_sample),
-          history_{workspace<T>(shape), workspace<T>(shape), workspace<T>(shape)}, t_(shape.batch), alpha_(shape.batch),
+          history_{workspace<T, S>(shape), workspace<T, S>(shape), workspace<T, S>(shape)}, t_(shape.batch), alpha_(shape.batch),
           sigma_(shape.batch), q_(shape.batch) {
         require(shape.batch >= 1 && shape.per_sample >= 1, where, "batch shape", shape.batch * shape.per_sample, "non-empty");
     }
@@ -169,7 +169,7 @@ private:
             points_.push_back(sigma_space_ ? vp_point{1.0, s, -std::log(s)} : vp_point_of(s));
         }
         require(rules_.solver_order >= 1 && rules_.solver_order <= 3, where, "solver_order", rules_.solver_order, "{1, 2, 3}");
-        if (clip_.thresholding) check_clipping(clip_, where);
+        if (clip_.thresholding) check_clipping<S>(clip_, where);
     }
 
 protected:
@@ -207,7 +207,7 @@ protected:
 
     [[nodiscard]] const vp_point& point(std::size_t k) const noexcept { return points_[k]; }
 
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         const std::size_t i = this->step_index(), B = x.batch;
         if (sigma_space_) {  // x̂₀ at (1, σ_i); the model derives its network's time
             for (std::size_t b = 0; b < B; ++b) {
@@ -216,7 +216,7 @@ protected:
                 sigma_[b] = schedule_.sigmas[i];
             }
             answered_ = prediction::sample;
-            co_await this->request(evaluation<T>{x, alpha_, sigma_, answered_, raw_.v(), {}, {}, first_sample_, "sigma", t_});
+            co_await this->request(evaluation<T, S>{x, alpha_, sigma_, answered_, raw_.v(), {}, {}, first_sample_, "sigma", t_});
         } else {
             const auto t = schedule_.timesteps[i];
             const double ac = alphas_cumprod_[std::size_t(t)];
@@ -226,19 +226,19 @@ protected:
                 sigma_[b] = std::sqrt(1.0 - ac);
             }
             answered_ = prediction::epsilon;  // push mode: ε̂ at the timestep's VP state; pull mode may refine it
-            co_await this->request(evaluation<T>{x, alpha_, sigma_, answered_, raw_.v(), t_, {}, first_sample_, "timestep", t_});
+            co_await this->request(evaluation<T, S>{x, alpha_, sigma_, answered_, raw_.v(), t_, {}, first_sample_, "timestep", t_});
         }
         // the newest history slot receives m_i
         head_ = (head_ + 2) % 3;
-        const tensor_view<T> m = history_[head_].v(), x0 = x0_.v();
+        const tensor_view<T, S> m = history_[head_].v(), x0 = x0_.v();
         convert(x, i, m);
         const auto& u = updates_[i];
-        const tensor_view<T> m1 = history_[(head_ + 1) % 3].v(), m2 = history_[(head_ + 2) % 3].v(), z = z_.v();
+        const tensor_view<T, S> m1 = history_[(head_ + 1) % 3].v(), m2 = history_[(head_ + 2) % 3].v(), z = z_.v();
         if (rules_.stochastic) noise_(z, i);
         // singlestep: an order-1 step holds its start state, higher orders start from it
         const bool singlestep = !rules_.singlestep_orders.empty();
-        if (singlestep && u.order == 1) std::copy(x.data, x.data + x.size(), held_.data.data());
-        const tensor_view<T> from = singlestep ? held_.v() : x;
+        if (singlestep && u.order == 1) detail::copy_values(held_.v(), x);
+        const tensor_view<T, S> from = singlestep ? held_.v() : x;
         // x ← a·x_from + Σ_k b_k·m_{i−k} (+ c_z·z)
         if (u.order == 1) {
             if (rules_.stochastic) lincomb(x, u.a, from, u.b[0], m, u.noise, z);
@@ -255,9 +255,9 @@ protected:
 
 private:
     // m = the converted network output at table point i; x0_ = x̂₀ (for the observer and thresholding).
-    void convert(tensor_view<T> x, std::size_t i, tensor_view<T> m) {
+    void convert(tensor_view<T, S> x, std::size_t i, tensor_view<T, S> m) {
         const auto& p = points_[i];
-        const tensor_view<T> raw = raw_.v(), x0 = x0_.v();
+        const tensor_view<T, S> raw = raw_.v(), x0 = x0_.v();
         const auto to_x0 = convert_coefficients(answered_, prediction::sample, p.alpha, p.sigma);
         if (rules_.output == multistep_output::noise && !clip_.thresholding) {
             const auto to_eps = convert_coefficients(answered_, prediction::epsilon, p.alpha, p.sigma);
@@ -268,7 +268,7 @@ private:
         lincomb(x0, to_x0.a, x, to_x0.b, raw);  // x̂₀
         if (clip_.thresholding) process_x0(x0, clip_, q_, scratch_);
         if (rules_.output == multistep_output::data) {
-            std::copy(x0.data, x0.data + x0.size(), m.data);
+            detail::copy_values(m, x0);
         } else {
             lincomb(m, 1.0 / p.sigma, x, -p.alpha / p.sigma, x0);  // ε̂ = (x − α·x̂₀)/σ̃
         }
@@ -283,9 +283,9 @@ private:
     bool sigma_space_;
     std::vector<vp_point> points_;
     std::vector<multistep_update> updates_;
-    workspace<T> raw_, z_, x0_, held_;  // held_: the singlestep block's start state
-    std::vector<T> scratch_;
-    std::array<workspace<T>, 3> history_;  // m_i, m_{i−1}, m_{i−2} at head_, head_ + 1, head_ + 2 (mod 3)
+    workspace<T, S> raw_, z_, x0_, held_;  // held_: the singlestep block's start state
+    std::vector<T> scratch_;  // host: dynamic thresholding only
+    std::array<workspace<T, S>, 3> history_;  // m_i, m_{i−1}, m_{i−2} at head_, head_ + 1, head_ + 2 (mod 3)
     std::size_t head_ = 0;
     std::vector<double> t_, alpha_, sigma_, q_;
     prediction answered_ = prediction::epsilon;

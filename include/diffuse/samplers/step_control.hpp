@@ -74,10 +74,10 @@ namespace detail {
 
 // out[b] = RMS of the scaled error in `scaled` (sample b's own, or the whole batch's for rk_error_norm::batch);
 // ss is scratch of size batch.
-template <class T>
-void error_rms(tensor_view<T> scaled, rk_error_norm norm, std::vector<double>& ss, std::vector<double>& out) {
+template <class T, memory_space S>
+void error_rms(tensor_view<T, S> scaled, rk_error_norm norm, std::vector<double>& ss, std::vector<double>& out) {
     const std::size_t B = scaled.batch, D = scaled.per_sample;
-    sum_squares(tensor_view<const T>(scaled), ss);
+    sum_squares(tensor_view<const T, S>(scaled), ss);
     if (norm == rk_error_norm::batch) {
         double s = 0;
         for (std::size_t b = 0; b < B; ++b) s += ss[b];

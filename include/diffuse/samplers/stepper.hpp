@@ -26,6 +26,7 @@
 // allocates nothing. A stepper can be copied (or moved) between steps: the copy resumes identically. It
 // cannot be copied during a step (a step's frame points at its own stepper): that throws diffuse::error.
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <coroutine>
@@ -40,8 +41,12 @@
 #include <utility>
 #include <vector>
 
+#include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/error.hpp"
+#include "diffuse/core/reduce.hpp"
+#include "diffuse/core/space_buffer.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 #include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/observer.hpp"
@@ -60,16 +65,33 @@ template <class X>
 }
 
 namespace detail {
-// A stepper's workspace tensor of the batch's shape (allocated once, in the constructor). Its view is made
-// on use, so a copied stepper's buffers are its own.
-template <class T>
+// A stepper's workspace tensor of the batch's shape in the state's memory space (allocated once, in the
+// constructor). Its view is made on use, so a copied stepper's buffers are its own.
+template <class T, memory_space S = memory_space::host>
 struct workspace {
-    std::vector<T> data;
+    space_buffer<T, S> data;
     std::size_t batch, per_sample;
 
     explicit workspace(batch_shape shape) : data(shape.batch * shape.per_sample), batch(shape.batch), per_sample(shape.per_sample) {}
-    [[nodiscard]] tensor_view<T> v() noexcept { return {data.data(), batch, per_sample}; }
+    [[nodiscard]] tensor_view<T, S> v() { return data.view(batch, per_sample); }
 };
+
+// An option chosen at run time that has no device form yet: with a device state (S), `used` throws
+// diffuse::error naming it. (Types without a device form — recorded_noise, brownian_tree_noise — stop
+// compilation instead.)
+template <memory_space S>
+void require_host_only(bool used, std::string_view where, std::string_view what) {
+    if (S != memory_space::host && used)
+        fail(where, std::string(what) + " runs on the host only and has no device form yet: leave it off for a device state");
+}
+
+// Whether a noise source writes its draws on the host only (a type with host_only = true: recorded_noise, the
+// Brownian tree).
+template <class Noise>
+constexpr bool host_only_noise() {
+    if constexpr (requires { std::remove_cvref_t<Noise>::host_only; }) return static_cast<bool>(std::remove_cvref_t<Noise>::host_only);
+    else return false;
+}
 
 // The first thing every one-call sampler checks, so that a wrong argument type is reported by one sentence
 // before any other diagnostic: x must be a tensor (not an expression), and the noise slot a noise source.
@@ -81,12 +103,19 @@ constexpr bool check_sampler_arguments() {
                       "xtensor expression into a Matrix/array first), include its adapter (diffuse/adapt/std.hpp, "
                       "eigen.hpp, eigen_tensor.hpp, xtensor.hpp) or specialise diffuse::tensor_traits (examples/custom_tensor.cpp)");
         return false;
-    } else {
-        static_assert(noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>>,
+    } else if constexpr (!noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>, tensor_space_v<X>>) {
+        static_assert(noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>, tensor_space_v<X>>,
                       "diffuse: the argument after the options must be a noise source, callable as noise(view, draw) "
                       "(counter_noise, recorded_noise, brownian_tree_noise; no_noise for a deterministic sampler); "
                       "the observer comes after it");
-        return noise_source<std::remove_cvref_t<Noise>, tensor_value_t<X>>;
+        return false;
+    } else if constexpr (tensor_space_v<X> != memory_space::host && host_only_noise<Noise>()) {
+        static_assert(tensor_space_v<X> == memory_space::host,
+                      "diffuse: this noise source fills host memory and has no device form (recorded_noise, "
+                      "brownian_tree_noise): sample a device state with counter_noise");
+        return false;
+    } else {
+        return true;
     }
 }
 // The stepper's value type for a one-call sampler's x (float when x is not a tensor, after the sentence above).
@@ -100,19 +129,27 @@ struct sampler_value<X, true> {
 };
 template <class X>
 using sampler_value_t = typename sampler_value<X>::type;
+// The stepper's memory space for a one-call sampler's x: where x lives (host when x is not a tensor).
+template <class X, bool = tensor<X>>
+struct sampler_space : std::integral_constant<memory_space, memory_space::host> {};
+template <class X>
+struct sampler_space<X, true> : std::integral_constant<memory_space, tensor_space_v<X>> {};
+template <class X>
+inline constexpr memory_space sampler_space_v = sampler_space<X>::value;
 }  // namespace detail
 
 // What a stepper needs evaluated: the `want` prediction of the sampler state x = α·x₀ + σ·ε for every
-// sample, written into `out` (the batch's shape).
-template <class T>
+// sample, written into `out` (the batch's shape). The tensors live in the state's memory space S; the
+// per-sample scalars are host values.
+template <class T, memory_space S = memory_space::host>
 struct evaluation {
-    tensor_view<const T> x;
+    tensor_view<const T, S> x;
     std::span<const double> alpha;    // per-sample α (1 for the σ-space samplers)
     std::span<const double> sigma;    // per-sample σ
     prediction want = prediction::sample;
-    tensor_view<T> out;
+    tensor_view<T, S> out;
     std::span<const double> t_net = {};  // the network's own times where the sampler knows them (timesteps), else empty
-    tensor_view<T> variance_out = {};    // learned variance output (DDPM, Nichol & Dhariwal 2021), else empty
+    tensor_view<T, S> variance_out = {};   // learned variance output (DDPM, Nichol & Dhariwal 2021), else empty
     std::uint64_t first_sample = 0;      // id of sample 0 within the whole job
     // For messages and previews: the time the sampler names this evaluation by (σ, SDE t or timestep).
     std::string_view time_name = "sigma";
@@ -156,8 +193,8 @@ struct step_task {
     std::coroutine_handle<promise_type> handle;
 };
 
-template <class Model, class T>
-void evaluate_unchecked(Model& m, const evaluation<T>& e) {
+template <class Model, class T, memory_space S>
+void evaluate_unchecked(Model& m, const evaluation<T, S>& e) {
     if (e.variance_out.data != nullptr) {
         if constexpr (requires { m.predict_with_variance(e.x, e.alpha, e.sigma, e.want, e.out, e.variance_out, e.t_net,
                                                          e.first_sample); })
@@ -172,19 +209,22 @@ void evaluate_unchecked(Model& m, const evaluation<T>& e) {
 }  // namespace detail
 
 // Fulfils an evaluation with a diffuse::model, a cfg_model or anything with their predict().
-template <class Model, class T>
-void evaluate(Model& m, const evaluation<T>& e) {
+template <class Model, class T, memory_space S>
+void evaluate(Model& m, const evaluation<T, S>& e) {
     detail::evaluate_unchecked(m, e);
 }
 
 // The common part of every stepper (CRTP: Derived provides
-//     detail::step_task run_step(tensor_view<T> x)        the step's coroutine
+//     detail::step_task run_step(tensor_view<T, S> x)     the step's coroutine
 //     std::size_t steps() const                          the number of steps of the run
-// and may provide fulfil(model, evaluation) to answer a request its own way in pull mode).
-template <class Derived, class T>
+// and may provide fulfil(model, evaluation) to answer a request its own way in pull mode). S is the memory
+// space of the state and of every workspace (host by default); a step touches tensors through the primitives
+// only, so the same step runs on either space.
+template <class Derived, class T, memory_space S = memory_space::host>
 class stepper {
 public:
     using value_type = T;
+    static constexpr memory_space space = S;
 
     // Steps completed so far; the run is over when done().
     [[nodiscard]] std::size_t step_index() const noexcept { return completed_; }
@@ -199,7 +239,7 @@ public:
     template <class Model, tensor X>
     void step(Model& m, X&& x_in) {
         const auto x = detail::writable_view(std::forward<X>(x_in), where_);
-        for (const evaluation<T>* e = begin_step(x); e != nullptr; e = resume()) {
+        for (const evaluation<T, S>* e = begin_step(x); e != nullptr; e = resume()) {
             try {
                 self().fulfil(m, *e);
             } catch (const error& err) {
@@ -214,7 +254,10 @@ public:
     // Push: starts the next step on x (which must stay valid until the step completes). Returns the first
     // evaluation the step needs, or nullptr when the step completed without one.
     template <tensor X>
-    const evaluation<T>* begin_step(X&& x_in) {
+    const evaluation<T, S>* begin_step(X&& x_in) {
+        static_assert(tensor_space_v<X> == S,
+                      "diffuse: x lives in another memory space than the stepper's (a stepper's last template argument, "
+                      "memory_space::host by default, is the space of the state it advances)");
         const auto x = detail::writable_view(std::forward<X>(x_in), where_);
         if (in_step()) detail::fail(where_, "begin_step called while step " + std::to_string(completed_) + " is in progress");
         if (failed_) detail::fail(where_, "the stepper failed in an earlier step and cannot continue");
@@ -226,21 +269,21 @@ public:
         if (completed_ == 0) check_initial(x);
         reported_ = true;
         detail::frame_arena::current = &frame_;
-        task_ = self().run_step(tensor_view<T>{x.data, x.batch, x.per_sample});
+        task_ = self().run_step(tensor_view<T, S>{x.data, x.batch, x.per_sample});
         detail::frame_arena::current = nullptr;
         return advance();
     }
     // Push: the caller has written the pending evaluation's out; continues the step. Returns the next
     // evaluation, or nullptr when the step is complete.
-    const evaluation<T>* resume() {
+    const evaluation<T, S>* resume() {
         if (!pending_) detail::fail(where_, "resume called with no evaluation pending (call begin_step first)");
         return advance();
     }
     // The evaluation the current step waits for, or nullptr.
-    [[nodiscard]] const evaluation<T>* pending() const noexcept { return pending_ ? &request_ : nullptr; }
+    [[nodiscard]] const evaluation<T, S>* pending() const noexcept { return pending_ ? &request_ : nullptr; }
 
     // What the last completed step reports to an observer (x is the state after it).
-    [[nodiscard]] step_info<T> info(tensor_view<const T> x) const {
+    [[nodiscard]] step_info<T, S> info(tensor_view<const T, S> x) const {
         return {completed_ == 0 ? 0 : completed_ - 1, self().steps(), info_time_, x, info_denoised_};
     }
     // False when the last step changed nothing and is not reported (a step whose points are equal).
@@ -253,7 +296,7 @@ public:
 
     // Pull mode's answer to a request; a stepper may refine it (the SDE samplers pass their own time).
     template <class Model>
-    void fulfil(Model& m, const evaluation<T>& e) {
+    void fulfil(Model& m, const evaluation<T, S>& e) {
         evaluate(m, e);
     }
 
@@ -283,13 +326,13 @@ protected:
     stepper& operator=(stepper&& o) { return *this = static_cast<const stepper&>(o); }
 
     // Inside run_step: `co_await this->request(e)` suspends the step until e.out holds the evaluation.
-    std::suspend_always request(const evaluation<T>& e) {
+    std::suspend_always request(const evaluation<T, S>& e) {
         request_ = e;
         pending_ = true;
         return {};
     }
     // Inside run_step: what the observer sees after this step (views that stay valid until the next step).
-    void report(std::span<const double> time, tensor_view<const T> denoised) {
+    void report(std::span<const double> time, tensor_view<const T, S> denoised) {
         info_time_ = time;
         info_denoised_ = denoised;
     }
@@ -305,13 +348,18 @@ private:
     // NaN or Inf in the initial x is the caller's, not the network's: say so before the first step.
     template <class V>
     void check_initial(const V& x) const {
-        if (!any_non_finite(x.data, x.size())) return;
-        for (std::size_t b = 0; b < x.batch; ++b) {
-            const auto* p = x.sample(b);
-            for (std::size_t j = 0; j < x.per_sample; ++j)
-                if (!std::isfinite(p[j]))
-                    detail::fail(where_, "the initial x holds NaN or Inf (sample " + std::to_string(b) + ", element " +
-                                             std::to_string(j) + "), before any model call");
+        if constexpr (S != memory_space::host) {  // device memory: the backend's finite check names the sample
+            if (const std::size_t b = first_non_finite_sample(tensor_view<const T, S>(x)); b < x.batch)
+                detail::fail(where_, "the initial x holds NaN or Inf (sample " + std::to_string(b) + "), before any model call");
+        } else {
+            if (!any_non_finite(x.data, x.size())) return;
+            for (std::size_t b = 0; b < x.batch; ++b) {
+                const auto* p = x.sample(b);
+                for (std::size_t j = 0; j < x.per_sample; ++j)
+                    if (!std::isfinite(p[j]))
+                        detail::fail(where_, "the initial x holds NaN or Inf (sample " + std::to_string(b) + ", element " +
+                                                 std::to_string(j) + "), before any model call");
+            }
         }
     }
     static bool any_non_finite(const T* p, std::size_t n) noexcept {
@@ -324,7 +372,7 @@ private:
     void check_copyable() const {
         if (in_step()) detail::fail(where_, "a stepper cannot be copied or moved during a step (finish the step first)");
     }
-    const evaluation<T>* advance() {
+    const evaluation<T, S>* advance() {
         pending_ = false;
         task_.handle.resume();
         if (!task_.handle.done()) return &request_;
@@ -352,9 +400,9 @@ private:
     std::size_t completed_ = 0;
     bool finished_ = false, failed_ = false, reported_ = true, pending_ = false, report_denoised_ = true;
     detail::step_task task_{};
-    evaluation<T> request_{};
+    evaluation<T, S> request_{};
     std::span<const double> info_time_{};
-    tensor_view<const T> info_denoised_{};
+    tensor_view<const T, S> info_denoised_{};
     detail::frame_arena frame_{};
 };
 
@@ -363,10 +411,11 @@ private:
 template <class Stepper, class Model, tensor X, class Obs = no_observer>
 void run(Stepper& s, Model& m, X&& x_in, Obs&& obs = {}) {
     using T = typename Stepper::value_type;
-    const tensor_view<T> xv = detail::writable_view(std::forward<X>(x_in), s.where());
+    constexpr memory_space S = Stepper::space;
+    const tensor_view<T, S> xv = detail::writable_view(std::forward<X>(x_in), s.where());
     while (!s.done()) {
         s.step(m, xv);
-        if (s.reported() && detail::notify(obs, s.info(tensor_view<const T>(xv)))) return;
+        if (s.reported() && detail::notify(obs, s.info(tensor_view<const T, S>(xv)))) return;
     }
 }
 

@@ -54,10 +54,10 @@ struct tcd_options {
 // (discrete_grid(tcd_timesteps(...))): x enters as the VP state at the first timestep and leaves as x_s of
 // the last step. A step whose two points are equal holds that sample; a step where every sample holds calls
 // no model. The model is asked for the pair (x̂₀, ε̂) at the exact timesteps (evaluation::t_net).
-template <class T, class Noise = counter_noise>
-class tcd_stepper : public detail::discrete_stepper<tcd_stepper<T, Noise>, T, Noise> {
-    using base = detail::discrete_stepper<tcd_stepper<T, Noise>, T, Noise>;
-    friend class stepper<tcd_stepper<T, Noise>, T>;
+template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
+class tcd_stepper : public detail::discrete_stepper<tcd_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::discrete_stepper<tcd_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<tcd_stepper<T, Noise, S>, T, S>;
 
 public:
     tcd_stepper(batch_shape shape, std::span<const double> alphas_cumprod, const time_grid& grid, const tcd_options& opt = {},
@@ -70,7 +70,7 @@ public:
     }
 
 private:
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& ws = this->ws;
         const std::size_t i = this->step_index();
         const bool renoise = opt_.eta > 0 && i + 1 != this->steps();
@@ -96,7 +96,7 @@ private:
         }
         co_await this->predict_pair(x);
         this->complete_pair(x);
-        const tensor_view<T> x0 = this->view_of(ws.x0), eps = this->view_of(ws.eps), z = this->view_of(ws.noise);
+        const tensor_view<T, S> x0 = this->view_of(ws.x0), eps = this->view_of(ws.eps), z = this->view_of(ws.noise);
         const auto c0 = per_sample(ws.c0), c1 = per_sample(ws.c1), c2 = per_sample(ws.c2), c3 = per_sample(ws.c3);
         if (renoise) {
             this->noise(z, i);
@@ -118,7 +118,7 @@ template <class Model, class X, class Noise = counter_noise, class Obs = no_obse
 void sample_tcd(Model& m, X&& x, std::span<const double> alphas_cumprod, const time_grid& grid, const tcd_options& opt = {},
                 Noise&& noise = {}, Obs&& obs = {}, std::uint64_t first_sample = 0) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    tcd_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
+    tcd_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), alphas_cumprod, grid, opt, noise, first_sample);
     run(s, m, std::forward<X>(x), obs);
 }
 

@@ -116,10 +116,10 @@ inline unipc_coefs unipc_step(double sigma_i, double sigma_t, const double* prev
 // The stepper keeps m_{i−1}, …, m_{i−order} (a ring of order + 1 buffers, m_i in slot i mod (order + 1)), x_i
 // before the predictor (what the next corrector starts from) and the predictor's order. Deterministic: Noise is
 // only the slot.
-template <class T, class Noise = no_noise>
-class unipc_stepper : public detail::sigma_stepper<unipc_stepper<T, Noise>, T, Noise> {
-    using base = detail::sigma_stepper<unipc_stepper<T, Noise>, T, Noise>;
-    friend class stepper<unipc_stepper<T, Noise>, T>;
+template <class T, class Noise = no_noise, memory_space S = memory_space::host>
+class unipc_stepper : public detail::sigma_stepper<unipc_stepper<T, Noise, S>, T, Noise, S> {
+    using base = detail::sigma_stepper<unipc_stepper<T, Noise, S>, T, Noise, S>;
+    friend class stepper<unipc_stepper<T, Noise, S>, T, S>;
 
 public:
     unipc_stepper(batch_shape shape, const time_grid& grid, const unipc_options& opt = {}, Noise noise = {})
@@ -132,12 +132,12 @@ public:
 
 private:
     // m_{i−back} of the current step i.
-    tensor_view<T> model_output(std::size_t back) noexcept {
+    tensor_view<T, S> model_output(std::size_t back) noexcept {
         const std::size_t R = ring_.size();
         return ring_[(this->step_index() + R - back % R) % R].v();
     }
 
-    detail::step_task run_step(tensor_view<T> x) {
+    detail::step_task run_step(tensor_view<T, S> x) {
         auto& st = this->st;
         const auto& grid = this->grid();
         const std::size_t i = this->step_index(), B = st.batch;
@@ -173,8 +173,8 @@ private:
         this->report(st.s, m0);
     }
     unipc_options opt_;
-    std::vector<typename detail::sigma_state<T>::buffer> ring_;  // m_i in slot i mod (order + 1)
-    typename detail::sigma_state<T>::buffer last_ = this->st.make_buffer();  // x_i before the predictor
+    std::vector<typename detail::sigma_state<T, S>::buffer> ring_;  // m_i in slot i mod (order + 1)
+    typename detail::sigma_state<T, S>::buffer last_ = this->st.make_buffer();  // x_i before the predictor
     std::array<std::vector<double>, 5> c_;                                   // per-sample step coefficients
     std::size_t order_prev_ = 0;                                             // the last predictor's order
 };
@@ -184,7 +184,7 @@ template <class Model, class X, class Noise = no_noise, class Obs = no_observer>
 void sample_unipc(Model& m, X&& x, const time_grid& grid, const unipc_options& opt = {}, Noise&& noise = no_noise{},
                   Obs&& obs = {}) {
     static_assert(detail::check_sampler_arguments<X, Noise>());
-    unipc_stepper<detail::sampler_value_t<X>, Noise&> s(shape_of(x), grid, opt, noise);
+    unipc_stepper<detail::sampler_value_t<X>, Noise&, detail::sampler_space_v<X>> s(shape_of(x), grid, opt, noise);
     run(s, m, std::forward<X>(x), obs);
 }
 

@@ -1,0 +1,197 @@
+// The sampling stack on device tensors: every sampler family below samples the same random configuration on
+// host vectors and on thrust::device_vector (thrust's CPP device system in CI: the device backend's code path
+// on the CPU) with a network written with diffuse primitives, so it runs in either space, and the two results
+// must have the same bits.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <thrust/copy.h>
+#include <thrust/device_vector.h>
+
+#include "diffuse/adapt/std.hpp"
+#include "diffuse/adapt/thrust.hpp"
+#include "diffuse/cuda/primitives.hpp"
+#include "diffuse/core/fill_normal.hpp"
+#include "diffuse/guidance/cfg.hpp"
+#include "diffuse/samplers/ddim.hpp"
+#include "diffuse/samplers/ddpm.hpp"
+#include "diffuse/samplers/dpm_solver.hpp"
+#include "diffuse/samplers/euler.hpp"
+#include "diffuse/samplers/flow_match.hpp"
+#include "diffuse/samplers/model.hpp"
+#include "diffuse/samplers/sde.hpp"
+#include "diffuse/samplers/unipc.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/continuous.hpp"
+#include "diffuse/schedules/sigmas.hpp"
+
+namespace {
+
+// A small nonlinear network in primitives only: out = a(t)·x/(1 + |x|) + c(t)·x, a and c per sample from the
+// network time (and from the unconditional flag, so classifier-free guidance has two different predictions).
+struct primitive_net {
+    std::vector<double> a, c;
+
+    template <class T, diffuse::memory_space S>
+    void operator()(diffuse::tensor_view<const T, S> x, const diffuse::model_cond& cond, diffuse::tensor_view<T, S> out) {
+        a.resize(x.batch);
+        c.resize(x.batch);
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            const double t = cond.t[b];
+            const double drop = cond.unconditional.empty() ? 0.0 : double(cond.unconditional[b]);
+            a[b] = 0.6 + 0.3 * std::sin(0.013 * t + 0.5) - 0.25 * drop;
+            c[b] = 0.2 * std::cos(0.007 * t) + 0.1 * drop;
+        }
+        diffuse::transform(out, [](T v) { return v / (T(1) + (v < T(0) ? -v : v)); }, x);
+        diffuse::lincomb(out, diffuse::per_sample(a), out, diffuse::per_sample(c), x);
+    }
+};
+
+// One random configuration: batch, elements per sample, steps, seeds.
+struct configuration {
+    std::size_t batch, per_sample, steps;
+    std::uint64_t noise_seed, state_seed;
+};
+
+configuration draw_configuration(std::mt19937_64& rng) {
+    std::uniform_int_distribution<std::size_t> batch(1, 4), per_sample(1, 37), steps(2, 7);
+    return {batch(rng), per_sample(rng), steps(rng), rng(), rng()};
+}
+
+template <class T>
+std::vector<T> initial_state(const configuration& c, double scale) {
+    std::vector<T> x(c.batch * c.per_sample);
+    diffuse::fill_normal(diffuse::tensor_view<T>{x.data(), c.batch, c.per_sample}, c.state_seed, 0);
+    for (auto& v : x) v = T(v * scale);
+    return x;
+}
+
+std::vector<double> linear_alphas_cumprod() {
+    const auto a = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
+    std::vector<double> ac(a.size());
+    double p = 1;
+    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
+    return ac;
+}
+
+diffuse::time_grid leading_timesteps(std::size_t steps) {
+    std::vector<std::int64_t> t(steps);
+    for (std::size_t i = 0; i < steps; ++i) t[i] = std::int64_t((steps - 1 - i) * (1000 / steps));
+    return diffuse::discrete_grid(t);
+}
+
+diffuse::time_grid linear_grid(double from, double to, std::size_t steps) {
+    std::vector<double> p(steps + 1);
+    for (std::size_t i = 0; i <= steps; ++i) p[i] = from + (to - from) * double(i) / double(steps);
+    return diffuse::time_grid(p);
+}
+
+// Runs `sample(x)` (a generic callable taking a batched tensor) on a host vector and on a device_vector from the
+// same initial state, and requires the same bits.
+template <class T, class Sample>
+void same_bits_on_both(const std::string& name, const configuration& c, double scale, Sample sample) {
+    INFO(name << ": batch " << c.batch << " x " << c.per_sample << ", " << c.steps << " steps");
+    const std::vector<T> x0 = initial_state<T>(c, scale);
+    std::vector<T> host = x0;
+    sample(diffuse::batched(host, c.batch));
+    thrust::device_vector<T> device(x0.begin(), x0.end());
+    sample(diffuse::batched(device, c.batch));
+    std::vector<T> back(device.size());
+    thrust::copy(device.begin(), device.end(), back.begin());
+    REQUIRE(host != x0);  // the run did something
+    REQUIRE(std::memcmp(host.data(), back.data(), host.size() * sizeof(T)) == 0);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("samplers give the same bits on host and device tensors", "[cuda][samplers]", float, double) {
+    using T = TestType;
+    std::mt19937_64 rng(20261202);
+    const auto ac = linear_alphas_cumprod();
+    for (int round = 0; round < 3; ++round) {
+        const configuration c = draw_configuration(rng);
+        const diffuse::counter_noise noise{c.noise_seed, 5};
+        const auto sigmas = diffuse::karras_sigmas(c.steps, 0.03, 14.6);
+        const diffuse::time_grid sigma_grid(sigmas);
+
+        // every call makes its own model, so both runs start from the same (empty) scratch
+        const auto discrete_model = [&] {
+            return diffuse::model(primitive_net{}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+        };
+        same_bits_on_both<T>("ddim", c, 1.0, [&](auto x) {
+            auto m = discrete_model();
+            diffuse::ddim_options o;
+            o.eta = 0.5;
+            diffuse::sample_ddim(m, x, ac, leading_timesteps(c.steps), o, noise);
+        });
+        same_bits_on_both<T>("ddpm", c, 1.0, [&](auto x) {
+            auto m = discrete_model();
+            diffuse::ddpm_options o;
+            o.clip_sample = true;
+            diffuse::sample_ddpm(m, x, ac, leading_timesteps(c.steps), o, noise);
+        });
+        same_bits_on_both<T>("euler with churn", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::churn_options o;
+            o.s_churn = 1.0;
+            diffuse::sample_euler(m, x, sigma_grid, o, noise);
+        });
+        same_bits_on_both<T>("euler ancestral", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::sample_euler_ancestral(m, x, sigma_grid, {}, noise);
+        });
+        same_bits_on_both<T>("heun", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::sample_heun(m, x, sigma_grid);
+        });
+        same_bits_on_both<T>("dpm-solver++ 2m", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::sample_dpmpp_2m(m, x, sigma_grid);
+        });
+        same_bits_on_both<T>("dpm-solver++ 2m sde", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::sample_dpmpp_2m_sde(m, x, sigma_grid, {}, noise);
+        });
+        same_bits_on_both<T>("unipc", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::sample_unipc(m, x, sigma_grid);
+        });
+        same_bits_on_both<T>("flow-match euler", c, 1.0, [&](auto x) {
+            auto m = diffuse::model(primitive_net{}, diffuse::prediction::flow_velocity, diffuse::flow_time{});
+            diffuse::sample_flow_euler(m, x, linear_grid(1.0, 0.0, c.steps));
+        });
+        same_bits_on_both<T>("predictor-corrector (reverse diffusion + Langevin)", c, 1.0, [&](auto x) {
+            const diffuse::vp_sde sde{};
+            auto m = diffuse::model(primitive_net{}, diffuse::prediction::epsilon, diffuse::continuous_time<diffuse::vp_sde>{sde});
+            diffuse::sample_pc(m, x, sde, linear_grid(1.0, 1e-3, c.steps), {}, noise);
+        });
+        same_bits_on_both<T>("classifier-free guidance (dpm-solver++ 2m)", c, sigmas[0], [&](auto x) {
+            auto inner = discrete_model();
+            diffuse::cfg_model guided(inner, 4.5);
+            diffuse::sample_dpmpp_2m(guided, x, sigma_grid);
+        });
+    }
+}
+
+TEST_CASE("host-only options refuse a device state with a sentence", "[cuda][samplers]") {
+    const configuration c{2, 5, 3, 1, 2};
+    thrust::device_vector<float> x(c.batch * c.per_sample, 0.5f);
+    const auto ac = linear_alphas_cumprod();
+    auto m = diffuse::model(primitive_net{}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+    diffuse::ddim_options o;
+    o.thresholding = true;
+    REQUIRE_THROWS_WITH(diffuse::sample_ddim(m, diffuse::batched(x, c.batch), ac, leading_timesteps(c.steps), o),
+                        Catch::Contains("dynamic thresholding") && Catch::Contains("no device form"));
+    diffuse::cfg_model rescaled(m, 3.0, 0.7);
+    REQUIRE_THROWS_WITH(diffuse::sample_dpmpp_2m(rescaled, diffuse::batched(x, c.batch),
+                                                 diffuse::time_grid(diffuse::karras_sigmas(c.steps, 0.03, 14.6))),
+                        Catch::Contains("guidance rescale") && Catch::Contains("no device form"));
+}
