@@ -47,6 +47,9 @@ CATCH_TEST_CASE("torch_view: wrong tensors are named errors", "[torch]") {
     CATCH_CHECK_THROWS_WITH(torch_view<float>(torch::ones({3, 4}, torch::kInt32)), Catch::Contains("holds Int"));
     CATCH_CHECK_THROWS_WITH(torch_view<float>(f.transpose(0, 1)), Catch::Contains("not contiguous"));
     CATCH_CHECK_THROWS_WITH(torch_view<float>(f.slice(1, 0, 2)), Catch::Contains("not contiguous"));
+    // A device view asks for a CUDA tensor: a CPU one is refused by name (Debian's libtorch has no CUDA).
+    CATCH_CHECK_THROWS_WITH(torch_cuda_view<float>(f), Catch::Contains("torch_cuda_view") && Catch::Contains("not a CUDA device"));
+    static_assert(decltype(torch_cuda_view<float>(f))::space == diffuse::memory_space::device);
     CATCH_CHECK_THROWS_WITH(torch_view<float>(at::Tensor()), Catch::Contains("undefined"));
     CATCH_CHECK_THROWS_WITH(torch_view<float>(torch::tensor(1.0f)), Catch::Contains("0-dimensional"));
 }

@@ -9,7 +9,8 @@
 // Accepted: a defined, CPU-resident, contiguous (row-major) tensor of at least one dimension whose dtype is
 // exactly T (float32 for float, float64 for double); dimension 0 is the batch. Anything else is a
 // diffuse::error naming the defect — a transposed or sliced tensor must be made .contiguous() (a copy) by
-// the caller, so that writes through the view always land in the tensor.
+// the caller, so that writes through the view always land in the tensor. torch_cuda_view<T>(x) is the same
+// for a tensor on a CUDA device, as a device view (the device backend, docs/design.md "Device backend").
 
 #include <torch/script.h>
 
@@ -30,11 +31,18 @@ template <class T>
 }
 }  // namespace detail
 
-template <class T>
-[[nodiscard]] tensor_view<T> torch_view(const at::Tensor& t) {
-    constexpr const char* where = "torch_view";
+namespace detail {
+// The view of t in memory space S after every check: defined, on the CPU (host) or a CUDA device (device),
+// dtype exactly T, at least one dimension, contiguous.
+template <class T, memory_space S>
+[[nodiscard]] tensor_view<T, S> checked_torch_view(const at::Tensor& t, const char* where) {
     if (!t.defined()) detail::fail(where, "the tensor is undefined");
-    if (!t.device().is_cpu()) detail::fail(where, "the tensor is on " + t.device().str() + ", not the CPU");
+    if constexpr (S == memory_space::host) {
+        if (!t.device().is_cpu()) detail::fail(where, "the tensor is on " + t.device().str() + ", not the CPU");
+    } else {
+        if (!t.device().is_cuda())
+            detail::fail(where, "the tensor is on " + t.device().str() + ", not a CUDA device (torch_view views CPU tensors)");
+    }
     if (t.scalar_type() != detail::torch_dtype<T>())
         detail::fail(where, std::string("the tensor holds ") + c10::toString(t.scalar_type()) + ", not " +
                                 c10::toString(detail::torch_dtype<T>()));
@@ -42,7 +50,21 @@ template <class T>
     if (!t.is_contiguous()) detail::fail(where, "the tensor is not contiguous (call .contiguous() for a row-major copy)");
     const auto batch = std::size_t(t.size(0));
     const auto n = std::size_t(t.numel());
-    return tensor_view<T>{t.data_ptr<T>(), batch, batch ? n / batch : 0};
+    return tensor_view<T, S>{t.data_ptr<T>(), batch, batch ? n / batch : 0};
+}
+}  // namespace detail
+
+template <class T>
+[[nodiscard]] tensor_view<T> torch_view(const at::Tensor& t) {
+    return detail::checked_torch_view<T, memory_space::host>(t, "torch_view");
+}
+
+// A CUDA tensor as a device view, with the same checks: the device backend (diffuse/cuda/primitives.hpp, in
+// a .cu file) runs the primitives and samplers on it, in the tensor's own storage. It needs a libtorch built
+// with CUDA to hold such a tensor (Debian's libtorch-dev is CPU-only: there every tensor is refused here).
+template <class T>
+[[nodiscard]] tensor_view<T, memory_space::device> torch_cuda_view(const at::Tensor& t) {
+    return detail::checked_torch_view<T, memory_space::device>(t, "torch_cuda_view");
 }
 
 }  // namespace diffuse

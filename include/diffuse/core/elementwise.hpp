@@ -71,18 +71,26 @@ void check_input(const O& out, const I& in, const char* where, std::size_t index
                                                        "as an input or disjoint from it");
 }
 
+// The view of a writable tensor in any memory space, for code that touches it only through the primitives
+// (the steppers, the model, guidance, prior sampling).
 template <class Out>
 [[nodiscard]] auto writable_view(Out&& out, const char* where) {
     auto o = view(std::forward<Out>(out));
     using V = decltype(o);
     static_assert(!std::is_const_v<typename V::value_type>, "diffuse: the output tensor must be writable (not const)");
-    // (a helper of host-only code: losses, the steppers; the primitives themselves check spaces with
-    // check_primitive_tensors and dispatch)
+    (void)where;
+    return o;
+}
+
+// The same for code that reads or writes the elements on the host itself (the losses): a device tensor stops
+// compilation with one sentence.
+template <class Out>
+[[nodiscard]] auto host_writable_view(Out&& out, const char* where) {
+    using V = decltype(view(std::forward<Out>(out)));
     static_assert(V::space == memory_space::host,
                   "diffuse: this tensor lives in device memory; this computation runs on the host only: copy the "
                   "tensor to the host first");
-    (void)where;
-    return o;
+    return writable_view(std::forward<Out>(out), where);
 }
 
 // The compile-time checks of a primitive's tensors (the output, when it has one, first), reported one at a

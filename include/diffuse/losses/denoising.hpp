@@ -47,7 +47,7 @@ void make_denoising_target(denoising_target kind, const X0& x0, const Eps& noise
     constexpr std::string_view where = "make_denoising_target";
     const auto vx = view(x0);
     const auto ve = view(noise);
-    auto vt = detail::writable_view(std::forward<Out>(target), "make_denoising_target");
+    auto vt = detail::host_writable_view(std::forward<Out>(target), "make_denoising_target");
     detail::require_same_shape(vx, ve, where, "x0", "noise");
     detail::require_same_shape(vx, vt, where, "x0", "target");
     switch (kind) {
@@ -73,7 +73,7 @@ double weighted_mse(const Y& output, const Tgt& target, std::span<const double> 
     constexpr std::string_view where = "weighted_mse";
     const auto vy = view(output);
     const auto vt = view(target);
-    auto vg = detail::writable_view(std::forward<G>(grad), "weighted_mse");
+    auto vg = detail::host_writable_view(std::forward<G>(grad), "weighted_mse");
     detail::require_same_shape(vy, vt, where, "output", "target");
     detail::require_same_shape(vy, vg, where, "output", "grad");
     detail::require_weights(weights, vy.batch, where);
@@ -104,7 +104,7 @@ template <tensor Y, tensor X0, tensor Eps, class G>
 double denoising_loss(denoising_target kind, const Y& output, const X0& x0, const Eps& noise,
                       std::span<const double> alpha, std::span<const double> sigma, std::span<const double> weights,
                       G&& grad, std::span<double> per_sample_mse = {}) {
-    auto vg = detail::writable_view(std::forward<G>(grad), "denoising_loss");
+    auto vg = detail::host_writable_view(std::forward<G>(grad), "denoising_loss");
     const auto vy = view(output);
     detail::require_same_shape(vy, vg, "denoising_loss", "output", "grad");
     if (detail::views_overlap(vg, vy)) detail::fail("denoising_loss", "grad must not overlap output");

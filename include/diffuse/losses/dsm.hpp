@@ -71,7 +71,7 @@ double dsm_loss(const S& score, const Z& z, std::span<const double> stddev, std:
     constexpr std::string_view where = "dsm_loss";
     const auto vs = view(score);
     const auto vz = view(z);
-    auto vg = detail::writable_view(std::forward<G>(grad), "dsm_loss");
+    auto vg = detail::host_writable_view(std::forward<G>(grad), "dsm_loss");
     detail::require_same_shape(vs, vz, where, "score", "z");
     detail::require_same_shape(vs, vg, where, "score", "grad");
     if (detail::views_overlap(vg, vs)) detail::fail(where, "grad must not overlap score");
@@ -116,7 +116,7 @@ double ddpm_sum_loss(const E& eps_pred, const Z& z, bool reduce_mean, G&& grad,
                      std::span<double> per_sample_loss = {}) {
     const auto ve = view(eps_pred);
     const auto vz = view(z);
-    auto vg = detail::writable_view(std::forward<G>(grad), "ddpm_sum_loss");
+    auto vg = detail::host_writable_view(std::forward<G>(grad), "ddpm_sum_loss");
     detail::require_same_shape(ve, vz, "ddpm_sum_loss", "eps_pred", "z");
     detail::require_same_shape(ve, vg, "ddpm_sum_loss", "eps_pred", "grad");
     if (detail::views_overlap(vg, ve)) detail::fail("ddpm_sum_loss", "grad must not overlap eps_pred");

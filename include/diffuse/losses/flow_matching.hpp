@@ -134,7 +134,7 @@ void flow_matching_noisy(const X0& x0, const Eps& noise, std::span<const double>
     constexpr std::string_view where = "flow_matching_noisy";
     const auto vx = view(x0);
     const auto ve = view(noise);
-    auto vo = detail::writable_view(std::forward<Out>(x_t), "flow_matching_noisy");
+    auto vo = detail::host_writable_view(std::forward<Out>(x_t), "flow_matching_noisy");
     detail::require_same_shape(vx, ve, where, "x0", "noise");
     detail::require_same_shape(vx, vo, where, "x0", "x_t");
     detail::require_batch_values(sigma, vx.batch, where, "sigma", false);
@@ -155,7 +155,7 @@ double flow_matching_loss(const Y& output, const X0& x0, const Eps& noise, std::
     const auto vy = view(output);
     const auto vx = view(x0);
     const auto ve = view(noise);
-    auto vg = detail::writable_view(std::forward<G>(grad), "flow_matching_loss");
+    auto vg = detail::host_writable_view(std::forward<G>(grad), "flow_matching_loss");
     detail::require_same_shape(vy, vg, where, "output", "grad");
     detail::require_same_shape(vx, ve, where, "x0", "noise");
     detail::require_same_shape(vy, vx, where, "output", "x0");

@@ -227,7 +227,7 @@ double hybrid_loss(const vlb_schedule& s, const Y& model_output, const X0& x0, c
     const auto vx = detail::host_input(x0);
     const auto vt = detail::host_input(x_t);
     const auto ve = detail::host_input(noise);
-    auto vg = detail::writable_view(std::forward<G>(grad), "hybrid_loss");
+    auto vg = detail::host_writable_view(std::forward<G>(grad), "hybrid_loss");
     detail::require_same_shape(vx, vt, where, "x0", "x_t");
     detail::require_same_shape(vx, ve, where, "x0", "noise");
     detail::require_same_shape(vy, vg, where, "model_output", "grad");
