@@ -46,30 +46,20 @@ namespace diffuse::detail {
 
 // ---------------------------------------------------------------------------------------------
 // Arithmetic rounded after every operation (no fma contraction on the device, whatever --fmad says).
-DIFFUSE_HD DIFFUSE_ALWAYS_INLINE float mul_rn(float a, float b) {
+template <class T>
+DIFFUSE_HD DIFFUSE_ALWAYS_INLINE T mul_rn(T a, T b) {
 #if defined(__CUDA_ARCH__)
-    return __fmul_rn(a, b);
+    if constexpr (std::is_same_v<T, float>) return __fmul_rn(a, b);
+    else return __dmul_rn(a, b);
 #else
     return a * b;
 #endif
 }
-DIFFUSE_HD DIFFUSE_ALWAYS_INLINE double mul_rn(double a, double b) {
+template <class T>
+DIFFUSE_HD DIFFUSE_ALWAYS_INLINE T add_rn(T a, T b) {
 #if defined(__CUDA_ARCH__)
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-DIFFUSE_HD DIFFUSE_ALWAYS_INLINE float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-    return __fadd_rn(a, b);
-#else
-    return a + b;
-#endif
-}
-DIFFUSE_HD DIFFUSE_ALWAYS_INLINE double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-    return __dadd_rn(a, b);
+    if constexpr (std::is_same_v<T, float>) return __fadd_rn(a, b);
+    else return __dadd_rn(a, b);
 #else
     return a + b;
 #endif
