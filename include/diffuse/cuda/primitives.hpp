@@ -306,21 +306,8 @@ struct noise_layout {
     }
 };
 
-template <class T>
-struct fill_normal_body {
-    T* out;
-    noise_layout z;
-    DIFFUSE_HD void operator()(std::size_t g) const {
-        constexpr unsigned per = normals_per_block<T>;
-        const std::size_t b = g / z.blocks_per_sample, block = g % z.blocks_per_sample;
-        const normal_block<T> n = normal_block_values<T>(z.seed, z.id(b), z.draw, block);
-        const std::size_t j0 = block * per, i0 = b * z.per_sample + j0;
-        const std::size_t count = z.per_sample - j0 < per ? z.per_sample - j0 : per;
-        for (std::size_t l = 0; l < count; ++l) out[i0 + l] = n.v[l];
-    }
-};
-
-// out = Σ c_k·x_k + c_noise·z with z generated in registers: lincomb_kernel's fold with the noise last.
+// out = Σ c_k·x_k + c_noise·z with z generated in registers: lincomb_kernel's fold with the noise last
+// (K = 0, c_noise = 1 is fill_normal: 1·z = z exactly).
 template <class T, std::size_t K>
 struct lincomb_noise_body {
     T* out;
@@ -515,7 +502,7 @@ private:
 
     template <class O>
     static void launch_fill(const O& o, const noise_layout& z) {
-        launch(o.batch * z.blocks_per_sample, fill_normal_body<T>{o.data, z}, "fill_normal");
+        launch(o.batch * z.blocks_per_sample, lincomb_noise_body<T, 0>{o.data, {}, device_coef<T>{T(1), nullptr}, z}, "fill_normal");
     }
 };
 
