@@ -12,8 +12,9 @@
 # Environment: CXX (compiler, default g++), DIFFUSE_BUILD_DIR (build folder, default build-<compiler>, with
 # -sanitize appended when sanitizing), BUILD_TYPE (default Release), DIFFUSE_WARNINGS_AS_ERRORS (ON in CI,
 # default OFF), DIFFUSE_BUILD_FUZZERS (default OFF; clang only), DIFFUSE_SANITIZE (default OFF:
-# -fsanitize=address,undefined -fno-sanitize-recover=all at -O1 for the whole build, without the standalone
-# header check and the benchmarks unless DIFFUSE_CHECK_HEADERS / DIFFUSE_BUILD_BENCHMARKS say ON; the tests run
+# -fsanitize=address,undefined -fno-sanitize-recover=all at -O1 for the whole build and -O0 for the test
+# sources unless DIFFUSE_TEST_COMPILE_OPTIONS says otherwise (tests/CMakeLists.txt names the few kept at -O1),
+# without the standalone header check and the benchmarks unless DIFFUSE_CHECK_HEADERS / DIFFUSE_BUILD_BENCHMARKS say ON; the tests run
 # with ASAN_OPTIONS / UBSAN_OPTIONS that stop at the first report unless the environment sets them), JOBS
 # (default nproc).
 # Extra arguments go to ctest (e.g. tools/test.sh -R adapt).
@@ -31,16 +32,19 @@ werror=${DIFFUSE_WARNINGS_AS_ERRORS:-OFF}
 fuzzers=${DIFFUSE_BUILD_FUZZERS:-OFF}
 sanitize=${DIFFUSE_SANITIZE:-OFF}
 sanitizer_flags=()
+test_options=${DIFFUSE_TEST_COMPILE_OPTIONS-}
 if [[ "$sanitize" == ON ]]; then
   build=${DIFFUSE_BUILD_DIR:-$root/build-$(basename "$cxx")-sanitize}
   flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-  # -O1 (AddressSanitizer's recommendation) instead of -O3: a shorter compile, which is most of the run
+  # -O1 (AddressSanitizer's recommendation) instead of -O3: a shorter compile, which is most of the run; the
+  # test sources at -O0 (DIFFUSE_TEST_COMPILE_OPTIONS), but for the few whose run costs more (tests/CMakeLists.txt)
   # The standalone header check and the benchmarks run no code under test: the plain build compiles them, the
   # sanitizer build leaves them out (DIFFUSE_CHECK_HEADERS / DIFFUSE_BUILD_BENCHMARKS=ON put them back).
   sanitizer_flags=(-DCMAKE_CXX_FLAGS="$flags" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG"
                    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
                    -DDIFFUSE_CHECK_HEADERS="${DIFFUSE_CHECK_HEADERS:-OFF}"
                    -DDIFFUSE_BUILD_BENCHMARKS="${DIFFUSE_BUILD_BENCHMARKS:-OFF}")
+  test_options=${DIFFUSE_TEST_COMPILE_OPTIONS--O0}
   export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
@@ -73,6 +77,7 @@ cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_BUILD_TYPE="$build_type" \
   -DDIFFUSE_WARNINGS_AS_ERRORS="$werror" \
   -DDIFFUSE_BUILD_FUZZERS="$fuzzers" \
+  -DDIFFUSE_TEST_COMPILE_OPTIONS="$test_options" \
   "${sanitizer_flags[@]}"
 cmake --build "$build" -j "$jobs"
 ctest --test-dir "$build" -j "$jobs" --output-on-failure "$@"
