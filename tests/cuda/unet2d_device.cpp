@@ -6,9 +6,9 @@
 // blocked GEMM / Winograd there), in the group norm's variance (two-pass Σ(x − μ)² here, E[x²] − μ² there) and
 // in exp (expf vs nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O2,
 // max |device − cpu| / max |cpu|): 3.7e-7 … 7.6e-7 on the six folders below, ≤ 1.3e-6 on the random
-// configurations, 4.1e-5 after 3 DDIM steps (the
-// update divides by √ᾱ ≈ 0.2 and the random-weight network amplifies). The bounds, 1e-5 and 1e-3, are ~10x
-// the measurement and far under what a wrong layer gives (order 1).
+// configurations (unet2d_checks.hpp), 4.1e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
+// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are ~10x the measurement and far under what a
+// wrong layer gives (order 1).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -30,23 +30,16 @@
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/schedules/beta.hpp"
+#include "unet2d_checks.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 const fs::path golden = fs::path(DIFFUSE_GOLDEN_DIR) / "unet";
 
-// max_i |a_i − b_i| / max_i |b_i|: the error relative to the output's scale (elementwise relative error
-// is meaningless for the outputs near zero)
 double max_relative_error(const std::vector<float>& a, const std::vector<float>& b) {
     REQUIRE(a.size() == b.size());
-    double worst = 0, scale = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
-        scale = std::max(scale, std::abs(double(b[i])));
-    }
-    REQUIRE(scale > 0);
-    return worst / scale;
+    return diffuse_device_checks::max_relative_error(a, b);
 }
 
 template <class T>
@@ -88,79 +81,12 @@ TEST_CASE("device U-Net forward equals the CPU forward on the golden networks", 
     }
 }
 
-namespace {
-// Every weight drawn uniformly in [−0.3, 0.3] (gains near 1 so that the activations stay of order 1).
-struct random_weights final : diffuse::nn::tensor_source {
-    std::mt19937_64 rng;
-    explicit random_weights(std::uint64_t seed) : rng(seed) {}
-    std::vector<float> get(const std::string& name, const std::vector<std::size_t>& shape) override {
-        std::size_t n = 1;
-        for (auto d : shape) n *= d;
-        std::uniform_real_distribution<float> u(-0.3f, 0.3f);
-        std::vector<float> v(n);
-        const bool gain = name.find("norm") != std::string::npos && name.ends_with(".weight");
-        for (auto& x : v) x = gain ? 1.0f + u(rng) : u(rng);
-        return v;
-    }
-};
-}  // namespace
-
 TEST_CASE("device U-Net equals the CPU U-Net on random small configurations (property)", "[cuda_host][unet2d]") {
-    using namespace diffuse::nn;
     std::mt19937_64 rng(20261203);
-    auto pick = [&](std::size_t n) { return std::size_t(rng() % n); };
     for (int round = 0; round < 6; ++round) {
-        unet2d_config c;
-        const std::size_t levels = 1 + pick(3);
-        c.in_channels = 1 + pick(3);
-        c.out_channels = 1 + pick(3);
-        c.norm_num_groups = pick(2) ? 2 : 4;
-        c.block_out_channels.clear();
-        c.down_blocks.clear();
-        c.up_blocks.clear();
-        for (std::size_t i = 0; i < levels; ++i) {
-            c.block_out_channels.push_back(c.norm_num_groups * (2 + pick(2)));
-            c.down_blocks.push_back(down_block_kind(pick(3)));
-            c.up_blocks.push_back(up_block_kind(pick(3)));
-        }
-        c.layers_per_block = 1 + pick(2);
-        c.attention_head_dim = pick(2) ? std::optional<std::size_t>{} : std::optional<std::size_t>{c.norm_num_groups};
-        c.downsample_padding = pick(2);
-        c.downsample_type = resample_kind(pick(2));
-        c.upsample_type = resample_kind(pick(2));
-        c.mid_block = pick(3) != 0;
-        c.add_attention = pick(2) != 0;
-        c.mid_block_scale_factor = pick(2) ? 1.0 : 1.414;
-        c.scale_shift = pick(2) != 0;
-        c.center_input_sample = pick(2) != 0;
-        c.act_fn = std::array{activation::silu, activation::mish, activation::gelu, activation::relu}[pick(4)];
-        c.flip_sin_to_cos = pick(2) != 0;
-        c.freq_shift = double(pick(2));
-        if (pick(2)) {
-            c.class_embed_type = class_embedding_kind::table;
-            c.num_class_embeds = 5;
-        }
-        const std::size_t batch = 1 + pick(3), f = c.downsampling_factor(), h = f * (1 + pick(2)), w = f * (1 + pick(2));
-        INFO("round " << round << ": " << levels << " levels, batch " << batch << ", " << h << " x " << w);
-        random_weights weights(rng());
-        unet2d cpu(c, weights);
-        std::vector<float> x(batch * c.in_channels * h * w);
-        std::normal_distribution<float> normal;
-        for (auto& v : x) v = normal(rng);
-        std::vector<double> t(batch);
-        for (auto& v : t) v = double(pick(1000));
-        std::vector<std::int64_t> labels;
-        if (c.class_conditional()) for (std::size_t b = 0; b < batch; ++b) labels.push_back(std::int64_t(pick(5)));
-        std::vector<float> expected(batch * c.out_channels * h * w);
-        cpu.forward(x.data(), batch, h, w, t, labels, expected.data());
-
-        device_unet2d net(cpu);
-        thrust::device_vector<float> dx(x.begin(), x.end()), dout(expected.size());
-        net.forward(diffuse::device_view(static_cast<const float*>(thrust::raw_pointer_cast(dx.data())), batch, x.size() / batch),
-                    h, w, t, labels, diffuse::device_view(thrust::raw_pointer_cast(dout.data()), batch, expected.size() / batch));
-        const double err = max_relative_error(to_host(dout), expected);
-        INFO("max relative error " << err);
-        CHECK(err < 1e-5);
+        const auto r = diffuse_device_checks::random_unet2d_forward(rng);
+        INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error);
+        CHECK(r.max_relative_error < 1e-5);
     }
 }
 

@@ -17,13 +17,17 @@
 // Not done: shared-memory tiling, cuDNN/cuBLASLt, BF16, CUDA graphs.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "diffuse/adapt/std.hpp"
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/space_buffer.hpp"
 #include "diffuse/core/tensor.hpp"

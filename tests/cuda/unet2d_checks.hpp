@@ -1,0 +1,106 @@
+#pragma once
+// The device U-Net against the CPU U-Net on a random small configuration (Catch-free: test_cuda_host's
+// property and test_cuda_gpu's check share it). Every block kind, resampler kind, activation, head split,
+// time scale-shift, input centring and the class table are drawn; the weights uniform in [−0.3, 0.3] (norm
+// gains 1 ± 0.3) so that the activations stay of order 1.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "diffuse/cuda/unet2d.hpp"
+
+namespace diffuse_device_checks {
+
+// max_i |a_i − b_i| / max_i |b_i|: the error relative to the output's scale (an elementwise relative error
+// means nothing for the outputs near zero); infinity when the sizes differ or b is all zero.
+inline double max_relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return INFINITY;
+    double worst = 0, scale = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+        scale = std::max(scale, std::abs(double(b[i])));
+    }
+    return scale > 0 ? worst / scale : INFINITY;
+}
+
+struct random_weights final : diffuse::nn::tensor_source {
+    std::mt19937_64 rng;
+    explicit random_weights(std::uint64_t seed) : rng(seed) {}
+    std::vector<float> get(const std::string& name, const std::vector<std::size_t>& shape) override {
+        std::size_t n = 1;
+        for (auto d : shape) n *= d;
+        std::uniform_real_distribution<float> u(-0.3f, 0.3f);
+        std::vector<float> v(n);
+        const bool gain = name.find("norm") != std::string::npos && name.ends_with(".weight");
+        for (auto& x : v) x = gain ? 1.0f + u(rng) : u(rng);
+        return v;
+    }
+};
+
+struct unet2d_comparison {
+    std::string description;
+    double max_relative_error;
+};
+
+inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng) {
+    using namespace diffuse::nn;
+    auto pick = [&](std::size_t n) { return std::size_t(rng() % n); };
+    unet2d_config c;
+    const std::size_t levels = 1 + pick(3);
+    c.in_channels = 1 + pick(3);
+    c.out_channels = 1 + pick(3);
+    c.norm_num_groups = pick(2) ? 2 : 4;
+    c.block_out_channels.clear();
+    c.down_blocks.clear();
+    c.up_blocks.clear();
+    for (std::size_t i = 0; i < levels; ++i) {
+        c.block_out_channels.push_back(c.norm_num_groups * (2 + pick(2)));
+        c.down_blocks.push_back(down_block_kind(pick(3)));
+        c.up_blocks.push_back(up_block_kind(pick(3)));
+    }
+    c.layers_per_block = 1 + pick(2);
+    c.attention_head_dim = pick(2) ? std::optional<std::size_t>{} : std::optional<std::size_t>{c.norm_num_groups};
+    c.downsample_padding = pick(2);
+    c.downsample_type = resample_kind(pick(2));
+    c.upsample_type = resample_kind(pick(2));
+    c.mid_block = pick(3) != 0;
+    c.add_attention = pick(2) != 0;
+    c.mid_block_scale_factor = pick(2) ? 1.0 : 1.414;
+    c.scale_shift = pick(2) != 0;
+    c.center_input_sample = pick(2) != 0;
+    c.act_fn = std::array{activation::silu, activation::mish, activation::gelu, activation::relu}[pick(4)];
+    c.flip_sin_to_cos = pick(2) != 0;
+    c.freq_shift = double(pick(2));
+    if (pick(2)) {
+        c.class_embed_type = class_embedding_kind::table;
+        c.num_class_embeds = 5;
+    }
+    const std::size_t batch = 1 + pick(3), f = c.downsampling_factor(), h = f * (1 + pick(2)), w = f * (1 + pick(2));
+    random_weights weights(rng());
+    unet2d cpu(c, weights);
+    std::vector<float> x(batch * c.in_channels * h * w);
+    std::normal_distribution<float> normal;
+    for (auto& v : x) v = normal(rng);
+    std::vector<double> t(batch);
+    for (auto& v : t) v = double(pick(1000));
+    std::vector<std::int64_t> labels;
+    if (c.class_conditional())
+        for (std::size_t b = 0; b < batch; ++b) labels.push_back(std::int64_t(pick(5)));
+    std::vector<float> expected(batch * c.out_channels * h * w), got(expected.size());
+    cpu.forward(x.data(), batch, h, w, t, labels, expected.data());
+
+    device_unet2d net(cpu);
+    diffuse::space_buffer<float, diffuse::memory_space::device> dx(x.size()), dout(expected.size());
+    diffuse::copy(dx, x);
+    net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch));
+    diffuse::copy(got, dout);
+    return {std::to_string(levels) + " levels, batch " + std::to_string(batch) + ", " + std::to_string(h) + " x " +
+                std::to_string(w),
+            max_relative_error(got, expected)};
+}
+
+}  // namespace diffuse_device_checks
