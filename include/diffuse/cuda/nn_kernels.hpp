@@ -278,13 +278,14 @@ struct avg_pool_body {  // y[b, i, j, c] = (((x00 + x01) + x10) + x11) / 4
         y[i] = (((p00[0] + p00[c]) + p10[0]) + p10[c]) / 4.0f;
     }
 };
-// y[i] = act(y[i] + x[i]) (x null: act(y[i])); or y[i] += table[label[i / n]·n + i % n] for a class table
+// y[i] = act(y[i] + x[i]) (x null: act(y[i]))
 struct add_activate_body {
     float* y;
     const float* x;
     activation act;
     DIFFUSE_HD void operator()(std::size_t i) const { y[i] = activate(act, x ? y[i] + x[i] : y[i]); }
 };
+// y[i] += table[rows[i / n]·n + i % n]: a class table's rows added to the time embedding
 struct gather_add_body {
     float* y;
     const float* table;

@@ -9,7 +9,8 @@
 //
 // The forward mirrors unet2d::run block by block (see nn/unet2d.hpp for the equations); the time (and
 // class-timestep) features are computed on the host by nn/embedding.hpp, as the CPU model computes them, and
-// reach the device in one copy per call with the per-sample class rows and times; everything after that
+// reach the device in one copy per call with the per-sample class rows, times and class vectors (class_embed_type
+// "identity"); everything after that
 // runs on the device. The group norms are fused into the convolution that follows them (its input prologue)
 // where the CPU model fuses them. Activation workspaces are owned by the network and grown, never shrunk:
 // the first forward of a (batch, size) allocates, later ones of that shape or smaller allocate nothing.
@@ -220,8 +221,8 @@ private:
 
     // ---- forward --------------------------------------------------------------------------------------------
     // ws_.cond on the device: [time features (batch × din) | class-timestep features (batch × din) |
-    // class rows (batch) | times (batch)], from one host copy; then emb = MLP(features) (+ class embedding) and
-    // emb_act = act_fn(emb).
+    // class rows (batch) | times (batch) | class vectors (batch × temb, "identity" only)], from one host copy;
+    // then emb = MLP(features) (+ class embedding) and emb_act = act_fn(emb).
     void embed(std::size_t batch, std::span<const double> t, std::span<const std::int64_t> labels,
                std::span<const float> class_vectors) {
         const std::size_t C0 = cfg_.block_out_channels[0], din = cfg_.time_input_dim(), temb = cfg_.time_embed_dim();
