@@ -32,7 +32,7 @@ int main() {
 
     // the device U-Net against the CPU U-Net on random small configurations (bound: tests/cuda/unet2d_device.cpp)
     std::mt19937_64 rng(20261203);
-    for (int round = 0; round < 6; ++round) {
+    for (int round = 0; round < 24; ++round) {
         const auto r = checks::random_unet2d_forward(rng);
         log.at_most("device U-Net vs CPU U-Net, " + r.description + ": max relative error", r.max_relative_error, 1e-5);
     }

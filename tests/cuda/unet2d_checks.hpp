@@ -1,7 +1,8 @@
 #pragma once
 // The device U-Net against the CPU U-Net on a random small configuration (Catch-free: test_cuda_host's
 // property and test_cuda_gpu's check share it). Every block kind, resampler kind, activation, head split,
-// time scale-shift, input centring and the class table are drawn; the weights uniform in [−0.3, 0.3] (norm
+// time scale-shift, input centring, time-feature kind (positional, Fourier, learned) and class embedding
+// (none, table, timestep, identity vectors) is drawn; the weights uniform in [−0.3, 0.3] (norm
 // gains 1 ± 0.3) so that the activations stay of order 1.
 #include <algorithm>
 #include <array>
@@ -75,31 +76,49 @@ inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng) {
     c.act_fn = std::array{activation::silu, activation::mish, activation::gelu, activation::relu}[pick(4)];
     c.flip_sin_to_cos = pick(2) != 0;
     c.freq_shift = double(pick(2));
-    if (pick(2)) {
-        c.class_embed_type = class_embedding_kind::table;
-        c.num_class_embeds = 5;
-    }
-    const std::size_t batch = 1 + pick(3), f = c.downsampling_factor(), h = f * (1 + pick(2)), w = f * (1 + pick(2));
+    c.time_embedding_type = time_embedding_kind(pick(3));
+    if (c.time_embedding_type == time_embedding_kind::learned) c.num_train_timesteps = 1000;
+    c.class_embed_type = class_embedding_kind(pick(4));
+    if (c.class_embed_type == class_embedding_kind::timestep && c.time_embedding_type == time_embedding_kind::learned)
+        c.class_embed_type = class_embedding_kind::table;  // not a diffusers combination (unet2d_config refuses it)
+    if (c.class_embed_type == class_embedding_kind::table) c.num_class_embeds = 5;
+    // at least 2 x 2 pixels on the deepest level: a group norm over one pixel of a 2-channel group maps the two
+    // values to ±γ + β whatever their difference, so rounding-level changes there move the output by O(1)
+    // (measured: the CPU model's output moves by 3e-3 of its scale when x moves by one ulp)
+    const std::size_t batch = 1 + pick(3), f = c.downsampling_factor(), h = f * (2 + pick(2)), w = f * (2 + pick(2));
     random_weights weights(rng());
     unet2d cpu(c, weights);
     std::vector<float> x(batch * c.in_channels * h * w);
     std::normal_distribution<float> normal;
     for (auto& v : x) v = normal(rng);
+    // times: integer timesteps in [0, 1000), or σ-like values in [0.05, 100) for Fourier features (which take ln t)
+    const bool fourier = c.time_embedding_type == time_embedding_kind::fourier;
     std::vector<double> t(batch);
-    for (auto& v : t) v = double(pick(1000));
+    for (auto& v : t) v = fourier ? 0.05 + double(pick(1000)) / 10.0 : double(pick(1000));
+    // class labels: rows of the 5-entry table, or times of the class-timestep features (positive: Fourier's ln);
+    // class_embed_type identity takes one time_embed_dim vector per sample instead
     std::vector<std::int64_t> labels;
-    if (c.class_conditional())
-        for (std::size_t b = 0; b < batch; ++b) labels.push_back(std::int64_t(pick(5)));
+    std::vector<float> class_vectors;
+    if (c.class_embed_type == class_embedding_kind::table || c.class_embed_type == class_embedding_kind::timestep)
+        for (std::size_t b = 0; b < batch; ++b)
+            labels.push_back(c.class_embed_type == class_embedding_kind::table ? std::int64_t(pick(5)) : std::int64_t(1 + pick(999)));
+    if (c.class_embed_type == class_embedding_kind::identity) {
+        class_vectors.resize(batch * c.time_embed_dim());
+        for (auto& v : class_vectors) v = normal(rng);
+    }
     std::vector<float> expected(batch * c.out_channels * h * w), got(expected.size());
-    cpu.forward(x.data(), batch, h, w, t, labels, expected.data());
+    cpu.forward(x.data(), batch, h, w, t, labels, expected.data(), class_vectors);
 
     device_unet2d net(cpu);
     diffuse::space_buffer<float, diffuse::memory_space::device> dx(x.size()), dout(expected.size());
     diffuse::copy(dx, x);
-    net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch));
+    net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch), class_vectors);
     diffuse::copy(got, dout);
+    constexpr std::array time_names{"positional", "fourier", "learned"};
+    constexpr std::array class_names{"none", "table", "timestep", "identity"};
     return {std::to_string(levels) + " levels, batch " + std::to_string(batch) + ", " + std::to_string(h) + " x " +
-                std::to_string(w),
+                std::to_string(w) + ", time " + time_names[std::size_t(c.time_embedding_type)] + ", class " +
+                class_names[std::size_t(c.class_embed_type)],
             max_relative_error(got, expected)};
 }
 

@@ -4,11 +4,12 @@
 //
 // Tolerance: the two differ in the order of the long sums (one running sum per output here, the CPU's
 // blocked GEMM / Winograd there), in the group norm's variance (two-pass Σ(x − μ)² here, E[x²] − μ² there) and
-// in exp (expf vs nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O2,
-// max |device − cpu| / max |cpu|): 3.7e-7 … 7.6e-7 on the six folders below, ≤ 1.3e-6 on the random
-// configurations (unet2d_checks.hpp), 4.1e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
-// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are ~10x the measurement and far under what a
-// wrong layer gives (order 1).
+// in exp (expf vs nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O3,
+// max |device − cpu| / max |cpu|): 3.7e-7 … 7.6e-7 on the nine golden folders below, ≤ 3.0e-6 on the 24 random
+// configurations (unet2d_checks.hpp; the same maximum over 600 rounds of two seeds), about the CPU model's own
+// change when x moves by one ulp; 4.1e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
+// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are 3x and 25x the measurement and far under
+// what a wrong layer gives (order 1).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,7 +54,8 @@ std::vector<float> to_host(const T& device) {
 }  // namespace
 
 TEST_CASE("device U-Net forward equals the CPU forward on the golden networks", "[cuda_host][unet2d]") {
-    for (const char* name : {"cifar10_tiny", "class_cond", "resnet_sampling", "scale_shift", "class_timestep", "fourier"}) {
+    for (const char* name : {"cifar10_tiny", "class_cond", "resnet_sampling", "scale_shift", "class_timestep", "fourier",
+                             "class_identity", "learned", "multihead"}) {
         INFO(name);
         const fs::path dir = golden / name;
         diffuse::nn::unet2d cpu = diffuse::io::load_unet2d(dir);
@@ -61,29 +64,35 @@ TEST_CASE("device U-Net forward equals the CPU forward on the golden networks", 
         const std::vector<float> x = xs.as<float>();
         const std::vector<double> t = diffuse::io::read_npy((dir / "t.npy").string()).as<double>();
         std::vector<std::int64_t> labels;
-        if (fs::exists(dir / "class.npy")) labels = diffuse::io::read_npy((dir / "class.npy").string()).as<std::int64_t>();
+        std::vector<float> class_vectors;  // class_embed_type "identity": float vectors, not labels
+        if (fs::exists(dir / "class.npy")) {
+            const auto cl = diffuse::io::read_npy((dir / "class.npy").string());
+            if (cl.dtype == "<f4") class_vectors = cl.as<float>();
+            else labels = cl.as<std::int64_t>();
+        }
         const std::size_t out_n = batch * cpu.config().out_channels * h * w;
         std::vector<float> expected(out_n);
-        cpu.forward(x.data(), batch, h, w, t, labels, expected.data());
+        cpu.forward(x.data(), batch, h, w, t, labels, expected.data(), class_vectors);
 
         diffuse::nn::device_unet2d net(cpu);
         thrust::device_vector<float> dx(x.begin(), x.end()), dout(out_n);
         const auto xv = diffuse::device_view(static_cast<const float*>(thrust::raw_pointer_cast(dx.data())), batch, x.size() / batch);
         const auto ov = diffuse::device_view(thrust::raw_pointer_cast(dout.data()), batch, out_n / batch);
-        net.forward(xv, h, w, t, labels, ov);
+        net.forward(xv, h, w, t, labels, ov, class_vectors);
         const double err = max_relative_error(to_host(dout), expected);
         INFO("max relative error " << err);
         CHECK(err < 1e-5);
         // a second call of the same shape reuses the workspace and gives the same values
         thrust::device_vector<float> again(out_n);
-        net.forward(xv, h, w, t, labels, diffuse::device_view(thrust::raw_pointer_cast(again.data()), batch, out_n / batch));
+        net.forward(xv, h, w, t, labels, diffuse::device_view(thrust::raw_pointer_cast(again.data()), batch, out_n / batch),
+                    class_vectors);
         CHECK(to_host(again) == to_host(dout));
     }
 }
 
 TEST_CASE("device U-Net equals the CPU U-Net on random small configurations (property)", "[cuda_host][unet2d]") {
     std::mt19937_64 rng(20261203);
-    for (int round = 0; round < 6; ++round) {
+    for (int round = 0; round < 24; ++round) {
         const auto r = diffuse_device_checks::random_unet2d_forward(rng);
         INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error);
         CHECK(r.max_relative_error < 1e-5);
@@ -107,8 +116,20 @@ TEST_CASE("device U-Net checks shapes, times and labels", "[cuda_host][unet2d]")
     CHECK_THROWS_AS(net.forward(xv, h, w, t, std::vector<std::int64_t>{1, 11}, ov), diffuse::error);  // label range
     const auto short_out = diffuse::device_view(thrust::raw_pointer_cast(out.data()), 1, out.size() / 2);
     CHECK_THROWS_AS(net.forward(xv, h, w, t, labels, short_out), diffuse::error);    // out batch
+    CHECK_THROWS_AS(net.forward(xv, h, w, t, labels, ov, std::vector<float>(2 * cpu.config().time_embed_dim())),
+                    diffuse::error);  // class vectors for a class-table model
     diffuse::nn::device_unet2d_network f(net, h, w);
     CHECK_THROWS_AS(diffuse::nn::device_unet2d_network(net, 7, 8), diffuse::error);
+
+    // class_embed_type "identity": batch x time_embed_dim class vectors, no labels
+    diffuse::nn::unet2d cpu_identity = diffuse::io::load_unet2d(golden / "class_identity");
+    diffuse::nn::device_unet2d identity(cpu_identity);
+    const std::vector<float> vectors(2 * cpu_identity.config().time_embed_dim(), 0.5f);
+    CHECK_NOTHROW(identity.forward(xv, h, w, t, {}, ov, vectors));
+    CHECK_THROWS_AS(identity.forward(xv, h, w, t, {}, ov), diffuse::error);                       // vectors needed
+    CHECK_THROWS_AS(identity.forward(xv, h, w, t, {}, ov, std::span(vectors).first(vectors.size() - 1)),
+                    diffuse::error);                                                              // one value short
+    CHECK_THROWS_AS(identity.forward(xv, h, w, t, labels, ov, vectors), diffuse::error);          // labels as well
 }
 
 TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals the CPU run", "[cuda_host][unet2d]") {
