@@ -16,6 +16,10 @@
 // the first forward of a (batch, size) allocates, later ones of that shape or smaller allocate nothing.
 // Results agree with the CPU model to float rounding (different summation order and exp): see nn_kernels.hpp.
 // Not done: shared-memory tiling, cuDNN/cuBLASLt, BF16, CUDA graphs.
+//
+// device_unet2d is basic_device_unet2d<float>: a class template (float its only element type) so that its
+// kernel launches are instantiated only where the network is used — in a .cu file, or a host build with
+// DIFFUSE_CUDA_ON_HOST; a plain .cpp that only includes this header (or names the type) compiles.
 
 #include <algorithm>
 #include <cmath>
@@ -40,14 +44,16 @@
 
 namespace diffuse::nn {
 
-class device_unet2d {
+template <class Float>
+class basic_device_unet2d {
+    static_assert(std::is_same_v<Float, float>, "diffuse: the device U-Net runs in float32 (device_unet2d)");
     using buffer = space_buffer<float, memory_space::device>;
     using dbuffer = space_buffer<double, memory_space::device>;
 
 public:
     static constexpr memory_space space = memory_space::device;
 
-    explicit device_unet2d(const unet2d& net) : cfg_(net.cfg_), host_freqs_(net.freqs_), host_time_table_(net.time_table_) {
+    explicit basic_device_unet2d(const unet2d& net) : cfg_(net.cfg_), host_freqs_(net.freqs_), host_time_table_(net.time_table_) {
         if (cfg_.num_class_embeds && *cfg_.num_class_embeds > (std::size_t(1) << 24))
             diffuse::detail::fail("device_unet2d", "num_class_embeds above 2^24 is not supported on the device");
         conv_in_ = upload(net.conv_in_);
@@ -484,6 +490,8 @@ private:
     std::vector<double> label_times_;
     std::size_t cond_rows_ = 0, cond_times_ = 0;
 };
+
+using device_unet2d = basic_device_unet2d<float>;
 
 // device_unet2d as a network for diffuse::model on device states (unet2d_network's class-label handling).
 using device_unet2d_network = unet2d_network_of<device_unet2d>;

@@ -102,10 +102,12 @@ inline void check_unet2d_call(const unet2d_config& cfg, std::string_view where, 
                                      "[0, num_class_embeds = " + std::to_string(*cfg.num_class_embeds) + ")");
 }
 
-class device_unet2d;  // diffuse/cuda/unet2d.hpp: the same network on device memory, built from this one
+template <class Float>
+class basic_device_unet2d;  // diffuse/cuda/unet2d.hpp (device_unet2d): the same network on device memory, built from this one
 
 class unet2d {
-    friend class device_unet2d;
+    template <class Float>
+    friend class basic_device_unet2d;
 
 public:
     // Builds the network of `config`, reading every weight from `weights`.
