@@ -1,14 +1,14 @@
 // The device U-Net (diffuse/cuda/unet2d.hpp) against the CPU U-Net (nn/unet2d.hpp), its kernels' bodies run
-// on the host (THRUST_DEVICE_SYSTEM_CPP): the golden folders' networks and inputs, a short DDIM run on a
-// thrust::device_vector, and the shape checks.
+// on the host (THRUST_DEVICE_SYSTEM_CPP): the golden folders' networks and inputs, random configurations, a
+// short DDIM run on a thrust::device_vector against DDIM written out over the CPU U-Net, and the shape checks.
 //
 // Tolerance: the two differ in the order of the long sums (one running sum per output here, the CPU's
 // blocked GEMM / Winograd there), in the group norm's variance (two-pass Σ(x − μ)² here, E[x²] − μ² there) and
 // in exp (expf vs nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O3,
 // max |device − cpu| / max |cpu|): 3.7e-7 … 7.6e-7 on the nine golden folders below, ≤ 3.0e-6 on the 24 random
 // configurations (unet2d_checks.hpp; the same maximum over 600 rounds of two seeds), about the CPU model's own
-// change when x moves by one ulp; 4.1e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
-// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are 3x and 25x the measurement and far under
+// change when x moves by one ulp; 3.8e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
+// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are 3x and 26x the measurement and far under
 // what a wrong layer gives (order 1).
 #include <catch2/catch.hpp>
 
@@ -132,7 +132,7 @@ TEST_CASE("device U-Net checks shapes, times and labels", "[cuda_host][unet2d]")
     CHECK_THROWS_AS(identity.forward(xv, h, w, t, labels, ov, vectors), diffuse::error);          // labels as well
 }
 
-TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals the CPU run", "[cuda_host][unet2d]") {
+TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals DDIM over the CPU U-Net", "[cuda_host][unet2d]") {
     diffuse::nn::unet2d cpu = diffuse::io::load_unet2d(golden / "cifar10_tiny");
     diffuse::nn::device_unet2d dnet(cpu);
     const std::size_t batch = 2, h = 16, w = 16, per = cpu.config().in_channels * h * w;
@@ -140,13 +140,23 @@ TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals the CPU 
     std::vector<double> ac(a.size());
     double p = 1;
     for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
-    const diffuse::time_grid grid = diffuse::discrete_grid(std::vector<std::int64_t>{900, 600, 300});
+    const std::vector<std::int64_t> steps{900, 600, 300};
+    const diffuse::time_grid grid = diffuse::discrete_grid(steps);
     std::vector<float> x0(batch * per);
     for (std::size_t i = 0; i < x0.size(); ++i) x0[i] = std::sin(0.37f * float(i));
 
-    std::vector<float> host = x0;
-    diffuse::model mh(diffuse::nn::unet2d_network(cpu, h, w), diffuse::prediction::epsilon, diffuse::discrete_time(ac));
-    diffuse::sample_ddim(mh, diffuse::batched(host, batch), ac, grid, diffuse::ddim_options{});
+    // the reference, written out: eq. 12 of Song et al. with η = 0 (samplers/ddim.hpp) over the CPU U-Net's ε,
+    // x̂₀ = (x − √(1 − ᾱ_t)·ε)/√ᾱ_t clipped to [−1, 1] (ddim_options' default), x ← √ᾱ_p·x̂₀ + √(1 − ᾱ_p)·ε
+    // with p the next timestep and ᾱ_p = 1 past the last (set_alpha_to_one)
+    std::vector<float> host = x0, eps(host.size());
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const double at = ac[std::size_t(steps[i])], ap = i + 1 < steps.size() ? ac[std::size_t(steps[i + 1])] : 1.0;
+        cpu.forward(host.data(), batch, h, w, std::vector<double>(batch, double(steps[i])), {}, eps.data());
+        for (std::size_t k = 0; k < host.size(); ++k) {
+            const double x0_hat = std::clamp((host[k] - std::sqrt(1 - at) * eps[k]) / std::sqrt(at), -1.0, 1.0);
+            host[k] = static_cast<float>(std::sqrt(ap) * x0_hat + std::sqrt(1 - ap) * eps[k]);
+        }
+    }
 
     thrust::device_vector<float> device(x0.begin(), x0.end());
     diffuse::model md(diffuse::nn::device_unet2d_network(dnet, h, w), diffuse::prediction::epsilon, diffuse::discrete_time(ac));
