@@ -1,7 +1,9 @@
 // Device backend throughput on one GPU, all in one run (so the ratios hold on a shared machine):
 //   lincomb with 3 inputs (3 reads + 1 write per element) against cudaMemcpy device to device (1 read +
 //   1 write) — the memory-bandwidth goal is lincomb >= 85% of cudaMemcpy's bytes per second;
-//   fill_normal and lincomb_noise (normals per second); sum_squares (the fixed-block reduction).
+//   fill_normal and lincomb_noise (normals per second); sum_squares (the fixed-block reduction);
+//   with a diffusers UNet2DModel folder as the second argument: one device_unet2d forward (float32) at batch 1
+//   and 64 at the model's sample size (tools/bench_unet_cuda.py times PyTorch eager on the same folder).
 // Each figure is the median of 21 timed repetitions (cudaEvent) after 3 warm-ups.
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +13,8 @@
 #include <cuda_runtime_api.h>
 
 #include "diffuse/cuda/primitives.hpp"
+#include "diffuse/cuda/unet2d.hpp"
+#include "diffuse/io/diffusers.hpp"
 
 namespace {
 template <class F>
@@ -77,6 +81,28 @@ int main(int argc, char** argv) {
     std::printf("%-40s %12.3f %7.2f Gnormal/s\n", "fill_normal", fill_ms, double(n) / fill_ms / 1e6);
     std::printf("%-40s %12.3f %7.2f Gnormal/s\n", "lincomb_noise, 2 inputs + noise", noise_ms, double(n) / noise_ms / 1e6);
     std::printf("%-40s %12.3f %11.1f GB/s\n", "sum_squares (fixed blocks)", sum_ms, bytes / sum_ms / 1e6);
+
+    if (argc > 2) {  // the U-Net forward
+        diffuse::nn::unet2d host = diffuse::io::load_unet2d(argv[2]);
+        diffuse::nn::device_unet2d net(host);
+        const auto& cfg = host.config();
+        const std::size_t h = cfg.sample_height ? cfg.sample_height : 32, w = cfg.sample_width ? cfg.sample_width : h;
+        for (std::size_t b : {std::size_t(1), std::size_t(64)}) {
+            buffer x(b * cfg.in_channels * h * w), y(b * cfg.out_channels * h * w);
+            diffuse::fill_normal(x.view(b, x.size() / b), 3, 0);
+            const std::vector<double> t(b, 500.0);
+            std::vector<std::int64_t> labels;
+            if (cfg.class_conditional() && cfg.class_embed_type != diffuse::nn::class_embedding_kind::identity)
+                labels.assign(b, 0);
+            const double ms = median_ms([&] { net.forward(x.view(b, x.size() / b), h, w, t, labels, y.view(b, y.size() / b)); });
+            const cudaError_t e = cudaDeviceSynchronize();
+            if (e != cudaSuccess) {
+                std::printf("bench_cuda: CUDA error %s in the U-Net forward\n", cudaGetErrorString(e));
+                return 1;
+            }
+            std::printf("unet2d forward, batch %-3zu %zux%zu (float32) %12.3f %9.1f img/s\n", b, h, w, ms, double(b) / ms * 1e3);
+        }
+    }
     std::printf("elements per tensor: %zu\n", n);
     return 0;
 }

@@ -5,13 +5,18 @@
 #   2. build test_cuda_gpu and bench_cuda;
 #   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit);
 #   4. print bench_cuda's table: lincomb (3 inputs) bandwidth against cudaMemcpy device to device in the same
-#      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares.
-# Usage: benchmarks/cuda/run_device_checks.sh [build-dir] [elements-per-tensor]   (exit status: the test's)
+#      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares, and the device U-Net forward
+#      (float32, batch 1 and 64) of a UNet2DModel folder;
+#   5. the same forward in PyTorch eager (tools/bench_unet_cuda.py), when torch with CUDA and diffusers import.
+# Usage: benchmarks/cuda/run_device_checks.sh [build-dir] [elements-per-tensor] [unet-folder]
+#   (exit status: the test's; unet-folder: tests/golden/unet-large/cifar10 when present, else the tiny golden one)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$root/build-device-checks}
 elements=${2:-67108864}
+unet=${3:-$root/tests/golden/unet-large/cifar10}
+[[ -d $unet ]] || unet=$root/tests/golden/unet/cifar10_tiny
 
 command -v nvidia-smi >/dev/null || { echo "run_device_checks: nvidia-smi not found: no NVIDIA GPU here" >&2; exit 2; }
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' ')
@@ -38,6 +43,12 @@ status=0
 echo "== test_cuda_gpu"
 timeout 120 "$build/tests/cuda/test_cuda_gpu" || status=$?
 echo "== bench_cuda ($elements floats per tensor)"
-timeout 60 "$build/benchmarks/cuda/bench_cuda" "$elements" || echo "bench_cuda failed: $?"
+timeout 120 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" || echo "bench_cuda failed: $?"
+if python3 -c 'import torch, diffusers; assert torch.cuda.is_available()' 2>/dev/null; then
+  echo "== PyTorch eager, same U-Net ($unet)"
+  timeout 120 python3 "$root/tools/bench_unet_cuda.py" --model "$unet" || echo "bench_unet_cuda.py failed: $?"
+else
+  echo "== PyTorch eager: torch with CUDA or diffusers not importable: skipped"
+fi
 echo "== done in $((SECONDS - start)) s; test status $status"
 exit "$status"

@@ -41,6 +41,10 @@ struct log {
                 return;
             }
     }
+    void at_most(const std::string& what, double value, double bound) {
+        ++checks;
+        if (!(value <= bound)) failures.push_back(what + ": " + std::to_string(value) + " > " + std::to_string(bound));
+    }
     void same(const std::string& what, std::size_t host, std::size_t device) {
         ++checks;
         if (host != device)

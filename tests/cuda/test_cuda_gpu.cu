@@ -1,5 +1,6 @@
 // The device backend on a real GPU (DIFFUSE_ENABLE_CUDA=ON): every device primitive against the host
-// primitive bit for bit (tests/cuda/device_checks.hpp), host/device noise equality included. Exits 77
+// primitive bit for bit (tests/cuda/device_checks.hpp), host/device noise equality included; the device U-Net
+// against the CPU U-Net within 1e-5 of the output scale (tests/cuda/unet2d_checks.hpp). Exits 77
 // (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
 #include <cstdio>
 #include <vector>
@@ -7,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include "device_checks.hpp"
+#include "unet2d_checks.hpp"
 
 int main() {
     int devices = 0;
@@ -27,6 +29,13 @@ int main() {
     diffuse::transform(dout, f, dx);
     diffuse::copy(device, dout);
     log.same_bits("transform with a __host__ __device__ lambda", host, device);
+
+    // the device U-Net against the CPU U-Net on random small configurations (bound: tests/cuda/unet2d_device.cpp)
+    std::mt19937_64 rng(20261203);
+    for (int round = 0; round < 24; ++round) {
+        const auto r = checks::random_unet2d_forward(rng);
+        log.at_most("device U-Net vs CPU U-Net, " + r.description + ": max relative error", r.max_relative_error, 1e-5);
+    }
 
     for (const auto& failure : log.failures) std::printf("FAILED: %s\n", failure.c_str());
     std::printf("test_cuda_gpu: %zu checks, %zu failed\n", log.checks, log.failures.size());

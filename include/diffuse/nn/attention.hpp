@@ -96,6 +96,12 @@ public:
     }
 
     [[nodiscard]] std::size_t channels() const noexcept { return channels_; }
+    [[nodiscard]] std::size_t heads() const noexcept { return heads_; }
+    [[nodiscard]] std::size_t dim_head() const noexcept { return dim_head_; }
+    [[nodiscard]] const std::optional<group_norm>& norm() const noexcept { return norm_; }
+    [[nodiscard]] const linear& qkv() const noexcept { return qkv_; }  // [q; k; v] stacked: 3·inner outputs
+    [[nodiscard]] const linear& out() const noexcept { return out_; }
+    [[nodiscard]] float rescale_output_factor() const noexcept { return rescale_; }
 
     // x, y: [batch, tokens, channels], y ≠ x.
     void forward(const float* x, std::size_t batch, std::size_t tokens, float* y, attention_workspace& ws) const {

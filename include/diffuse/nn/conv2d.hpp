@@ -277,6 +277,13 @@ public:
     [[nodiscard]] std::size_t kernel() const noexcept { return k_; }
     [[nodiscard]] std::size_t stride() const noexcept { return s_; }
     [[nodiscard]] padding2d padding() const noexcept { return pad_; }
+    // The weights as the direct algorithm's matrix B[(ky·k + kx)·Cin + ci, co] = w[co, ci, ky, kx], and the bias.
+    [[nodiscard]] std::vector<float> weight_matrix() const {
+        if (algo_ == conv_algorithm::winograd)
+            diffuse::detail::fail("conv2d::weight_matrix", "a conv2d built with algorithm = winograd keeps no direct weights");
+        return w_.unpacked();
+    }
+    [[nodiscard]] std::span<const float> bias() const noexcept { return bias_; }
 
     // Ho = (h + top + bottom − k) / stride + 1; throws when the padded input is smaller than the kernel.
     [[nodiscard]] std::size_t out_height(std::size_t h) const {

@@ -133,6 +133,13 @@ public:
     [[nodiscard]] std::size_t panels() const noexcept { return (n_ + detail::gemm_nr - 1) / detail::gemm_nr; }
     // Panel p: rows() × 16 floats, 64-byte aligned.
     [[nodiscard]] const float* panel(std::size_t p) const noexcept { return data_.get() + p * k_ * detail::gemm_nr; }
+    // The matrix B back, row-major rows() × cols() (for copying the weights elsewhere, e.g. to a device).
+    [[nodiscard]] std::vector<float> unpacked() const {
+        std::vector<float> b(k_ * n_);
+        for (std::size_t k = 0; k < k_; ++k)
+            for (std::size_t n = 0; n < n_; ++n) b[k * n_ + n] = panel(n / detail::gemm_nr)[k * detail::gemm_nr + n % detail::gemm_nr];
+        return b;
+    }
 
 private:
     void reserve(std::size_t size) {

@@ -75,6 +75,9 @@ public:
 
     [[nodiscard]] std::size_t channels() const noexcept { return channels_; }
     [[nodiscard]] std::size_t groups() const noexcept { return groups_; }
+    [[nodiscard]] double eps() const noexcept { return eps_; }
+    [[nodiscard]] std::span<const float> gamma() const noexcept { return gamma_; }
+    [[nodiscard]] std::span<const float> beta() const noexcept { return beta_; }
 
     // Scratch that forward() needs for `batch` samples of `pixels` pixels: partial sums (doubles) and the
     // per-sample affine coefficients (floats).

@@ -32,6 +32,9 @@ public:
 
     [[nodiscard]] std::size_t in_features() const noexcept { return in_; }
     [[nodiscard]] std::size_t out_features() const noexcept { return out_; }
+    // Wᵀ row-major (in × out) and the bias (empty: none).
+    [[nodiscard]] std::vector<float> weight_matrix() const { return w_.unpacked(); }
+    [[nodiscard]] std::span<const float> bias() const noexcept { return bias_; }
 
     // y[r, :] = x[r, :]·Wᵀ + b (+ residual[r, :], which may be y) for r < rows; row strides in_ and out_.
     void forward(const float* x, std::size_t rows, float* y, const float* residual = nullptr) const {

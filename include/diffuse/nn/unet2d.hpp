@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diffuse/core/error.hpp"
@@ -65,7 +66,49 @@ struct unet2d_profile {
     [[nodiscard]] double other() const noexcept { return total - conv - norm - attention; }
 };
 
+// The input checks of a U-Net forward (this one and the device one): channels and image size against the
+// configuration (h and w multiples of config.downsampling_factor()), then batch, times, labels, class vectors.
+inline void check_unet2d_input(const unet2d_config& cfg, std::size_t channels, std::size_t h, std::size_t w,
+                               std::string_view where = "unet2d::forward") {
+    if (channels != cfg.in_channels)
+        diffuse::detail::fail(where, "the input has " + std::to_string(channels) + " channels, the network takes " +
+                                         std::to_string(cfg.in_channels));
+    const std::size_t f = cfg.downsampling_factor();
+    if (h == 0 || w == 0 || h % f != 0 || w % f != 0)
+        diffuse::detail::fail(where, "input size " + std::to_string(h) + " x " + std::to_string(w) +
+                                         " is not a positive multiple of the downsampling factor " + std::to_string(f));
+    if (h > (1u << 14) || w > (1u << 14)) diffuse::detail::fail(where, "input size above 16384 pixels per side");
+}
+inline void check_unet2d_call(const unet2d_config& cfg, std::string_view where, std::size_t batch, std::size_t h,
+                              std::size_t w, std::span<const double> t, std::span<const std::int64_t> class_labels,
+                              std::span<const float> class_vectors) {
+    check_unet2d_input(cfg, cfg.in_channels, h, w, where);
+    diffuse::detail::require(batch >= 1 && batch <= (1u << 16), where, "batch", batch, "[1, 65536]");
+    if (t.size() != batch)
+        diffuse::detail::fail(where, "t has " + std::to_string(t.size()) + " values for a batch of " + std::to_string(batch));
+    for (double v : t) diffuse::detail::require(std::isfinite(v), where, "t", v, "finite");
+    const bool identity = cfg.class_embed_type == class_embedding_kind::identity;
+    const bool labelled = cfg.class_conditional() && !identity;
+    if (labelled != !class_labels.empty() || (!class_labels.empty() && class_labels.size() != batch))
+        diffuse::detail::fail(where, labelled ? "the model is class-conditional: give one class label per sample"
+                                              : "the model takes no class labels: class_labels must be empty");
+    if (identity != !class_vectors.empty() || (identity && class_vectors.size() != batch * cfg.time_embed_dim()))
+        diffuse::detail::fail(where, identity ? "class_embed_type \"identity\": give batch x time_embed_dim = " +
+                                                    std::to_string(batch * cfg.time_embed_dim()) + " class vector values"
+                                              : "class vectors are only for class_embed_type \"identity\"");
+    if (labelled && cfg.class_embed_type == class_embedding_kind::table)
+        for (auto l : class_labels)
+            diffuse::detail::require(l >= 0 && std::uint64_t(l) < *cfg.num_class_embeds, where, "class label", l,
+                                     "[0, num_class_embeds = " + std::to_string(*cfg.num_class_embeds) + ")");
+}
+
+template <class Float>
+class basic_device_unet2d;  // diffuse/cuda/unet2d.hpp (device_unet2d): the same network on device memory, built from this one
+
 class unet2d {
+    template <class Float>
+    friend class basic_device_unet2d;
+
 public:
     // Builds the network of `config`, reading every weight from `weights`.
     unet2d(const unet2d_config& config, tensor_source& weights) : cfg_(config) { build(weights); }
@@ -85,18 +128,10 @@ public:
     // Accumulate per-layer timings into *p (null: stop).
     void set_profile(unet2d_profile* p) noexcept { profile_ = p; }
 
+    static constexpr memory_space space = memory_space::host;  // where forward's tensors live
+
     // Network input sizes: h and w must be multiples of config().downsampling_factor().
-    void check_input(std::size_t channels, std::size_t h, std::size_t w) const {
-        constexpr std::string_view where = "unet2d::forward";
-        if (channels != cfg_.in_channels)
-            diffuse::detail::fail(where, "the input has " + std::to_string(channels) + " channels, the network takes " +
-                                             std::to_string(cfg_.in_channels));
-        const std::size_t f = cfg_.downsampling_factor();
-        if (h == 0 || w == 0 || h % f != 0 || w % f != 0)
-            diffuse::detail::fail(where, "input size " + std::to_string(h) + " x " + std::to_string(w) +
-                                             " is not a positive multiple of the downsampling factor " + std::to_string(f));
-        if (h > (1u << 14) || w > (1u << 14)) diffuse::detail::fail(where, "input size above 16384 pixels per side");
-    }
+    void check_input(std::size_t channels, std::size_t h, std::size_t w) const { check_unet2d_input(cfg_, channels, h, w); }
 
     // out = UNet2DModel(x, t, class_labels).sample. x: [batch, in_channels, h, w], out: [batch, out_channels, h, w]
     // (NCHW, float or double); t: batch times (the network's own unit: discrete timesteps, or σ-like values for
@@ -106,21 +141,7 @@ public:
     template <class T>
     void forward(const T* x, std::size_t batch, std::size_t h, std::size_t w, std::span<const double> t,
                  std::span<const std::int64_t> class_labels, T* out, std::span<const float> class_vectors = {}) {
-        constexpr std::string_view where = "unet2d::forward";
-        check_input(cfg_.in_channels, h, w);
-        diffuse::detail::require(batch >= 1 && batch <= (1u << 16), where, "batch", batch, "[1, 65536]");
-        if (t.size() != batch)
-            diffuse::detail::fail(where, "t has " + std::to_string(t.size()) + " values for a batch of " + std::to_string(batch));
-        for (double v : t) diffuse::detail::require(std::isfinite(v), where, "t", v, "finite");
-        const bool identity = cfg_.class_embed_type == class_embedding_kind::identity;
-        const bool labelled = cfg_.class_conditional() && !identity;
-        if (labelled != !class_labels.empty() || (!class_labels.empty() && class_labels.size() != batch))
-            diffuse::detail::fail(where, labelled ? "the model is class-conditional: give one class label per sample"
-                                                  : "the model takes no class labels: class_labels must be empty");
-        if (identity != !class_vectors.empty() || (identity && class_vectors.size() != batch * cfg_.time_embed_dim()))
-            diffuse::detail::fail(where, identity ? "class_embed_type \"identity\": give batch x time_embed_dim = " +
-                                                        std::to_string(batch * cfg_.time_embed_dim()) + " class vector values"
-                                                  : "class vectors are only for class_embed_type \"identity\"");
+        check_unet2d_call(cfg_, "unet2d::forward", batch, h, w, t, class_labels, class_vectors);
         class_vectors_ = class_vectors;
         const scoped_time timed(profile_slot(&unet2d_profile::total));
         if (profile_) ++profile_->forwards;
@@ -609,9 +630,12 @@ private:
 //   diffuse::nn::unet2d_network net(unet, channels, h, w);
 //   net.set_class_labels(labels, /*null_class=*/10);
 //   auto m = diffuse::model(std::ref(net)... )   // see io/diffusers.hpp's make_model
-class unet2d_network {
+// unet2d_network_of<Net>: the same for any network with unet2d's forward and config() (device_unet2d:
+// diffuse/cuda/unet2d.hpp, whose tensors are in device memory).
+template <class Net>
+class unet2d_network_of {
 public:
-    unet2d_network(unet2d& net, std::size_t h, std::size_t w) : net_(&net), h_(h), w_(w) {
+    unet2d_network_of(Net& net, std::size_t h, std::size_t w) : net_(&net), h_(h), w_(w) {
         net.check_input(net.config().in_channels, h, w);
     }
 
@@ -620,8 +644,9 @@ public:
         null_class_ = null_class;
     }
 
-    template <class T>
-    void operator()(tensor_view<const T> x, const model_cond& c, tensor_view<T> out) {
+    template <class T, memory_space S>
+    void operator()(tensor_view<const T, S> x, const model_cond& c, tensor_view<T, S> out) {
+        static_assert(S == Net::space, "diffuse: the network's tensors live in another memory space than the state's");
         constexpr std::string_view where = "unet2d_network";
         const auto& cfg = net_->config();
         const std::size_t in_per = cfg.in_channels * h_ * w_, out_per = cfg.out_channels * h_ * w_;
@@ -658,10 +683,11 @@ public:
     }
 
 private:
-    unet2d* net_;
+    Net* net_;
     std::size_t h_, w_;
     std::vector<std::int64_t> labels_, rows_;
     std::optional<std::int64_t> null_class_;
 };
+using unet2d_network = unet2d_network_of<unet2d>;
 
 }  // namespace diffuse::nn

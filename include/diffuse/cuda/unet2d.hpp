@@ -1,0 +1,499 @@
+#pragma once
+// nn::unet2d on device memory (float32): the same network, its parameters uploaded once from a loaded host
+// unet2d, its forward a sequence of the device kernels of cuda/nn_kernels.hpp on NHWC activations.
+//
+//   diffuse::nn::unet2d host = diffuse::io::load_unet2d("ddpm-cifar10-32");
+//   diffuse::nn::device_unet2d net(host);                 // uploads every weight
+//   net.forward(x, h, w, t, labels, out);                 // x, out: device NCHW views [batch, C·h·w]
+//   diffuse::nn::device_unet2d_network f(net, h, w);      // a network for diffuse::model on device states
+//
+// The forward mirrors unet2d::run block by block (see nn/unet2d.hpp for the equations); the time (and
+// class-timestep) features are computed on the host by nn/embedding.hpp, as the CPU model computes them, and
+// reach the device in one copy per call with the per-sample class rows, times and class vectors (class_embed_type
+// "identity"); everything after that
+// runs on the device. The group norms are fused into the convolution that follows them (its input prologue)
+// where the CPU model fuses them. Activation workspaces are owned by the network and grown, never shrunk:
+// the first forward of a (batch, size) allocates, later ones of that shape or smaller allocate nothing.
+// Results agree with the CPU model to float rounding (different summation order and exp): see nn_kernels.hpp.
+// Not done: shared-memory tiling, cuDNN/cuBLASLt, BF16, CUDA graphs.
+//
+// device_unet2d is basic_device_unet2d<float>: a class template (float its only element type) so that its
+// kernel launches are instantiated only where the network is used — in a .cu file, or a host build with
+// DIFFUSE_CUDA_ON_HOST; a plain .cpp that only includes this header (or names the type) compiles.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "diffuse/adapt/std.hpp"
+#include "diffuse/core/error.hpp"
+#include "diffuse/core/space_buffer.hpp"
+#include "diffuse/core/tensor.hpp"
+#include "diffuse/cuda/memory.hpp"
+#include "diffuse/cuda/nn_kernels.hpp"
+#include "diffuse/cuda/primitives.hpp"
+#include "diffuse/nn/embedding.hpp"
+#include "diffuse/nn/unet2d.hpp"
+
+namespace diffuse::nn {
+
+template <class Float>
+class basic_device_unet2d {
+    static_assert(std::is_same_v<Float, float>, "diffuse: the device U-Net runs in float32 (device_unet2d)");
+    using buffer = space_buffer<float, memory_space::device>;
+    using dbuffer = space_buffer<double, memory_space::device>;
+
+public:
+    static constexpr memory_space space = memory_space::device;
+
+    explicit basic_device_unet2d(const unet2d& net) : cfg_(net.cfg_), host_freqs_(net.freqs_), host_time_table_(net.time_table_) {
+        if (cfg_.num_class_embeds && *cfg_.num_class_embeds > (std::size_t(1) << 24))
+            diffuse::detail::fail("device_unet2d", "num_class_embeds above 2^24 is not supported on the device");
+        conv_in_ = upload(net.conv_in_);
+        conv_out_ = upload(net.conv_out_);
+        norm_out_ = upload(net.norm_out_);
+        time_1_ = upload(net.time_1_);
+        time_2_ = upload(net.time_2_);
+        if (cfg_.class_embed_type == class_embedding_kind::table) class_table_ = upload_values(net.class_table_);
+        if (cfg_.class_embed_type == class_embedding_kind::timestep) {
+            class_1_ = upload(net.class_1_);
+            class_2_ = upload(net.class_2_);
+        }
+        for (const auto& b : net.down_) down_.push_back(upload(b));
+        mid_ = upload(net.mid_);
+        for (const auto& b : net.up_) up_.push_back(upload(b));
+    }
+
+    [[nodiscard]] const unet2d_config& config() const noexcept { return cfg_; }
+    void check_input(std::size_t channels, std::size_t h, std::size_t w) const {
+        check_unet2d_input(cfg_, channels, h, w, "device_unet2d::forward");
+    }
+
+    // out = UNet2DModel(x, t, class_labels).sample with x, out device NCHW views [batch, in/out_channels·h·w]
+    // (unet2d::forward's arguments otherwise: t, class_labels, class_vectors are host values).
+    void forward(tensor_view<const float, memory_space::device> x, std::size_t h, std::size_t w, std::span<const double> t,
+                 std::span<const std::int64_t> class_labels, tensor_view<float, memory_space::device> out,
+                 std::span<const float> class_vectors = {}) {
+        constexpr std::string_view where = "device_unet2d::forward";
+        const std::size_t hw = h * w;
+        check_unet2d_call(cfg_, where, x.batch, h, w, t, class_labels, class_vectors);
+        if (x.per_sample != cfg_.in_channels * hw)
+            diffuse::detail::fail(where, "x has " + std::to_string(x.per_sample) + " values per sample, not in_channels x h x w = " +
+                                             std::to_string(cfg_.in_channels * hw));
+        if (out.batch != x.batch || out.per_sample != cfg_.out_channels * hw)
+            diffuse::detail::fail(where, "out must hold " + std::to_string(x.batch) + " samples of out_channels x h x w = " +
+                                             std::to_string(cfg_.out_channels * hw) + " values");
+        forward(x.data, x.batch, h, w, t, class_labels, out.data, class_vectors);
+    }
+
+    // The raw form unet2d_network_of calls (unet2d::forward's signature; x and out are device pointers).
+    template <class T>
+    void forward(const T* x, std::size_t batch, std::size_t h, std::size_t w, std::span<const double> t,
+                 std::span<const std::int64_t> class_labels, T* out, std::span<const float> class_vectors = {}) {
+        static_assert(std::is_same_v<T, float>, "diffuse: the device U-Net runs in float32: give it float tensors");
+        constexpr std::string_view where = "device_unet2d::forward";
+        check_unet2d_call(cfg_, where, batch, h, w, t, class_labels, class_vectors);
+        if (x == nullptr || out == nullptr) diffuse::detail::fail(where, "x and out must not be null");
+        const std::size_t hw = h * w;
+        auto* in = grow(ws_.input, batch * hw * cfg_.in_channels);
+        launch(batch * hw * cfg_.in_channels,
+               device_kernels::nchw_nhwc_body{x, in, cfg_.in_channels, hw, true, cfg_.center_input_sample, nullptr});
+        embed(batch, t, class_labels, class_vectors);
+        auto* y = grow(ws_.output, batch * hw * cfg_.out_channels);
+        run(in, batch, h, w, y);
+        const bool fourier = cfg_.time_embedding_type == time_embedding_kind::fourier;
+        launch(batch * hw * cfg_.out_channels, device_kernels::nchw_nhwc_body{y, out, cfg_.out_channels, hw, false, false,
+                                                                              fourier ? ws_.cond.data() + cond_times_ : nullptr});
+    }
+
+private:
+    // ---- parameters on the device ---------------------------------------------------------------------------
+    struct conv_layer {
+        buffer w, b;
+        std::size_t cin = 0, cout = 0, k = 0, stride = 1;
+        padding2d pad{};
+        [[nodiscard]] std::size_t out_size(std::size_t n, std::size_t lo, std::size_t hi) const {
+            return (n + lo + hi - k) / stride + 1;
+        }
+    };
+    struct linear_layer {
+        buffer w, b;
+        std::size_t in = 0, out = 0;
+    };
+    struct norm_layer {
+        buffer gamma, beta;
+        std::size_t C = 0, G = 1;
+        double eps = 1e-5;
+    };
+    struct resnet_layer {
+        norm_layer norm1, norm2;
+        conv_layer conv1, conv2;
+        std::optional<conv_layer> shortcut;
+        linear_layer time_proj;
+        std::size_t in_c = 0, out_c = 0;
+        unet2d::resnet_block::resample rs = unet2d::resnet_block::resample::none;
+        float output_scale = 1.0f;
+    };
+    struct attention_layer {
+        std::optional<norm_layer> norm;
+        linear_layer qkv, out;
+        std::size_t C = 0, heads = 1, d = 1;
+        float rescale = 1.0f;
+    };
+    struct level {
+        std::vector<resnet_layer> resnets;
+        std::vector<attention_layer> attentions;
+        std::optional<conv_layer> resample_conv;
+        std::optional<resnet_layer> resample_resnet;
+    };
+
+    static buffer upload_values(std::span<const float> v) {
+        buffer b(v.size());
+        if (!v.empty()) diffuse::copy(b, std::vector<float>(v.begin(), v.end()));
+        return b;
+    }
+    static conv_layer upload(const conv2d& c) {
+        conv_layer l{upload_values(c.weight_matrix()), upload_values(c.bias()), c.in_channels(), c.out_channels(),
+                     c.kernel(), c.stride(), c.padding()};
+        return l;
+    }
+    static linear_layer upload(const linear& c) {
+        return {upload_values(c.weight_matrix()), upload_values(c.bias()), c.in_features(), c.out_features()};
+    }
+    static norm_layer upload(const group_norm& n) {
+        return {upload_values(n.gamma()), upload_values(n.beta()), n.channels(), n.groups(), n.eps()};
+    }
+    static resnet_layer upload(const unet2d::resnet_block& r) {
+        resnet_layer l;
+        l.norm1 = upload(r.norm1);
+        l.norm2 = upload(r.norm2);
+        l.conv1 = upload(r.conv1);
+        l.conv2 = upload(r.conv2);
+        if (r.shortcut) l.shortcut = upload(*r.shortcut);
+        l.time_proj = upload(r.time_proj);
+        l.in_c = r.in_c;
+        l.out_c = r.out_c;
+        l.rs = r.rs;
+        l.output_scale = r.output_scale;
+        return l;
+    }
+    static attention_layer upload(const spatial_attention& a) {
+        attention_layer l;
+        if (a.norm()) l.norm = upload(*a.norm());
+        l.qkv = upload(a.qkv());
+        l.out = upload(a.out());
+        l.C = a.channels();
+        l.heads = a.heads();
+        l.d = a.dim_head();
+        l.rescale = a.rescale_output_factor();
+        return l;
+    }
+    static level upload(const unet2d::level_block& b) {
+        level l;
+        for (const auto& r : b.resnets) l.resnets.push_back(upload(r));
+        for (const auto& a : b.attentions) l.attentions.push_back(upload(a));
+        if (b.resample_conv) l.resample_conv = upload(*b.resample_conv);
+        if (b.resample_resnet) l.resample_resnet = upload(*b.resample_resnet);
+        return l;
+    }
+
+    // ---- workspace (unet2d::workspace's buffers, on the device) ---------------------------------------------
+    struct workspace {
+        buffer input, output, h0, h1, cat, s0, s1, s2, s3, cond, t_hidden, emb, emb_act, class_hidden, class_emb, proj;
+        buffer norm_coef, normed, qkv, heads_out, scores;
+        dbuffer norm_partial, norm_stats;
+        std::vector<buffer> skips;
+    };
+    template <class B>
+    static auto* grow(B& b, std::size_t n) {
+        if (b.size() < n) b = B(n);
+        return b.data();
+    }
+    template <class T>
+    static tensor_view<T, memory_space::device> device_span(T* p, std::size_t n) {
+        return {p, 1, n};
+    }
+    template <class Body>
+    static void launch(std::size_t n, const Body& body) {
+        diffuse::detail::launch(n, body, "device_unet2d");
+    }
+
+    // ---- forward --------------------------------------------------------------------------------------------
+    // ws_.cond on the device: [time features (batch × din) | class-timestep features (batch × din) |
+    // class rows (batch) | times (batch) | class vectors (batch × temb, "identity" only)], from one host copy;
+    // then emb = MLP(features) (+ class embedding) and emb_act = act_fn(emb).
+    void embed(std::size_t batch, std::span<const double> t, std::span<const std::int64_t> labels,
+               std::span<const float> class_vectors) {
+        const std::size_t C0 = cfg_.block_out_channels[0], din = cfg_.time_input_dim(), temb = cfg_.time_embed_dim();
+        auto features = [&](std::span<const double> v, float* dst) {
+            switch (cfg_.time_embedding_type) {
+                case time_embedding_kind::positional: sinusoidal_embedding(v, host_freqs_, C0, cfg_.flip_sin_to_cos, dst); break;
+                case time_embedding_kind::fourier: fourier_embedding(v, host_time_table_, dst); break;
+                case time_embedding_kind::learned: learned_embedding(v, host_time_table_, C0, dst); break;
+            }
+        };
+        host_cond_.assign(2 * batch * din + 2 * batch + class_vectors.size(), 0.0f);
+        features(t, host_cond_.data());
+        const bool timestep_class = cfg_.class_embed_type == class_embedding_kind::timestep;
+        if (timestep_class) {
+            label_times_.assign(labels.begin(), labels.end());
+            features(std::span<const double>(label_times_), host_cond_.data() + batch * din);
+        }
+        cond_rows_ = 2 * batch * din;
+        cond_times_ = cond_rows_ + batch;
+        for (std::size_t b = 0; b < labels.size(); ++b) host_cond_[cond_rows_ + b] = float(labels[b]);
+        for (std::size_t b = 0; b < batch; ++b) host_cond_[cond_times_ + b] = static_cast<float>(t[b]);
+        std::copy(class_vectors.begin(), class_vectors.end(), host_cond_.begin() + std::ptrdiff_t(cond_times_ + batch));
+        float* cond = grow(ws_.cond, host_cond_.size());
+        diffuse::copy(device_span(cond, host_cond_.size()), host_cond_);
+
+        auto mlp = [&](const linear_layer& l1, const linear_layer& l2, const float* in, float* hidden, float* out) {
+            linear(l1, in, batch, hidden);
+            launch(batch * temb, device_kernels::add_activate_body{hidden, nullptr, activation::silu});
+            linear(l2, hidden, batch, out);
+        };
+        float* emb = grow(ws_.emb, batch * temb);
+        mlp(time_1_, time_2_, cond, grow(ws_.t_hidden, batch * temb), emb);
+        if (cfg_.class_embed_type == class_embedding_kind::table) {
+            launch(batch * temb, device_kernels::gather_add_body{emb, class_table_.data(), cond + cond_rows_, temb});
+        } else if (timestep_class) {
+            float* ce = grow(ws_.class_emb, batch * temb);
+            mlp(class_1_, class_2_, cond + batch * din, grow(ws_.class_hidden, batch * temb), ce);
+            launch(batch * temb, device_kernels::add_activate_body{emb, ce, activation::none});
+        } else if (cfg_.class_embed_type == class_embedding_kind::identity) {
+            launch(batch * temb, device_kernels::add_activate_body{emb, cond + cond_times_ + batch, activation::none});
+        }
+        float* ea = grow(ws_.emb_act, batch * temb);
+        diffuse::copy(device_span(ea, batch * temb), device_span(static_cast<const float*>(emb), batch * temb));
+        launch(batch * temb, device_kernels::add_activate_body{ea, nullptr, cfg_.act_fn});
+    }
+
+    void linear(const linear_layer& l, const float* x, std::size_t rows, float* y, const float* residual = nullptr,
+                float divisor = 1.0f) {
+        launch(rows * l.out, device_kernels::linear_body{x, l.in, l.w.data(), l.b.size() ? l.b.data() : nullptr, residual,
+                                                         divisor, y, l.in, l.out});
+    }
+    void conv(const conv_layer& c, const float* x, std::size_t batch, std::size_t h, std::size_t w, float* y,
+              const device_kernels::affine_input& input = {}, const float* sample_bias = nullptr, std::size_t sb_ld = 0,
+              const float* residual = nullptr, float divisor = 1.0f) {
+        const std::size_t ho = c.out_size(h, c.pad.top, c.pad.bottom), wo = c.out_size(w, c.pad.left, c.pad.right);
+        launch(batch * ho * wo * c.cout,
+               device_kernels::conv_body{x, c.w.data(), c.b.size() ? c.b.data() : nullptr, y, input, sample_bias, sb_ld,
+                                         residual, divisor, h, w, c.cin, ho, wo, c.cout, c.k, c.stride, c.pad.top, c.pad.left});
+    }
+    // The group norm's per-sample coefficients into ws_.norm_coef (two-pass statistics over fixed pixel blocks),
+    // returned as the input map of the layer that follows.
+    device_kernels::affine_input norm_coefficients(const norm_layer& n, const float* x, std::size_t batch, std::size_t pixels,
+                                                   activation act, const float* scale_shift = nullptr) {
+        const std::size_t nb = (pixels + device_kernels::norm_pixel_block - 1) / device_kernels::norm_pixel_block;
+        double* partial = grow(ws_.norm_partial, batch * n.G * nb);
+        double* stats = grow(ws_.norm_stats, batch * n.G * 2);
+        float* coef = grow(ws_.norm_coef, batch * 2 * n.C);
+        const double count = double(pixels) * double(n.C / n.G);
+        for (bool variance : {false, true}) {
+            launch(batch * n.G * nb, device_kernels::group_partial_body{x, variance ? stats : nullptr, partial, pixels, n.C, n.G, nb});
+            launch(batch * n.G, device_kernels::group_stats_body{partial, stats, nb, count, n.eps, variance});
+        }
+        launch(batch * n.C, device_kernels::group_coef_body{stats, n.gamma.data(), n.beta.data(), scale_shift, coef, n.C, n.G});
+        return {coef, coef + n.C, 2 * n.C, act};
+    }
+    void norm(const norm_layer& n, const float* x, std::size_t batch, std::size_t pixels, float* y, activation act) {
+        const auto input = norm_coefficients(n, x, batch, pixels, act);
+        launch(batch * pixels * n.C, device_kernels::affine_body{x, y, input, pixels * n.C, n.C});
+    }
+
+    // attention_layer's forward (spatial_attention::forward): y = (out(softmax(q·kᵀ/√d)·v) + x) / rescale.
+    void attend(const attention_layer& a, const float* x, std::size_t batch, std::size_t T, float* y) {
+        const std::size_t C = a.C, inner = a.heads * a.d;
+        const float* xn = x;
+        if (a.norm) {
+            float* nx = grow(ws_.normed, batch * T * C);
+            norm(*a.norm, x, batch, T, nx, activation::none);
+            xn = nx;
+        }
+        float* qkv = grow(ws_.qkv, batch * T * 3 * inner);
+        linear(a.qkv, xn, batch * T, qkv);
+        float* heads_out = grow(ws_.heads_out, batch * T * inner);
+        // the scores of at most score_budget floats at a time: samples in chunks
+        constexpr std::size_t score_budget = std::size_t(1) << 26;
+        const std::size_t per_sample = a.heads * T * T, chunk = std::max<std::size_t>(1, score_budget / per_sample);
+        float* scores = grow(ws_.scores, std::min(batch, chunk) * per_sample);
+        const float scale = static_cast<float>(1.0 / std::sqrt(double(a.d)));
+        for (std::size_t b0 = 0; b0 < batch; b0 += chunk) {
+            const std::size_t nb = std::min(chunk, batch - b0);
+            const float* q = qkv + b0 * T * 3 * inner;
+            launch(nb * per_sample, device_kernels::attention_scores_body{q, scores, T, a.heads, a.d, scale});
+            launch(nb * a.heads * T, device_kernels::softmax_row_body{scores, T});
+            launch(nb * T * inner, device_kernels::attention_values_body{q, scores, heads_out + b0 * T * inner, T, a.heads, a.d});
+        }
+        linear(a.out, heads_out, batch * T, y, x, a.rescale);
+    }
+
+    // y = resnet(x), unet2d::resnet on the device.
+    void resnet(const resnet_layer& r, const float* x, std::size_t batch, std::size_t& h, std::size_t& w, float* y) {
+        const std::size_t hw = h * w;
+        const float* a = x;
+        device_kernels::affine_input p1;
+        const float* xr = x;
+        std::size_t h2 = h, w2 = w;
+        if (r.rs == unet2d::resnet_block::resample::none) {
+            p1 = norm_coefficients(r.norm1, x, batch, hw, cfg_.act_fn);
+        } else {
+            float* an = grow(ws_.s0, batch * hw * r.in_c);
+            norm(r.norm1, x, batch, hw, an, cfg_.act_fn);
+            const bool up = r.rs == unet2d::resnet_block::resample::up;
+            h2 = up ? 2 * h : h / 2;
+            w2 = up ? 2 * w : w / 2;
+            float* a2 = grow(ws_.s1, batch * h2 * w2 * r.in_c);
+            float* x2 = grow(ws_.s2, batch * h2 * w2 * r.in_c);
+            resample(up, an, batch, h, w, r.in_c, a2);
+            resample(up, x, batch, h, w, r.in_c, x2);
+            a = a2;
+            xr = x2;
+        }
+        const std::size_t hw2 = h2 * w2;
+        float* proj = grow(ws_.proj, batch * 2 * r.out_c);
+        linear(r.time_proj, ws_.emb_act.data(), batch, proj);
+        float* d = grow(ws_.s3, batch * hw2 * r.out_c);
+        conv(r.conv1, a, batch, h2, w2, d, p1, cfg_.scale_shift ? nullptr : proj, r.out_c);
+        // p2 reads ws_.norm_coef, which p1 no longer needs
+        const auto p2 = norm_coefficients(r.norm2, d, batch, hw2, cfg_.act_fn, cfg_.scale_shift ? proj : nullptr);
+        if (r.shortcut) {
+            conv(*r.shortcut, xr, batch, h2, w2, y);
+            xr = y;
+        }
+        conv(r.conv2, d, batch, h2, w2, y, p2, nullptr, 0, xr, r.output_scale);
+        h = h2;
+        w = w2;
+    }
+    void resample(bool up, const float* x, std::size_t batch, std::size_t h, std::size_t w, std::size_t c, float* y) {
+        if (up) launch(batch * 4 * h * w * c, device_kernels::upsample_body{x, y, h, w, c});
+        else launch(batch * (h / 2) * (w / 2) * c, device_kernels::avg_pool_body{x, y, h, w, c});
+    }
+
+    float* other(const float* x, std::size_t n) {
+        return x == ws_.h0.data() && ws_.h0.size() != 0 ? grow(ws_.h1, n) : grow(ws_.h0, n);
+    }
+
+    void run(const float* in, std::size_t batch, std::size_t h, std::size_t w, float* out) {
+        const auto& ch = cfg_.block_out_channels;
+        std::size_t skip_count = 0;
+        auto push_skip = [&](std::size_t n) -> float* {
+            if (ws_.skips.size() <= skip_count) ws_.skips.resize(skip_count + 1);
+            return grow(ws_.skips[skip_count++], n);
+        };
+        skip_c_.clear();
+        float* cur = push_skip(batch * h * w * ch[0]);
+        conv(conv_in_, in, batch, h, w, cur);
+        skip_c_.push_back(ch[0]);
+        std::size_t c = ch[0];
+        for (auto& blk : down_) {
+            for (std::size_t j = 0; j < blk.resnets.size(); ++j) {
+                const auto& r = blk.resnets[j];
+                std::size_t h2 = h, w2 = w;
+                const std::size_t n = batch * h * w * r.out_c;
+                if (blk.attentions.empty()) {
+                    float* y = push_skip(n);
+                    resnet(r, cur, batch, h2, w2, y);
+                    cur = y;
+                } else {
+                    float* t = other(cur, n);
+                    resnet(r, cur, batch, h2, w2, t);
+                    float* y = push_skip(n);
+                    attend(blk.attentions[j], t, batch, h * w, y);
+                    cur = y;
+                }
+                c = r.out_c;
+                skip_c_.push_back(c);
+            }
+            if (blk.resample_conv || blk.resample_resnet) {
+                float* y = push_skip(batch * (h / 2) * (w / 2) * c);
+                std::size_t hr = h, wr = w;
+                if (blk.resample_conv) conv(*blk.resample_conv, cur, batch, h, w, y);
+                else resnet(*blk.resample_resnet, cur, batch, hr, wr, y);
+                h /= 2;
+                w /= 2;
+                cur = y;
+                skip_c_.push_back(c);
+            }
+        }
+        const std::size_t n_mid = batch * h * w * c;
+        if (!mid_.resnets.empty()) {
+            float* y = other(cur, n_mid);
+            resnet(mid_.resnets[0], cur, batch, h, w, y);
+            cur = y;
+            if (!mid_.attentions.empty()) {
+                y = other(cur, n_mid);
+                attend(mid_.attentions[0], cur, batch, h * w, y);
+                cur = y;
+            }
+            y = other(cur, n_mid);
+            resnet(mid_.resnets[1], cur, batch, h, w, y);
+            cur = y;
+        }
+        for (auto& blk : up_) {
+            for (std::size_t j = 0; j < blk.resnets.size(); ++j) {
+                const auto& r = blk.resnets[j];
+                --skip_count;
+                const float* skip = ws_.skips[skip_count].data();
+                const std::size_t sc = skip_c_[skip_count], hw = h * w;
+                float* cat = grow(ws_.cat, batch * hw * (c + sc));
+                launch(batch * hw * (c + sc), device_kernels::concat_body{cur, skip, cat, c, sc});
+                std::size_t h2 = h, w2 = w;
+                float* y = other(cur, batch * hw * r.out_c);
+                resnet(r, cat, batch, h2, w2, y);
+                cur = y;
+                c = r.out_c;
+                if (!blk.attentions.empty()) {
+                    y = other(cur, batch * hw * c);
+                    attend(blk.attentions[j], cur, batch, hw, y);
+                    cur = y;
+                }
+            }
+            if (blk.resample_conv) {
+                float* u = grow(ws_.s1, batch * 4 * h * w * c);
+                resample(true, cur, batch, h, w, c, u);
+                h *= 2;
+                w *= 2;
+                float* y = other(cur, batch * h * w * c);
+                conv(*blk.resample_conv, u, batch, h, w, y);
+                cur = y;
+            } else if (blk.resample_resnet) {
+                float* y = other(cur, batch * 4 * h * w * c);
+                resnet(*blk.resample_resnet, cur, batch, h, w, y);
+                cur = y;
+            }
+        }
+        // y = conv_out(SiLU(GroupNorm(h))): conv_act is SiLU whatever act_fn is; fused as conv_out's input
+        const auto p = norm_coefficients(norm_out_, cur, batch, h * w, activation::silu);
+        conv(conv_out_, cur, batch, h, w, out, p);
+    }
+
+    unet2d_config cfg_;
+    std::vector<float> host_freqs_, host_time_table_;
+    conv_layer conv_in_, conv_out_;
+    norm_layer norm_out_;
+    linear_layer time_1_, time_2_, class_1_, class_2_;
+    buffer class_table_;
+    std::vector<level> down_, up_;
+    level mid_;
+    workspace ws_;
+    std::vector<std::size_t> skip_c_;
+    std::vector<float> host_cond_;
+    std::vector<double> label_times_;
+    std::size_t cond_rows_ = 0, cond_times_ = 0;
+};
+
+using device_unet2d = basic_device_unet2d<float>;
+
+// device_unet2d as a network for diffuse::model on device states (unet2d_network's class-label handling).
+using device_unet2d_network = unet2d_network_of<device_unet2d>;
+
+}  // namespace diffuse::nn

@@ -1,0 +1,125 @@
+#pragma once
+// The device U-Net against the CPU U-Net on a random small configuration (Catch-free: test_cuda_host's
+// property and test_cuda_gpu's check share it). Every block kind, resampler kind, activation, head split,
+// time scale-shift, input centring, time-feature kind (positional, Fourier, learned) and class embedding
+// (none, table, timestep, identity vectors) is drawn; the weights uniform in [−0.3, 0.3] (norm
+// gains 1 ± 0.3) so that the activations stay of order 1.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "diffuse/cuda/unet2d.hpp"
+
+namespace diffuse_device_checks {
+
+// max_i |a_i − b_i| / max_i |b_i|: the error relative to the output's scale (an elementwise relative error
+// means nothing for the outputs near zero); infinity when the sizes differ or b is all zero.
+inline double max_relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return INFINITY;
+    double worst = 0, scale = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+        scale = std::max(scale, std::abs(double(b[i])));
+    }
+    return scale > 0 ? worst / scale : INFINITY;
+}
+
+struct random_weights final : diffuse::nn::tensor_source {
+    std::mt19937_64 rng;
+    explicit random_weights(std::uint64_t seed) : rng(seed) {}
+    std::vector<float> get(const std::string& name, const std::vector<std::size_t>& shape) override {
+        std::size_t n = 1;
+        for (auto d : shape) n *= d;
+        std::uniform_real_distribution<float> u(-0.3f, 0.3f);
+        std::vector<float> v(n);
+        const bool gain = name.find("norm") != std::string::npos && name.ends_with(".weight");
+        for (auto& x : v) x = gain ? 1.0f + u(rng) : u(rng);
+        return v;
+    }
+};
+
+struct unet2d_comparison {
+    std::string description;
+    double max_relative_error;
+};
+
+inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng) {
+    using namespace diffuse::nn;
+    auto pick = [&](std::size_t n) { return std::size_t(rng() % n); };
+    unet2d_config c;
+    const std::size_t levels = 1 + pick(3);
+    c.in_channels = 1 + pick(3);
+    c.out_channels = 1 + pick(3);
+    c.norm_num_groups = pick(2) ? 2 : 4;
+    c.block_out_channels.clear();
+    c.down_blocks.clear();
+    c.up_blocks.clear();
+    for (std::size_t i = 0; i < levels; ++i) {
+        c.block_out_channels.push_back(c.norm_num_groups * (2 + pick(2)));
+        c.down_blocks.push_back(down_block_kind(pick(3)));
+        c.up_blocks.push_back(up_block_kind(pick(3)));
+    }
+    c.layers_per_block = 1 + pick(2);
+    c.attention_head_dim = pick(2) ? std::optional<std::size_t>{} : std::optional<std::size_t>{c.norm_num_groups};
+    c.downsample_padding = pick(2);
+    c.downsample_type = resample_kind(pick(2));
+    c.upsample_type = resample_kind(pick(2));
+    c.mid_block = pick(3) != 0;
+    c.add_attention = pick(2) != 0;
+    c.mid_block_scale_factor = pick(2) ? 1.0 : 1.414;
+    c.scale_shift = pick(2) != 0;
+    c.center_input_sample = pick(2) != 0;
+    c.act_fn = std::array{activation::silu, activation::mish, activation::gelu, activation::relu}[pick(4)];
+    c.flip_sin_to_cos = pick(2) != 0;
+    c.freq_shift = double(pick(2));
+    c.time_embedding_type = time_embedding_kind(pick(3));
+    if (c.time_embedding_type == time_embedding_kind::learned) c.num_train_timesteps = 1000;
+    c.class_embed_type = class_embedding_kind(pick(4));
+    if (c.class_embed_type == class_embedding_kind::timestep && c.time_embedding_type == time_embedding_kind::learned)
+        c.class_embed_type = class_embedding_kind::table;  // not a diffusers combination (unet2d_config refuses it)
+    if (c.class_embed_type == class_embedding_kind::table) c.num_class_embeds = 5;
+    // at least 2 x 2 pixels on the deepest level: a group norm over one pixel of a 2-channel group maps the two
+    // values to ±γ + β whatever their difference, so rounding-level changes there move the output by O(1)
+    // (measured: the CPU model's output moves by 3e-3 of its scale when x moves by one ulp)
+    const std::size_t batch = 1 + pick(3), f = c.downsampling_factor(), h = f * (2 + pick(2)), w = f * (2 + pick(2));
+    random_weights weights(rng());
+    unet2d cpu(c, weights);
+    std::vector<float> x(batch * c.in_channels * h * w);
+    std::normal_distribution<float> normal;
+    for (auto& v : x) v = normal(rng);
+    // times: integer timesteps in [0, 1000), or σ-like values in [0.05, 100) for Fourier features (which take ln t)
+    const bool fourier = c.time_embedding_type == time_embedding_kind::fourier;
+    std::vector<double> t(batch);
+    for (auto& v : t) v = fourier ? 0.05 + double(pick(1000)) / 10.0 : double(pick(1000));
+    // class labels: rows of the 5-entry table, or times of the class-timestep features (positive: Fourier's ln);
+    // class_embed_type identity takes one time_embed_dim vector per sample instead
+    std::vector<std::int64_t> labels;
+    std::vector<float> class_vectors;
+    if (c.class_embed_type == class_embedding_kind::table || c.class_embed_type == class_embedding_kind::timestep)
+        for (std::size_t b = 0; b < batch; ++b)
+            labels.push_back(c.class_embed_type == class_embedding_kind::table ? std::int64_t(pick(5)) : std::int64_t(1 + pick(999)));
+    if (c.class_embed_type == class_embedding_kind::identity) {
+        class_vectors.resize(batch * c.time_embed_dim());
+        for (auto& v : class_vectors) v = normal(rng);
+    }
+    std::vector<float> expected(batch * c.out_channels * h * w), got(expected.size());
+    cpu.forward(x.data(), batch, h, w, t, labels, expected.data(), class_vectors);
+
+    device_unet2d net(cpu);
+    diffuse::space_buffer<float, diffuse::memory_space::device> dx(x.size()), dout(expected.size());
+    diffuse::copy(dx, x);
+    net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch), class_vectors);
+    diffuse::copy(got, dout);
+    constexpr std::array time_names{"positional", "fourier", "learned"};
+    constexpr std::array class_names{"none", "table", "timestep", "identity"};
+    return {std::to_string(levels) + " levels, batch " + std::to_string(batch) + ", " + std::to_string(h) + " x " +
+                std::to_string(w) + ", time " + time_names[std::size_t(c.time_embedding_type)] + ", class " +
+                class_names[std::size_t(c.class_embed_type)],
+            max_relative_error(got, expected)};
+}
+
+}  // namespace diffuse_device_checks

@@ -1,0 +1,169 @@
+// The device U-Net (diffuse/cuda/unet2d.hpp) against the CPU U-Net (nn/unet2d.hpp), its kernels' bodies run
+// on the host (THRUST_DEVICE_SYSTEM_CPP): the golden folders' networks and inputs, random configurations, a
+// short DDIM run on a thrust::device_vector against DDIM written out over the CPU U-Net, and the shape checks.
+//
+// Tolerance: the two differ in the order of the long sums (one running sum per output here, the CPU's
+// blocked GEMM / Winograd there), in the group norm's variance (two-pass Σ(x − μ)² here, E[x²] − μ² there) and
+// in exp (expf vs nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O3,
+// max |device − cpu| / max |cpu|): 3.7e-7 … 7.6e-7 on the nine golden folders below, ≤ 3.0e-6 on the 24 random
+// configurations (unet2d_checks.hpp; the same maximum over 600 rounds of two seeds), about the CPU model's own
+// change when x moves by one ulp; 3.8e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
+// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are 3x and 26x the measurement and far under
+// what a wrong layer gives (order 1).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <thrust/copy.h>
+#include <thrust/device_vector.h>
+
+#include "diffuse/adapt/std.hpp"
+#include "diffuse/adapt/thrust.hpp"
+#include "diffuse/cuda/unet2d.hpp"
+#include "diffuse/io/diffusers.hpp"
+#include "diffuse/io/npy.hpp"
+#include "diffuse/samplers/ddim.hpp"
+#include "diffuse/samplers/model.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "unet2d_checks.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path golden = fs::path(DIFFUSE_GOLDEN_DIR) / "unet";
+
+double max_relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    return diffuse_device_checks::max_relative_error(a, b);
+}
+
+template <class T>
+std::vector<float> to_host(const T& device) {
+    std::vector<float> v(device.size());
+    thrust::copy(device.begin(), device.end(), v.begin());
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("device U-Net forward equals the CPU forward on the golden networks", "[cuda_host][unet2d]") {
+    for (const char* name : {"cifar10_tiny", "class_cond", "resnet_sampling", "scale_shift", "class_timestep", "fourier",
+                             "class_identity", "learned", "multihead"}) {
+        INFO(name);
+        const fs::path dir = golden / name;
+        diffuse::nn::unet2d cpu = diffuse::io::load_unet2d(dir);
+        const auto xs = diffuse::io::read_npy((dir / "x.npy").string());
+        const std::size_t batch = xs.shape[0], h = xs.shape[2], w = xs.shape[3];
+        const std::vector<float> x = xs.as<float>();
+        const std::vector<double> t = diffuse::io::read_npy((dir / "t.npy").string()).as<double>();
+        std::vector<std::int64_t> labels;
+        std::vector<float> class_vectors;  // class_embed_type "identity": float vectors, not labels
+        if (fs::exists(dir / "class.npy")) {
+            const auto cl = diffuse::io::read_npy((dir / "class.npy").string());
+            if (cl.dtype == "<f4") class_vectors = cl.as<float>();
+            else labels = cl.as<std::int64_t>();
+        }
+        const std::size_t out_n = batch * cpu.config().out_channels * h * w;
+        std::vector<float> expected(out_n);
+        cpu.forward(x.data(), batch, h, w, t, labels, expected.data(), class_vectors);
+
+        diffuse::nn::device_unet2d net(cpu);
+        thrust::device_vector<float> dx(x.begin(), x.end()), dout(out_n);
+        const auto xv = diffuse::device_view(static_cast<const float*>(thrust::raw_pointer_cast(dx.data())), batch, x.size() / batch);
+        const auto ov = diffuse::device_view(thrust::raw_pointer_cast(dout.data()), batch, out_n / batch);
+        net.forward(xv, h, w, t, labels, ov, class_vectors);
+        const double err = max_relative_error(to_host(dout), expected);
+        INFO("max relative error " << err);
+        CHECK(err < 1e-5);
+        // a second call of the same shape reuses the workspace and gives the same values
+        thrust::device_vector<float> again(out_n);
+        net.forward(xv, h, w, t, labels, diffuse::device_view(thrust::raw_pointer_cast(again.data()), batch, out_n / batch),
+                    class_vectors);
+        CHECK(to_host(again) == to_host(dout));
+    }
+}
+
+TEST_CASE("device U-Net equals the CPU U-Net on random small configurations (property)", "[cuda_host][unet2d]") {
+    std::mt19937_64 rng(20261203);
+    for (int round = 0; round < 24; ++round) {
+        const auto r = diffuse_device_checks::random_unet2d_forward(rng);
+        INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error);
+        CHECK(r.max_relative_error < 1e-5);
+    }
+}
+
+TEST_CASE("device U-Net checks shapes, times and labels", "[cuda_host][unet2d]") {
+    diffuse::nn::unet2d cpu = diffuse::io::load_unet2d(golden / "class_cond");
+    diffuse::nn::device_unet2d net(cpu);
+    const std::size_t C = cpu.config().in_channels, h = 8, w = 8;
+    thrust::device_vector<float> x(2 * C * h * w), out(2 * cpu.config().out_channels * h * w);
+    const auto xv = diffuse::device_view(static_cast<const float*>(thrust::raw_pointer_cast(x.data())), 2, C * h * w);
+    const auto ov = diffuse::device_view(thrust::raw_pointer_cast(out.data()), 2, out.size() / 2);
+    const std::vector<double> t{10, 20};
+    const std::vector<std::int64_t> labels{1, 2};
+    CHECK_NOTHROW(net.forward(xv, h, w, t, labels, ov));
+    CHECK_THROWS_AS(net.forward(xv, 6, 6, t, labels, ov), diffuse::error);           // not a multiple of the factor
+    CHECK_THROWS_AS(net.forward(xv, 8, 16, t, labels, ov), diffuse::error);          // size vs per-sample values
+    CHECK_THROWS_AS(net.forward(xv, h, w, std::vector<double>{1}, labels, ov), diffuse::error);  // one time for two
+    CHECK_THROWS_AS(net.forward(xv, h, w, t, {}, ov), diffuse::error);               // class-conditional: labels needed
+    CHECK_THROWS_AS(net.forward(xv, h, w, t, std::vector<std::int64_t>{1, 11}, ov), diffuse::error);  // label range
+    const auto short_out = diffuse::device_view(thrust::raw_pointer_cast(out.data()), 1, out.size() / 2);
+    CHECK_THROWS_AS(net.forward(xv, h, w, t, labels, short_out), diffuse::error);    // out batch
+    CHECK_THROWS_AS(net.forward(xv, h, w, t, labels, ov, std::vector<float>(2 * cpu.config().time_embed_dim())),
+                    diffuse::error);  // class vectors for a class-table model
+    diffuse::nn::device_unet2d_network f(net, h, w);
+    CHECK_THROWS_AS(diffuse::nn::device_unet2d_network(net, 7, 8), diffuse::error);
+
+    // class_embed_type "identity": batch x time_embed_dim class vectors, no labels
+    diffuse::nn::unet2d cpu_identity = diffuse::io::load_unet2d(golden / "class_identity");
+    diffuse::nn::device_unet2d identity(cpu_identity);
+    const std::vector<float> vectors(2 * cpu_identity.config().time_embed_dim(), 0.5f);
+    CHECK_NOTHROW(identity.forward(xv, h, w, t, {}, ov, vectors));
+    CHECK_THROWS_AS(identity.forward(xv, h, w, t, {}, ov), diffuse::error);                       // vectors needed
+    CHECK_THROWS_AS(identity.forward(xv, h, w, t, {}, ov, std::span(vectors).first(vectors.size() - 1)),
+                    diffuse::error);                                                              // one value short
+    CHECK_THROWS_AS(identity.forward(xv, h, w, t, labels, ov, vectors), diffuse::error);          // labels as well
+}
+
+TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals DDIM over the CPU U-Net", "[cuda_host][unet2d]") {
+    diffuse::nn::unet2d cpu = diffuse::io::load_unet2d(golden / "cifar10_tiny");
+    diffuse::nn::device_unet2d dnet(cpu);
+    const std::size_t batch = 2, h = 16, w = 16, per = cpu.config().in_channels * h * w;
+    const auto a = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
+    std::vector<double> ac(a.size());
+    double p = 1;
+    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
+    const std::vector<std::int64_t> steps{900, 600, 300};
+    const diffuse::time_grid grid = diffuse::discrete_grid(steps);
+    std::vector<float> x0(batch * per);
+    for (std::size_t i = 0; i < x0.size(); ++i) x0[i] = std::sin(0.37f * float(i));
+
+    // the reference, written out: eq. 12 of Song et al. with η = 0 (samplers/ddim.hpp) over the CPU U-Net's ε,
+    // x̂₀ = (x − √(1 − ᾱ_t)·ε)/√ᾱ_t clipped to [−1, 1] (ddim_options' default), x ← √ᾱ_p·x̂₀ + √(1 − ᾱ_p)·ε
+    // with p the next timestep and ᾱ_p = 1 past the last (set_alpha_to_one)
+    std::vector<float> host = x0, eps(host.size());
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const double at = ac[std::size_t(steps[i])], ap = i + 1 < steps.size() ? ac[std::size_t(steps[i + 1])] : 1.0;
+        cpu.forward(host.data(), batch, h, w, std::vector<double>(batch, double(steps[i])), {}, eps.data());
+        for (std::size_t k = 0; k < host.size(); ++k) {
+            const double x0_hat = std::clamp((host[k] - std::sqrt(1 - at) * eps[k]) / std::sqrt(at), -1.0, 1.0);
+            host[k] = static_cast<float>(std::sqrt(ap) * x0_hat + std::sqrt(1 - ap) * eps[k]);
+        }
+    }
+
+    thrust::device_vector<float> device(x0.begin(), x0.end());
+    diffuse::model md(diffuse::nn::device_unet2d_network(dnet, h, w), diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+    diffuse::sample_ddim(md, diffuse::batched(device, batch), ac, grid, diffuse::ddim_options{});
+    const std::vector<float> back = to_host(device);
+    REQUIRE(host != x0);
+    const double err = max_relative_error(back, host);
+    INFO("max relative error after 3 DDIM steps " << err);
+    CHECK(err < 1e-3);
+}
