@@ -13,10 +13,11 @@
 # -sanitize appended when sanitizing), BUILD_TYPE (default Release), DIFFUSE_WARNINGS_AS_ERRORS (ON in CI,
 # default OFF), DIFFUSE_BUILD_FUZZERS (default OFF; clang only), DIFFUSE_SANITIZE (default OFF:
 # -fsanitize=address,undefined -fno-sanitize-recover=all at -O1 for the whole build and -O0 for the test
-# sources unless DIFFUSE_TEST_COMPILE_OPTIONS says otherwise (tests/CMakeLists.txt names the few kept at -O1),
-# without the standalone header check and the benchmarks unless DIFFUSE_CHECK_HEADERS / DIFFUSE_BUILD_BENCHMARKS say ON; the tests run
-# with ASAN_OPTIONS / UBSAN_OPTIONS that stop at the first report unless the environment sets them), JOBS
-# (default nproc).
+# programs, without the standalone header check and the benchmarks unless DIFFUSE_CHECK_HEADERS /
+# DIFFUSE_BUILD_BENCHMARKS say ON; the tests run with ASAN_OPTIONS / UBSAN_OPTIONS that stop at the first
+# report unless the environment sets them), DIFFUSE_TEST_COMPILE_OPTIONS (options for the test programs but the
+# compute-heavy ones named in tests/CMakeLists.txt; default none, -O0 when sanitizing; CI: -O0 in both
+# builds), JOBS (default nproc).
 # Extra arguments go to ctest (e.g. tools/test.sh -R adapt).
 # It prints what it will do and how long a full run usually takes, and at the end the time it took; a
 # rerun rebuilds only what changed.
