@@ -12,12 +12,12 @@
 # Environment: CXX (compiler, default g++), DIFFUSE_BUILD_DIR (build folder, default build-<compiler>, with
 # -sanitize appended when sanitizing), BUILD_TYPE (default Release), DIFFUSE_WARNINGS_AS_ERRORS (ON in CI,
 # default OFF), DIFFUSE_BUILD_FUZZERS (default OFF; clang only), DIFFUSE_SANITIZE (default OFF:
-# -fsanitize=address,undefined -fno-sanitize-recover=all at -O1 for the whole build and -O0 for the test
-# programs, without the standalone header check and the benchmarks unless DIFFUSE_CHECK_HEADERS /
-# DIFFUSE_BUILD_BENCHMARKS say ON; the tests run with ASAN_OPTIONS / UBSAN_OPTIONS that stop at the first
-# report unless the environment sets them), DIFFUSE_TEST_COMPILE_OPTIONS (options for the test programs but the
-# compute-heavy ones named in tests/CMakeLists.txt; default none, -O0 when sanitizing; CI: -O0 in both
-# builds), JOBS (default nproc).
+# -fsanitize=address,undefined -fno-sanitize-recover=all at -O1 for the whole build, without the standalone
+# header check and the benchmarks unless DIFFUSE_CHECK_HEADERS / DIFFUSE_BUILD_BENCHMARKS say ON; the tests run
+# with ASAN_OPTIONS / UBSAN_OPTIONS that stop at the first report unless the environment sets them),
+# DIFFUSE_TEST_COMPILE_OPTIONS (options for the test programs but the compute-heavy ones named in
+# tests/CMakeLists.txt, default -O0: most tests cost far more to compile than to run; set it empty for tests
+# at the build type's optimisation), JOBS (default nproc).
 # Extra arguments go to ctest (e.g. tools/test.sh -R adapt).
 # It prints what it will do and how long a full run usually takes, and at the end the time it took; a
 # rerun rebuilds only what changed.
@@ -33,19 +33,17 @@ werror=${DIFFUSE_WARNINGS_AS_ERRORS:-OFF}
 fuzzers=${DIFFUSE_BUILD_FUZZERS:-OFF}
 sanitize=${DIFFUSE_SANITIZE:-OFF}
 sanitizer_flags=()
-test_options=${DIFFUSE_TEST_COMPILE_OPTIONS-}
+test_options=${DIFFUSE_TEST_COMPILE_OPTIONS--O0}
 if [[ "$sanitize" == ON ]]; then
   build=${DIFFUSE_BUILD_DIR:-$root/build-$(basename "$cxx")-sanitize}
   flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-  # -O1 (AddressSanitizer's recommendation) instead of -O3: a shorter compile, which is most of the run; the
-  # test sources at -O0 (DIFFUSE_TEST_COMPILE_OPTIONS), but for the few whose run costs more (tests/CMakeLists.txt)
+  # -O1 (AddressSanitizer's recommendation) instead of -O3: a shorter compile, which is most of the run
   # The standalone header check and the benchmarks run no code under test: the plain build compiles them, the
   # sanitizer build leaves them out (DIFFUSE_CHECK_HEADERS / DIFFUSE_BUILD_BENCHMARKS=ON put them back).
   sanitizer_flags=(-DCMAKE_CXX_FLAGS="$flags" -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG"
                    -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
                    -DDIFFUSE_CHECK_HEADERS="${DIFFUSE_CHECK_HEADERS:-OFF}"
                    -DDIFFUSE_BUILD_BENCHMARKS="${DIFFUSE_BUILD_BENCHMARKS:-OFF}")
-  test_options=${DIFFUSE_TEST_COMPILE_OPTIONS--O0}
   export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
@@ -68,9 +66,9 @@ cat >&2 <<EOF
 diffuse: tools/test.sh $what with $cxx ($build_type, warnings as errors: $werror, fuzzers: $fuzzers,
          sanitizers: $sanitize, $jobs jobs)
          in $build, then runs every test with ctest.
-         From an empty build folder this takes about 10 minutes on a 2-core machine (10 min 07 s measured with
-         g++ 12, libtorch tests included; 11 min 01 s with clang 14 under the sanitizers), nearly all of it
-         compiling; a rerun rebuilds only what changed.
+         From an empty build folder this takes about 15 minutes on a 2-core machine (with CI's -O0 test
+         programs, 2026-12-03: 15 min 00 s with g++ 12, libtorch tests included; 15 min 51 s with clang 14
+         under the sanitizers), nearly all of it compiling; a rerun rebuilds only what changed.
 EOF
 
 cmake -S "$root" -B "$build" -G Ninja \
