@@ -41,6 +41,7 @@
 #include "diffuse/cuda/primitives.hpp"
 #include "diffuse/nn/embedding.hpp"
 #include "diffuse/nn/unet2d.hpp"
+#include "diffuse/nn/unet2d_walk.hpp"
 
 namespace diffuse::nn {
 
@@ -382,98 +383,34 @@ private:
         return x == ws_.h0.data() && ws_.h0.size() != 0 ? grow(ws_.h1, n) : grow(ws_.h0, n);
     }
 
+    // The layer operations of unet2d_walk (nn/unet2d_walk.hpp) on device NHWC activations.
+    float* skip(std::size_t k, std::size_t n) {
+        if (ws_.skips.size() <= k) ws_.skips.resize(k + 1);
+        return grow(ws_.skips[k], n);
+    }
+    const float* skip(std::size_t k) { return ws_.skips[k].data(); }
+    const float* concat(const float* x, std::size_t c, const float* s, std::size_t sc, std::size_t batch, std::size_t hw) {
+        float* cat = grow(ws_.cat, batch * hw * (c + sc));
+        launch(batch * hw * (c + sc), device_kernels::concat_body{x, s, cat, c, sc});
+        return cat;
+    }
+    const float* upsample(const float* x, std::size_t batch, std::size_t h, std::size_t w, std::size_t c) {
+        float* u = grow(ws_.s1, batch * 4 * h * w * c);
+        resample(true, x, batch, h, w, c, u);
+        return u;
+    }
+    // y = conv_out(SiLU(GroupNorm(x))): conv_act is SiLU whatever act_fn is; fused as conv_out's input
+    void output_head(const float* x, std::size_t batch, std::size_t h, std::size_t w, std::size_t /*c*/, float* y) {
+        const auto p = norm_coefficients(norm_out_, x, batch, h * w, activation::silu);
+        conv(conv_out_, x, batch, h, w, y, p);
+    }
+    template <class Ops, class Conv, class Level>
+    friend void detail::unet2d_walk(Ops&, const Conv&, const std::vector<Level>&, const Level&, const std::vector<Level>&,
+                                    std::size_t, std::vector<std::size_t>&, const float*, std::size_t, std::size_t,
+                                    std::size_t, float*);
+
     void run(const float* in, std::size_t batch, std::size_t h, std::size_t w, float* out) {
-        const auto& ch = cfg_.block_out_channels;
-        std::size_t skip_count = 0;
-        auto push_skip = [&](std::size_t n) -> float* {
-            if (ws_.skips.size() <= skip_count) ws_.skips.resize(skip_count + 1);
-            return grow(ws_.skips[skip_count++], n);
-        };
-        skip_c_.clear();
-        float* cur = push_skip(batch * h * w * ch[0]);
-        conv(conv_in_, in, batch, h, w, cur);
-        skip_c_.push_back(ch[0]);
-        std::size_t c = ch[0];
-        for (auto& blk : down_) {
-            for (std::size_t j = 0; j < blk.resnets.size(); ++j) {
-                const auto& r = blk.resnets[j];
-                std::size_t h2 = h, w2 = w;
-                const std::size_t n = batch * h * w * r.out_c;
-                if (blk.attentions.empty()) {
-                    float* y = push_skip(n);
-                    resnet(r, cur, batch, h2, w2, y);
-                    cur = y;
-                } else {
-                    float* t = other(cur, n);
-                    resnet(r, cur, batch, h2, w2, t);
-                    float* y = push_skip(n);
-                    attend(blk.attentions[j], t, batch, h * w, y);
-                    cur = y;
-                }
-                c = r.out_c;
-                skip_c_.push_back(c);
-            }
-            if (blk.resample_conv || blk.resample_resnet) {
-                float* y = push_skip(batch * (h / 2) * (w / 2) * c);
-                std::size_t hr = h, wr = w;
-                if (blk.resample_conv) conv(*blk.resample_conv, cur, batch, h, w, y);
-                else resnet(*blk.resample_resnet, cur, batch, hr, wr, y);
-                h /= 2;
-                w /= 2;
-                cur = y;
-                skip_c_.push_back(c);
-            }
-        }
-        const std::size_t n_mid = batch * h * w * c;
-        if (!mid_.resnets.empty()) {
-            float* y = other(cur, n_mid);
-            resnet(mid_.resnets[0], cur, batch, h, w, y);
-            cur = y;
-            if (!mid_.attentions.empty()) {
-                y = other(cur, n_mid);
-                attend(mid_.attentions[0], cur, batch, h * w, y);
-                cur = y;
-            }
-            y = other(cur, n_mid);
-            resnet(mid_.resnets[1], cur, batch, h, w, y);
-            cur = y;
-        }
-        for (auto& blk : up_) {
-            for (std::size_t j = 0; j < blk.resnets.size(); ++j) {
-                const auto& r = blk.resnets[j];
-                --skip_count;
-                const float* skip = ws_.skips[skip_count].data();
-                const std::size_t sc = skip_c_[skip_count], hw = h * w;
-                float* cat = grow(ws_.cat, batch * hw * (c + sc));
-                launch(batch * hw * (c + sc), device_kernels::concat_body{cur, skip, cat, c, sc});
-                std::size_t h2 = h, w2 = w;
-                float* y = other(cur, batch * hw * r.out_c);
-                resnet(r, cat, batch, h2, w2, y);
-                cur = y;
-                c = r.out_c;
-                if (!blk.attentions.empty()) {
-                    y = other(cur, batch * hw * c);
-                    attend(blk.attentions[j], cur, batch, hw, y);
-                    cur = y;
-                }
-            }
-            if (blk.resample_conv) {
-                float* u = grow(ws_.s1, batch * 4 * h * w * c);
-                resample(true, cur, batch, h, w, c, u);
-                h *= 2;
-                w *= 2;
-                float* y = other(cur, batch * h * w * c);
-                conv(*blk.resample_conv, u, batch, h, w, y);
-                cur = y;
-            } else if (blk.resample_resnet) {
-                float* y = other(cur, batch * 4 * h * w * c);
-                resnet(*blk.resample_resnet, cur, batch, h, w, y);
-                cur = y;
-            }
-        }
-        // y = conv_out(SiLU(GroupNorm(h))): conv_act is SiLU whatever act_fn is; fused as conv_out's input
-        const auto p = norm_coefficients(norm_out_, cur, batch, h * w, activation::silu);
-        conv(conv_out_, cur, batch, h, w, out, p);
+        detail::unet2d_walk(*this, conv_in_, down_, mid_, up_, cfg_.block_out_channels[0], skip_c_, in, batch, h, w, out);
     }
 
     unet2d_config cfg_;
