@@ -12,9 +12,10 @@
 // class-timestep) features are computed on the host by nn/embedding.hpp, as the CPU model computes them, and
 // reach the device in one copy per call with the per-sample class rows, times and class vectors (class_embed_type
 // "identity"); everything after that
-// runs on the device. The group norms are fused into the convolution that follows them (its input prologue)
-// where the CPU model fuses them. Activation workspaces are owned by the network and grown, never shrunk:
-// the first forward of a (batch, size) allocates, later ones of that shape or smaller allocate nothing.
+// runs on the device. The group norms are fused into the convolution that follows them (its input prologue,
+// applied while forming the im2col columns) where the CPU model fuses them. Activation workspaces are owned by
+// the network and grown, never shrunk: the first forward of a (batch, size) allocates, later ones of that shape
+// or smaller allocate nothing.
 // Results agree with the CPU model to float rounding (different summation order and exp): see nn_kernels.hpp.
 // Convolutions (im2col + GEMM), linear layers and attention's two products are FP32 cuBLAS GEMMs (cuda/gemm.hpp;
 // the host loop of the same contract under DIFFUSE_CUDA_ON_HOST); the im2col columns live in a network-owned
