@@ -1,6 +1,8 @@
 // The device backend on a real GPU (DIFFUSE_ENABLE_CUDA=ON): every device primitive against the host
 // primitive bit for bit (tests/cuda/device_checks.hpp), host/device noise equality included; the device U-Net
-// against the CPU U-Net within 1e-5 of the output scale (tests/cuda/unet2d_checks.hpp). Exits 77
+// against the CPU U-Net within 1e-5 of the output scale (tests/cuda/unet2d_checks.hpp), its convolutions, linear
+// layers and attention products through cuBLAS; cuBLAS's GEMM against the column-major definition over all four
+// op combinations, leading dimensions, α/β and batch strides, and im2col (tests/cuda/gemm_checks.hpp). Exits 77
 // (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
 #include <cstdio>
 #include <vector>
@@ -8,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include "device_checks.hpp"
+#include "gemm_checks.hpp"
 #include "unet2d_checks.hpp"
 
 int main() {
@@ -30,7 +33,12 @@ int main() {
     diffuse::copy(device, dout);
     log.same_bits("transform with a __host__ __device__ lambda", host, device);
 
-    // the device U-Net against the CPU U-Net on random small configurations (bound: tests/cuda/unet2d_device.cpp)
+    // cuBLAS (cuda/gemm.hpp) against the column-major definition; the im2col body against its definition
+    std::mt19937_64 gemm_rng(20261204);
+    checks::check_gemm(gemm_rng, log, 400);
+    checks::check_im2col(gemm_rng, log, 100);
+
+    // the device U-Net (its convolutions, linear layers and attention through cuBLAS) against the CPU U-Net on random small configurations (bound: tests/cuda/unet2d_device.cpp)
     std::mt19937_64 rng(20261203);
     for (int round = 0; round < 24; ++round) {
         const auto r = checks::random_unet2d_forward(rng);

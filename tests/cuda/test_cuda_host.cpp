@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "device_checks.hpp"
+#include "gemm_checks.hpp"
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/adapt/thrust.hpp"
 #include "diffuse/cuda/primitives.hpp"
@@ -130,4 +131,36 @@ TEST_CASE("device primitives check shapes and ranges and throw diffuse::error", 
     CHECK_THROWS_AS(diffuse::lincomb(diffuse::tensor_view<float, memory_space::device>{a.data() + 1, 3, 4}, 1.0,
                                      a.view(3, 4)),
                     diffuse::error);  // partial overlap
+}
+
+TEST_CASE("the device GEMM's host loop keeps cuBLAS's column-major contract; im2col forms the convolution's columns",
+          "[cuda_host][gemm]") {
+    std::mt19937_64 rng(20261203);
+    checks::log log;
+    checks::check_gemm(rng, log, 400);
+    checks::check_im2col(rng, log, 200);
+    require_no_failures(log);
+}
+
+TEST_CASE("the device GEMM checks its arguments and throws diffuse::error", "[cuda_host][gemm]") {
+    using diffuse::gemm_op;
+    checks::device_buffer<float> a(64), b(64), c(64);
+    const auto gemm = [&](gemm_op oa, gemm_op ob, std::size_t m, std::size_t n, std::size_t k, std::size_t lda,
+                          std::size_t ldb, std::size_t ldc, float* cp) {
+        diffuse::device_sgemm(oa, ob, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, cp, ldc);
+    };
+    CHECK_NOTHROW(gemm(gemm_op::none, gemm_op::none, 4, 3, 2, 4, 2, 4, c.data()));
+    CHECK_THROWS_AS(gemm(gemm_op::none, gemm_op::none, 4, 3, 2, 3, 2, 4, c.data()), diffuse::error);       // lda < m
+    CHECK_THROWS_AS(gemm(gemm_op::transpose, gemm_op::none, 4, 3, 2, 1, 2, 4, c.data()), diffuse::error);  // lda < k
+    CHECK_THROWS_AS(gemm(gemm_op::none, gemm_op::none, 4, 3, 2, 4, 1, 4, c.data()), diffuse::error);       // ldb < k
+    CHECK_THROWS_AS(gemm(gemm_op::none, gemm_op::transpose, 4, 3, 2, 4, 2, 4, c.data()), diffuse::error);  // ldb < n
+    CHECK_THROWS_AS(gemm(gemm_op::none, gemm_op::none, 4, 3, 2, 4, 2, 3, c.data()), diffuse::error);       // ldc < m
+    CHECK_THROWS_AS(gemm(gemm_op::none, gemm_op::none, 4, 3, 2, 4, 2, 4, nullptr), diffuse::error);
+    CHECK_THROWS_AS(gemm(gemm_op::none, gemm_op::none, std::size_t(1) << 31, 1, 1, std::size_t(1) << 31, 1,
+                         std::size_t(1) << 31, c.data()),
+                    diffuse::error);  // beyond cuBLAS's int
+    CHECK_NOTHROW(gemm(gemm_op::none, gemm_op::none, 0, 3, 2, 1, 2, 1, nullptr));  // empty: nothing read or written
+    CHECK_THROWS_AS(diffuse::device_sgemm_strided_batched(gemm_op::none, gemm_op::none, 2, 2, 2, 1.0f, a.data(), 2,
+                                                          std::size_t(-1), b.data(), 2, 4, 0.0f, c.data(), 2, 4, 2),
+                    diffuse::error);  // a stride beyond long long
 }

@@ -2,14 +2,15 @@
 // on the host (THRUST_DEVICE_SYSTEM_CPP): the golden folders' networks and inputs, random configurations, a
 // short DDIM run on a thrust::device_vector against DDIM written out over the CPU U-Net, and the shape checks.
 //
-// Tolerance: the two differ in the order of the long sums (one running sum per output here, the CPU's
-// blocked GEMM / Winograd there), in the group norm's variance (two-pass Σ(x − μ)² here, E[x²] − μ² there) and
-// in exp (expf vs nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O3,
-// max |device − cpu| / max |cpu|): 3.7e-7 … 7.6e-7 on the nine golden folders below, ≤ 3.0e-6 on the 24 random
-// configurations (unet2d_checks.hpp; the same maximum over 600 rounds of two seeds), about the CPU model's own
-// change when x moves by one ulp; 3.8e-5 after 3 DDIM steps (the update divides by √ᾱ ≈ 0.2 and the
-// random-weight network amplifies). The bounds, 1e-5 and 1e-3, are 3x and 26x the measurement and far under
-// what a wrong layer gives (order 1).
+// Tolerance: the two differ in the order of the long sums (here the GEMM host loop's one running sum per
+// output over the im2col columns, a residual the output holds added before the bias; the CPU's blocked GEMM /
+// Winograd there), in the group norm's variance (two-pass Σ(x − μ)² here, E[x²] − μ² there) and in exp (expf vs
+// nn's polynomial exp_approx, ~1e-7 relative): a few float ulps per layer. Measured (g++ -O3, max |device − cpu|
+// / max |cpu|): 4.0e-7 … 8.8e-7 on the nine golden folders below, ≤ 2.6e-6 on the 24 random configurations
+// (unet2d_checks.hpp), about the CPU model's own change when x moves by one ulp; 7.9e-5 after 3 DDIM steps (the
+// update divides by √ᾱ ≈ 0.2 and the random-weight network amplifies). The bounds, 1e-5 and 1e-3, are 3.8x and
+// 12x the measurement and far under what a wrong layer gives (order 1). On a GPU (test_cuda_gpu) cuBLAS sums in
+// its own order (FP32, no TF32): the same rounding scale.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -1,14 +1,14 @@
 #pragma once
-// The U-Net's layers as device kernels (float32, NHWC activations): each is a DIFFUSE_HD body over one
-// output index, launched with the core launcher of cuda/primitives.hpp (a grid-stride kernel under nvcc, a
-// host loop under DIFFUSE_CUDA_ON_HOST, so CI runs the same bodies on the CPU). The operations and their
-// order per output are nn/'s (conv2d.hpp, group_norm.hpp, attention.hpp, resample.hpp), except the
-// summation order of the long dot products (one running sum here, the CPU's blocked GEMM there) and the
-// exponential (expf here, nn's exp_approx there): results agree to float rounding, not to the bit.
-//
-// One thread per output element, the output channel fastest: neighbouring threads read the same input
-// value (a broadcast) and neighbouring weights B[k, co] (coalesced); the weights are the direct algorithm's
-// matrix B[(ky·k + kx)·Cin + ci, co] (conv2d::weight_matrix), Wᵀ for a linear layer.
+// The U-Net's layers as device kernels (float32, NHWC activations) around the GEMMs of cuda/gemm.hpp: each
+// is a DIFFUSE_HD body over one output index, launched with the core launcher of cuda/primitives.hpp (a
+// grid-stride kernel under nvcc, a host loop under DIFFUSE_CUDA_ON_HOST, so CI runs the same bodies on the
+// CPU). The convolutions are im2col (with the group norm + activation prologue applied while forming the
+// columns) + one GEMM + the bias/residual epilogue; linear layers one GEMM + the epilogue; attention two
+// strided-batched GEMMs around the softmax below. The operations and their order per output are nn/'s
+// (conv2d.hpp, group_norm.hpp, attention.hpp, resample.hpp), except the summation order of the long dot
+// products (cuBLAS's, or the host loop's, here; the CPU model's blocked GEMM there; a residual that the output
+// overwrites is added before the bias, through the GEMM's β) and the exponential (expf here, nn's exp_approx
+// there): results agree to float rounding, not to the bit.
 
 #include <cmath>
 #include <cstddef>
@@ -47,62 +47,48 @@ struct affine_input {
     }
 };
 
-// y[b, oy, ox, co] = ((((Σ_{ky,kx,ci} x'[b, oy·s + ky − top, ox·s + kx − left, ci]·B[(ky·k + kx)·Cin + ci, co]) + bias[co])
-//                     + sample_bias[b·sb_ld + co]) + residual[i]) / divisor; x' = input(x), zero outside the image.
-struct conv_body {
+// im2col: the columns of a k×k convolution, cols[r·K + (ky·k + kx)·Cin + ci] = x'[b, oy·s + ky − top, ox·s + kx − left, ci]
+// for the output rows r = r0 + ρ, r = (b·Ho + oy)·Wo + ox (ρ < the chunk's rows), K = k·k·Cin; x' = input(x), zero
+// outside the image (the padding is zero after the prologue, as conv2d pads its input). The columns' index matches
+// conv2d::weight_matrix's rows, so y[r, :] = cols[r, :]·B is the convolution (a GEMM: cuda/gemm.hpp).
+struct im2col_body {
     const float* x;
-    const float* w;
-    const float* bias;
-    float* y;
+    float* cols;
     affine_input input;
-    const float* sample_bias;
-    std::size_t sb_ld;
-    const float* residual;  // may be y
-    float divisor;
-    std::size_t h, wd, cin, ho, wo, cout, k, stride, top, left;
+    std::size_t r0, h, wd, cin, ho, wo, k, stride, top, left;
     DIFFUSE_HD void operator()(std::size_t i) const {
-        const std::size_t co = i % cout;
-        std::size_t r = i / cout;
-        const std::size_t ox = r % wo;
-        r /= wo;
-        const std::size_t oy = r % ho, b = r / ho;
-        float acc = 0.0f;
-        for (std::size_t ky = 0; ky < k; ++ky) {
-            const std::size_t iy = oy * stride + ky;  // + top: the padded coordinate
-            if (iy < top || iy - top >= h) continue;
-            for (std::size_t kx = 0; kx < k; ++kx) {
-                const std::size_t ix = ox * stride + kx;
-                if (ix < left || ix - left >= wd) continue;
-                const float* xp = x + ((b * h + (iy - top)) * wd + (ix - left)) * cin;
-                const float* wp = w + (ky * k + kx) * cin * cout + co;
-                for (std::size_t ci = 0; ci < cin; ++ci) acc += input(xp[ci], b, ci) * wp[ci * cout];
-            }
-        }
-        float out = acc;
-        if (bias) out += bias[co];
-        if (sample_bias) out += sample_bias[b * sb_ld + co];
-        if (residual) out += residual[i];
-        if (divisor != 1.0f) out /= divisor;
-        y[i] = out;
+        const std::size_t ci = i % cin;
+        std::size_t t = i / cin;
+        const std::size_t kx = t % k;
+        t /= k;
+        const std::size_t ky = t % k, r = r0 + t / k;
+        const std::size_t ox = r % wo, oy = (r / wo) % ho, b = r / (wo * ho);
+        const std::size_t iy = oy * stride + ky, ix = ox * stride + kx;  // padded coordinates
+        float v = 0.0f;
+        if (iy >= top && iy - top < h && ix >= left && ix - left < wd)
+            v = input(x[((b * h + (iy - top)) * wd + (ix - left)) * cin + ci], b, ci);
+        cols[i] = v;
     }
 };
 
-// y[r, n] = ((Σ_k x[r·ldx + k]·B[k·N + n] + bias[n]) + residual[r·N + n]) / divisor
-struct linear_body {
-    const float* x;
-    std::size_t ldx;
-    const float* w;
-    const float* bias;
-    const float* residual;
-    float divisor;
-    float* y;
-    std::size_t K, N;
+// The epilogue of a convolution or linear layer over its GEMM's row-major result y[R, N] (rows r of the
+// layer's first_row + r, sample (first_row + r) / rows_per_sample):
+//   y[r·N + n] = (((y[r·N + n] + bias[n]) + sample_bias[sample·sb_ld + n]) + residual[r·N + n]) / divisor
+// each term skipped when null (divisor when 1).
+struct bias_epilogue_body {
+    float* y = nullptr;
+    std::size_t N = 0;
+    const float* bias = nullptr;
+    const float* sample_bias = nullptr;
+    std::size_t sb_ld = 0, rows_per_sample = 1, first_row = 0;
+    const float* residual = nullptr;
+    float divisor = 1.0f;
+    [[nodiscard]] bool needed() const { return bias || sample_bias || residual || divisor != 1.0f; }
     DIFFUSE_HD void operator()(std::size_t i) const {
         const std::size_t n = i % N, r = i / N;
-        float acc = 0.0f;
-        for (std::size_t k = 0; k < K; ++k) acc += x[r * ldx + k] * w[k * N + n];
-        float out = acc;
+        float out = y[i];
         if (bias) out += bias[n];
+        if (sample_bias) out += sample_bias[((first_row + r) / rows_per_sample) * sb_ld + n];
         if (residual) out += residual[i];
         if (divisor != 1.0f) out /= divisor;
         y[i] = out;
@@ -178,23 +164,6 @@ struct affine_body {
     DIFFUSE_HD void operator()(std::size_t i) const { y[i] = input(x[i], i / per_sample, i % C); }
 };
 
-// Attention of one head: scores[((b·H + h)·T + i)·T + j] = (Σ_d q[b, i, h, d]·k[b, j, h, d])·scale, q, k, v
-// interleaved as the qkv projection writes them: row (b·T + i) of width 3·inner = [q | k | v].
-struct attention_scores_body {
-    const float* qkv;
-    float* scores;
-    std::size_t T, H, d;
-    float scale;
-    DIFFUSE_HD void operator()(std::size_t i) const {
-        const std::size_t inner = H * d, ld = 3 * inner;
-        const std::size_t j = i % T, q = (i / T) % T, bh = i / (T * T), h = bh % H, b = bh / H;
-        const float* qp = qkv + (b * T + q) * ld + h * d;
-        const float* kp = qkv + (b * T + j) * ld + inner + h * d;
-        float acc = 0.0f;
-        for (std::size_t e = 0; e < d; ++e) acc += qp[e] * kp[e];
-        scores[i] = acc * scale;
-    }
-};
 // One row of scores → softmax, the maximum subtracted first (attention.hpp's softmax_rows).
 struct softmax_row_body {
     float* scores;
@@ -212,23 +181,6 @@ struct softmax_row_body {
         for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
     }
 };
-// heads_out[(b·T + q)·inner + h·d + e] = Σ_j p[b, h, q, j]·v[b, j, h, e]
-struct attention_values_body {
-    const float* qkv;
-    const float* probs;
-    float* out;
-    std::size_t T, H, d;
-    DIFFUSE_HD void operator()(std::size_t i) const {
-        const std::size_t inner = H * d, ld = 3 * inner;
-        const std::size_t e = i % d, h = (i / d) % H, q = (i / inner) % T, b = i / (inner * T);
-        const float* p = probs + ((b * H + h) * T + q) * T;
-        const float* v = qkv + b * T * ld + 2 * inner + h * d + e;
-        float acc = 0.0f;
-        for (std::size_t j = 0; j < T; ++j) acc += p[j] * v[j * ld];
-        out[i] = acc;
-    }
-};
-
 // Layout and resampling (nn/layout.hpp, nn/resample.hpp), one output element each.
 // NCHW → NHWC (x ← 2x − 1 when centre), or NHWC → NCHW (÷ divisor[b] when set: Fourier time features).
 struct nchw_nhwc_body {

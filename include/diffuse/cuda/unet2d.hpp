@@ -1,6 +1,7 @@
 #pragma once
 // nn::unet2d on device memory (float32): the same network, its parameters uploaded once from a loaded host
-// unet2d, its forward a sequence of the device kernels of cuda/nn_kernels.hpp on NHWC activations.
+// unet2d, its forward a sequence of the device kernels of cuda/nn_kernels.hpp and the GEMMs of cuda/gemm.hpp on
+// NHWC activations.
 //
 //   diffuse::nn::unet2d host = diffuse::io::load_unet2d("ddpm-cifar10-32");
 //   diffuse::nn::device_unet2d net(host);                 // uploads every weight
@@ -11,11 +12,15 @@
 // class-timestep) features are computed on the host by nn/embedding.hpp, as the CPU model computes them, and
 // reach the device in one copy per call with the per-sample class rows, times and class vectors (class_embed_type
 // "identity"); everything after that
-// runs on the device. The group norms are fused into the convolution that follows them (its input prologue)
-// where the CPU model fuses them. Activation workspaces are owned by the network and grown, never shrunk:
-// the first forward of a (batch, size) allocates, later ones of that shape or smaller allocate nothing.
+// runs on the device. The group norms are fused into the convolution that follows them (its input prologue,
+// applied while forming the im2col columns) where the CPU model fuses them. Activation workspaces are owned by
+// the network and grown, never shrunk: the first forward of a (batch, size) allocates, later ones of that shape
+// or smaller allocate nothing.
 // Results agree with the CPU model to float rounding (different summation order and exp): see nn_kernels.hpp.
-// Not done: shared-memory tiling, cuDNN/cuBLASLt, BF16, CUDA graphs.
+// Convolutions (im2col + GEMM), linear layers and attention's two products are FP32 cuBLAS GEMMs (cuda/gemm.hpp;
+// the host loop of the same contract under DIFFUSE_CUDA_ON_HOST); the im2col columns live in a network-owned
+// workspace of at most 2²⁶ floats (output rows in chunks). Not done: implicit-GEMM / cuDNN convolutions (no
+// im2col traffic), fused epilogues (cuBLASLt), TF32/BF16, fused attention, CUDA graphs; not timed on a GPU yet.
 //
 // device_unet2d is basic_device_unet2d<float>: a class template (float its only element type) so that its
 // kernel launches are instantiated only where the network is used — in a .cu file, or a host build with
@@ -36,6 +41,7 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/space_buffer.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/cuda/gemm.hpp"
 #include "diffuse/cuda/memory.hpp"
 #include "diffuse/cuda/nn_kernels.hpp"
 #include "diffuse/cuda/primitives.hpp"
@@ -208,7 +214,7 @@ private:
     // ---- workspace (unet2d::workspace's buffers, on the device) ---------------------------------------------
     struct workspace {
         buffer input, output, h0, h1, cat, s0, s1, s2, s3, cond, t_hidden, emb, emb_act, class_hidden, class_emb, proj;
-        buffer norm_coef, normed, qkv, heads_out, scores;
+        buffer norm_coef, normed, qkv, heads_out, scores, cols;
         dbuffer norm_partial, norm_stats;
         std::vector<buffer> skips;
     };
@@ -276,18 +282,56 @@ private:
         launch(batch * temb, device_kernels::add_activate_body{ea, nullptr, cfg_.act_fn});
     }
 
+    // y[R, N] = x[R, K]·B[K, N] row-major as the column-major GEMM Yᵀ = Bᵀ·Xᵀ (cuda/gemm.hpp), then the epilogue
+    // (ep's terms; ep.y, ep.N set here); a residual that is y itself is y's old value, added through β = 1.
+    void gemm_rows(const float* x, std::size_t ldx, const float* w, std::size_t rows, std::size_t K, std::size_t N, float* y,
+                   device_kernels::bias_epilogue_body ep) {
+        const bool accumulate = ep.residual != nullptr && ep.residual == y;
+        device_sgemm(gemm_op::none, gemm_op::none, N, rows, K, 1.0f, w, N, x, ldx, accumulate ? 1.0f : 0.0f, y, N,
+                     "device_unet2d");
+        ep.y = y;
+        ep.N = N;
+        if (accumulate) ep.residual = nullptr;
+        if (ep.needed()) launch(rows * N, ep);
+    }
     void linear(const linear_layer& l, const float* x, std::size_t rows, float* y, const float* residual = nullptr,
                 float divisor = 1.0f) {
-        launch(rows * l.out, device_kernels::linear_body{x, l.in, l.w.data(), l.b.size() ? l.b.data() : nullptr, residual,
-                                                         divisor, y, l.in, l.out});
+        device_kernels::bias_epilogue_body ep;
+        ep.bias = l.b.size() ? l.b.data() : nullptr;
+        ep.residual = residual;
+        ep.divisor = divisor;
+        gemm_rows(x, l.in, l.w.data(), rows, l.in, l.out, y, ep);
     }
+    // A 1×1 stride-1 unpadded convolution without an input prologue is one GEMM over the NHWC rows; any other
+    // is im2col into ws_.cols (at most cols_budget floats: output rows in chunks) + one GEMM a chunk.
     void conv(const conv_layer& c, const float* x, std::size_t batch, std::size_t h, std::size_t w, float* y,
               const device_kernels::affine_input& input = {}, const float* sample_bias = nullptr, std::size_t sb_ld = 0,
               const float* residual = nullptr, float divisor = 1.0f) {
         const std::size_t ho = c.out_size(h, c.pad.top, c.pad.bottom), wo = c.out_size(w, c.pad.left, c.pad.right);
-        launch(batch * ho * wo * c.cout,
-               device_kernels::conv_body{x, c.w.data(), c.b.size() ? c.b.data() : nullptr, y, input, sample_bias, sb_ld,
-                                         residual, divisor, h, w, c.cin, ho, wo, c.cout, c.k, c.stride, c.pad.top, c.pad.left});
+        const std::size_t rows = batch * ho * wo, K = c.k * c.k * c.cin;
+        device_kernels::bias_epilogue_body ep;
+        ep.bias = c.b.size() ? c.b.data() : nullptr;
+        ep.sample_bias = sample_bias;
+        ep.sb_ld = sb_ld;
+        ep.rows_per_sample = ho * wo;
+        ep.divisor = divisor;
+        const bool direct = c.k == 1 && c.stride == 1 && c.pad.top == 0 && c.pad.bottom == 0 && c.pad.left == 0 &&
+                            c.pad.right == 0 && input.scale == nullptr;
+        if (direct) {
+            ep.residual = residual;
+            gemm_rows(x, c.cin, c.w.data(), rows, K, c.cout, y, ep);
+            return;
+        }
+        constexpr std::size_t cols_budget = std::size_t(1) << 26;
+        const std::size_t chunk = std::max<std::size_t>(1, cols_budget / K);
+        float* cols = grow(ws_.cols, std::min(rows, chunk) * K);
+        for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
+            const std::size_t nr = std::min(chunk, rows - r0);
+            launch(nr * K, device_kernels::im2col_body{x, cols, input, r0, h, w, c.cin, ho, wo, c.k, c.stride, c.pad.top, c.pad.left});
+            ep.first_row = r0;
+            ep.residual = residual ? residual + r0 * c.cout : nullptr;
+            gemm_rows(cols, K, c.w.data(), nr, K, c.cout, y + r0 * c.cout, ep);
+        }
     }
     // The group norm's per-sample coefficients into ws_.norm_coef (two-pass statistics over fixed pixel blocks),
     // returned as the input map of the layer that follows.
@@ -327,12 +371,24 @@ private:
         const std::size_t per_sample = a.heads * T * T, chunk = std::max<std::size_t>(1, score_budget / per_sample);
         float* scores = grow(ws_.scores, std::min(batch, chunk) * per_sample);
         const float scale = static_cast<float>(1.0 / std::sqrt(double(a.d)));
+        const std::size_t ld = 3 * inner, TT = T * T;
         for (std::size_t b0 = 0; b0 < batch; b0 += chunk) {
             const std::size_t nb = std::min(chunk, batch - b0);
-            const float* q = qkv + b0 * T * 3 * inner;
-            launch(nb * per_sample, device_kernels::attention_scores_body{q, scores, T, a.heads, a.d, scale});
+            const float* q = qkv + b0 * T * ld;
+            float* o = heads_out + b0 * T * inner;
+            // per head h, batched over the chunk's samples (column-major views of the row-major rows of width ld):
+            //   scores[b, h](j, i) = scale·Σ_e K[b, j, h, e]·Q[b, i, h, e]   (m = n = T, k = d; Kᵀ stored: op T)
+            //   softmax over j (one row i of scores[b, h] each)
+            //   out[b](e, i) at h·d = Σ_j V[b, j, h, e]·P[b, h](j, i)      (m = d, n = T, k = T)
+            for (std::size_t hd = 0; hd < a.heads; ++hd)
+                device_sgemm_strided_batched(gemm_op::transpose, gemm_op::none, T, T, a.d, scale, q + inner + hd * a.d, ld,
+                                             T * ld, q + hd * a.d, ld, T * ld, 0.0f, scores + hd * TT, T, a.heads * TT, nb,
+                                             "device_unet2d");
             launch(nb * a.heads * T, device_kernels::softmax_row_body{scores, T});
-            launch(nb * T * inner, device_kernels::attention_values_body{q, scores, heads_out + b0 * T * inner, T, a.heads, a.d});
+            for (std::size_t hd = 0; hd < a.heads; ++hd)
+                device_sgemm_strided_batched(gemm_op::none, gemm_op::none, a.d, T, T, 1.0f, q + 2 * inner + hd * a.d, ld,
+                                             T * ld, scores + hd * TT, T, a.heads * TT, 0.0f, o + hd * a.d, inner, T * inner,
+                                             nb, "device_unet2d");
         }
         linear(a.out, heads_out, batch * T, y, x, a.rescale);
     }

@@ -1,0 +1,181 @@
+#pragma once
+// Single-precision GEMM on device memory with cuBLAS's column-major contract (cublasSgemm):
+//
+//   C ← α·op(A)·op(B) + β·C,   op(A) m×k, op(B) k×n, C m×n;   X(i, j) = X[i + j·ldX]  (column-major)
+//   op(X) = X (gemm_op::none) or Xᵀ (gemm_op::transpose): A is stored m×k (lda ≥ m) or k×m (lda ≥ k),
+//   B k×n (ldb ≥ k) or n×k (ldb ≥ n), ldc ≥ m; β = 0 does not read C (it may hold NaN), as in cuBLAS.
+//
+// and its strided-batched form (cublasSgemmStridedBatched): for p in [0, batch) the same product on
+// A + p·stride_a, B + p·stride_b, C + p·stride_c. A row-major matrix is the column-major matrix of its
+// transpose, so a row-major Y[R, N] = X[R, K]·W[K, N] is the call m = N, n = R, k = K, A = W (lda = N),
+// B = X (ldb = K), C = Y (ldc = N), both ops none: how the device U-Net calls it.
+//
+//   compiled by a CUDA compiler, or   cuBLAS on the default stream (ordered with the launcher's kernels) through
+//   a host compiler with the CUDA     one cublasHandle_t per host thread, created on first use; every status
+//   toolkit's headers                 other than CUBLAS_STATUS_SUCCESS throws diffuse::error naming the call.
+//                                     Plain FP32 (cublasSgemm with the handle's default math mode): no TF32,
+//                                     so results match a float CPU product to float rounding (summation order).
+//   DIFFUSE_CUDA_ON_HOST              a plain host loop with exactly the same contract (device memory is host
+//                                     memory there), so the host-run tests check every argument mapping made:
+//                                     C(i, j) = α·(Σ_p op(A)(i, p)·op(B)(p, j), p ascending, in float) + β·C(i, j).
+//
+// Every argument is checked first (dimensions and leading dimensions within cuBLAS's int range and the
+// minimum above, pointers non-null when the product is non-empty): a named diffuse::error, never UB.
+
+#include <climits>
+#include <cstddef>
+#include <string>
+
+#include "diffuse/core/error.hpp"
+#include "diffuse/cuda/memory.hpp"
+
+#if !defined(DIFFUSE_CUDA_ON_HOST)
+#include <cublas_v2.h>
+#endif
+
+namespace diffuse {
+
+enum class gemm_op { none, transpose };
+
+namespace detail {
+
+inline void require_gemm_arguments(const char* where, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n,
+                                   std::size_t k, const float* a, std::size_t lda, const float* b, std::size_t ldb,
+                                   const float* c, std::size_t ldc, std::size_t batch) {
+    constexpr std::size_t int_max = INT_MAX;
+    auto within_int = [&](std::size_t v, const char* name) {
+        if (v > int_max) fail(where, std::string(name) + " = " + std::to_string(v) + " exceeds cuBLAS's int range");
+    };
+    within_int(m, "m");
+    within_int(n, "n");
+    within_int(k, "k");
+    within_int(lda, "lda");
+    within_int(ldb, "ldb");
+    within_int(ldc, "ldc");
+    within_int(batch, "batch");
+    auto at_least = [&](std::size_t ld, std::size_t rows, const char* name) {
+        const std::size_t min = rows > 0 ? rows : 1;
+        if (ld < min) fail(where, std::string(name) + " = " + std::to_string(ld) + " is below " + std::to_string(min));
+    };
+    at_least(lda, op_a == gemm_op::none ? m : k, "lda");
+    at_least(ldb, op_b == gemm_op::none ? k : n, "ldb");
+    at_least(ldc, m, "ldc");
+    if (m == 0 || n == 0 || batch == 0) return;
+    if (c == nullptr) fail(where, "C is null");
+    if (k > 0 && (a == nullptr || b == nullptr)) fail(where, "A and B must not be null when k > 0");
+}
+
+#if defined(DIFFUSE_CUDA_ON_HOST)
+inline void gemm_strided_batched(const char*, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
+                                 float alpha, const float* a, std::size_t lda, std::size_t stride_a, const float* b,
+                                 std::size_t ldb, std::size_t stride_b, float beta, float* c, std::size_t ldc,
+                                 std::size_t stride_c, std::size_t batch) {
+    for (std::size_t p = 0; p < batch; ++p) {
+        const float* ap = a + p * stride_a;
+        const float* bp = b + p * stride_b;
+        float* cp = c + p * stride_c;
+        for (std::size_t j = 0; j < n; ++j) {
+            for (std::size_t i = 0; i < m; ++i) {
+                float acc = 0.0f;
+                for (std::size_t q = 0; q < k; ++q) {
+                    const float av = op_a == gemm_op::none ? ap[i + q * lda] : ap[q + i * lda];
+                    const float bv = op_b == gemm_op::none ? bp[q + j * ldb] : bp[j + q * ldb];
+                    acc += av * bv;
+                }
+                float& out = cp[i + j * ldc];
+                out = beta == 0.0f ? alpha * acc : alpha * acc + beta * out;
+            }
+        }
+    }
+}
+#else
+[[nodiscard]] inline const char* cublas_status_name(cublasStatus_t s) {
+    switch (s) {
+        case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+        case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+        case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+        case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+        case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+        case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+        case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+        case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+        case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+        case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    }
+    return "an unknown cuBLAS status";
+}
+inline void cublas_check(cublasStatus_t status, const char* where, const char* call) {
+    if (status != CUBLAS_STATUS_SUCCESS)
+        fail(where, std::string(call) + " failed: " + cublas_status_name(status) + " (" + std::to_string(int(status)) + ")");
+}
+
+// This host thread's cuBLAS handle, created on first use, destroyed when the thread ends.
+class cublas_handle {
+public:
+    cublas_handle(const cublas_handle&) = delete;
+    cublas_handle& operator=(const cublas_handle&) = delete;
+    ~cublas_handle() {
+        if (handle_ != nullptr) static_cast<void>(cublasDestroy(handle_));
+    }
+    [[nodiscard]] static cublasHandle_t for_this_thread(const char* where) {
+        thread_local cublas_handle h;
+        if (h.handle_ == nullptr) {
+            require_cuda_device(where);
+            cublas_check(cublasCreate(&h.handle_), where, "cublasCreate");
+        }
+        return h.handle_;
+    }
+
+private:
+    cublas_handle() = default;
+    cublasHandle_t handle_ = nullptr;
+};
+
+[[nodiscard]] inline cublasOperation_t cublas_op(gemm_op op) { return op == gemm_op::none ? CUBLAS_OP_N : CUBLAS_OP_T; }
+
+inline void gemm_strided_batched(const char* where, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n,
+                                 std::size_t k, float alpha, const float* a, std::size_t lda, std::size_t stride_a,
+                                 const float* b, std::size_t ldb, std::size_t stride_b, float beta, float* c,
+                                 std::size_t ldc, std::size_t stride_c, std::size_t batch) {
+    cublasHandle_t handle = cublas_handle::for_this_thread(where);
+    const int im = int(m), in = int(n), ik = int(k);
+    if (batch == 1) {
+        cublas_check(cublasSgemm(handle, cublas_op(op_a), cublas_op(op_b), im, in, ik, &alpha, a, int(lda), b, int(ldb), &beta,
+                                 c, int(ldc)),
+                     where, "cublasSgemm");
+    } else {
+        cublas_check(cublasSgemmStridedBatched(handle, cublas_op(op_a), cublas_op(op_b), im, in, ik, &alpha, a, int(lda),
+                                               static_cast<long long>(stride_a), b, int(ldb), static_cast<long long>(stride_b),
+                                               &beta, c, int(ldc), static_cast<long long>(stride_c), int(batch)),
+                     where, "cublasSgemmStridedBatched");
+    }
+}
+#endif
+
+}  // namespace detail
+
+// C ← α·op(A)·op(B) + β·C (cublasSgemm's contract, above) on device memory.
+inline void device_sgemm(gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+                         std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc,
+                         const char* where = "device_sgemm") {
+    detail::require_gemm_arguments(where, op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, 1);
+    if (m == 0 || n == 0) return;
+    detail::gemm_strided_batched(where, op_a, op_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+}
+
+// For p in [0, batch): C_p ← α·op(A_p)·op(B_p) + β·C_p, X_p = X + p·stride_x (cublasSgemmStridedBatched).
+inline void device_sgemm_strided_batched(gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                                         const float* a, std::size_t lda, std::size_t stride_a, const float* b,
+                                         std::size_t ldb, std::size_t stride_b, float beta, float* c, std::size_t ldc,
+                                         std::size_t stride_c, std::size_t batch,
+                                         const char* where = "device_sgemm_strided_batched") {
+    detail::require_gemm_arguments(where, op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, batch);
+    constexpr std::size_t stride_max = LLONG_MAX;
+    if (stride_a > stride_max || stride_b > stride_max || stride_c > stride_max)
+        detail::fail(where, "a stride exceeds cuBLAS's long long range");
+    if (m == 0 || n == 0 || batch == 0) return;
+    detail::gemm_strided_batched(where, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                                 stride_c, batch);
+}
+
+}  // namespace diffuse
