@@ -224,6 +224,41 @@ void check_noise(std::mt19937_64& rng, log& out) {
     out.same_bits("lincomb_noise 1 input " + s.name(), host, dout.to_host());
 }
 
+// quantile_abs and dynamic_threshold: the order statistics must be exact (ties, ±0, several reduce blocks,
+// one element, the extreme ratios), so the device's interpolation and threshold give the host's bits.
+template <class T>
+void check_order_statistics(std::mt19937_64& rng, log& out) {
+    shape s = random_shape(rng);
+    if (s.per_sample == 0) s.per_sample = 1;
+    auto x = random_values<T>(rng, s.size());
+    const std::size_t kind = std::uniform_int_distribution<std::size_t>(0, 2)(rng);
+    if (kind == 1)  // many ties: a few distinct magnitudes of both signs, and both zeros
+        for (auto& v : x) {
+            v = T(std::uniform_int_distribution<int>(-3, 3)(rng)) * T(0.5);
+            if (v == T(0) && rng() % 2 == 0) v = -T(0);
+        }
+    if (kind == 2)  // every value the same magnitude
+        for (auto& v : x) v = rng() % 2 == 0 ? T(1.5) : T(-1.5);
+    const double ratios[] = {0.0, 1.0, 0.5, 0.995, std::uniform_real_distribution<double>(0.0, 1.0)(rng)};
+    const double ratio = ratios[std::uniform_int_distribution<std::size_t>(0, 4)(rng)];
+    on_device<T> dx(x, s);
+    const diffuse::tensor_view<const T> hx{x.data(), s.batch, s.per_sample};
+    std::vector<double> host(s.batch), device(s.batch);
+    diffuse::quantile_abs(hx, ratio, host);
+    diffuse::quantile_abs(dx.view, ratio, device);
+    const std::string name = s.name() + " q = " + std::to_string(ratio) + " kind " + std::to_string(kind);
+    out.same_bits("quantile_abs " + name, host, device);
+
+    const double max_value = std::uniform_real_distribution<double>(1.0, 4.0)(rng);
+    std::vector<double> quantiles;
+    std::vector<T> scratch;
+    std::vector<T> thresholded = x;
+    diffuse::dynamic_threshold(diffuse::tensor_view<T>{thresholded.data(), s.batch, s.per_sample}, ratio == 0.0 ? 0.5 : ratio,
+                               max_value, quantiles, scratch);
+    diffuse::dynamic_threshold(dx.view, ratio == 0.0 ? 0.5 : ratio, max_value, quantiles, scratch);
+    out.same_bits("dynamic_threshold " + name, thresholded, dx.to_host());
+}
+
 // Every check on `rounds` random configurations of both element types.
 inline log check_all(std::uint64_t seed, int rounds) {
     std::mt19937_64 rng(seed);
@@ -235,6 +270,8 @@ inline log check_all(std::uint64_t seed, int rounds) {
         check_reductions<double>(rng, out);
         check_noise<float>(rng, out);
         check_noise<double>(rng, out);
+        check_order_statistics<float>(rng, out);
+        check_order_statistics<double>(rng, out);
     }
     return out;
 }

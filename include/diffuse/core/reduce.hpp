@@ -224,38 +224,80 @@ void mean(X&& x, std::span<double> out) {
     }
 }
 
+namespace detail {
+
+// Specialised (float, double) by diffuse/cuda/quantile.hpp: quantile_abs and dynamic_threshold on device tensors.
+template <class T>
+struct device_quantile {
+    static constexpr bool available = false;
+};
+
+// torch.quantile's interpolation point for n values, computed in T as torch computes it: rank = q·(n−1), the
+// order statistics below = ⌊rank⌋ and above = min(below + 1, n − 1) (0-based), weight w = rank − below.
+template <class T>
+struct quantile_rank {
+    std::size_t below, above;
+    T w;
+};
+template <class T>
+[[nodiscard]] quantile_rank<T> quantile_rank_of(double q, std::size_t n) {
+    const T rank = static_cast<T>(q) * static_cast<T>(n - 1);
+    const auto below = static_cast<std::size_t>(rank);
+    return {below, std::min(below + 1, n - 1), rank - static_cast<T>(below)};
+}
+
+// torch.lerp as its vectorised CPU kernel computes it: fma(w, hi − lo, lo) for w < 0.5, else
+// fma(w − 1, hi − lo, hi). One fma per sample, so the libm fallback costs nothing.
+template <class T>
+[[nodiscard]] DIFFUSE_HD DIFFUSE_ALWAYS_INLINE T torch_lerp(T lo, T hi, T w) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same_v<T, float>) return w < T(0.5) ? fmaf(w, hi - lo, lo) : fmaf(w - T(1), hi - lo, hi);
+    else return w < T(0.5) ? ::fma(w, hi - lo, lo) : ::fma(w - T(1), hi - lo, hi);
+#else
+    return w < T(0.5) ? std::fma(w, hi - lo, lo) : std::fma(w - T(1), hi - lo, hi);
+#endif
+}
+
+template <class V>
+void check_quantile_args(const V& v, double q, std::span<double> out, const char* where) {
+    require(q >= 0.0 && q <= 1.0, where, "q", q, "[0, 1]");
+    require(v.per_sample > 0, where, "per_sample", v.per_sample, ">= 1");
+    if (out.size() != v.batch)
+        fail(where, "out has " + std::to_string(out.size()) + " values but the batch has " + std::to_string(v.batch));
+}
+
+}  // namespace detail
+
 // The q-quantile of |x| per sample, as torch.quantile(x.abs(), q, dim=1) computes it in the tensor's
 // precision: rank = q·(n−1), then torch.lerp between the neighbouring order statistics.
-// `scratch` (of x's element type) is reused between calls to avoid allocation in sampling loops.
+// `scratch` (of x's element type) is reused between calls to avoid allocation in sampling loops (host tensors;
+// device tensors use the backend's scratch: diffuse/cuda/quantile.hpp, the same bits).
 template <class X, class S>
 void quantile_abs(X&& x, double q, std::span<double> out, std::vector<S>& scratch) {
     if constexpr (detail::check_reduce_inputs<X>()) {
         using T = tensor_value_t<X>;
         static_assert(std::is_same_v<S, T>, "diffuse::quantile_abs: scratch must hold x's element type (float or double)");
-        static_assert(tensor_space_v<X> == memory_space::host,
-                      "diffuse::quantile_abs: not available on device yet: copy the tensor to the host first");
-        if constexpr (std::is_same_v<S, T> && tensor_space_v<X> == memory_space::host) {
+        if constexpr (std::is_same_v<S, T>) {
             const auto v = detail::input_view(std::forward<X>(x));
-            detail::require(q >= 0.0 && q <= 1.0, "quantile_abs", "q", q, "[0, 1]");
-            detail::require(v.per_sample > 0, "quantile_abs", "per_sample", v.per_sample, ">= 1");
-            if (out.size() != v.batch)
-                detail::fail("quantile_abs", "out has " + std::to_string(out.size()) + " values but the batch has " +
-                                                 std::to_string(v.batch));
-            scratch.resize(v.per_sample);
-            const T rank = static_cast<T>(q) * static_cast<T>(v.per_sample - 1);
-            const auto below = static_cast<std::size_t>(rank);
-            const std::size_t above = std::min(below + 1, v.per_sample - 1);
-            const T w = rank - static_cast<T>(below);
-            for (std::size_t b = 0; b < v.batch; ++b) {
-                const T* s = v.sample(b);
-                for (std::size_t j = 0; j < v.per_sample; ++j) scratch[j] = std::abs(s[j]);
-                std::nth_element(scratch.begin(), scratch.begin() + std::ptrdiff_t(below), scratch.end());
-                const T lo = scratch[below];
-                const T hi =
-                    above == below ? lo : *std::min_element(scratch.begin() + std::ptrdiff_t(below) + 1, scratch.end());
-                // torch.lerp as its vectorised CPU kernel computes it: fma(w, hi − lo, lo) for w < 0.5,
-                // else fma(w − 1, hi − lo, hi). One fma per sample, so the libm fallback costs nothing.
-                out[b] = w < T(0.5) ? std::fma(w, hi - lo, lo) : std::fma(w - T(1), hi - lo, hi);
+            detail::check_quantile_args(v, q, out, "quantile_abs");
+            const auto r = detail::quantile_rank_of<T>(q, v.per_sample);
+            if constexpr (decltype(v)::space == memory_space::device) {
+                static_assert(detail::device_quantile<T>::available,
+                              "diffuse: quantile_abs on device memory needs diffuse/cuda/quantile.hpp (included by "
+                              "diffuse/cuda/primitives.hpp)");
+                detail::device_quantile<T>::quantile_abs(v, r, out);
+            } else {
+                scratch.resize(v.per_sample);
+                for (std::size_t b = 0; b < v.batch; ++b) {
+                    const T* s = v.sample(b);
+                    for (std::size_t j = 0; j < v.per_sample; ++j) scratch[j] = std::abs(s[j]);
+                    std::nth_element(scratch.begin(), scratch.begin() + std::ptrdiff_t(r.below), scratch.end());
+                    const T lo = scratch[r.below];
+                    const T hi = r.above == r.below
+                                     ? lo
+                                     : *std::min_element(scratch.begin() + std::ptrdiff_t(r.below) + 1, scratch.end());
+                    out[b] = detail::torch_lerp(lo, hi, r.w);
+                }
             }
         }
     }

@@ -19,7 +19,7 @@
 //     --fmad=false (the diffuse::cuda CMake target adds it): see docs/noise.md.
 // Per-sample coefficients (and fill_normal's sample ids) reach the device once per call through a small
 // per-thread device scratch; a reduction writes its per-sample results to that scratch and reads them back
-// in one copy. quantile_abs has no device version yet (a compile-time sentence says so).
+// in one copy. quantile_abs and dynamic_threshold: diffuse/cuda/quantile.hpp, included at the end of this header.
 
 #include <algorithm>
 #include <array>
@@ -507,3 +507,6 @@ private:
 };
 
 }  // namespace diffuse::detail
+
+// quantile_abs and dynamic_threshold on the device (they use the launcher and scratch above).
+#include "diffuse/cuda/quantile.hpp"

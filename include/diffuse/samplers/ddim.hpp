@@ -93,7 +93,7 @@ public:
         const char* where = this->where();
         const std::size_t T_train = this->num_train_timesteps();
         detail::check_descending_grid(this->grid_, shape.batch, T_train, where, opt_.trailing_extra_timestep);
-        detail::check_clipping<S>(opt_, where);
+        detail::check_clipping(opt_, where);
         detail::require(opt_.eta >= 0 && std::isfinite(opt_.eta), where, "eta", opt_.eta, "[0, inf)");
         const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();
         detail::require(N <= T_train, where, "num_inference_steps", N, "<= num_train_timesteps");
@@ -189,7 +189,7 @@ public:
           raw_(shape.batch * shape.per_sample) {
         clip_.clip_sample = opt_.clip_sample;
         clip_.clip_sample_range = opt_.clip_sample_range;
-        detail::check_clipping<S>(clip_, this->where());
+        detail::check_clipping(clip_, this->where());
         initial_ac_ = opt_.set_alpha_to_one ? 1.0 : this->alpha_cumprod(0, 1.0);
         check_grid(shape.batch);
         const std::size_t N = opt_.num_inference_steps ? opt_.num_inference_steps : this->steps();

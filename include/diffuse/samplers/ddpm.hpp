@@ -67,7 +67,7 @@ public:
           variance_(learned_ ? shape.batch * shape.per_sample : 0), beta_(shape.batch), var_small_(shape.batch) {
         detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), this->where(),
                                       opt_.trailing_extra_timestep);
-        detail::check_clipping<S>(opt_, this->where());
+        detail::check_clipping(opt_, this->where());
     }
 
 private:

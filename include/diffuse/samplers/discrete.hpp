@@ -28,6 +28,7 @@
 
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/reduce.hpp"
+#include "diffuse/core/threshold.hpp"
 #include "diffuse/process/parameterization.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/model.hpp"
@@ -194,31 +195,14 @@ void eps_from_x0(tensor_view<T, S> x, discrete_workspace<T, S>& ws) {
     complete_pair(x, ws, false);
 }
 
-// Clip or dynamically threshold x̂₀ in place (diffusers _threshold_sample: s = the ratio-quantile of |x̂₀|
-// per sample, clamped to [1, sample_max_value]; x̂₀ ← clamp(x̂₀, −s, s) / s).
+// Clip or dynamically threshold x̂₀ in place (diffusers _threshold_sample: core/threshold.hpp).
 template <class T, memory_space S>
 void process_x0(tensor_view<T, S> x0, const sample_clipping& o, std::vector<double>& q, std::vector<T>& scratch) {
-    if constexpr (S != memory_space::host) {
-        // dynamic thresholding has no device form (quantile_abs is host-only); check_clipping<S> refused it
-        if (o.clip_sample) clamp(x0, x0, -o.clip_sample_range, o.clip_sample_range);
-        (void)q;
-        (void)scratch;
-    } else if (o.thresholding) {
-        quantile_abs(tensor_view<const T, S>(x0), o.dynamic_thresholding_ratio, q, scratch);
-        for (std::size_t b = 0; b < x0.batch; ++b) {
-            const T s = static_cast<T>(std::min(std::max(q[b], 1.0), o.sample_max_value));
-            const tensor_view<T, S> row{x0.sample(b), 1, x0.per_sample};
-            transform(row, [s](T v) { return (v < -s ? -s : (v > s ? s : v)) / s; }, row);
-        }
-    } else if (o.clip_sample) {
-        clamp(x0, x0, -o.clip_sample_range, o.clip_sample_range);
-    }
+    if (o.thresholding) dynamic_threshold(x0, o.dynamic_thresholding_ratio, o.sample_max_value, q, scratch);
+    else if (o.clip_sample) clamp(x0, x0, -o.clip_sample_range, o.clip_sample_range);
 }
 
-// S: the state's memory space; dynamic thresholding runs on the host only (quantile_abs has no device form).
-template <memory_space S = memory_space::host>
-void check_clipping(const sample_clipping& o, const char* where) {
-    require_host_only<S>(o.thresholding, where, "dynamic thresholding (sample_clipping::thresholding)");
+inline void check_clipping(const sample_clipping& o, const char* where) {
     require(o.clip_sample_range > 0, where, "clip_sample_range", o.clip_sample_range, "(0, inf)");
     require(o.dynamic_thresholding_ratio > 0 && o.dynamic_thresholding_ratio <= 1, where, "dynamic_thresholding_ratio",
             o.dynamic_thresholding_ratio, "(0, 1]");

@@ -109,7 +109,7 @@ public:
           ac_p_(shape.batch), den_(shape.batch * shape.per_sample) {
         const char* where = this->where();
         detail::check_descending_grid(this->grid_, shape.batch, this->num_train_timesteps(), where);
-        detail::check_clipping<S>(opt_, where);
+        detail::check_clipping(opt_, where);
         detail::require(opt_.timestep_scaling >= 0 && std::isfinite(opt_.timestep_scaling), where, "timestep_scaling",
                         opt_.timestep_scaling, "[0, inf)");
         detail::require(opt_.sigma_data > 0 && std::isfinite(opt_.sigma_data), where, "sigma_data", opt_.sigma_data,

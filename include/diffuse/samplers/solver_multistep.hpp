@@ -169,7 +169,7 @@ private:
             points_.push_back(sigma_space_ ? vp_point{1.0, s, -std::log(s)} : vp_point_of(s));
         }
         require(rules_.solver_order >= 1 && rules_.solver_order <= 3, where, "solver_order", rules_.solver_order, "{1, 2, 3}");
-        if (clip_.thresholding) check_clipping<S>(clip_, where);
+        if (clip_.thresholding) check_clipping(clip_, where);
     }
 
 protected:
