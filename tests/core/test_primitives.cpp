@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,38 @@ TEST_CASE("reductions match long-double sums") {
     }
     std::vector<double> wrong(3);
     CHECK_THROWS_WITH(diffuse::sum_squares(batched(x, B), wrong), Catch::Contains("out has 3 values but the batch has 2"));
+}
+
+TEMPLATE_TEST_CASE("variance is the two-pass unbiased variance, exact enough far from zero", "[reduce]", float, double) {
+    using T = TestType;
+    std::mt19937_64 rng(20261203);
+    for (const double offset : {0.0, 1e6}) {
+        for (const std::size_t n : {std::size_t(1), std::size_t(2), std::size_t(37), std::size_t(3 * 4096 + 11)}) {
+            std::normal_distribution<double> normal(offset, 1.5);
+            std::vector<T> x(2 * n);
+            for (auto& v : x) v = static_cast<T>(normal(rng));
+            std::vector<double> got(2);
+            diffuse::variance(batched(x, 2), got);
+            for (std::size_t b = 0; b < 2; ++b) {
+                long double m = 0, s = 0;
+                for (std::size_t j = 0; j < n; ++j) m += static_cast<long double>(x[b * n + j]);
+                m /= static_cast<long double>(n);
+                for (std::size_t j = 0; j < n; ++j) {
+                    const long double d = static_cast<long double>(x[b * n + j]) - m;
+                    s += d * d;
+                }
+                const double expected = static_cast<double>(s / static_cast<long double>(n > 1 ? n - 1 : 1));
+                INFO("offset " << offset << ", n " << n << ", sample " << b);
+                if (n == 1) CHECK(got[b] == 0.0);
+                // a one-pass Σx² − n·m² loses every digit at offset 1e6 (m²/var ≈ 4e11): two passes keep 1e-9
+                else CHECK(std::abs(got[b] - expected) <= 1e-9 * expected);
+            }
+        }
+    }
+    std::vector<T> x(6);
+    std::vector<double> out(3), two(2);
+    CHECK_THROWS_WITH(diffuse::variance(batched(x, 2), out), Catch::Contains("out has 3 values but the batch has 2"));
+    CHECK_THROWS_WITH(diffuse::variance(diffuse::tensor_view<const T>{x.data(), 2, 0}, two), Catch::Contains("per_sample"));
 }
 
 TEMPLATE_TEST_CASE("quantile_abs equals torch.quantile (double bit-exact, float within 1 ulp)", "[quantile]", float, double) {

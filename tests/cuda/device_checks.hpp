@@ -173,6 +173,9 @@ void check_reductions(std::mt19937_64& rng, log& out) {
         diffuse::mean(hx, host);
         diffuse::mean(dx.view, device);
         out.same_bits("mean " + s.name(), host, device);
+        diffuse::variance(hx, host);
+        diffuse::variance(dx.view, device);
+        out.same_bits("variance " + s.name(), host, device);
     }
     out.same("first_non_finite_sample (all finite) " + s.name(), diffuse::first_non_finite_sample(hx),
              diffuse::first_non_finite_sample(dx.view));

@@ -4,6 +4,7 @@
 //   sum_squares(x, out)      out[b] = Σ x²            (norms, Langevin step sizes, losses)
 //   dot(x, y, out)           out[b] = Σ x·y
 //   mean(x, out)             out[b] = Σ x / n
+//   variance(x, out)         out[b] = Σ (x − mean)² / (n − 1)   (two passes; n = 1: / 1; guidance rescale's std)
 //   quantile_abs(x, q, out)  out[b] = q-quantile of |x| with torch.quantile's linear interpolation
 //                            (dynamic thresholding, Saharia et al. 2022)
 //   first_non_finite_sample(x)   the first sample holding a NaN or ±Inf, or x's batch when none does
@@ -42,6 +43,7 @@ template <class T, class F>
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// f(u, v) is the term of elements u of x and v of y, or f(b) makes sample b's term function.
 template <class X, class Y, class F>
 void per_sample_sum(const X& x, const Y& y, std::span<double> out, const char* where, F f) {
     if (out.size() != x.batch)
@@ -50,7 +52,8 @@ void per_sample_sum(const X& x, const Y& y, std::span<double> out, const char* w
     const std::size_t blocks = (x.per_sample + reduce_block - 1) / reduce_block;
     auto sum_block = [&](std::size_t b, std::size_t k) {
         const std::size_t j0 = k * reduce_block, n = std::min(reduce_block, x.per_sample - j0);
-        return block_sum(x.sample(b) + j0, y.sample(b) + j0, n, f);
+        if constexpr (std::is_invocable_v<F&, std::size_t>) return block_sum(x.sample(b) + j0, y.sample(b) + j0, n, f(b));
+        else return block_sum(x.sample(b) + j0, y.sample(b) + j0, n, f);
     };
     auto& pool = thread_pool::instance();
     if (pool.threads() == 1 || x.size() < parallel_threshold) {
@@ -112,9 +115,9 @@ template <class X>
     return tensor_view<const std::remove_const_t<typename V::value_type>, V::space>(v);
 }
 
-// The three sums of the per-sample reductions, named for the device backend (which cannot take the host's
-// lambdas): Σ x², Σ x·y, Σ x.
-enum class sum_kind { squares, dot, plain };
+// The sums of the per-sample reductions, named for the device backend (which cannot take the host's
+// lambdas): Σ x², Σ x·y, Σ x, and variance's Σ (x − m_b)².
+enum class sum_kind { squares, dot, plain, centered_squares };
 
 // per_sample_sum on the space of x and y: the host code, or the device backend's fixed-block reduction
 // (same blocks, same order, same bits).
@@ -221,6 +224,34 @@ void mean(X&& x, std::span<double> out) {
         detail::require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
         detail::space_sum<detail::sum_kind::plain>(v, v, out, "mean");
         for (auto& m : out) m /= double(v.per_sample);
+    }
+}
+
+// The unbiased per-sample variance in two passes over the fixed blocks: m = mean(x) (as mean computes it), then
+// Σ (x − m)² in double (each difference, square and sum rounded on its own), divided by n − 1 (by 1 when n = 1).
+// Device tensors: the same blocks and operations on the device, one copy back (core/device_dispatch.hpp).
+template <class X>
+void variance(X&& x, std::span<double> out) {
+    if constexpr (detail::check_reduce_inputs<X>()) {
+        constexpr const char* where = "variance";
+        const auto v = detail::input_view(std::forward<X>(x));
+        detail::require(v.per_sample > 0, where, "per_sample", v.per_sample, ">= 1");
+        if (out.size() != v.batch)
+            detail::fail(where, "out has " + std::to_string(out.size()) + " values but the batch has " + std::to_string(v.batch));
+        const double divisor = double(v.per_sample > 1 ? v.per_sample - 1 : 1);
+        if constexpr (decltype(v)::space == memory_space::device) {
+            detail::device_backend<std::remove_const_t<typename decltype(v)::value_type>>::variance(v, divisor, out);
+        } else {
+            std::vector<double> means(v.batch);
+            mean(v, means);
+            detail::per_sample_sum(v, v, out, where, [&](std::size_t b) {
+                return [m = means[b]](double u, double) {
+                    const double d = u - m;
+                    return d * d;
+                };
+            });
+            for (auto& s : out) s /= divisor;
+        }
     }
 }
 

@@ -65,6 +65,16 @@ DIFFUSE_HD DIFFUSE_ALWAYS_INLINE T add_rn(T a, T b) {
 #endif
 }
 
+template <class T>
+DIFFUSE_HD DIFFUSE_ALWAYS_INLINE T div_rn(T a, T b) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (std::is_same_v<T, float>) return __fdiv_rn(a, b);
+    else return __ddiv_rn(a, b);
+#else
+    return a / b;
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // The launcher: body(i) for every i in [0, n).
 template <class Body>
@@ -337,6 +347,7 @@ struct block_lane_sum_body {
     const T* y;
     double* partial;
     std::size_t per_sample, blocks;
+    const double* means;  // centered_squares: m_b per sample
     DIFFUSE_HD void operator()(std::size_t t) const {
         const std::size_t l = t % 8, bk = t / 8, b = bk / blocks, k = bk % blocks;
         const std::size_t j0 = k * reduce_block;
@@ -348,7 +359,10 @@ struct block_lane_sum_body {
             const double u = double(xs[j]);
             if constexpr (Kind == sum_kind::squares) acc = add_rn(acc, mul_rn(u, u));
             else if constexpr (Kind == sum_kind::dot) acc = add_rn(acc, mul_rn(u, double(ys[j])));
-            else acc = add_rn(acc, u);
+            else if constexpr (Kind == sum_kind::centered_squares) {
+                const double d = add_rn(u, -means[b]);
+                acc = add_rn(acc, mul_rn(d, d));
+            } else acc = add_rn(acc, u);
         }
         partial[t] = acc;
     }
@@ -367,6 +381,13 @@ struct block_total_body {
         }
         out[b] = s;
     }
+};
+
+// v[b] ← v[b] / divisor (the mean's and the variance's last step, rounded once as on the host).
+struct divide_body {
+    double* v;
+    double divisor;
+    DIFFUSE_HD void operator()(std::size_t b) const { v[b] = div_rn(v[b], divisor); }
 };
 
 DIFFUSE_HD DIFFUSE_ALWAYS_INLINE void atomic_min(unsigned long long* p, unsigned long long v) {
@@ -474,8 +495,29 @@ struct device_backend<T> {
         auto* totals = static_cast<double*>(
             device_scratch::for_this_thread().get((x.batch + x.batch * blocks * 8) * sizeof(double), where));
         double* partial = totals + x.batch;
-        launch(x.batch * blocks * 8, block_lane_sum_body<T, Kind>{x.data, y.data, partial, x.per_sample, blocks}, where);
+        launch(x.batch * blocks * 8, block_lane_sum_body<T, Kind>{x.data, y.data, partial, x.per_sample, blocks, nullptr}, where);
         launch(x.batch, block_total_body{partial, totals, blocks}, where);
+        device_copy(out.data(), totals, x.batch * sizeof(double), copy_direction::device_to_host, where);
+    }
+
+    // variance (core/reduce.hpp): the mean and the centered sum of squares over the host's blocks, all on the
+    // device, the variances read back in one copy.
+    template <class X>
+    static void variance(const X& x, double divisor, std::span<double> out) {
+        constexpr const char* where = "variance";
+        if (x.batch == 0) return;
+        const std::size_t blocks = (x.per_sample + reduce_block - 1) / reduce_block;
+        auto* means = static_cast<double*>(
+            device_scratch::for_this_thread().get((2 * x.batch + x.batch * blocks * 8) * sizeof(double), where));
+        double* totals = means + x.batch;
+        double* partial = totals + x.batch;
+        launch(x.batch * blocks * 8, block_lane_sum_body<T, sum_kind::plain>{x.data, x.data, partial, x.per_sample, blocks, nullptr}, where);
+        launch(x.batch, block_total_body{partial, means, blocks}, where);
+        launch(x.batch, divide_body{means, double(x.per_sample)}, where);
+        launch(x.batch * blocks * 8,
+               block_lane_sum_body<T, sum_kind::centered_squares>{x.data, x.data, partial, x.per_sample, blocks, means}, where);
+        launch(x.batch, block_total_body{partial, totals, blocks}, where);
+        launch(x.batch, divide_body{totals, divisor}, where);
         device_copy(out.data(), totals, x.batch * sizeof(double), copy_direction::device_to_host, where);
     }
 

@@ -45,15 +45,6 @@ template <class T>
     std::memcpy(&v, &u, sizeof(T));
     return v;
 }
-template <class T>
-DIFFUSE_HD DIFFUSE_ALWAYS_INLINE T div_rn(T a, T b) {
-#if defined(__CUDA_ARCH__)
-    if constexpr (std::is_same_v<T, float>) return __fdiv_rn(a, b);
-    else return __ddiv_rn(a, b);
-#else
-    return a / b;
-#endif
-}
 
 inline constexpr std::size_t select_digits = 256;
 

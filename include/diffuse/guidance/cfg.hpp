@@ -8,8 +8,9 @@
 //   ĝ = û + w·(ĉ − û)
 //   guidance_rescale φ > 0:  ĝ ← φ·ĝ·std(ĉ)/std(ĝ) + (1 − φ)·ĝ     (std per sample, unbiased, as torch.std)
 // then ĝ is converted to what the sampler asked for. Workspaces grow to the largest batch seen and are reused;
-// they live in the memory space of the tensors it is called with. Guidance rescale reads values on the host
-// and has no device form yet (a device call with guidance_rescale > 0 throws).
+// they live in the memory space of the tensors it is called with. Guidance rescale's stds are diffuse::variance
+// (two passes over fixed blocks, the same bits on host and device tensors; on the device, two per-sample
+// results read back per call).
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "diffuse/core/elementwise.hpp"
+#include "diffuse/core/reduce.hpp"
 #include "diffuse/core/scratch.hpp"
 #include "diffuse/core/tensor_copy.hpp"
 #include "diffuse/process/parameterization.hpp"
@@ -70,7 +72,6 @@ private:
         detail::require_per_sample(alpha, B, where, "alpha");
         detail::require_per_sample(sigma, B, where, "sigma");
         detail::require_per_sample(t_net, B, where, "t_net", true);
-        detail::require_host_only<S>(rescale_ > 0, where, "guidance rescale (guidance_rescale > 0)");
         const auto x2 = scratch_.template get<T, S>(0, 2 * B, D), o2 = scratch_.template get<T, S>(1, 2 * B, D);
         a2_.resize(2 * B);
         s2_.resize(2 * B);
@@ -94,16 +95,17 @@ private:
         const tensor_view<T, S> c{o2.data, B, D}, u{o2.data + B * D, B, D};
         lincomb(c, 1.0, c, -1.0, u);              // ĉ − û
         lincomb(out, 1.0, u, scale_, c);          // û + w·(ĉ − û)
-        if constexpr (S == memory_space::host) {  // refused above for other spaces
-            if (rescale_ > 0) {
-                lincomb(c, 1.0, u, 1.0, c);           // ĉ again, for its std
-                k_.resize(B);
-                for (std::size_t b = 0; b < B; ++b) {
-                    const double ratio = stddev(c.sample(b), D) / stddev(out.sample(b), D);
-                    k_[b] = rescale_ * ratio + (1.0 - rescale_);  // φ·ĝ·ratio + (1 − φ)·ĝ
-                }
-                lincomb(out, per_sample(k_), out);
+        if (rescale_ > 0) {
+            lincomb(c, 1.0, u, 1.0, c);  // ĉ again, for its std
+            k_.resize(B);
+            var_.resize(B);
+            variance(tensor_view<const T, S>(c), k_);
+            variance(tensor_view<const T, S>(out), var_);
+            for (std::size_t b = 0; b < B; ++b) {
+                const double ratio = std::sqrt(k_[b]) / std::sqrt(var_[b]);
+                k_[b] = rescale_ * ratio + (1.0 - rescale_);  // φ·ĝ·ratio + (1 − φ)·ĝ
             }
+            lincomb(out, per_sample(k_), out);
         }
         if (want != native) {
             ka_.resize(B);
@@ -117,19 +119,10 @@ private:
         }
     }
 
-    template <class T>
-    static double stddev(const T* p, std::size_t n) {
-        double m = 0;
-        for (std::size_t i = 0; i < n; ++i) m += double(p[i]);
-        m /= double(n);
-        double s = 0;
-        for (std::size_t i = 0; i < n; ++i) s += (double(p[i]) - m) * (double(p[i]) - m);
-        return std::sqrt(s / double(n > 1 ? n - 1 : 1));
-    }
     Inner& inner_;
     double scale_, rescale_;
     detail::scratch_tensors<2> scratch_;  // 0: x stacked twice, 1: the network's 2B outputs
-    std::vector<double> a2_, s2_, t2_, k_, ka_;
+    std::vector<double> a2_, s2_, t2_, k_, ka_, var_;
     std::vector<std::uint8_t> mask_;
 };
 
