@@ -2,8 +2,9 @@
 //   lincomb with 3 inputs (3 reads + 1 write per element) against cudaMemcpy device to device (1 read +
 //   1 write) — the memory-bandwidth goal is lincomb >= 85% of cudaMemcpy's bytes per second;
 //   fill_normal and lincomb_noise (normals per second); sum_squares (the fixed-block reduction);
-//   with a diffusers UNet2DModel folder as the second argument: one device_unet2d forward (float32) at batch 1
-//   and 64 at the model's sample size (tools/bench_unet_cuda.py times PyTorch eager on the same folder).
+//   with a diffusers UNet2DModel folder as the second argument: one device_unet2d forward at batch 1 and 64 at
+//   the model's sample size with the GEMM operands in fp32, tf32, bf16 and fp16 (float accumulation; activations
+//   float) — tools/bench_unet_cuda.py times PyTorch eager on the same folder in the same precisions.
 // Each figure is the median of 21 timed repetitions (cudaEvent) after 3 warm-ups.
 #include <algorithm>
 #include <cstdio>
@@ -82,25 +83,29 @@ int main(int argc, char** argv) {
     std::printf("%-40s %12.3f %7.2f Gnormal/s\n", "lincomb_noise, 2 inputs + noise", noise_ms, double(n) / noise_ms / 1e6);
     std::printf("%-40s %12.3f %11.1f GB/s\n", "sum_squares (fixed blocks)", sum_ms, bytes / sum_ms / 1e6);
 
-    if (argc > 2) {  // the U-Net forward
+    if (argc > 2) {  // the U-Net forward in each GEMM operand precision (cuda/reduced_precision.hpp)
         diffuse::nn::unet2d host = diffuse::io::load_unet2d(argv[2]);
-        diffuse::nn::device_unet2d net(host);
         const auto& cfg = host.config();
         const std::size_t h = cfg.sample_height ? cfg.sample_height : 32, w = cfg.sample_width ? cfg.sample_width : h;
-        for (std::size_t b : {std::size_t(1), std::size_t(64)}) {
-            buffer x(b * cfg.in_channels * h * w), y(b * cfg.out_channels * h * w);
-            diffuse::fill_normal(x.view(b, x.size() / b), 3, 0);
-            const std::vector<double> t(b, 500.0);
-            std::vector<std::int64_t> labels;
-            if (cfg.class_conditional() && cfg.class_embed_type != diffuse::nn::class_embedding_kind::identity)
-                labels.assign(b, 0);
-            const double ms = median_ms([&] { net.forward(x.view(b, x.size() / b), h, w, t, labels, y.view(b, y.size() / b)); });
-            const cudaError_t e = cudaDeviceSynchronize();
-            if (e != cudaSuccess) {
-                std::printf("bench_cuda: CUDA error %s in the U-Net forward\n", cudaGetErrorString(e));
-                return 1;
+        for (const diffuse::device_precision p : {diffuse::device_precision::fp32, diffuse::device_precision::tf32,
+                                                  diffuse::device_precision::bf16, diffuse::device_precision::fp16}) {
+            diffuse::nn::device_unet2d net(host, p);
+            for (std::size_t b : {std::size_t(1), std::size_t(64)}) {
+                buffer x(b * cfg.in_channels * h * w), y(b * cfg.out_channels * h * w);
+                diffuse::fill_normal(x.view(b, x.size() / b), 3, 0);
+                const std::vector<double> t(b, 500.0);
+                std::vector<std::int64_t> labels;
+                if (cfg.class_conditional() && cfg.class_embed_type != diffuse::nn::class_embedding_kind::identity)
+                    labels.assign(b, 0);
+                const double ms = median_ms([&] { net.forward(x.view(b, x.size() / b), h, w, t, labels, y.view(b, y.size() / b)); });
+                const cudaError_t e = cudaDeviceSynchronize();
+                if (e != cudaSuccess) {
+                    std::printf("bench_cuda: CUDA error %s in the U-Net forward\n", cudaGetErrorString(e));
+                    return 1;
+                }
+                std::printf("unet2d forward, batch %-3zu %zux%zu (%s) %15.3f %9.1f img/s\n", b, h, w, diffuse::precision_name(p), ms,
+                            double(b) / ms * 1e3);
             }
-            std::printf("unet2d forward, batch %-3zu %zux%zu (float32) %12.3f %9.1f img/s\n", b, h, w, ms, double(b) / ms * 1e3);
         }
     }
     std::printf("elements per tensor: %zu\n", n);

@@ -3,11 +3,14 @@
 #   1. configure with DIFFUSE_ENABLE_CUDA=ON for this GPU's architecture (nvidia-smi's compute_cap),
 #      without the host tests (no Catch2/RapidCheck needed), warnings as errors;
 #   2. build test_cuda_gpu and bench_cuda;
-#   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit);
+#   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit; cuBLAS's GEMMs in
+#      fp32, tf32, bf16, fp16; the device U-Net against the CPU one in each precision);
 #   4. print bench_cuda's table: lincomb (3 inputs) bandwidth against cudaMemcpy device to device in the same
 #      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares, and the device U-Net forward
-#      (float32, batch 1 and 64) of a UNet2DModel folder;
-#   5. the same forward in PyTorch eager (tools/bench_unet_cuda.py), when torch with CUDA and diffusers import.
+#      (batch 1 and 64; GEMM operands fp32, tf32, bf16, fp16 with float accumulation) of a UNet2DModel folder;
+#   5. the same forwards in PyTorch eager (tools/bench_unet_cuda.py: fp32 with TF32 off, tf32 with TF32 on,
+#      the model in bfloat16 / float16), when torch with CUDA and diffusers import, and the same-run ratios
+#      diffuse ms / torch ms per batch and precision (goal <= 0.8).
 # Usage: benchmarks/cuda/run_device_checks.sh [build-dir] [elements-per-tensor] [unet-folder]
 #   (exit status: the test's; unet-folder: tests/golden/unet-large/cifar10 when present, else the tiny golden one)
 set -euo pipefail
@@ -43,10 +46,18 @@ status=0
 echo "== test_cuda_gpu"
 timeout 120 "$build/tests/cuda/test_cuda_gpu" || status=$?
 echo "== bench_cuda ($elements floats per tensor)"
-timeout 120 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" || echo "bench_cuda failed: $?"
+timeout 180 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" | tee "$build.bench_cuda.txt" || echo "bench_cuda failed: $?"
 if python3 -c 'import torch, diffusers; assert torch.cuda.is_available()' 2>/dev/null; then
   echo "== PyTorch eager, same U-Net ($unet)"
-  timeout 120 python3 "$root/tools/bench_unet_cuda.py" --model "$unet" || echo "bench_unet_cuda.py failed: $?"
+  timeout 240 python3 "$root/tools/bench_unet_cuda.py" --model "$unet" | tee "$build.bench_torch.txt" ||
+    echo "bench_unet_cuda.py failed: $?"
+  echo "== diffuse / torch eager time, same run (goal <= 0.8)"
+  # lines "... forward, batch B HxW (precision) ms img/s": join on (B, precision)
+  awk 'FNR == NR && /^unet2d forward/ { for (i = 1; i <= NF; ++i) if ($i == "batch") k = $(i + 1) " " $(i + 3); d[k] = $(NF - 2); next }
+       /^torch eager unet forward/ { for (i = 1; i <= NF; ++i) if ($i == "batch") k = $(i + 1) " " $(i + 3);
+         if (k in d) printf "unet forward, batch %-4s %-6s diffuse %10.3f ms  torch %10.3f ms  ratio %.2f\n", \
+           substr(k, 1, index(k, " ") - 1), substr(k, index(k, " ") + 1), d[k], $(NF - 2), d[k] / $(NF - 2) }' \
+    "$build.bench_cuda.txt" "$build.bench_torch.txt" || true
 else
   echo "== PyTorch eager: torch with CUDA or diffusers not importable: skipped"
 fi

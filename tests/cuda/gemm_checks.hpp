@@ -7,6 +7,22 @@
 //          (a zero stride too: one A for every batch); the padding rows m ≤ i < ldc of C must stay untouched.
 //          Bound: |device − reference| ≤ 1e-5·(α·Σ_p |a·b| + |β·c|) + 1e-30, float rounding of k ≤ 40 products
 //          (≤ 40·2⁻²⁴ ≈ 2.4e-6 of that scale); a wrong index gives order 1.
+//   mixed  device_gemm_ex in tf32 / bf16 / fp16 over the same random shapes: A, B encoded (bf16/fp16 bits; tf32:
+//          float), the reference in double over the operands as the product sees them (the decoded 16-bit values,
+//          exact; TF32: each operand rounded to nearest even). Bound: bf16/fp16 the same 1e-5 of the scale (float
+//          accumulation of exact products); tf32 2⁻⁹ + 1e-5 of it: the tensor cores' rounding of a float operand may
+//          differ from nearest-even by one TF32 ulp (2⁻¹⁰ relative, truncation), two operands a product. That the lower
+//          precision is applied: the largest error against the float operands' product over all rounds is at
+//          least 2⁻ᵖ/32 of the scale (one operand's rounding is up to 2⁻⁽ᵖ⁺¹⁾; p = 10 for tf32/fp16, 7 for bf16;
+//          tf32 in the host loop only: cuBLAS may run a small TF32 product in plain FP32).
+//   conversions (cuda/reduced_precision.hpp) float → bf16 / fp16 / TF32 round to nearest even, from the
+//          definition: the result r is the format's value nearest x, a tie going to the even pattern, ±Inf
+//          exactly when |x| reaches the midpoint above the largest finite value, NaN → 0x7FFF (TF32: NaN kept);
+//          over every 16-bit pattern's value, its midpoints with its neighbours and one float ulp either side
+//          of them, and every 4093rd float pattern; the back conversions over all 2¹⁶ patterns against
+//          m·2^(e−bias) written out; named edge cases (numpy's float16 and torch's bfloat16 casts give the same
+//          values, NaN aside: CUDA's canonical 0x7FFF); and the device kernel convert_body gives the host
+//          function's bits.
 //   im2col cols[r·K + (ky·k + kx)·Cin + ci] = x'[b, oy·s + ky − top, ox·s + kx − left, ci] (zero outside), written
 //          out here from a zero-padded copy of the image; exact (the same float operations).
 
@@ -22,6 +38,7 @@
 #include "device_checks.hpp"
 #include "diffuse/cuda/gemm.hpp"
 #include "diffuse/cuda/nn_kernels.hpp"
+#include "diffuse/cuda/reduced_precision.hpp"
 
 namespace diffuse_device_checks {
 
@@ -94,6 +111,231 @@ inline void check_gemm(std::mt19937_64& rng, log& out, int rounds) {
     }
 }
 
+#if defined(DIFFUSE_CUDA_ON_HOST)
+inline constexpr bool on_host = true;
+#else
+inline constexpr bool on_host = false;
+#endif
+
+inline void check_gemm_ex(std::mt19937_64& rng, log& out, int rounds) {
+    using diffuse::gemm_op;
+    std::uniform_int_distribution<std::size_t> dim(0, 9), kdim(0, 40), extra(0, 3), batches(1, 3), pick(0, 3);
+    std::uniform_real_distribution<double> coef(-2.0, 2.0);
+    const auto run = [&](auto operand) {
+        using Operand = decltype(operand);
+        using storage = typename Operand::storage;
+        const diffuse::device_precision precision = Operand::precision;
+        const int p = diffuse::fraction_bits(precision);
+        const double bound = precision == diffuse::device_precision::tf32 ? std::ldexp(1.0, -9) + 1e-5 : 1e-5;
+        double applied = 0.0;  // the largest |device − product of the float operands| / scale
+        for (int round = 0; round < rounds; ++round) {
+            const gemm_op op_a = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
+            const gemm_op op_b = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
+            const std::size_t m = dim(rng), n = dim(rng), k = kdim(rng), batch = round % 2 ? batches(rng) : 1;
+            const bool ta = op_a == gemm_op::transpose, tb = op_b == gemm_op::transpose;
+            const std::size_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
+            const std::size_t lda = std::max<std::size_t>(a_rows, 1) + extra(rng),
+                              ldb = std::max<std::size_t>(b_rows, 1) + extra(rng), ldc = std::max<std::size_t>(m, 1) + extra(rng);
+            const std::size_t size_a = lda * a_cols, size_b = ldb * b_cols, size_c = ldc * n;
+            const std::size_t stride_a = batch > 1 && pick(rng) == 0 ? 0 : size_a + extra(rng), stride_b = size_b + extra(rng),
+                              stride_c = size_c + extra(rng);
+            const float alpha = static_cast<float>(coef(rng)), beta = pick(rng) == 0 ? 0.0f : static_cast<float>(coef(rng));
+            const auto a = random_values<float>(rng, stride_a * (batch - 1) + size_a + 1);
+            const auto b = random_values<float>(rng, stride_b * (batch - 1) + size_b + 1);
+            auto c = random_values<float>(rng, stride_c * (batch - 1) + size_c + 1);
+            if (beta == 0.0f)
+                for (float& v : c) v = std::numeric_limits<float>::quiet_NaN();
+            std::vector<storage> ea(a.size()), eb(b.size());
+            std::transform(a.begin(), a.end(), ea.begin(), [](float v) { return Operand::encode(v); });
+            std::transform(b.begin(), b.end(), eb.begin(), [](float v) { return Operand::encode(v); });
+            device_buffer<storage> da(ea.size()), db(eb.size());
+            device_buffer<float> dc(c.size());
+            constexpr auto to_device = diffuse::detail::copy_direction::host_to_device;
+            diffuse::detail::device_copy(da.data(), ea.data(), ea.size() * sizeof(storage), to_device, "gemm_ex check");
+            diffuse::detail::device_copy(db.data(), eb.data(), eb.size() * sizeof(storage), to_device, "gemm_ex check");
+            diffuse::copy(dc, c);
+            diffuse::device_gemm_ex(precision, op_a, op_b, m, n, k, alpha, da.data(), lda, stride_a, db.data(), ldb, stride_b, beta,
+                                    dc.data(), ldc, stride_c, batch);
+            std::vector<float> got(c.size());
+            diffuse::copy(got, dc);
+            // the operands as the product sees them: decoded 16-bit values; TF32 the float rounded (nearest even)
+            const auto seen = [](storage v) { return double(Operand::decode(v)); };
+            const std::string what = std::string("gemm_ex ") + diffuse::precision_name(precision) + " " + (ta ? "T" : "N") +
+                                     (tb ? "T" : "N") + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" +
+                                     std::to_string(k) + " batch=" + std::to_string(batch);
+            double worst = 0.0;
+            std::vector<bool> written(c.size(), false);
+            for (std::size_t q = 0; q < batch; ++q)
+                for (std::size_t j = 0; j < n; ++j)
+                    for (std::size_t i = 0; i < m; ++i) {
+                        double sum = 0.0, exact = 0.0, scale = 0.0;
+                        for (std::size_t e = 0; e < k; ++e) {
+                            const std::size_t ia = q * stride_a + (ta ? e + i * lda : i + e * lda);
+                            const std::size_t ib = q * stride_b + (tb ? j + e * ldb : e + j * ldb);
+                            sum += seen(ea[ia]) * seen(eb[ib]);
+                            exact += double(a[ia]) * double(b[ib]);
+                            scale += std::abs(double(a[ia]) * double(b[ib]));
+                        }
+                        const std::size_t at = q * stride_c + i + j * ldc;
+                        double expect = double(alpha) * sum, expect_exact = double(alpha) * exact;
+                        scale *= std::abs(double(alpha));
+                        if (beta != 0.0f) {
+                            expect += double(beta) * double(c[at]);
+                            expect_exact += double(beta) * double(c[at]);
+                            scale += std::abs(double(beta) * double(c[at]));
+                        }
+                        written[at] = true;
+                        const double err = std::abs(double(got[at]) - expect) / (bound * scale + 1e-30);
+                        worst = std::isnan(err) ? std::numeric_limits<double>::infinity() : std::max(worst, err);
+                        if (scale > 0) applied = std::max(applied, std::abs(double(got[at]) - expect_exact) / scale);
+                    }
+            out.at_most(what + ": error / (bound x scale)", worst, 1.0);
+            std::size_t touched = 0;
+            for (std::size_t i = 0; i < c.size(); ++i)
+                if (!written[i] && std::memcmp(&got[i], &c[i], sizeof(float)) != 0) ++touched;
+            out.same(what + ": elements outside C changed", 0, touched);
+        }
+        // (TF32 on a GPU: CUBLAS_COMPUTE_32F_FAST_TF32 allows tensor cores, it does not promise them for every
+        // shape — a small product may run in plain FP32 — so only the host loop's rounding is asserted)
+        if (precision != diffuse::device_precision::fp32 && (precision != diffuse::device_precision::tf32 || on_host))
+            out.at_most(std::string("gemm_ex ") + diffuse::precision_name(precision) +
+                            ": the operands are rounded (2^-p/32 / largest error against the float product)",
+                        std::ldexp(1.0, -p) / 32, applied);
+    };
+    run(diffuse::fp32_operand{});
+    run(diffuse::tf32_operand{});
+    run(diffuse::bf16_operand{});
+    run(diffuse::fp16_operand{});
+}
+
+// A 16-bit (or TF32) format for the rounding check: the value of a magnitude pattern, the largest finite one.
+struct rounding_format {
+    const char* name;
+    double (*value)(std::uint32_t magnitude);
+    std::uint32_t max_finite, inf;
+};
+// |x| → the magnitude pattern r of its rounding: r is nearest-even per the definition (see the header).
+inline bool rounds_to_nearest_even(const rounding_format& f, double x, std::uint32_t r) {
+    const double ax = std::abs(x);
+    const double top = f.value(f.max_finite), overflow = top + (top - f.value(f.max_finite - 1)) / 2;  // midpoint to Inf
+    if (r == f.inf) return ax >= overflow;
+    if (r > f.max_finite) return false;
+    const double v = f.value(r);
+    const double below = r == 0 ? 0.0 : (f.value(r - 1) + v) / 2, above = r == f.max_finite ? overflow : (v + f.value(r + 1)) / 2;
+    const bool even = (r & 1u) == 0;
+    if (r == 0) return ax < above || (ax == above && even);
+    return (ax > below || (ax == below && even)) && (ax < above || (ax == above && even));
+}
+
+inline void check_conversions(log& out) {
+    using namespace diffuse;
+    const auto bits = [](float v) { return detail::float_bits(v); };
+    const auto from_bits = [](std::uint32_t u) { return detail::float_from_bits(u); };
+    // back conversions over every pattern against m·2^(e − bias) written out
+    std::size_t bf16_wrong = 0, fp16_wrong = 0, bf16_trip = 0, fp16_trip = 0;
+    for (std::uint32_t p = 0; p < 0x10000u; ++p) {
+        const auto h = static_cast<std::uint16_t>(p);
+        const double sign = (p & 0x8000u) ? -1.0 : 1.0;
+        const std::uint32_t be = (p >> 7) & 0xFFu, bm = p & 0x7Fu, he = (p >> 10) & 0x1Fu, hm = p & 0x3FFu;
+        const double bf = be == 0xFF ? (bm ? NAN : sign * INFINITY)
+                          : be == 0  ? sign * std::ldexp(double(bm), -133)
+                                     : sign * std::ldexp(double(128 + bm), int(be) - 134);
+        const double hf = he == 0x1F ? (hm ? NAN : sign * INFINITY)
+                          : he == 0  ? sign * std::ldexp(double(hm), -24)
+                                     : sign * std::ldexp(double(1024 + hm), int(he) - 25);
+        const float gb = bf16_bits_to_float(h), gh = fp16_bits_to_float(h);
+        if (std::isnan(bf) ? !std::isnan(gb) : (double(gb) != bf || std::signbit(gb) != (sign < 0))) ++bf16_wrong;
+        if (std::isnan(hf) ? !std::isnan(gh) : (double(gh) != hf || std::signbit(gh) != (sign < 0))) ++fp16_wrong;
+        // and back: every value converts to its own pattern; every NaN to 0x7FFF
+        if (float_to_bf16_bits(gb) != (std::isnan(bf) ? 0x7FFFu : p)) ++bf16_trip;
+        if (float_to_fp16_bits(gh) != (std::isnan(hf) ? 0x7FFFu : p)) ++fp16_trip;
+    }
+    out.same("bf16 -> float over all patterns: wrong values", 0, bf16_wrong);
+    out.same("fp16 -> float over all patterns: wrong values", 0, fp16_wrong);
+    out.same("float -> bf16 of every bf16 value: not its pattern", 0, bf16_trip);
+    out.same("float -> fp16 of every fp16 value: not its pattern", 0, fp16_trip);
+
+    const rounding_format bf16{"bf16", [](std::uint32_t r) { return double(bf16_bits_to_float(std::uint16_t(r))); }, 0x7F7Fu, 0x7F80u};
+    const rounding_format fp16{"fp16", [](std::uint32_t r) { return double(fp16_bits_to_float(std::uint16_t(r))); }, 0x7BFFu, 0x7C00u};
+    const rounding_format tf32{"tf32", [](std::uint32_t r) { return double(detail::float_from_bits(r << 13)); }, 0x3FBFFu, 0x3FC00u};
+    struct converter {
+        const rounding_format* f;
+        std::uint32_t (*round)(float);  // the magnitude pattern with the sign bit at bit 15 (tf32: 18)
+        unsigned sign_bit;
+    };
+    const converter converters[] = {
+        {&bf16, [](float v) { return std::uint32_t(float_to_bf16_bits(v)); }, 15},
+        {&fp16, [](float v) { return std::uint32_t(float_to_fp16_bits(v)); }, 15},
+        {&tf32, [](float v) { return detail::float_bits(tf32_round(v)) >> 13; }, 18},
+    };
+    for (const converter& cv : converters) {
+        std::size_t wrong = 0, tested = 0;
+        std::string first;
+        const auto test = [&](float x) {
+            ++tested;
+            const std::uint32_t r = cv.round(x), sign = r >> cv.sign_bit, magnitude = r & ((1u << cv.sign_bit) - 1u);
+            bool ok;
+            if (std::isnan(x)) ok = cv.f == &tf32 ? std::isnan(tf32_round(x)) : r == 0x7FFFu;
+            else ok = sign == (std::signbit(x) ? 1u : 0u) && rounds_to_nearest_even(*cv.f, double(x), magnitude);
+            if (!ok && wrong++ == 0) first = std::to_string(bits(x)) + " -> " + std::to_string(r);
+        };
+        const std::uint32_t patterns = cv.f->inf + 1;  // magnitudes 0 … Inf
+        for (std::uint32_t m = 0; m < patterns; ++m) {
+            const double v = cv.f->value(m);
+            const double next = m < cv.f->max_finite ? cv.f->value(m + 1) : v + (v - cv.f->value(m - 1));
+            for (const double base : {v, (v + next) / 2}) {  // the value and the midpoint above it (exact in float)
+                if (!std::isfinite(base)) continue;
+                const float b = static_cast<float>(base);
+                for (const float x : {b, std::nextafter(b, 0.0f), std::nextafter(b, INFINITY)}) {
+                    test(x);
+                    test(-x);
+                }
+            }
+        }
+        for (std::uint64_t u = 0; u < (std::uint64_t(1) << 32); u += 4093) test(from_bits(std::uint32_t(u)));
+        for (const float x : {INFINITY, -INFINITY, NAN, -NAN, from_bits(0x7F800001u), from_bits(0xFFFFFFFFu)}) test(x);
+        out.same(std::string("float -> ") + cv.f->name + ": not rounded to nearest even (of " + std::to_string(tested) +
+                     "; first " + first + ")",
+                 0, wrong);
+    }
+    // named cases: numpy's float16 and torch's bfloat16 casts give these (checked), the NaNs aside (CUDA's 0x7FFF)
+    struct named { float x; std::uint16_t bf16, fp16; };
+    const named cases[] = {
+        {1.0f, 0x3F80, 0x3C00}, {-2.0f, 0xC000, 0xC000}, {0.1f, 0x3DCD, 0x2E66}, {1.0f / 3.0f, 0x3EAB, 0x3555},
+        {65504.0f, 0x4780, 0x7BFF}, {65519.996f, 0x4780, 0x7BFF}, {65520.0f, 0x4780, 0x7C00}, {-0.0f, 0x8000, 0x8000},
+        {5.9604645e-8f, 0x3380, 0x0001}, {2.9802322e-8f, 0x3300, 0x0000}, {2.9802326e-8f, 0x3300, 0x0001},
+        {6.1035156e-5f, 0x3880, 0x0400}, {from_bits(0x7F7FFFFFu), 0x7F80, 0x7C00}, {from_bits(0x7F7F7FFFu), 0x7F7F, 0x7C00},
+        {from_bits(0x00000001u), 0x0000, 0x0000}, {from_bits(0x00018000u), 0x0002, 0x0000},
+        {INFINITY, 0x7F80, 0x7C00}, {-INFINITY, 0xFF80, 0xFC00}, {from_bits(0x7F800001u), 0x7FFF, 0x7FFF},
+        {from_bits(0xFFC00000u), 0x7FFF, 0x7FFF},
+    };
+    std::size_t named_wrong = 0;
+    for (const named& c : cases)
+        if (float_to_bf16_bits(c.x) != c.bf16 || float_to_fp16_bits(c.x) != c.fp16) ++named_wrong;
+    out.same("float -> bf16 / fp16 named cases: wrong", 0, named_wrong);
+    out.same("tf32_round(1 + 2^-11) (a tie: to even 1)", bits(1.0f), bits(tf32_round(1.0f + std::ldexp(1.0f, -11))));
+    out.same("tf32_round(1 + 3·2^-11) (a tie: to even 1 + 2^-9)", bits(1.0f + std::ldexp(1.0f, -9)),
+             bits(tf32_round(1.0f + 3 * std::ldexp(1.0f, -11))));
+
+    // the device kernel: convert_body's bits are the host function's
+    std::vector<float> xs;
+    for (std::uint64_t u = 0; u < (std::uint64_t(1) << 32); u += 65521) xs.push_back(from_bits(std::uint32_t(u)));
+    device_buffer<float> dx(xs.size());
+    device_buffer<std::uint16_t> dy(xs.size());
+    diffuse::copy(dx, xs);
+    const auto on_device = [&](auto operand) {
+        using Operand = decltype(operand);
+        detail::launch(xs.size(), nn::device_kernels::convert_body<Operand>{dx.data(), dy.data()}, "conversion check");
+        std::vector<std::uint16_t> got(xs.size()), expect(xs.size());
+        detail::device_copy(got.data(), dy.data(), got.size() * sizeof(std::uint16_t), detail::copy_direction::device_to_host,
+                            "conversion check");
+        std::transform(xs.begin(), xs.end(), expect.begin(), [](float v) { return Operand::encode(v); });
+        out.same_bits(std::string("convert_body ") + precision_name(Operand::precision) + " on the device", expect, got);
+    };
+    on_device(bf16_operand{});
+    on_device(fp16_operand{});
+}
+
 inline void check_im2col(std::mt19937_64& rng, log& out, int rounds) {
     namespace dk = diffuse::nn::device_kernels;
     std::uniform_int_distribution<std::size_t> batches(1, 2), size(1, 7), chans(1, 5), ks(1, 3), strides(1, 2), pads(0, 2),
@@ -137,7 +379,7 @@ inline void check_im2col(std::mt19937_64& rng, log& out, int rounds) {
         diffuse::copy(dcoef, coef);
         dk::affine_input input;
         if (affine) input = {dcoef.data(), dcoef.data() + cin, 2 * cin, diffuse::nn::activation::relu};
-        diffuse::detail::launch(nr * K, dk::im2col_body{dx.data(), dcols.data(), input, r0, h, w, cin, ho, wo, k, s, top, left},
+        diffuse::detail::launch(nr * K, dk::im2col_body<diffuse::fp32_operand>{dx.data(), dcols.data(), input, r0, h, w, cin, ho, wo, k, s, top, left},
                                 "im2col check");
         std::vector<float> got(nr * K);
         diffuse::copy(got, dcols);

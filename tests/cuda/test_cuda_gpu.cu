@@ -1,8 +1,10 @@
 // The device backend on a real GPU (DIFFUSE_ENABLE_CUDA=ON): every device primitive against the host
 // primitive bit for bit (tests/cuda/device_checks.hpp), host/device noise equality included; the device U-Net
 // against the CPU U-Net within 1e-5 of the output scale (tests/cuda/unet2d_checks.hpp), its convolutions, linear
-// layers and attention products through cuBLAS; cuBLAS's GEMM against the column-major definition over all four
-// op combinations, leading dimensions, α/β and batch strides, and im2col (tests/cuda/gemm_checks.hpp). Exits 77
+// layers and attention products through cuBLAS, and with TF32 / BF16 / FP16 operands (cublasGemmEx) within
+// unet2d_tolerance (8·2^-p) and visibly apart from fp32; cuBLAS's GEMM against the column-major definition over
+// all four op combinations, leading dimensions, α/β and batch strides, the mixed-precision GEMM likewise, im2col
+// and the float ↔ 16-bit conversions, convert_body on the GPU included (tests/cuda/gemm_checks.hpp). Exits 77
 // (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
 #include <cstdio>
 #include <vector>
@@ -36,13 +38,29 @@ int main() {
     // cuBLAS (cuda/gemm.hpp) against the column-major definition; the im2col body against its definition
     std::mt19937_64 gemm_rng(20261204);
     checks::check_gemm(gemm_rng, log, 400);
+    checks::check_gemm_ex(gemm_rng, log, 200);  // cublasGemmEx / cublasGemmStridedBatchedEx: TF32, BF16, FP16
     checks::check_im2col(gemm_rng, log, 100);
+    checks::check_conversions(log);  // float ↔ bf16 / fp16 / TF32, and convert_body on the GPU
 
     // the device U-Net (its convolutions, linear layers and attention through cuBLAS) against the CPU U-Net on random small configurations (bound: tests/cuda/unet2d_device.cpp)
     std::mt19937_64 rng(20261203);
     for (int round = 0; round < 24; ++round) {
         const auto r = checks::random_unet2d_forward(rng);
         log.at_most("device U-Net vs CPU U-Net, " + r.description + ": max relative error", r.max_relative_error, 1e-5);
+    }
+    // in TF32, BF16 and FP16 (cuBLAS's tensor cores): within unet2d_tolerance of the CPU model, and visibly apart
+    // from the fp32 device model (the lower precision is applied)
+    std::mt19937_64 low_rng(20261206);
+    for (int round = 0; round < 12; ++round) {
+        const diffuse::device_precision p = round % 3 == 0 ? diffuse::device_precision::tf32
+                                            : round % 3 == 1 ? diffuse::device_precision::bf16
+                                                             : diffuse::device_precision::fp16;
+        const auto r = checks::random_unet2d_forward(low_rng, p);
+        log.at_most("device U-Net vs CPU U-Net, " + r.description + ": max relative error", r.max_relative_error,
+                    checks::unet2d_tolerance(p));
+        if (p != diffuse::device_precision::tf32)  // (cuBLAS may run small TF32 products in FP32: gemm_checks.hpp)
+            log.at_most("device U-Net vs its fp32 form, " + r.description + ": the lower precision is applied (bound / distance)",
+                        checks::unet2d_min_deviation(p), r.vs_fp32);
     }
 
     for (const auto& failure : log.failures) std::printf("FAILED: %s\n", failure.c_str());

@@ -142,6 +142,20 @@ TEST_CASE("the device GEMM's host loop keeps cuBLAS's column-major contract; im2
     require_no_failures(log);
 }
 
+TEST_CASE("the mixed-precision GEMM multiplies the TF32 / BF16 / FP16 operands with float accumulation",
+          "[cuda_host][gemm]") {
+    std::mt19937_64 rng(20261205);
+    checks::log log;
+    checks::check_gemm_ex(rng, log, 200);
+    require_no_failures(log);
+}
+
+TEST_CASE("float to bf16 / fp16 / TF32 rounds to nearest even; the 16-bit values convert back exactly", "[cuda_host][gemm]") {
+    checks::log log;
+    checks::check_conversions(log);
+    require_no_failures(log);
+}
+
 TEST_CASE("the device GEMM checks its arguments and throws diffuse::error", "[cuda_host][gemm]") {
     using diffuse::gemm_op;
     checks::device_buffer<float> a(64), b(64), c(64);
@@ -162,5 +176,23 @@ TEST_CASE("the device GEMM checks its arguments and throws diffuse::error", "[cu
     CHECK_NOTHROW(gemm(gemm_op::none, gemm_op::none, 0, 3, 2, 1, 2, 1, nullptr));  // empty: nothing read or written
     CHECK_THROWS_AS(diffuse::device_sgemm_strided_batched(gemm_op::none, gemm_op::none, 2, 2, 2, 1.0f, a.data(), 2,
                                                           std::size_t(-1), b.data(), 2, 4, 0.0f, c.data(), 2, 4, 2),
+                    diffuse::error);  // a stride beyond long long
+
+    // the mixed-precision entry point: the same checks, and an operand storage that matches the precision
+    using diffuse::device_precision;
+    checks::device_buffer<std::uint16_t> a16(64), b16(64);
+    const auto gemm_ex = [&](device_precision p, const auto* ap, const auto* bp, std::size_t lda) {
+        diffuse::device_gemm_ex(p, gemm_op::none, gemm_op::none, 4, 3, 2, 1.0f, ap, lda, 8, bp, 2, 6, 0.0f, c.data(), 4, 12, 2);
+    };
+    CHECK_NOTHROW(gemm_ex(device_precision::bf16, a16.data(), b16.data(), 4));
+    CHECK_NOTHROW(gemm_ex(device_precision::fp16, a16.data(), b16.data(), 4));
+    CHECK_NOTHROW(gemm_ex(device_precision::tf32, a.data(), b.data(), 4));
+    CHECK_NOTHROW(gemm_ex(device_precision::fp32, a.data(), b.data(), 4));
+    CHECK_THROWS_AS(gemm_ex(device_precision::bf16, a.data(), b.data(), 4), diffuse::error);      // float for bf16
+    CHECK_THROWS_AS(gemm_ex(device_precision::tf32, a16.data(), b16.data(), 4), diffuse::error);  // bits for tf32
+    CHECK_THROWS_AS(gemm_ex(device_precision::fp16, a16.data(), b16.data(), 3), diffuse::error);  // lda < m
+    CHECK_THROWS_AS(gemm_ex(static_cast<device_precision>(7), a.data(), b.data(), 4), diffuse::error);  // unknown
+    CHECK_THROWS_AS(diffuse::device_gemm_ex(device_precision::bf16, gemm_op::none, gemm_op::none, 2, 2, 2, 1.0f, a16.data(), 2,
+                                            std::size_t(-1), b16.data(), 2, 4, 0.0f, c.data(), 2, 4, 2),
                     diffuse::error);  // a stride beyond long long
 }

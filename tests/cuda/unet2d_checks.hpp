@@ -44,10 +44,27 @@ struct random_weights final : diffuse::nn::tensor_source {
 
 struct unet2d_comparison {
     std::string description;
-    double max_relative_error;
+    double max_relative_error;  // the device model in `precision` against the CPU model
+    double vs_fp32 = 0;         // against the device model in fp32 (0 when precision is fp32)
 };
 
-inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng) {
+// The tolerance of a device U-Net in `precision` against the CPU float model, relative to the output's scale:
+// 1e-5 in fp32 (float rounding: tests/cuda/unet2d_device.cpp), else 8·2^-p (p fraction bits: bf16 7, fp16 and
+// tf32 10). Each GEMM operand carries a relative rounding error up to 2^-(p+1), two operands a product, and the
+// network's chain of products and norms carries them to the output: measured (host-run, g++ -O3) 0.66 … 2.1·2^-p
+// on the nine golden folders and 0.52 … 2.8·2^-p on the random configurations (the small random ones amplify
+// most); the bound is 2.8x the worst measurement and, for bf16 (0.0625), still far under a wrong layer's O(1).
+[[nodiscard]] inline double unet2d_tolerance(diffuse::device_precision precision) {
+    return precision == diffuse::device_precision::fp32 ? 1e-5 : 8.0 * std::ldexp(1.0, -diffuse::fraction_bits(precision));
+}
+// That the lower precision is applied: its distance from the fp32 device model is at least 2^-p/64 of the scale
+// (measured ≥ 0.5·2^-p; a model that kept float operands would be within float rounding, ~1e-6).
+[[nodiscard]] inline double unet2d_min_deviation(diffuse::device_precision precision) {
+    return std::ldexp(1.0, -diffuse::fraction_bits(precision)) / 64;
+}
+
+inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng,
+                                               diffuse::device_precision precision = diffuse::device_precision::fp32) {
     using namespace diffuse::nn;
     auto pick = [&](std::size_t n) { return std::size_t(rng() % n); };
     unet2d_config c;
@@ -109,17 +126,26 @@ inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng) {
     std::vector<float> expected(batch * c.out_channels * h * w), got(expected.size());
     cpu.forward(x.data(), batch, h, w, t, labels, expected.data(), class_vectors);
 
-    device_unet2d net(cpu);
     diffuse::space_buffer<float, diffuse::memory_space::device> dx(x.size()), dout(expected.size());
     diffuse::copy(dx, x);
-    net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch), class_vectors);
-    diffuse::copy(got, dout);
+    const auto device_forward = [&](diffuse::device_precision p, std::vector<float>& result) {
+        device_unet2d net(cpu, p);
+        net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch), class_vectors);
+        diffuse::copy(result, dout);
+    };
+    device_forward(precision, got);
+    double vs_fp32 = 0;
+    if (precision != diffuse::device_precision::fp32) {
+        std::vector<float> fp32(expected.size());
+        device_forward(diffuse::device_precision::fp32, fp32);
+        vs_fp32 = max_relative_error(got, fp32);
+    }
     constexpr std::array time_names{"positional", "fourier", "learned"};
     constexpr std::array class_names{"none", "table", "timestep", "identity"};
     return {std::to_string(levels) + " levels, batch " + std::to_string(batch) + ", " + std::to_string(h) + " x " +
                 std::to_string(w) + ", time " + time_names[std::size_t(c.time_embedding_type)] + ", class " +
-                class_names[std::size_t(c.class_embed_type)],
-            max_relative_error(got, expected)};
+                class_names[std::size_t(c.class_embed_type)] + ", " + diffuse::precision_name(precision),
+            max_relative_error(got, expected), vs_fp32};
 }
 
 }  // namespace diffuse_device_checks

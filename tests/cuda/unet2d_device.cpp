@@ -14,12 +14,14 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <thrust/copy.h>
@@ -52,43 +54,91 @@ std::vector<float> to_host(const T& device) {
     return v;
 }
 
+// A golden folder's network, input and CPU output.
+struct golden_case {
+    explicit golden_case(diffuse::nn::unet2d net) : cpu(std::move(net)) {}
+    diffuse::nn::unet2d cpu;
+    std::size_t batch = 0, h = 0, w = 0;
+    std::vector<float> x, class_vectors, expected;
+    std::vector<double> t;
+    std::vector<std::int64_t> labels;
+};
+golden_case load_golden(const std::string& name) {
+    const fs::path dir = golden / name;
+    golden_case g(diffuse::io::load_unet2d(dir));
+    const auto xs = diffuse::io::read_npy((dir / "x.npy").string());
+    g.batch = xs.shape[0];
+    g.h = xs.shape[2];
+    g.w = xs.shape[3];
+    g.x = xs.as<float>();
+    g.t = diffuse::io::read_npy((dir / "t.npy").string()).as<double>();
+    if (fs::exists(dir / "class.npy")) {  // class_embed_type "identity": float vectors, not labels
+        const auto cl = diffuse::io::read_npy((dir / "class.npy").string());
+        if (cl.dtype == "<f4") g.class_vectors = cl.as<float>();
+        else g.labels = cl.as<std::int64_t>();
+    }
+    g.expected.resize(g.batch * g.cpu.config().out_channels * g.h * g.w);
+    g.cpu.forward(g.x.data(), g.batch, g.h, g.w, g.t, g.labels, g.expected.data(), g.class_vectors);
+    return g;
+}
+// net's forward of g's input (twice when `again`: the second call of a shape reuses the workspace and must give
+// the same values)
+std::vector<float> device_forward(diffuse::nn::device_unet2d& net, const golden_case& g, bool again = false) {
+    const std::size_t out_n = g.expected.size();
+    thrust::device_vector<float> dx(g.x.begin(), g.x.end()), dout(out_n);
+    const auto xv = diffuse::device_view(static_cast<const float*>(thrust::raw_pointer_cast(dx.data())), g.batch, g.x.size() / g.batch);
+    const auto ov = diffuse::device_view(thrust::raw_pointer_cast(dout.data()), g.batch, out_n / g.batch);
+    net.forward(xv, g.h, g.w, g.t, g.labels, ov, g.class_vectors);
+    std::vector<float> result = to_host(dout);
+    if (again) {
+        thrust::device_vector<float> second(out_n);
+        net.forward(xv, g.h, g.w, g.t, g.labels,
+                    diffuse::device_view(thrust::raw_pointer_cast(second.data()), g.batch, out_n / g.batch), g.class_vectors);
+        CHECK(to_host(second) == result);
+    }
+    return result;
+}
+constexpr const char* golden_names[] = {"cifar10_tiny", "class_cond", "resnet_sampling", "scale_shift", "class_timestep",
+                                        "fourier", "class_identity", "learned", "multihead"};
+
 }  // namespace
 
 TEST_CASE("device U-Net forward equals the CPU forward on the golden networks", "[cuda_host][unet2d]") {
-    for (const char* name : {"cifar10_tiny", "class_cond", "resnet_sampling", "scale_shift", "class_timestep", "fourier",
-                             "class_identity", "learned", "multihead"}) {
+    for (const char* name : golden_names) {
         INFO(name);
-        const fs::path dir = golden / name;
-        diffuse::nn::unet2d cpu = diffuse::io::load_unet2d(dir);
-        const auto xs = diffuse::io::read_npy((dir / "x.npy").string());
-        const std::size_t batch = xs.shape[0], h = xs.shape[2], w = xs.shape[3];
-        const std::vector<float> x = xs.as<float>();
-        const std::vector<double> t = diffuse::io::read_npy((dir / "t.npy").string()).as<double>();
-        std::vector<std::int64_t> labels;
-        std::vector<float> class_vectors;  // class_embed_type "identity": float vectors, not labels
-        if (fs::exists(dir / "class.npy")) {
-            const auto cl = diffuse::io::read_npy((dir / "class.npy").string());
-            if (cl.dtype == "<f4") class_vectors = cl.as<float>();
-            else labels = cl.as<std::int64_t>();
-        }
-        const std::size_t out_n = batch * cpu.config().out_channels * h * w;
-        std::vector<float> expected(out_n);
-        cpu.forward(x.data(), batch, h, w, t, labels, expected.data(), class_vectors);
-
-        diffuse::nn::device_unet2d net(cpu);
-        thrust::device_vector<float> dx(x.begin(), x.end()), dout(out_n);
-        const auto xv = diffuse::device_view(static_cast<const float*>(thrust::raw_pointer_cast(dx.data())), batch, x.size() / batch);
-        const auto ov = diffuse::device_view(thrust::raw_pointer_cast(dout.data()), batch, out_n / batch);
-        net.forward(xv, h, w, t, labels, ov, class_vectors);
-        const double err = max_relative_error(to_host(dout), expected);
+        const golden_case g = load_golden(name);
+        diffuse::nn::device_unet2d net(g.cpu);
+        CHECK(net.precision() == diffuse::device_precision::fp32);
+        const std::vector<float> out = device_forward(net, g, true);
+        const double err = max_relative_error(out, g.expected);
         INFO("max relative error " << err);
         CHECK(err < 1e-5);
-        // a second call of the same shape reuses the workspace and gives the same values
-        thrust::device_vector<float> again(out_n);
-        net.forward(xv, h, w, t, labels, diffuse::device_view(thrust::raw_pointer_cast(again.data()), batch, out_n / batch),
-                    class_vectors);
-        CHECK(to_host(again) == to_host(dout));
+        // fp32 named explicitly is the default model, bit for bit
+        diffuse::nn::device_unet2d explicit_fp32(g.cpu, diffuse::device_precision::fp32);
+        CHECK(device_forward(explicit_fp32, g) == out);
     }
+}
+
+TEST_CASE("device U-Net in TF32, BF16 and FP16 agrees with the CPU U-Net to the operands' precision", "[cuda_host][unet2d]") {
+    using diffuse::device_precision;
+    namespace checks = diffuse_device_checks;
+    for (const char* name : golden_names) {
+        const golden_case g = load_golden(name);
+        diffuse::nn::device_unet2d fp32(g.cpu);
+        const std::vector<float> reference = device_forward(fp32, g);
+        for (const device_precision p : {device_precision::tf32, device_precision::bf16, device_precision::fp16}) {
+            diffuse::nn::device_unet2d net(g.cpu, p);
+            CHECK(net.precision() == p);
+            const std::vector<float> out = device_forward(net, g, true);
+            const double err = max_relative_error(out, g.expected), vs_fp32 = max_relative_error(out, reference);
+            INFO(name << " " << diffuse::precision_name(p) << ": max relative error " << err << " ("
+                      << err / std::ldexp(1.0, -diffuse::fraction_bits(p)) << " x 2^-p), against fp32 " << vs_fp32);
+            CHECK(err < checks::unet2d_tolerance(p));
+            CHECK(vs_fp32 > checks::unet2d_min_deviation(p));
+        }
+    }
+    const golden_case g = load_golden("cifar10_tiny");
+    CHECK_THROWS_AS(diffuse::nn::device_unet2d(g.cpu, static_cast<device_precision>(4)), diffuse::error);
 }
 
 TEST_CASE("device U-Net equals the CPU U-Net on random small configurations (property)", "[cuda_host][unet2d]") {
@@ -97,6 +147,21 @@ TEST_CASE("device U-Net equals the CPU U-Net on random small configurations (pro
         const auto r = diffuse_device_checks::random_unet2d_forward(rng);
         INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error);
         CHECK(r.max_relative_error < 1e-5);
+    }
+}
+
+TEST_CASE("device U-Net in TF32, BF16 and FP16 on random small configurations (property)", "[cuda_host][unet2d]") {
+    using diffuse::device_precision;
+    namespace checks = diffuse_device_checks;
+    std::mt19937_64 rng(20261206);
+    for (int round = 0; round < 12; ++round) {
+        const device_precision p = std::array{device_precision::tf32, device_precision::bf16, device_precision::fp16}[round % 3];
+        const auto r = checks::random_unet2d_forward(rng, p);
+        INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error << " ("
+                      << r.max_relative_error / std::ldexp(1.0, -diffuse::fraction_bits(p)) << " x 2^-p), against fp32 "
+                      << r.vs_fp32);
+        CHECK(r.max_relative_error < checks::unet2d_tolerance(p));
+        CHECK(r.vs_fp32 > checks::unet2d_min_deviation(p));
     }
 }
 

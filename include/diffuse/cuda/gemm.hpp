@@ -10,6 +10,12 @@
 // transpose, so a row-major Y[R, N] = X[R, K]·W[K, N] is the call m = N, n = R, k = K, A = W (lda = N),
 // B = X (ldb = K), C = Y (ldc = N), both ops none: how the device U-Net calls it.
 //
+// device_gemm_ex is the same contract with the operands A and B in a lower precision and float accumulation
+// (cublasGemmEx / cublasGemmStridedBatchedEx; cuda/reduced_precision.hpp's device_precision): fp32 is the
+// sgemm above; tf32 takes float A, B and computes with CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, operands
+// rounded to TF32); bf16 / fp16 take A, B as std::uint16_t bit patterns (CUDA_R_16BF / CUDA_R_16F) and C float
+// (CUDA_R_32F) with CUBLAS_COMPUTE_32F. α, β, C and every sum are float.
+//
 //   compiled by a CUDA compiler, or   cuBLAS on the default stream (ordered with the launcher's kernels) through
 //   a host compiler with the CUDA     one cublasHandle_t per host thread, created on first use; every status
 //   toolkit's headers                 other than CUBLAS_STATUS_SUCCESS throws diffuse::error naming the call.
@@ -17,17 +23,24 @@
 //                                     so results match a float CPU product to float rounding (summation order).
 //   DIFFUSE_CUDA_ON_HOST              a plain host loop with exactly the same contract (device memory is host
 //                                     memory there), so the host-run tests check every argument mapping made:
-//                                     C(i, j) = α·(Σ_p op(A)(i, p)·op(B)(p, j), p ascending, in float) + β·C(i, j).
+//                                     C(i, j) = α·(Σ_p op(A)(i, p)·op(B)(p, j), p ascending, in float) + β·C(i, j),
+//                                     each operand taken as the product sees it (bf16/fp16 decoded exactly, TF32
+//                                     rounded to nearest even: the tensor cores' rounding may differ in the last
+//                                     TF32 bit, so a host-run TF32 result is the GPU's to a tolerance, not bits).
 //
 // Every argument is checked first (dimensions and leading dimensions within cuBLAS's int range and the
-// minimum above, pointers non-null when the product is non-empty): a named diffuse::error, never UB.
+// minimum above, pointers non-null when the product is non-empty, an operand storage that matches the
+// precision): a named diffuse::error, never UB.
 
 #include <climits>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/cuda/memory.hpp"
+#include "diffuse/cuda/reduced_precision.hpp"
 
 #if !defined(DIFFUSE_CUDA_ON_HOST)
 #include <cublas_v2.h>
@@ -40,8 +53,8 @@ enum class gemm_op { none, transpose };
 namespace detail {
 
 inline void require_gemm_arguments(const char* where, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n,
-                                   std::size_t k, const float* a, std::size_t lda, const float* b, std::size_t ldb,
-                                   const float* c, std::size_t ldc, std::size_t batch) {
+                                   std::size_t k, const void* a, std::size_t lda, const void* b, std::size_t ldb,
+                                   const void* c, std::size_t ldc, std::size_t batch) {
     constexpr std::size_t int_max = INT_MAX;
     auto within_int = [&](std::size_t v, const char* name) {
         if (v > int_max) fail(where, std::string(name) + " = " + std::to_string(v) + " exceeds cuBLAS's int range");
@@ -64,22 +77,31 @@ inline void require_gemm_arguments(const char* where, gemm_op op_a, gemm_op op_b
     if (c == nullptr) fail(where, "C is null");
     if (k > 0 && (a == nullptr || b == nullptr)) fail(where, "A and B must not be null when k > 0");
 }
+inline void require_gemm_strides(const char* where, std::size_t stride_a, std::size_t stride_b, std::size_t stride_c) {
+    constexpr std::size_t stride_max = LLONG_MAX;
+    if (stride_a > stride_max || stride_b > stride_max || stride_c > stride_max)
+        fail(where, "a stride exceeds cuBLAS's long long range");
+}
 
 #if defined(DIFFUSE_CUDA_ON_HOST)
-inline void gemm_strided_batched(const char*, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
-                                 float alpha, const float* a, std::size_t lda, std::size_t stride_a, const float* b,
-                                 std::size_t ldb, std::size_t stride_b, float beta, float* c, std::size_t ldc,
-                                 std::size_t stride_c, std::size_t batch) {
+// The contract as a host loop over operands stored as Operand::storage, each multiplied as Operand::decode
+// gives it (cuda/reduced_precision.hpp; fp32_operand: the float itself).
+template <class Operand>
+void gemm_strided_batched_loop(gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                               const typename Operand::storage* a, std::size_t lda, std::size_t stride_a,
+                               const typename Operand::storage* b, std::size_t ldb, std::size_t stride_b, float beta,
+                               float* c, std::size_t ldc, std::size_t stride_c, std::size_t batch) {
+    if (c == nullptr) return;  // an empty product (the only case the argument checks let through)
     for (std::size_t p = 0; p < batch; ++p) {
-        const float* ap = a + p * stride_a;
-        const float* bp = b + p * stride_b;
+        const auto* ap = a + p * stride_a;
+        const auto* bp = b + p * stride_b;
         float* cp = c + p * stride_c;
         for (std::size_t j = 0; j < n; ++j) {
             for (std::size_t i = 0; i < m; ++i) {
                 float acc = 0.0f;
                 for (std::size_t q = 0; q < k; ++q) {
-                    const float av = op_a == gemm_op::none ? ap[i + q * lda] : ap[q + i * lda];
-                    const float bv = op_b == gemm_op::none ? bp[q + j * ldb] : bp[j + q * ldb];
+                    const float av = Operand::decode(op_a == gemm_op::none ? ap[i + q * lda] : ap[q + i * lda]);
+                    const float bv = Operand::decode(op_b == gemm_op::none ? bp[q + j * ldb] : bp[j + q * ldb]);
                     acc += av * bv;
                 }
                 float& out = cp[i + j * ldc];
@@ -87,6 +109,21 @@ inline void gemm_strided_batched(const char*, gemm_op op_a, gemm_op op_b, std::s
             }
         }
     }
+}
+inline void gemm_strided_batched(const char*, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
+                                 float alpha, const float* a, std::size_t lda, std::size_t stride_a, const float* b,
+                                 std::size_t ldb, std::size_t stride_b, float beta, float* c, std::size_t ldc,
+                                 std::size_t stride_c, std::size_t batch) {
+    gemm_strided_batched_loop<fp32_operand>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                                            stride_c, batch);
+}
+template <class Operand>
+void gemm_ex_strided_batched(const char*, Operand, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
+                             float alpha, const typename Operand::storage* a, std::size_t lda, std::size_t stride_a,
+                             const typename Operand::storage* b, std::size_t ldb, std::size_t stride_b, float beta,
+                             float* c, std::size_t ldc, std::size_t stride_c, std::size_t batch) {
+    gemm_strided_batched_loop<Operand>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                                       stride_c, batch);
 }
 #else
 [[nodiscard]] inline const char* cublas_status_name(cublasStatus_t s) {
@@ -150,6 +187,38 @@ inline void gemm_strided_batched(const char* where, gemm_op op_a, gemm_op op_b, 
                      where, "cublasSgemmStridedBatched");
     }
 }
+// TF32, BF16 and FP16 operands with float C and float accumulation: cublasGemmEx / cublasGemmStridedBatchedEx
+// on the same handle (fp32_operand goes to the sgemm above).
+template <class Operand>
+void gemm_ex_strided_batched(const char* where, Operand, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n,
+                             std::size_t k, float alpha, const typename Operand::storage* a, std::size_t lda,
+                             std::size_t stride_a, const typename Operand::storage* b, std::size_t ldb,
+                             std::size_t stride_b, float beta, float* c, std::size_t ldc, std::size_t stride_c,
+                             std::size_t batch) {
+    if constexpr (Operand::precision == device_precision::fp32) {
+        gemm_strided_batched(where, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                             batch);
+    } else {
+        constexpr cudaDataType operand_type = Operand::precision == device_precision::tf32   ? CUDA_R_32F
+                                              : Operand::precision == device_precision::bf16 ? CUDA_R_16BF
+                                                                                             : CUDA_R_16F;
+        constexpr cublasComputeType_t compute =
+            Operand::precision == device_precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        cublasHandle_t handle = cublas_handle::for_this_thread(where);
+        const int im = int(m), in = int(n), ik = int(k);
+        if (batch == 1) {
+            cublas_check(cublasGemmEx(handle, cublas_op(op_a), cublas_op(op_b), im, in, ik, &alpha, a, operand_type, int(lda), b,
+                                      operand_type, int(ldb), &beta, c, CUDA_R_32F, int(ldc), compute, CUBLAS_GEMM_DEFAULT),
+                         where, "cublasGemmEx");
+        } else {
+            cublas_check(cublasGemmStridedBatchedEx(handle, cublas_op(op_a), cublas_op(op_b), im, in, ik, &alpha, a, operand_type,
+                                                    int(lda), static_cast<long long>(stride_a), b, operand_type, int(ldb),
+                                                    static_cast<long long>(stride_b), &beta, c, CUDA_R_32F, int(ldc),
+                                                    static_cast<long long>(stride_c), int(batch), compute, CUBLAS_GEMM_DEFAULT),
+                         where, "cublasGemmStridedBatchedEx");
+        }
+    }
+}
 #endif
 
 }  // namespace detail
@@ -170,12 +239,37 @@ inline void device_sgemm_strided_batched(gemm_op op_a, gemm_op op_b, std::size_t
                                          std::size_t stride_c, std::size_t batch,
                                          const char* where = "device_sgemm_strided_batched") {
     detail::require_gemm_arguments(where, op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, batch);
-    constexpr std::size_t stride_max = LLONG_MAX;
-    if (stride_a > stride_max || stride_b > stride_max || stride_c > stride_max)
-        detail::fail(where, "a stride exceeds cuBLAS's long long range");
+    detail::require_gemm_strides(where, stride_a, stride_b, stride_c);
     if (m == 0 || n == 0 || batch == 0) return;
     detail::gemm_strided_batched(where, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
                                  stride_c, batch);
+}
+
+// For p in [0, batch): C_p ← α·op(A_p)·op(B_p) + β·C_p (the contract above) with A and B in `precision`'s
+// operand storage — float for fp32 and tf32, std::uint16_t bit patterns for bf16 and fp16 — C float, float
+// accumulation (cublasGemmEx for batch 1, else cublasGemmStridedBatchedEx). A storage that does not match the
+// precision, or a precision outside the enumeration, is a diffuse::error.
+template <class Storage>
+void device_gemm_ex(device_precision precision, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
+                    float alpha, const Storage* a, std::size_t lda, std::size_t stride_a, const Storage* b, std::size_t ldb,
+                    std::size_t stride_b, float beta, float* c, std::size_t ldc, std::size_t stride_c, std::size_t batch,
+                    const char* where = "device_gemm_ex") {
+    static_assert(std::is_same_v<Storage, float> || std::is_same_v<Storage, std::uint16_t>,
+                  "diffuse: device_gemm_ex operands are float (fp32, tf32) or std::uint16_t bit patterns (bf16, fp16)");
+    detail::with_operand(precision, where, [&](auto operand) {
+        using Operand = decltype(operand);
+        if constexpr (!std::is_same_v<typename Operand::storage, Storage>) {
+            detail::fail(where, std::string("the ") + precision_name(precision) + " operands are " +
+                                    (std::is_same_v<Storage, float> ? "float" : "16-bit") + " here, not " +
+                                    (std::is_same_v<Storage, float> ? "std::uint16_t bit patterns" : "float"));
+        } else {
+            detail::require_gemm_arguments(where, op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, batch);
+            detail::require_gemm_strides(where, stride_a, stride_b, stride_c);
+            if (m == 0 || n == 0 || batch == 0) return;
+            detail::gemm_ex_strided_batched(where, operand, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
+                                            c, ldc, stride_c, batch);
+        }
+    });
 }
 
 }  // namespace diffuse

@@ -13,6 +13,7 @@
 //   CI tests the device code without a GPU (thrust::device_vector lives in host memory likewise).
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -108,7 +109,9 @@ inline void device_zero(void* dst, std::size_t bytes, const char* where) {
 
 template <class T>
 class space_buffer<T, memory_space::device> {
-    static_assert(scalar<T> && !std::is_const_v<T>, "diffuse: space_buffer elements must be float or double");
+    // (std::uint16_t: the bit patterns of bf16 / fp16 GEMM operands, cuda/reduced_precision.hpp)
+    static_assert((scalar<T> || std::is_same_v<T, std::uint16_t>) && !std::is_const_v<T>,
+                  "diffuse: device space_buffer elements must be float or double (or std::uint16_t 16-bit operands)");
 
 public:
     using value_type = T;

@@ -9,6 +9,9 @@
 // products (cuBLAS's, or the host loop's, here; the CPU model's blocked GEMM there; a residual that the output
 // overwrites is added before the bias, through the GEMM's β) and the exponential (expf here, nn's exp_approx
 // there): results agree to float rounding, not to the bit.
+// The GEMM operands may be in a lower precision (cuda/reduced_precision.hpp's operand encodings): im2col writes
+// its columns, and convert_body / the softmax their outputs, as Operand::storage (float → bf16/fp16 fused into
+// the kernel that forms the operand); every other kernel and every activation stays float.
 
 #include <cmath>
 #include <cstddef>
@@ -16,6 +19,7 @@
 
 #include "diffuse/core/config.hpp"
 #include "diffuse/cuda/primitives.hpp"
+#include "diffuse/cuda/reduced_precision.hpp"
 #include "diffuse/nn/activation.hpp"
 
 namespace diffuse::nn::device_kernels {
@@ -50,10 +54,12 @@ struct affine_input {
 // im2col: the columns of a k×k convolution, cols[r·K + (ky·k + kx)·Cin + ci] = x'[b, oy·s + ky − top, ox·s + kx − left, ci]
 // for the output rows r = r0 + ρ, r = (b·Ho + oy)·Wo + ox (ρ < the chunk's rows), K = k·k·Cin; x' = input(x), zero
 // outside the image (the padding is zero after the prologue, as conv2d pads its input). The columns' index matches
-// conv2d::weight_matrix's rows, so y[r, :] = cols[r, :]·B is the convolution (a GEMM: cuda/gemm.hpp).
+// conv2d::weight_matrix's rows, so y[r, :] = cols[r, :]·B is the convolution (a GEMM: cuda/gemm.hpp). The columns
+// are stored as Operand::encode(x') (fp32_operand: x' itself).
+template <class Operand>
 struct im2col_body {
     const float* x;
-    float* cols;
+    typename Operand::storage* cols;
     affine_input input;
     std::size_t r0, h, wd, cin, ho, wo, k, stride, top, left;
     DIFFUSE_HD void operator()(std::size_t i) const {
@@ -67,7 +73,7 @@ struct im2col_body {
         float v = 0.0f;
         if (iy >= top && iy - top < h && ix >= left && ix - left < wd)
             v = input(x[((b * h + (iy - top)) * wd + (ix - left)) * cin + ci], b, ci);
-        cols[i] = v;
+        cols[i] = Operand::encode(v);
     }
 };
 
@@ -164,9 +170,20 @@ struct affine_body {
     DIFFUSE_HD void operator()(std::size_t i) const { y[i] = input(x[i], i / per_sample, i % C); }
 };
 
-// One row of scores → softmax, the maximum subtracted first (attention.hpp's softmax_rows).
+// y[i] = Operand::encode(x[i]): float activations as a GEMM's 16-bit operand (a linear layer's input, q/k/v).
+template <class Operand>
+struct convert_body {
+    const float* x;
+    typename Operand::storage* y;
+    DIFFUSE_HD void operator()(std::size_t i) const { y[i] = Operand::encode(x[i]); }
+};
+
+// One row of scores → softmax, the maximum subtracted first (attention.hpp's softmax_rows), in float; the
+// probabilities are written as probs[r·n + j] = Operand::encode(p) (fp32_operand: probs = scores, in place).
+template <class Operand>
 struct softmax_row_body {
     float* scores;
+    typename Operand::storage* probs;
     std::size_t n;
     DIFFUSE_HD void operator()(std::size_t r) const {
         float* row = scores + r * n;
@@ -178,7 +195,8 @@ struct softmax_row_body {
             sum += row[j];
         }
         const float inv = 1.0f / sum;
-        for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
+        auto* out = probs + r * n;
+        for (std::size_t j = 0; j < n; ++j) out[j] = Operand::encode(row[j] * inv);
     }
 };
 // Layout and resampling (nn/layout.hpp, nn/resample.hpp), one output element each.

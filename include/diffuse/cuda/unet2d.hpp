@@ -1,10 +1,11 @@
 #pragma once
-// nn::unet2d on device memory (float32): the same network, its parameters uploaded once from a loaded host
-// unet2d, its forward a sequence of the device kernels of cuda/nn_kernels.hpp and the GEMMs of cuda/gemm.hpp on
+// nn::unet2d on device memory (float32 activations): the same network, its parameters uploaded once from a loaded
+// host unet2d, its forward a sequence of the device kernels of cuda/nn_kernels.hpp and the GEMMs of cuda/gemm.hpp on
 // NHWC activations.
 //
 //   diffuse::nn::unet2d host = diffuse::io::load_unet2d("ddpm-cifar10-32");
 //   diffuse::nn::device_unet2d net(host);                 // uploads every weight
+//   diffuse::nn::device_unet2d fast(host, diffuse::device_precision::bf16);  // GEMM operands in bfloat16
 //   net.forward(x, h, w, t, labels, out);                 // x, out: device NCHW views [batch, C·h·w]
 //   diffuse::nn::device_unet2d_network f(net, h, w);      // a network for diffuse::model on device states
 //
@@ -17,10 +18,19 @@
 // the network and grown, never shrunk: the first forward of a (batch, size) allocates, later ones of that shape
 // or smaller allocate nothing.
 // Results agree with the CPU model to float rounding (different summation order and exp): see nn_kernels.hpp.
-// Convolutions (im2col + GEMM), linear layers and attention's two products are FP32 cuBLAS GEMMs (cuda/gemm.hpp;
-// the host loop of the same contract under DIFFUSE_CUDA_ON_HOST); the im2col columns live in a network-owned
-// workspace of at most 2²⁶ floats (output rows in chunks). Not done: implicit-GEMM / cuDNN convolutions (no
-// im2col traffic), fused epilogues (cuBLASLt), TF32/BF16, fused attention, CUDA graphs; not timed on a GPU yet.
+// Convolutions (im2col + GEMM), linear layers and attention's two products are cuBLAS GEMMs (cuda/gemm.hpp's
+// device_gemm_ex; the host loop of the same contract under DIFFUSE_CUDA_ON_HOST); the im2col columns live in a
+// network-owned workspace of at most 2²⁶ elements (output rows in chunks).
+// Precision (the constructor's device_precision, cuda/reduced_precision.hpp): fp32 (default) multiplies in plain
+// float32; tf32 passes the same float operands to tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32); bf16 / fp16 store
+// the GEMM operands in 16 bits — the weights converted once at upload, the im2col columns written in 16 bits by
+// im2col itself, a linear layer's input and attention's q, k, v and probabilities converted by one kernel each —
+// and accumulate in float. Everything else (activations between layers, group norms, softmax, epilogues,
+// embeddings' features) stays float in every precision, so the error is the operands' rounding (relative 2⁻⁸
+// bf16, 2⁻¹¹ fp16 / tf32) carried through the network: measured in tests/cuda/unet2d_device.cpp. fp16 operands
+// keep fp16's range: an activation of magnitude ≥ 65520 becomes ±Inf there (bf16 and tf32 have float's range).
+// Not done: implicit-GEMM / cuDNN convolutions (no im2col traffic), fused epilogues (cuBLASLt), 16-bit
+// activations between layers (half the memory traffic), fused attention, CUDA graphs; not timed on a GPU yet.
 //
 // device_unet2d is basic_device_unet2d<float>: a class template (float its only element type) so that its
 // kernel launches are instantiated only where the network is used — in a .cu file, or a host build with
@@ -56,11 +66,15 @@ class basic_device_unet2d {
     static_assert(std::is_same_v<Float, float>, "diffuse: the device U-Net runs in float32 (device_unet2d)");
     using buffer = space_buffer<float, memory_space::device>;
     using dbuffer = space_buffer<double, memory_space::device>;
+    using buffer16 = space_buffer<std::uint16_t, memory_space::device>;  // bf16 / fp16 operand bits
 
 public:
     static constexpr memory_space space = memory_space::device;
 
-    explicit basic_device_unet2d(const unet2d& net) : cfg_(net.cfg_), host_freqs_(net.freqs_), host_time_table_(net.time_table_) {
+    // Uploads net's parameters; `precision` is the GEMM operands' (a value outside the enumeration: diffuse::error).
+    explicit basic_device_unet2d(const unet2d& net, device_precision precision = device_precision::fp32)
+        : cfg_(net.cfg_), precision_(precision), host_freqs_(net.freqs_), host_time_table_(net.time_table_) {
+        diffuse::detail::with_operand(precision_, "device_unet2d", [](auto) {});
         if (cfg_.num_class_embeds && *cfg_.num_class_embeds > (std::size_t(1) << 24))
             diffuse::detail::fail("device_unet2d", "num_class_embeds above 2^24 is not supported on the device");
         conv_in_ = upload(net.conv_in_);
@@ -79,6 +93,7 @@ public:
     }
 
     [[nodiscard]] const unet2d_config& config() const noexcept { return cfg_; }
+    [[nodiscard]] device_precision precision() const noexcept { return precision_; }
     void check_input(std::size_t channels, std::size_t h, std::size_t w) const {
         check_unet2d_input(cfg_, channels, h, w, "device_unet2d::forward");
     }
@@ -122,8 +137,19 @@ public:
 
 private:
     // ---- parameters on the device ---------------------------------------------------------------------------
+    // a GEMM's weight matrix in the network's operand storage: float (fp32, tf32) or 16-bit bits (bf16, fp16)
+    struct weights {
+        buffer f32;
+        buffer16 bits16;
+        template <class Storage>
+        [[nodiscard]] const Storage* data() const {
+            if constexpr (std::is_same_v<Storage, float>) return f32.data();
+            else return bits16.data();
+        }
+    };
     struct conv_layer {
-        buffer w, b;
+        weights w;
+        buffer b;
         std::size_t cin = 0, cout = 0, k = 0, stride = 1;
         padding2d pad{};
         [[nodiscard]] std::size_t out_size(std::size_t n, std::size_t lo, std::size_t hi) const {
@@ -131,7 +157,8 @@ private:
         }
     };
     struct linear_layer {
-        buffer w, b;
+        weights w;
+        buffer b;
         std::size_t in = 0, out = 0;
     };
     struct norm_layer {
@@ -166,18 +193,35 @@ private:
         if (!v.empty()) diffuse::copy(b, std::vector<float>(v.begin(), v.end()));
         return b;
     }
-    static conv_layer upload(const conv2d& c) {
-        conv_layer l{upload_values(c.weight_matrix()), upload_values(c.bias()), c.in_channels(), c.out_channels(),
+    // the weights in the operand storage of precision_, converted once here (Operand::encode)
+    weights upload_weights(std::span<const float> v) const {
+        weights w;
+        diffuse::detail::with_operand(precision_, "device_unet2d", [&](auto operand) {
+            using Operand = decltype(operand);
+            if constexpr (std::is_same_v<typename Operand::storage, float>) {
+                w.f32 = upload_values(v);
+            } else {
+                std::vector<std::uint16_t> bits(v.size());
+                std::transform(v.begin(), v.end(), bits.begin(), [](float x) { return Operand::encode(x); });
+                w.bits16 = buffer16(bits.size());
+                diffuse::detail::device_copy(w.bits16.data(), bits.data(), bits.size() * sizeof(std::uint16_t),
+                                             diffuse::detail::copy_direction::host_to_device, "device_unet2d");
+            }
+        });
+        return w;
+    }
+    conv_layer upload(const conv2d& c) const {
+        conv_layer l{upload_weights(c.weight_matrix()), upload_values(c.bias()), c.in_channels(), c.out_channels(),
                      c.kernel(), c.stride(), c.padding()};
         return l;
     }
-    static linear_layer upload(const linear& c) {
-        return {upload_values(c.weight_matrix()), upload_values(c.bias()), c.in_features(), c.out_features()};
+    linear_layer upload(const linear& c) const {
+        return {upload_weights(c.weight_matrix()), upload_values(c.bias()), c.in_features(), c.out_features()};
     }
     static norm_layer upload(const group_norm& n) {
         return {upload_values(n.gamma()), upload_values(n.beta()), n.channels(), n.groups(), n.eps()};
     }
-    static resnet_layer upload(const unet2d::resnet_block& r) {
+    resnet_layer upload(const unet2d::resnet_block& r) const {
         resnet_layer l;
         l.norm1 = upload(r.norm1);
         l.norm2 = upload(r.norm2);
@@ -191,7 +235,7 @@ private:
         l.output_scale = r.output_scale;
         return l;
     }
-    static attention_layer upload(const spatial_attention& a) {
+    attention_layer upload(const spatial_attention& a) const {
         attention_layer l;
         if (a.norm()) l.norm = upload(*a.norm());
         l.qkv = upload(a.qkv());
@@ -202,7 +246,7 @@ private:
         l.rescale = a.rescale_output_factor();
         return l;
     }
-    static level upload(const unet2d::level_block& b) {
+    level upload(const unet2d::level_block& b) const {
         level l;
         for (const auto& r : b.resnets) l.resnets.push_back(upload(r));
         for (const auto& a : b.attentions) l.attentions.push_back(upload(a));
@@ -216,6 +260,7 @@ private:
         buffer input, output, h0, h1, cat, s0, s1, s2, s3, cond, t_hidden, emb, emb_act, class_hidden, class_emb, proj;
         buffer norm_coef, normed, qkv, heads_out, scores, cols;
         dbuffer norm_partial, norm_stats;
+        buffer16 x16, cols16, qkv16, probs16;  // 16-bit GEMM operands (bf16 / fp16)
         std::vector<buffer> skips;
     };
     template <class B>
@@ -283,16 +328,33 @@ private:
     }
 
     // y[R, N] = x[R, K]·B[K, N] row-major as the column-major GEMM Yᵀ = Bᵀ·Xᵀ (cuda/gemm.hpp), then the epilogue
-    // (ep's terms; ep.y, ep.N set here); a residual that is y itself is y's old value, added through β = 1.
-    void gemm_rows(const float* x, std::size_t ldx, const float* w, std::size_t rows, std::size_t K, std::size_t N, float* y,
-                   device_kernels::bias_epilogue_body ep) {
+    // (ep's terms; ep.y, ep.N set here); a residual that is y itself is y's old value, added through β = 1. x is in
+    // Operand's storage already.
+    template <class Operand>
+    void product_rows(const typename Operand::storage* x, std::size_t ldx, const weights& w, std::size_t rows, std::size_t K,
+                      std::size_t N, float* y, device_kernels::bias_epilogue_body ep) {
         const bool accumulate = ep.residual != nullptr && ep.residual == y;
-        device_sgemm(gemm_op::none, gemm_op::none, N, rows, K, 1.0f, w, N, x, ldx, accumulate ? 1.0f : 0.0f, y, N,
-                     "device_unet2d");
+        device_gemm_ex(Operand::precision, gemm_op::none, gemm_op::none, N, rows, K, 1.0f,
+                       w.template data<typename Operand::storage>(), N, 0, x, ldx, 0, accumulate ? 1.0f : 0.0f, y, N, 0, 1,
+                       "device_unet2d");
         ep.y = y;
         ep.N = N;
         if (accumulate) ep.residual = nullptr;
         if (ep.needed()) launch(rows * N, ep);
+    }
+    // the same from float rows x: converted to the 16-bit operand first (bf16, fp16), else passed as they are
+    void gemm_rows(const float* x, std::size_t ldx, const weights& w, std::size_t rows, std::size_t K, std::size_t N, float* y,
+                   device_kernels::bias_epilogue_body ep) {
+        diffuse::detail::with_operand(precision_, "device_unet2d", [&](auto operand) {
+            using Operand = decltype(operand);
+            if constexpr (std::is_same_v<typename Operand::storage, float>) {
+                product_rows<Operand>(x, ldx, w, rows, K, N, y, ep);
+            } else {
+                auto* x16 = grow(ws_.x16, rows * ldx);
+                launch(rows * ldx, device_kernels::convert_body<Operand>{x, x16});
+                product_rows<Operand>(x16, ldx, w, rows, K, N, y, ep);
+            }
+        });
     }
     void linear(const linear_layer& l, const float* x, std::size_t rows, float* y, const float* residual = nullptr,
                 float divisor = 1.0f) {
@@ -300,7 +362,7 @@ private:
         ep.bias = l.b.size() ? l.b.data() : nullptr;
         ep.residual = residual;
         ep.divisor = divisor;
-        gemm_rows(x, l.in, l.w.data(), rows, l.in, l.out, y, ep);
+        gemm_rows(x, l.in, l.w, rows, l.in, l.out, y, ep);
     }
     // A 1×1 stride-1 unpadded convolution without an input prologue is one GEMM over the NHWC rows; any other
     // is im2col into ws_.cols (at most cols_budget floats: output rows in chunks) + one GEMM a chunk.
@@ -319,19 +381,29 @@ private:
                             c.pad.right == 0 && input.scale == nullptr;
         if (direct) {
             ep.residual = residual;
-            gemm_rows(x, c.cin, c.w.data(), rows, K, c.cout, y, ep);
+            gemm_rows(x, c.cin, c.w, rows, K, c.cout, y, ep);
             return;
         }
         constexpr std::size_t cols_budget = std::size_t(1) << 26;
         const std::size_t chunk = std::max<std::size_t>(1, cols_budget / K);
-        float* cols = grow(ws_.cols, std::min(rows, chunk) * K);
-        for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
-            const std::size_t nr = std::min(chunk, rows - r0);
-            launch(nr * K, device_kernels::im2col_body{x, cols, input, r0, h, w, c.cin, ho, wo, c.k, c.stride, c.pad.top, c.pad.left});
-            ep.first_row = r0;
-            ep.residual = residual ? residual + r0 * c.cout : nullptr;
-            gemm_rows(cols, K, c.w.data(), nr, K, c.cout, y + r0 * c.cout, ep);
-        }
+        diffuse::detail::with_operand(precision_, "device_unet2d", [&](auto operand) {
+            using Operand = decltype(operand);
+            auto* cols = grow(operand_workspace<Operand>(ws_.cols, ws_.cols16), std::min(rows, chunk) * K);
+            for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
+                const std::size_t nr = std::min(chunk, rows - r0);
+                launch(nr * K, device_kernels::im2col_body<Operand>{x, cols, input, r0, h, w, c.cin, ho, wo, c.k, c.stride,
+                                                                    c.pad.top, c.pad.left});
+                ep.first_row = r0;
+                ep.residual = residual ? residual + r0 * c.cout : nullptr;
+                product_rows<Operand>(cols, K, c.w, nr, K, c.cout, y + r0 * c.cout, ep);
+            }
+        });
+    }
+    // the workspace holding Operand's storage: the float one or the 16-bit one
+    template <class Operand>
+    static auto& operand_workspace(buffer& f32, buffer16& bits16) {
+        if constexpr (std::is_same_v<typename Operand::storage, float>) return f32;
+        else return bits16;
     }
     // The group norm's per-sample coefficients into ws_.norm_coef (two-pass statistics over fixed pixel blocks),
     // returned as the input map of the layer that follows.
@@ -372,24 +444,40 @@ private:
         float* scores = grow(ws_.scores, std::min(batch, chunk) * per_sample);
         const float scale = static_cast<float>(1.0 / std::sqrt(double(a.d)));
         const std::size_t ld = 3 * inner, TT = T * T;
-        for (std::size_t b0 = 0; b0 < batch; b0 += chunk) {
-            const std::size_t nb = std::min(chunk, batch - b0);
-            const float* q = qkv + b0 * T * ld;
-            float* o = heads_out + b0 * T * inner;
-            // per head h, batched over the chunk's samples (column-major views of the row-major rows of width ld):
-            //   scores[b, h](j, i) = scale·Σ_e K[b, j, h, e]·Q[b, i, h, e]   (m = n = T, k = d; Kᵀ stored: op T)
-            //   softmax over j (one row i of scores[b, h] each)
-            //   out[b](e, i) at h·d = Σ_j V[b, j, h, e]·P[b, h](j, i)      (m = d, n = T, k = T)
-            for (std::size_t hd = 0; hd < a.heads; ++hd)
-                device_sgemm_strided_batched(gemm_op::transpose, gemm_op::none, T, T, a.d, scale, q + inner + hd * a.d, ld,
-                                             T * ld, q + hd * a.d, ld, T * ld, 0.0f, scores + hd * TT, T, a.heads * TT, nb,
-                                             "device_unet2d");
-            launch(nb * a.heads * T, device_kernels::softmax_row_body{scores, T});
-            for (std::size_t hd = 0; hd < a.heads; ++hd)
-                device_sgemm_strided_batched(gemm_op::none, gemm_op::none, a.d, T, T, 1.0f, q + 2 * inner + hd * a.d, ld,
-                                             T * ld, scores + hd * TT, T, a.heads * TT, 0.0f, o + hd * a.d, inner, T * inner,
-                                             nb, "device_unet2d");
-        }
+        diffuse::detail::with_operand(precision_, "device_unet2d", [&](auto operand) {
+            using Operand = decltype(operand);
+            using storage = typename Operand::storage;
+            // q, k, v and the probabilities as GEMM operands: in place (float storage) or converted to 16 bits
+            const storage* qkv_op = nullptr;
+            storage* probs = nullptr;
+            if constexpr (std::is_same_v<storage, float>) {
+                qkv_op = qkv;
+                probs = scores;
+            } else {
+                storage* q16 = grow(ws_.qkv16, batch * T * ld);
+                launch(batch * T * ld, device_kernels::convert_body<Operand>{qkv, q16});
+                qkv_op = q16;
+                probs = grow(ws_.probs16, std::min(batch, chunk) * per_sample);
+            }
+            for (std::size_t b0 = 0; b0 < batch; b0 += chunk) {
+                const std::size_t nb = std::min(chunk, batch - b0);
+                const storage* q = qkv_op + b0 * T * ld;
+                float* o = heads_out + b0 * T * inner;
+                // per head h, batched over the chunk's samples (column-major views of the row-major rows of width ld):
+                //   scores[b, h](j, i) = scale·Σ_e K[b, j, h, e]·Q[b, i, h, e]   (m = n = T, k = d; Kᵀ stored: op T)
+                //   softmax over j (one row i of scores[b, h] each), written as the probabilities P
+                //   out[b](e, i) at h·d = Σ_j V[b, j, h, e]·P[b, h](j, i)      (m = d, n = T, k = T)
+                for (std::size_t hd = 0; hd < a.heads; ++hd)
+                    device_gemm_ex(Operand::precision, gemm_op::transpose, gemm_op::none, T, T, a.d, scale, q + inner + hd * a.d,
+                                   ld, T * ld, q + hd * a.d, ld, T * ld, 0.0f, scores + hd * TT, T, a.heads * TT, nb,
+                                   "device_unet2d");
+                launch(nb * a.heads * T, device_kernels::softmax_row_body<Operand>{scores, probs, T});
+                for (std::size_t hd = 0; hd < a.heads; ++hd)
+                    device_gemm_ex(Operand::precision, gemm_op::none, gemm_op::none, a.d, T, T, 1.0f, q + 2 * inner + hd * a.d, ld,
+                                   T * ld, static_cast<const storage*>(probs + hd * TT), T, a.heads * TT, 0.0f, o + hd * a.d,
+                                   inner, T * inner, nb, "device_unet2d");
+            }
+        });
         linear(a.out, heads_out, batch * T, y, x, a.rescale);
     }
 
@@ -470,6 +558,7 @@ private:
     }
 
     unet2d_config cfg_;
+    device_precision precision_ = device_precision::fp32;
     std::vector<float> host_freqs_, host_time_table_;
     conv_layer conv_in_, conv_out_;
     norm_layer norm_out_;
