@@ -122,20 +122,22 @@ TEST_CASE("device U-Net forward equals the CPU forward on the golden networks", 
 TEST_CASE("device U-Net in TF32, BF16 and FP16 agrees with the CPU U-Net to the operands' precision", "[cuda_host][unet2d]") {
     using diffuse::device_precision;
     namespace checks = diffuse_device_checks;
+    // Each golden folder in one of the three precisions, in turn (all 27 forwards of the host loop cost 14 s at
+    // -O0). The CPU golden output stands in for the fp32 device one, which is within 1e-6 of it (the test above):
+    // an error above unet2d_min_deviation (>= 2^-p/64, 15x that) shows the operands were rounded.
+    const device_precision precisions[] = {device_precision::tf32, device_precision::bf16, device_precision::fp16};
+    std::size_t turn = 0;
     for (const char* name : golden_names) {
         const golden_case g = load_golden(name);
-        diffuse::nn::device_unet2d fp32(g.cpu);
-        const std::vector<float> reference = device_forward(fp32, g);
-        for (const device_precision p : {device_precision::tf32, device_precision::bf16, device_precision::fp16}) {
-            diffuse::nn::device_unet2d net(g.cpu, p);
-            CHECK(net.precision() == p);
-            const std::vector<float> out = device_forward(net, g, true);
-            const double err = max_relative_error(out, g.expected), vs_fp32 = max_relative_error(out, reference);
-            INFO(name << " " << diffuse::precision_name(p) << ": max relative error " << err << " ("
-                      << err / std::ldexp(1.0, -diffuse::fraction_bits(p)) << " x 2^-p), against fp32 " << vs_fp32);
-            CHECK(err < checks::unet2d_tolerance(p));
-            CHECK(vs_fp32 > checks::unet2d_min_deviation(p));
-        }
+        const device_precision p = precisions[turn++ % 3];
+        diffuse::nn::device_unet2d net(g.cpu, p);
+        CHECK(net.precision() == p);
+        const std::vector<float> out = device_forward(net, g, true);
+        const double err = max_relative_error(out, g.expected);
+        INFO(name << " " << diffuse::precision_name(p) << ": max relative error " << err << " ("
+                  << err / std::ldexp(1.0, -diffuse::fraction_bits(p)) << " x 2^-p)");
+        CHECK(err < checks::unet2d_tolerance(p));
+        CHECK(err > checks::unet2d_min_deviation(p));
     }
     const golden_case g = load_golden("cifar10_tiny");
     CHECK_THROWS_AS(diffuse::nn::device_unet2d(g.cpu, static_cast<device_precision>(4)), diffuse::error);
