@@ -42,72 +42,102 @@
 
 namespace diffuse_device_checks {
 
-inline void check_gemm(std::mt19937_64& rng, log& out, int rounds) {
+// One random GEMM problem: ops, sizes (empty ones too), leading dimensions above the minimum, batch strides
+// (a zero stride for A sometimes), α and β (β = 0 with NaN in C, which must not leak), the operands as floats.
+struct gemm_problem {
+    diffuse::gemm_op op_a, op_b;
+    bool ta, tb;
+    std::size_t m, n, k, batch, lda, ldb, ldc, stride_a, stride_b, stride_c;
+    float alpha, beta;
+    std::vector<float> a, b, c;
+    [[nodiscard]] std::string name() const {
+        return std::string(ta ? "T" : "N") + (tb ? "T" : "N") + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+               " k=" + std::to_string(k) + " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
+               " ldc=" + std::to_string(ldc) + " batch=" + std::to_string(batch) + " beta=" + std::to_string(beta);
+    }
+};
+
+inline gemm_problem random_gemm_problem(std::mt19937_64& rng, int round) {
     using diffuse::gemm_op;
     std::uniform_int_distribution<std::size_t> dim(0, 9), kdim(0, 40), extra(0, 3), batches(1, 3), pick(0, 3);
     std::uniform_real_distribution<double> coef(-2.0, 2.0);
-    for (int round = 0; round < rounds; ++round) {
-        const gemm_op op_a = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
-        const gemm_op op_b = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
-        const std::size_t m = dim(rng), n = dim(rng), k = kdim(rng), batch = round % 2 ? batches(rng) : 1;
-        const bool ta = op_a == gemm_op::transpose, tb = op_b == gemm_op::transpose;
-        const std::size_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
-        const std::size_t lda = std::max<std::size_t>(a_rows, 1) + extra(rng), ldb = std::max<std::size_t>(b_rows, 1) + extra(rng),
-                          ldc = std::max<std::size_t>(m, 1) + extra(rng);
-        const std::size_t size_a = lda * a_cols, size_b = ldb * b_cols, size_c = ldc * n;
-        const std::size_t stride_a = batch > 1 && pick(rng) == 0 ? 0 : size_a + extra(rng), stride_b = size_b + extra(rng),
-                          stride_c = size_c + extra(rng);
-        const float alpha = static_cast<float>(coef(rng)), beta = pick(rng) == 0 ? 0.0f : static_cast<float>(coef(rng));
-        const auto a = random_values<float>(rng, stride_a * (batch - 1) + size_a + 1);
-        const auto b = random_values<float>(rng, stride_b * (batch - 1) + size_b + 1);
-        auto c = random_values<float>(rng, stride_c * (batch - 1) + size_c + 1);
-        if (beta == 0.0f)
-            for (float& v : c) v = std::numeric_limits<float>::quiet_NaN();
+    gemm_problem g;
+    g.op_a = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
+    g.op_b = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
+    g.m = dim(rng), g.n = dim(rng), g.k = kdim(rng), g.batch = round % 2 ? batches(rng) : 1;
+    g.ta = g.op_a == gemm_op::transpose, g.tb = g.op_b == gemm_op::transpose;
+    const std::size_t a_rows = g.ta ? g.k : g.m, a_cols = g.ta ? g.m : g.k, b_rows = g.tb ? g.n : g.k, b_cols = g.tb ? g.k : g.n;
+    g.lda = std::max<std::size_t>(a_rows, 1) + extra(rng), g.ldb = std::max<std::size_t>(b_rows, 1) + extra(rng),
+    g.ldc = std::max<std::size_t>(g.m, 1) + extra(rng);
+    const std::size_t size_a = g.lda * a_cols, size_b = g.ldb * b_cols, size_c = g.ldc * g.n;
+    g.stride_a = g.batch > 1 && pick(rng) == 0 ? 0 : size_a + extra(rng), g.stride_b = size_b + extra(rng),
+    g.stride_c = size_c + extra(rng);
+    g.alpha = static_cast<float>(coef(rng)), g.beta = pick(rng) == 0 ? 0.0f : static_cast<float>(coef(rng));
+    g.a = random_values<float>(rng, g.stride_a * (g.batch - 1) + size_a + 1);
+    g.b = random_values<float>(rng, g.stride_b * (g.batch - 1) + size_b + 1);
+    g.c = random_values<float>(rng, g.stride_c * (g.batch - 1) + size_c + 1);
+    if (g.beta == 0.0f)
+        for (float& v : g.c) v = std::numeric_limits<float>::quiet_NaN();
+    return g;
+}
 
-        device_buffer<float> da(a.size()), db(b.size()), dc(c.size());
-        diffuse::copy(da, a);
-        diffuse::copy(db, b);
-        diffuse::copy(dc, c);
-        if (batch == 1 && round % 4 != 1)
-            diffuse::device_sgemm(op_a, op_b, m, n, k, alpha, da.data(), lda, db.data(), ldb, beta, dc.data(), ldc);
-        else
-            diffuse::device_sgemm_strided_batched(op_a, op_b, m, n, k, alpha, da.data(), lda, stride_a, db.data(), ldb,
-                                                  stride_b, beta, dc.data(), ldc, stride_c, batch);
-        std::vector<float> got(c.size());
-        diffuse::copy(got, dc);
-
-        const std::string what = std::string("gemm ") + (ta ? "T" : "N") + (tb ? "T" : "N") + " m=" + std::to_string(m) +
-                                 " n=" + std::to_string(n) + " k=" + std::to_string(k) + " lda=" + std::to_string(lda) +
-                                 " ldb=" + std::to_string(ldb) + " ldc=" + std::to_string(ldc) + " batch=" +
-                                 std::to_string(batch) + " beta=" + std::to_string(beta);
-        double worst = 0.0;
-        std::vector<bool> written(c.size(), false);
-        for (std::size_t p = 0; p < batch; ++p)
-            for (std::size_t j = 0; j < n; ++j)
-                for (std::size_t i = 0; i < m; ++i) {
-                    double sum = 0.0, scale = 0.0;
-                    for (std::size_t q = 0; q < k; ++q) {
-                        const double av = a[p * stride_a + (ta ? q + i * lda : i + q * lda)];
-                        const double bv = b[p * stride_b + (tb ? j + q * ldb : q + j * ldb)];
-                        sum += av * bv;
-                        scale += std::abs(av * bv);
-                    }
-                    const std::size_t at = p * stride_c + i + j * ldc;
-                    double expect = double(alpha) * sum;
-                    scale *= std::abs(double(alpha));
-                    if (beta != 0.0f) {
-                        expect += double(beta) * double(c[at]);
-                        scale += std::abs(double(beta) * double(c[at]));
-                    }
-                    written[at] = true;
-                    const double err = std::abs(double(got[at]) - expect) / (1e-5 * scale + 1e-30);
-                    worst = std::isnan(err) ? std::numeric_limits<double>::infinity() : std::max(worst, err);
+// got (the device's C) against C(i, j) = α·Σ_e seen_a(A index)·seen_b(B index) + β·C(i, j) within bound·scale
+// (scale: the sum of the terms' magnitudes), and every element outside C unchanged. Returns the largest error
+// against the product of the float operands themselves, / scale (how much the operands' rounding shows).
+template <class SeenA, class SeenB>
+double check_gemm_output(const gemm_problem& g, const std::vector<float>& got, SeenA seen_a, SeenB seen_b, double bound,
+                         const std::string& what, log& out) {
+    double worst = 0.0, applied = 0.0;
+    std::vector<bool> written(g.c.size(), false);
+    for (std::size_t q = 0; q < g.batch; ++q)
+        for (std::size_t j = 0; j < g.n; ++j)
+            for (std::size_t i = 0; i < g.m; ++i) {
+                double sum = 0.0, exact = 0.0, scale = 0.0;
+                for (std::size_t e = 0; e < g.k; ++e) {
+                    const std::size_t ia = q * g.stride_a + (g.ta ? e + i * g.lda : i + e * g.lda);
+                    const std::size_t ib = q * g.stride_b + (g.tb ? j + e * g.ldb : e + j * g.ldb);
+                    sum += seen_a(ia) * seen_b(ib);
+                    exact += double(g.a[ia]) * double(g.b[ib]);
+                    scale += std::abs(double(g.a[ia]) * double(g.b[ib]));
                 }
-        out.at_most(what + ": error / (1e-5 x scale)", worst, 1.0);
-        std::size_t touched = 0;
-        for (std::size_t i = 0; i < c.size(); ++i)
-            if (!written[i] && std::memcmp(&got[i], &c[i], sizeof(float)) != 0) ++touched;
-        out.same(what + ": elements outside C changed", 0, touched);
+                const std::size_t at = q * g.stride_c + i + j * g.ldc;
+                double expect = double(g.alpha) * sum, expect_exact = double(g.alpha) * exact;
+                scale *= std::abs(double(g.alpha));
+                if (g.beta != 0.0f) {
+                    expect += double(g.beta) * double(g.c[at]);
+                    expect_exact += double(g.beta) * double(g.c[at]);
+                    scale += std::abs(double(g.beta) * double(g.c[at]));
+                }
+                written[at] = true;
+                const double err = std::abs(double(got[at]) - expect) / (bound * scale + 1e-30);
+                worst = std::isnan(err) ? std::numeric_limits<double>::infinity() : std::max(worst, err);
+                if (scale > 0) applied = std::max(applied, std::abs(double(got[at]) - expect_exact) / scale);
+            }
+    out.at_most(what + ": error / (bound x scale)", worst, 1.0);
+    std::size_t touched = 0;
+    for (std::size_t i = 0; i < g.c.size(); ++i)
+        if (!written[i] && std::memcmp(&got[i], &g.c[i], sizeof(float)) != 0) ++touched;
+    out.same(what + ": elements outside C changed", 0, touched);
+    return applied;
+}
+
+inline void check_gemm(std::mt19937_64& rng, log& out, int rounds) {
+    for (int round = 0; round < rounds; ++round) {
+        const gemm_problem g = random_gemm_problem(rng, round);
+        device_buffer<float> da(g.a.size()), db(g.b.size()), dc(g.c.size());
+        diffuse::copy(da, g.a);
+        diffuse::copy(db, g.b);
+        diffuse::copy(dc, g.c);
+        if (g.batch == 1 && round % 4 != 1)
+            diffuse::device_sgemm(g.op_a, g.op_b, g.m, g.n, g.k, g.alpha, da.data(), g.lda, db.data(), g.ldb, g.beta, dc.data(), g.ldc);
+        else
+            diffuse::device_sgemm_strided_batched(g.op_a, g.op_b, g.m, g.n, g.k, g.alpha, da.data(), g.lda, g.stride_a, db.data(),
+                                                  g.ldb, g.stride_b, g.beta, dc.data(), g.ldc, g.stride_c, g.batch);
+        std::vector<float> got(g.c.size());
+        diffuse::copy(got, dc);
+        const auto a = [&](std::size_t i) { return double(g.a[i]); };
+        const auto b = [&](std::size_t i) { return double(g.b[i]); };
+        check_gemm_output(g, got, a, b, 1e-5, "gemm " + g.name(), out);
     }
 }
 
@@ -118,9 +148,6 @@ inline constexpr bool on_host = false;
 #endif
 
 inline void check_gemm_ex(std::mt19937_64& rng, log& out, int rounds) {
-    using diffuse::gemm_op;
-    std::uniform_int_distribution<std::size_t> dim(0, 9), kdim(0, 40), extra(0, 3), batches(1, 3), pick(0, 3);
-    std::uniform_real_distribution<double> coef(-2.0, 2.0);
     const auto run = [&](auto operand) {
         using Operand = decltype(operand);
         using storage = typename Operand::storage;
@@ -129,71 +156,25 @@ inline void check_gemm_ex(std::mt19937_64& rng, log& out, int rounds) {
         const double bound = precision == diffuse::device_precision::tf32 ? std::ldexp(1.0, -9) + 1e-5 : 1e-5;
         double applied = 0.0;  // the largest |device − product of the float operands| / scale
         for (int round = 0; round < rounds; ++round) {
-            const gemm_op op_a = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
-            const gemm_op op_b = pick(rng) % 2 ? gemm_op::transpose : gemm_op::none;
-            const std::size_t m = dim(rng), n = dim(rng), k = kdim(rng), batch = round % 2 ? batches(rng) : 1;
-            const bool ta = op_a == gemm_op::transpose, tb = op_b == gemm_op::transpose;
-            const std::size_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
-            const std::size_t lda = std::max<std::size_t>(a_rows, 1) + extra(rng),
-                              ldb = std::max<std::size_t>(b_rows, 1) + extra(rng), ldc = std::max<std::size_t>(m, 1) + extra(rng);
-            const std::size_t size_a = lda * a_cols, size_b = ldb * b_cols, size_c = ldc * n;
-            const std::size_t stride_a = batch > 1 && pick(rng) == 0 ? 0 : size_a + extra(rng), stride_b = size_b + extra(rng),
-                              stride_c = size_c + extra(rng);
-            const float alpha = static_cast<float>(coef(rng)), beta = pick(rng) == 0 ? 0.0f : static_cast<float>(coef(rng));
-            const auto a = random_values<float>(rng, stride_a * (batch - 1) + size_a + 1);
-            const auto b = random_values<float>(rng, stride_b * (batch - 1) + size_b + 1);
-            auto c = random_values<float>(rng, stride_c * (batch - 1) + size_c + 1);
-            if (beta == 0.0f)
-                for (float& v : c) v = std::numeric_limits<float>::quiet_NaN();
-            std::vector<storage> ea(a.size()), eb(b.size());
-            std::transform(a.begin(), a.end(), ea.begin(), [](float v) { return Operand::encode(v); });
-            std::transform(b.begin(), b.end(), eb.begin(), [](float v) { return Operand::encode(v); });
+            const gemm_problem g = random_gemm_problem(rng, round);
+            std::vector<storage> ea(g.a.size()), eb(g.b.size());
+            std::transform(g.a.begin(), g.a.end(), ea.begin(), [](float v) { return Operand::encode(v); });
+            std::transform(g.b.begin(), g.b.end(), eb.begin(), [](float v) { return Operand::encode(v); });
             device_buffer<storage> da(ea.size()), db(eb.size());
-            device_buffer<float> dc(c.size());
+            device_buffer<float> dc(g.c.size());
             constexpr auto to_device = diffuse::detail::copy_direction::host_to_device;
             diffuse::detail::device_copy(da.data(), ea.data(), ea.size() * sizeof(storage), to_device, "gemm_ex check");
             diffuse::detail::device_copy(db.data(), eb.data(), eb.size() * sizeof(storage), to_device, "gemm_ex check");
-            diffuse::copy(dc, c);
-            diffuse::device_gemm_ex(precision, op_a, op_b, m, n, k, alpha, da.data(), lda, stride_a, db.data(), ldb, stride_b, beta,
-                                    dc.data(), ldc, stride_c, batch);
-            std::vector<float> got(c.size());
+            diffuse::copy(dc, g.c);
+            diffuse::device_gemm_ex(precision, g.op_a, g.op_b, g.m, g.n, g.k, g.alpha, da.data(), g.lda, g.stride_a, db.data(),
+                                    g.ldb, g.stride_b, g.beta, dc.data(), g.ldc, g.stride_c, g.batch);
+            std::vector<float> got(g.c.size());
             diffuse::copy(got, dc);
             // the operands as the product sees them: decoded 16-bit values; TF32 the float rounded (nearest even)
-            const auto seen = [](storage v) { return double(Operand::decode(v)); };
-            const std::string what = std::string("gemm_ex ") + diffuse::precision_name(precision) + " " + (ta ? "T" : "N") +
-                                     (tb ? "T" : "N") + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" +
-                                     std::to_string(k) + " batch=" + std::to_string(batch);
-            double worst = 0.0;
-            std::vector<bool> written(c.size(), false);
-            for (std::size_t q = 0; q < batch; ++q)
-                for (std::size_t j = 0; j < n; ++j)
-                    for (std::size_t i = 0; i < m; ++i) {
-                        double sum = 0.0, exact = 0.0, scale = 0.0;
-                        for (std::size_t e = 0; e < k; ++e) {
-                            const std::size_t ia = q * stride_a + (ta ? e + i * lda : i + e * lda);
-                            const std::size_t ib = q * stride_b + (tb ? j + e * ldb : e + j * ldb);
-                            sum += seen(ea[ia]) * seen(eb[ib]);
-                            exact += double(a[ia]) * double(b[ib]);
-                            scale += std::abs(double(a[ia]) * double(b[ib]));
-                        }
-                        const std::size_t at = q * stride_c + i + j * ldc;
-                        double expect = double(alpha) * sum, expect_exact = double(alpha) * exact;
-                        scale *= std::abs(double(alpha));
-                        if (beta != 0.0f) {
-                            expect += double(beta) * double(c[at]);
-                            expect_exact += double(beta) * double(c[at]);
-                            scale += std::abs(double(beta) * double(c[at]));
-                        }
-                        written[at] = true;
-                        const double err = std::abs(double(got[at]) - expect) / (bound * scale + 1e-30);
-                        worst = std::isnan(err) ? std::numeric_limits<double>::infinity() : std::max(worst, err);
-                        if (scale > 0) applied = std::max(applied, std::abs(double(got[at]) - expect_exact) / scale);
-                    }
-            out.at_most(what + ": error / (bound x scale)", worst, 1.0);
-            std::size_t touched = 0;
-            for (std::size_t i = 0; i < c.size(); ++i)
-                if (!written[i] && std::memcmp(&got[i], &c[i], sizeof(float)) != 0) ++touched;
-            out.same(what + ": elements outside C changed", 0, touched);
+            const auto a = [&](std::size_t i) { return double(Operand::decode(ea[i])); };
+            const auto b = [&](std::size_t i) { return double(Operand::decode(eb[i])); };
+            const std::string what = std::string("gemm_ex ") + diffuse::precision_name(precision) + " " + g.name();
+            applied = std::max(applied, check_gemm_output(g, got, a, b, bound, what, out));
         }
         // (TF32 on a GPU: CUBLAS_COMPUTE_32F_FAST_TF32 allows tensor cores, it does not promise them for every
         // shape — a small product may run in plain FP32 — so only the host loop's rounding is asserted)
