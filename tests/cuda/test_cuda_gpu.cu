@@ -4,7 +4,9 @@
 // layers and attention products through cuBLAS, and with TF32 / BF16 / FP16 operands (cublasGemmEx) within
 // unet2d_tolerance (8·2^-p) and visibly apart from fp32; cuBLAS's GEMM against the column-major definition over
 // all four op combinations, leading dimensions, α/β and batch strides, the mixed-precision GEMM likewise, im2col
-// and the float ↔ 16-bit conversions, convert_body on the GPU included (tests/cuda/gemm_checks.hpp). Exits 77
+// and the float ↔ 16-bit conversions, convert_body on the GPU included (tests/cuda/gemm_checks.hpp); sampling
+// runs and U-Net forwards captured as CUDA graphs against the direct runs, bit for bit (tests/cuda/graph_checks.hpp,
+// unet2d_checks.hpp). Exits 77
 // (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
 #include <cstdio>
 #include <vector>
@@ -13,6 +15,7 @@
 
 #include "device_checks.hpp"
 #include "gemm_checks.hpp"
+#include "graph_checks.hpp"
 #include "unet2d_checks.hpp"
 
 int main() {
@@ -47,6 +50,8 @@ int main() {
     for (int round = 0; round < 24; ++round) {
         const auto r = checks::random_unet2d_forward(rng);
         log.at_most("device U-Net vs CPU U-Net, " + r.description + ": max relative error", r.max_relative_error, 1e-5);
+        log.same("device U-Net, " + r.description + ": a captured forward replays with the direct forward's bits", 1,
+                 r.graph_replay_same_bits ? 1 : 0);
     }
     // in TF32, BF16 and FP16 (cuBLAS's tensor cores): within unet2d_tolerance of the CPU model, and visibly apart
     // from the fp32 device model (the lower precision is applied)
@@ -62,6 +67,11 @@ int main() {
             log.at_most("device U-Net vs its fp32 form, " + r.description + ": the lower precision is applied (bound / distance)",
                         checks::unet2d_min_deviation(p), r.vs_fp32);
     }
+
+    // CUDA graphs (cuda/graph.hpp): captured sampling runs replay with the direct runs' bits; refusals; deferred checks
+    std::mt19937_64 graph_rng(20261205);
+    checks::check_graphs<float>(graph_rng, log, 3);
+    checks::check_graphs<double>(graph_rng, log, 2);
 
     for (const auto& failure : log.failures) std::printf("FAILED: %s\n", failure.c_str());
     std::printf("test_cuda_gpu: %zu checks, %zu failed\n", log.checks, log.failures.size());

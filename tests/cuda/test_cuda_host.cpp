@@ -14,6 +14,7 @@
 
 #include "device_checks.hpp"
 #include "gemm_checks.hpp"
+#include "graph_checks.hpp"
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/adapt/thrust.hpp"
 #include "diffuse/cuda/primitives.hpp"
@@ -35,6 +36,17 @@ void require_no_failures(const checks::log& log) {
 
 TEST_CASE("every device primitive gives the host primitive's bits on random shapes", "[cuda_host]") {
     require_no_failures(checks::check_all(20261202, 12));
+}
+
+TEST_CASE("a captured sampling run replays with the direct run's bits; what a capture cannot record is refused",
+          "[cuda_host][graph]") {
+    std::mt19937_64 rng(20261204);
+    checks::log log;
+    checks::check_graphs<float>(rng, log, 3);
+    checks::check_graphs<double>(rng, log, 2);
+    INFO(log.checks << " checks");
+    CHECK(log.checks > 200);
+    require_no_failures(log);
 }
 
 TEST_CASE("device lincomb, reductions and noise equal the host's for random configurations (property)", "[cuda_host]") {

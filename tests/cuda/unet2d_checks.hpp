@@ -8,10 +8,12 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "diffuse/cuda/graph.hpp"
 #include "diffuse/cuda/unet2d.hpp"
 
 namespace diffuse_device_checks {
@@ -46,6 +48,7 @@ struct unet2d_comparison {
     std::string description;
     double max_relative_error;  // the device model in `precision` against the CPU model
     double vs_fp32 = 0;         // against the device model in fp32 (0 when precision is fp32)
+    bool graph_replay_same_bits = false;  // the forward captured as a CUDA graph replays with the direct forward's bits
 };
 
 // The tolerance of a device U-Net in `precision` against the CPU float model, relative to the output's scale:
@@ -134,6 +137,20 @@ inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng,
         diffuse::copy(result, dout);
     };
     device_forward(precision, got);
+    // the same forward captured as a CUDA graph by a fresh network (its workspace grows inside the capture, its
+    // embedding's host values become the graph's constants), replayed
+    std::vector<float> replayed(expected.size());
+    {
+        device_unet2d net(cpu, precision);
+        diffuse::space_buffer<float, diffuse::memory_space::device> gout(expected.size());
+        auto graph = diffuse::capture_graph([&] {
+            net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, gout.view(batch, expected.size() / batch),
+                        class_vectors);
+        });
+        graph.replay();
+        diffuse::copy(replayed, gout);
+    }
+    const bool graph_same = std::memcmp(replayed.data(), got.data(), got.size() * sizeof(float)) == 0;
     double vs_fp32 = 0;
     if (precision != diffuse::device_precision::fp32) {
         std::vector<float> fp32(expected.size());
@@ -145,7 +162,7 @@ inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng,
     return {std::to_string(levels) + " levels, batch " + std::to_string(batch) + ", " + std::to_string(h) + " x " +
                 std::to_string(w) + ", time " + time_names[std::size_t(c.time_embedding_type)] + ", class " +
                 class_names[std::size_t(c.class_embed_type)] + ", " + diffuse::precision_name(precision),
-            max_relative_error(got, expected), vs_fp32};
+            max_relative_error(got, expected), vs_fp32, graph_same};
 }
 
 }  // namespace diffuse_device_checks

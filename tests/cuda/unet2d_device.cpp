@@ -29,6 +29,7 @@
 
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/adapt/thrust.hpp"
+#include "diffuse/cuda/graph.hpp"
 #include "diffuse/cuda/unet2d.hpp"
 #include "diffuse/io/diffusers.hpp"
 #include "diffuse/io/npy.hpp"
@@ -149,6 +150,7 @@ TEST_CASE("device U-Net equals the CPU U-Net on random small configurations (pro
         const auto r = diffuse_device_checks::random_unet2d_forward(rng);
         INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error);
         CHECK(r.max_relative_error < 1e-5);
+        CHECK(r.graph_replay_same_bits);
     }
 }
 
@@ -164,6 +166,7 @@ TEST_CASE("device U-Net in TF32, BF16 and FP16 on random small configurations (p
                       << r.vs_fp32);
         CHECK(r.max_relative_error < checks::unet2d_tolerance(p));
         CHECK(r.vs_fp32 > checks::unet2d_min_deviation(p));
+        CHECK(r.graph_replay_same_bits);
     }
 }
 
@@ -234,4 +237,18 @@ TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals DDIM ove
     const double err = max_relative_error(back, host);
     INFO("max relative error after 3 DDIM steps " << err);
     CHECK(err < 1e-3);
+
+    // the same run captured as one CUDA graph (a fresh network: its workspace grows inside the capture) replays
+    // with the direct run's bits, twice
+    diffuse::nn::device_unet2d gnet(cpu);
+    thrust::device_vector<float> captured(x0.begin(), x0.end());
+    diffuse::model mg(diffuse::nn::device_unet2d_network(gnet, h, w), diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+    auto graph = diffuse::capture_graph([&] { diffuse::sample_ddim(mg, diffuse::batched(captured, batch), ac, grid, diffuse::ddim_options{}); });
+    CHECK(to_host(captured) == x0);
+    CHECK(graph.checks() == steps.size() + 1);
+    for (int replay = 0; replay < 2; ++replay) {
+        thrust::copy(x0.begin(), x0.end(), captured.begin());
+        graph.replay();
+        CHECK(to_host(captured) == back);
+    }
 }

@@ -8,6 +8,7 @@
 //   quantile_abs(x, q, out)  out[b] = q-quantile of |x| with torch.quantile's linear interpolation
 //                            (dynamic thresholding, Saharia et al. 2022)
 //   first_non_finite_sample(x)   the first sample holding a NaN or ±Inf, or x's batch when none does
+//   require_finite_samples(x, fail_at)   fail_at(b) for that sample, if any (deferred inside a CUDA graph capture)
 //
 // Sums accumulate in double over fixed blocks of `reduce_block` elements and then add the block
 // sums in order, so the bits do not depend on the thread count.
@@ -196,6 +197,21 @@ template <class X>
             for (std::size_t b = 0; b < v.batch; ++b)
                 if (detail::any_non_finite(v.sample(b), v.per_sample)) return b;
             return v.batch;
+        }
+    }
+}
+
+// fail_at(b) (which throws) with the first sample b of x that holds a NaN or ±Inf, if one does. On device
+// tensors inside a CUDA graph capture (diffuse/cuda/graph.hpp) the test is recorded and fail_at runs after
+// each replay, so it must own what it reads (capture by value).
+template <class X, class F>
+void require_finite_samples(X&& x, const F& fail_at) {
+    if constexpr (detail::check_reduce_inputs<X>()) {
+        const auto v = detail::input_view(std::forward<X>(x));
+        if constexpr (decltype(v)::space == memory_space::device) {
+            detail::device_backend<tensor_value_t<X>>::require_finite_samples(v, fail_at);
+        } else if (const std::size_t b = first_non_finite_sample(v); b < v.batch) {
+            fail_at(b);
         }
     }
 }

@@ -16,7 +16,7 @@
 // rounded to TF32); bf16 / fp16 take A, B as std::uint16_t bit patterns (CUDA_R_16BF / CUDA_R_16F) and C float
 // (CUDA_R_32F) with CUBLAS_COMPUTE_32F. α, β, C and every sum are float.
 //
-//   compiled by a CUDA compiler, or   cuBLAS on the default stream (ordered with the launcher's kernels) through
+//   compiled by a CUDA compiler, or   cuBLAS on the current stream (ordered with the launcher's kernels) through
 //   a host compiler with the CUDA     one cublasHandle_t per host thread, created on first use; every status
 //   toolkit's headers                 other than CUBLAS_STATUS_SUCCESS throws diffuse::error naming the call.
 //                                     Plain FP32 (cublasSgemm with the handle's default math mode): no TF32,
@@ -110,20 +110,23 @@ void gemm_strided_batched_loop(gemm_op op_a, gemm_op op_b, std::size_t m, std::s
         }
     }
 }
-inline void gemm_strided_batched(const char*, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
-                                 float alpha, const float* a, std::size_t lda, std::size_t stride_a, const float* b,
-                                 std::size_t ldb, std::size_t stride_b, float beta, float* c, std::size_t ldc,
-                                 std::size_t stride_c, std::size_t batch) {
-    gemm_strided_batched_loop<fp32_operand>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
-                                            stride_c, batch);
-}
+// (run now, or recorded while a CUDA graph capture records: cuda/runtime.hpp)
 template <class Operand>
 void gemm_ex_strided_batched(const char*, Operand, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
                              float alpha, const typename Operand::storage* a, std::size_t lda, std::size_t stride_a,
                              const typename Operand::storage* b, std::size_t ldb, std::size_t stride_b, float beta,
                              float* c, std::size_t ldc, std::size_t stride_c, std::size_t batch) {
-    gemm_strided_batched_loop<Operand>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
-                                       stride_c, batch);
+    run_or_record([=] {
+        gemm_strided_batched_loop<Operand>(op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                                           stride_c, batch);
+    });
+}
+inline void gemm_strided_batched(const char* where, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
+                                 float alpha, const float* a, std::size_t lda, std::size_t stride_a, const float* b,
+                                 std::size_t ldb, std::size_t stride_b, float beta, float* c, std::size_t ldc,
+                                 std::size_t stride_c, std::size_t batch) {
+    gemm_ex_strided_batched(where, fp32_operand{}, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
+                            ldc, stride_c, batch);
 }
 #else
 [[nodiscard]] inline const char* cublas_status_name(cublasStatus_t s) {
@@ -146,26 +149,41 @@ inline void cublas_check(cublasStatus_t status, const char* where, const char* c
         fail(where, std::string(call) + " failed: " + cublas_status_name(status) + " (" + std::to_string(int(status)) + ")");
 }
 
-// This host thread's cuBLAS handle, created on first use, destroyed when the thread ends.
+// This host thread's cuBLAS handle, created on first use, destroyed when the thread ends; bound to the current
+// stream (cuda/runtime.hpp) with a workspace of its own, so that cuBLAS allocates nothing inside a CUDA graph
+// capture (cublasSetStream drops a user workspace: both are set again whenever the stream changes).
 class cublas_handle {
 public:
     cublas_handle(const cublas_handle&) = delete;
     cublas_handle& operator=(const cublas_handle&) = delete;
     ~cublas_handle() {
         if (handle_ != nullptr) static_cast<void>(cublasDestroy(handle_));
+        raw_device_free(workspace_);
     }
     [[nodiscard]] static cublasHandle_t for_this_thread(const char* where) {
         thread_local cublas_handle h;
         if (h.handle_ == nullptr) {
             require_cuda_device(where);
+            h.workspace_ = raw_device_allocate(workspace_bytes, where);
             cublas_check(cublasCreate(&h.handle_), where, "cublasCreate");
+            h.bind(where);
+        } else if (h.stream_ != current_stream()) {
+            h.bind(where);
         }
         return h.handle_;
     }
 
 private:
+    static constexpr std::size_t workspace_bytes = std::size_t(32) << 20;  // cuBLAS's advice for Hopper
     cublas_handle() = default;
+    void bind(const char* where) {
+        stream_ = current_stream();
+        cublas_check(cublasSetStream(handle_, stream_), where, "cublasSetStream");
+        cublas_check(cublasSetWorkspace(handle_, workspace_, workspace_bytes), where, "cublasSetWorkspace");
+    }
     cublasHandle_t handle_ = nullptr;
+    void* workspace_ = nullptr;
+    cudaStream_t stream_ = nullptr;
 };
 
 [[nodiscard]] inline cublasOperation_t cublas_op(gemm_op op) { return op == gemm_op::none ? CUBLAS_OP_N : CUBLAS_OP_T; }

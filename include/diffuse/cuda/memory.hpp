@@ -5,6 +5,9 @@
 //   diffuse::space_buffer<float, diffuse::memory_space::device> x(n);   // cudaMalloc + zero, owning
 //   diffuse::copy(dst, src);   // tensor to tensor (views, buffers, containers), same size, any two spaces
 //
+// Inside a CUDA graph capture (cuda/graph.hpp) allocation works, frees wait for the graph's end, host-to-device
+// copies copy the host values of capture time and device-to-host copies are refused (cuda/runtime.hpp).
+//
 // Where the device is:
 //   compiled by nvcc (or any CUDA compiler), or by a host compiler with the CUDA runtime: device memory is
 //   CUDA memory (cudaMalloc); no CUDA device at run time is a diffuse::error.
@@ -23,82 +26,66 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/space_buffer.hpp"
 #include "diffuse/core/tensor.hpp"
-
-#if !defined(DIFFUSE_CUDA_ON_HOST) && defined(THRUST_DEVICE_SYSTEM)
-#include <thrust/detail/config/device_system.h>
-#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CPP || THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP || \
-    THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_TBB
-#define DIFFUSE_CUDA_ON_HOST 1
-#endif
-#endif
-
-#if !defined(DIFFUSE_CUDA_ON_HOST)
-#include <cuda_runtime_api.h>
-#endif
+#include "diffuse/cuda/runtime.hpp"
 
 namespace diffuse {
 namespace detail {
 
 enum class copy_direction { host_to_device, device_to_host, device_to_device, host_to_host };
 
-#if defined(DIFFUSE_CUDA_ON_HOST)
-inline void require_cuda_device(const char*) {}
-[[nodiscard]] inline void* device_allocate(std::size_t bytes, const char*) {
-    return bytes == 0 ? nullptr : ::operator new(bytes);
-}
-inline void device_free(void* p) noexcept { ::operator delete(p); }
-inline void device_copy(void* dst, const void* src, std::size_t bytes, copy_direction, const char*) {
-    if (bytes != 0) std::memmove(dst, src, bytes);
-}
-inline void device_zero(void* dst, std::size_t bytes, const char*) {
-    if (bytes != 0) std::memset(dst, 0, bytes);
-}
-#else
-// Throws diffuse::error naming `where` and the CUDA runtime's own message unless `status` is cudaSuccess.
-inline void cuda_check(cudaError_t status, const char* where, std::string_view call) {
-    if (status == cudaSuccess) return;
-    (void)cudaGetLastError();  // clear a non-sticky error so later calls do not report it again
-    fail(where, std::string(call) + " failed: " + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")" +
-                    (status == cudaErrorMemoryAllocation ? ": out of device memory" : ""));
-}
-
-// Throws diffuse::error when this process sees no CUDA device (checked once, then remembered).
-inline void require_cuda_device(const char* where) {
-    static const int devices = [] {
-        int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess) {
-            (void)cudaGetLastError();
-            n = 0;
-        }
-        return n;
-    }();
-    if (devices == 0)
-        fail(where, "no CUDA device is present (cudaGetDeviceCount found none, or the driver is missing): device "
-                    "memory cannot be used");
-}
-
-[[nodiscard]] inline void* device_allocate(std::size_t bytes, const char* where) {
-    require_cuda_device(where);
-    if (bytes == 0) return nullptr;
-    void* p = nullptr;
-    cuda_check(cudaMalloc(&p, bytes), where, "cudaMalloc of " + std::to_string(bytes) + " bytes");
-    return p;
-}
+// Device memory and copies as the backend uses them (cuda/runtime.hpp: what changes while a capture records).
+[[nodiscard]] inline void* device_allocate(std::size_t bytes, const char* where) { return raw_device_allocate(bytes, where); }
 inline void device_free(void* p) noexcept {
-    if (p != nullptr) (void)cudaFree(p);
+    if (graph_recording* r = graph_recording::active()) r->defer_free(p);
+    else raw_device_free(p);
 }
+
+// A device-to-device copy on the current stream (recorded inside a capture).
+inline void device_copy_on_device(void* dst, const void* src, std::size_t bytes, const char* where) {
+    if (bytes == 0) return;
+#if defined(DIFFUSE_CUDA_ON_HOST)
+    (void)where;
+    run_or_record([=] { std::memmove(dst, src, bytes); });
+#else
+    if (graph_recording::active() != nullptr)
+        cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, current_stream()), where, "cudaMemcpyAsync");
+    else
+        cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), where, "cudaMemcpy");
+#endif
+}
+
 inline void device_copy(void* dst, const void* src, std::size_t bytes, copy_direction d, const char* where) {
     if (bytes == 0) return;
+    if (graph_recording* r = graph_recording::active()) {
+        if (d == copy_direction::device_to_device) return device_copy_on_device(dst, src, bytes, where);
+        if (d == copy_direction::host_to_device)  // the host bytes of capture time, as the graph's constants
+            return device_copy_on_device(dst, r->stage_constants(src, bytes, where), bytes, where);
+        fail_in_capture(where, "it copies device values to the host");
+    }
+#if defined(DIFFUSE_CUDA_ON_HOST)
+    (void)d;
+    raw_copy(dst, src, bytes, where);
+#else
     const cudaMemcpyKind kind = d == copy_direction::host_to_device   ? cudaMemcpyHostToDevice
                                 : d == copy_direction::device_to_host ? cudaMemcpyDeviceToHost
                                 : d == copy_direction::host_to_host   ? cudaMemcpyHostToHost
                                                                       : cudaMemcpyDeviceToDevice;
     cuda_check(cudaMemcpy(dst, src, bytes, kind), where, "cudaMemcpy");
-}
-inline void device_zero(void* dst, std::size_t bytes, const char* where) {
-    if (bytes != 0) cuda_check(cudaMemset(dst, 0, bytes), where, "cudaMemset");
-}
 #endif
+}
+
+inline void device_zero(void* dst, std::size_t bytes, const char* where) {
+    if (bytes == 0) return;
+#if defined(DIFFUSE_CUDA_ON_HOST)
+    (void)where;
+    run_or_record([=] { std::memset(dst, 0, bytes); });
+#else
+    if (graph_recording::active() != nullptr)
+        cuda_check(cudaMemsetAsync(dst, 0, bytes, current_stream()), where, "cudaMemsetAsync");
+    else
+        cuda_check(cudaMemset(dst, 0, bytes), where, "cudaMemset");
+#endif
+}
 
 [[nodiscard]] constexpr copy_direction direction(memory_space from, memory_space to) {
     if (from == memory_space::host) return to == memory_space::host ? copy_direction::host_to_host : copy_direction::host_to_device;

@@ -19,7 +19,9 @@
 //     --fmad=false (the diffuse::cuda CMake target adds it): see docs/noise.md.
 // Per-sample coefficients (and fill_normal's sample ids) reach the device once per call through a small
 // per-thread device scratch; a reduction writes its per-sample results to that scratch and reads them back
-// in one copy. quantile_abs and dynamic_threshold: diffuse/cuda/quantile.hpp, included at the end of this header.
+// in one copy. Kernels go to the current stream; inside a CUDA graph capture (cuda/graph.hpp) they are
+// recorded, coefficients become the graph's constants, reductions that read back are refused and
+// require_finite_samples becomes a check after each replay (cuda/runtime.hpp). quantile_abs and dynamic_threshold: diffuse/cuda/quantile.hpp, included at the end of this header.
 
 #include <algorithm>
 #include <array>
@@ -83,7 +85,10 @@ struct launch_needs_cuda_compiler : std::false_type {};
 #if defined(DIFFUSE_CUDA_ON_HOST)
 template <class Body>
 void launch(std::size_t n, const Body& body, const char*) {
-    for (std::size_t i = 0; i < n; ++i) body(i);
+    if (n == 0) return;
+    run_or_record([n, body] {
+        for (std::size_t i = 0; i < n; ++i) body(i);
+    });
 }
 #elif defined(__CUDACC__)
 inline constexpr unsigned launch_threads = 256;
@@ -100,7 +105,7 @@ void launch(std::size_t n, const Body& body, const char* where) {
     if (n == 0) return;
     require_cuda_device(where);
     const std::size_t blocks = std::min((n + launch_threads - 1) / launch_threads, launch_max_blocks);
-    grid_stride_kernel<<<static_cast<unsigned>(blocks), launch_threads>>>(n, body);
+    grid_stride_kernel<<<static_cast<unsigned>(blocks), launch_threads, 0, current_stream()>>>(n, body);
     cuda_check(cudaGetLastError(), where, "kernel launch");
 }
 #else
@@ -115,15 +120,17 @@ void launch(std::size_t, const Body&, const char*) {
 
 // ---------------------------------------------------------------------------------------------
 // The per-thread device scratch: grows, never shrinks; reused by every call of this host thread (calls on
-// one thread are ordered on its default stream, so a copy into it waits for the kernels before it).
+// one thread are ordered on its default stream, so a copy into it waits for the kernels before it). Inside a
+// capture, get() gives memory the graph owns instead (cuda/runtime.hpp).
 class device_scratch {
 public:
     device_scratch() = default;
     device_scratch(const device_scratch&) = delete;
     device_scratch& operator=(const device_scratch&) = delete;
-    ~device_scratch() { device_free(data_); }
+    ~device_scratch() { raw_device_free(data_); }
 
     [[nodiscard]] void* get(std::size_t bytes, const char* where) {
+        if (graph_recording* r = graph_recording::active()) return r->temporary(bytes, where);
         if (bytes > bytes_) {
             device_free(std::exchange(data_, nullptr));
             bytes_ = 0;
@@ -156,7 +163,16 @@ struct device_coef {
 template <class C>
 inline constexpr bool is_per_sample_coef = std::is_same_v<std::remove_cvref_t<C>, per_sample_values>;
 
-// The coefficients of one call on the device: the per-sample ones copied to the scratch in one copy.
+// Host values on the device for one call: in the per-thread scratch (one copy), or inside a capture the
+// graph's constants (uploaded once when the capture ends).
+[[nodiscard]] inline const void* device_constants(const void* host, std::size_t bytes, const char* where) {
+    if (graph_recording* r = graph_recording::active()) return r->stage_constants(host, bytes, where);
+    void* device = device_scratch::for_this_thread().get(bytes, where);
+    device_copy(device, host, bytes, copy_direction::host_to_device, where);
+    return device;
+}
+
+// The coefficients of one call on the device: the per-sample ones reach it in one copy (device_constants).
 template <class T, class... C>
 [[nodiscard]] std::array<device_coef<T>, sizeof...(C)> upload_coefficients(std::size_t batch, const char* where,
                                                                            const C&... c) {
@@ -168,21 +184,22 @@ template <class T, class... C>
     } else {
         thread_local std::vector<double> staging;
         staging.resize(per_sample_count * batch);
-        auto* device = static_cast<double*>(
-            device_scratch::for_this_thread().get(staging.size() * sizeof(double), where));
+        std::array<std::size_t, sizeof...(C)> slot_of{};
         std::size_t k = 0, slot = 0;
         auto one = [&](const auto& coef) {
             if constexpr (is_per_sample_coef<decltype(coef)>) {
                 std::copy(coef.values.begin(), coef.values.end(), staging.begin() + std::ptrdiff_t(slot * batch));
-                result[k].per_sample = device + slot * batch;
-                ++slot;
+                slot_of[k] = slot++;
             } else {
                 result[k].value = static_cast<T>(coef);
             }
             ++k;
         };
         (one(c), ...);
-        device_copy(device, staging.data(), staging.size() * sizeof(double), copy_direction::host_to_device, where);
+        const auto* device =
+            static_cast<const double*>(device_constants(staging.data(), staging.size() * sizeof(double), where));
+        k = 0;
+        ((result[k].per_sample = is_per_sample_coef<C> ? device + slot_of[k] * batch : nullptr, ++k), ...);
     }
     return result;
 }
@@ -409,6 +426,13 @@ struct first_non_finite_body {
     }
 };
 
+// *slot = value (a deferred check's reset at the start of its part of a replay).
+struct store_body {
+    unsigned long long* slot;
+    unsigned long long value;
+    DIFFUSE_HD void operator()(std::size_t) const { *slot = value; }
+};
+
 template <class T>
 [[nodiscard]] inline bool aligned16(const T* p) {
     return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
@@ -468,9 +492,7 @@ struct device_backend<T> {
     static void fill_normal(const O& o, std::uint64_t seed, std::uint64_t draw, std::span<const std::uint64_t> ids) {
         for (const std::uint64_t id : ids) check_normal_args("fill_normal", id, draw, 0, o.per_sample);
         if (o.size() == 0) return;
-        auto* device = static_cast<std::uint64_t*>(
-            device_scratch::for_this_thread().get(ids.size_bytes(), "fill_normal"));
-        device_copy(device, ids.data(), ids.size_bytes(), copy_direction::host_to_device, "fill_normal");
+        const auto* device = static_cast<const std::uint64_t*>(device_constants(ids.data(), ids.size_bytes(), "fill_normal"));
         launch_fill(o, layout(o, seed, draw, 0, device));
     }
 
@@ -532,6 +554,25 @@ struct device_backend<T> {
         launch(x.size(), first_non_finite_body<T>{x.data, first, x.per_sample}, where);
         device_copy(&result, first, sizeof(result), copy_direction::device_to_host, where);
         return static_cast<std::size_t>(result);
+    }
+
+    // require_finite_samples (core/reduce.hpp): now, or inside a capture a deferred check of each replay.
+    template <class X, class F>
+    static void require_finite_samples(const X& x, const F& fail_at) {
+        graph_recording* recording = graph_recording::active();
+        if (recording == nullptr) {
+            if (const std::size_t b = first_non_finite_sample(x); b < x.batch) fail_at(b);
+            return;
+        }
+        if (x.size() == 0) return;
+        constexpr const char* where = "require_finite_samples";
+        unsigned long long* slot = recording->check_slot(
+            [batch = x.batch, fail_at](unsigned long long b) {
+                if (b < batch) fail_at(static_cast<std::size_t>(b));
+            },
+            where);
+        launch(1, store_body{slot, x.batch}, where);
+        launch(x.size(), first_non_finite_body<T>{x.data, slot, x.per_sample}, where);
     }
 
 private:

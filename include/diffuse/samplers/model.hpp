@@ -361,9 +361,15 @@ private:
 
     template <class V>
     void check_finite(const V& out) {
-        if (const std::size_t b = first_non_finite_sample(out); b < out.batch)
+        auto fail_at = [](std::size_t b, double t) {
             detail::fail("model::predict", "the network returned NaN or Inf for sample " + std::to_string(b) +
-                                                   " at network time t = " + std::to_string(t_[b]));
+                                               " at network time t = " + std::to_string(t));
+        };
+        if constexpr (V::space == memory_space::host) {
+            if (const std::size_t b = first_non_finite_sample(out); b < out.batch) fail_at(b, t_[b]);
+        } else {  // (device memory: the check may run after a graph replay, so it keeps its own times)
+            require_finite_samples(out, [fail_at, t = t_](std::size_t b) { fail_at(b, t[b]); });
+        }
     }
 
     Net net_;

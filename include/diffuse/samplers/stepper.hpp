@@ -349,8 +349,9 @@ private:
     template <class V>
     void check_initial(const V& x) const {
         if constexpr (S != memory_space::host) {  // device memory: the backend's finite check names the sample
-            if (const std::size_t b = first_non_finite_sample(tensor_view<const T, S>(x)); b < x.batch)
-                detail::fail(where_, "the initial x holds NaN or Inf (sample " + std::to_string(b) + "), before any model call");
+            require_finite_samples(tensor_view<const T, S>(x), [where = where_](std::size_t b) {
+                detail::fail(where, "the initial x holds NaN or Inf (sample " + std::to_string(b) + "), before any model call");
+            });
         } else {
             if (!any_non_finite(x.data, x.size())) return;
             for (std::size_t b = 0; b < x.batch; ++b) {

@@ -1,0 +1,283 @@
+#pragma once
+// CUDA graph capture (diffuse/cuda/graph.hpp), shared by test_cuda_host (the recording as host operations) and
+// test_cuda_gpu (real graphs). For random configurations and each sampler family below: the capture runs
+// nothing (x unchanged), a replay gives the direct run's bits, a second replay on another initial state gives
+// that state's direct run, and the graph holds one deferred finite check per model call plus the initial one.
+// Then what a capture must refuse (reads back to the host, nesting) and the deferred checks failing after a
+// replay with the direct run's error.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "device_checks.hpp"
+#include "diffuse/core/error.hpp"
+#include "diffuse/cuda/graph.hpp"
+#include "diffuse/guidance/cfg.hpp"
+#include "diffuse/samplers/ddim.hpp"
+#include "diffuse/samplers/ddpm.hpp"
+#include "diffuse/samplers/dpm_solver.hpp"
+#include "diffuse/samplers/euler.hpp"
+#include "diffuse/samplers/flow_match.hpp"
+#include "diffuse/samplers/model.hpp"
+#include "diffuse/samplers/sde.hpp"
+#include "diffuse/samplers/unipc.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/continuous.hpp"
+#include "diffuse/schedules/sigmas.hpp"
+
+namespace diffuse_device_checks {
+
+// v/(1 + |v|), and 1/(v − 7) (infinite at 7: the non-finite network output of the deferred check)
+struct soft_sign {
+    template <class T>
+    DIFFUSE_HD T operator()(T v) const {
+        return v / (T(1) + (v < T(0) ? -v : v));
+    }
+};
+struct pole_at_seven {
+    template <class T>
+    DIFFUSE_HD T operator()(T v) const {
+        return T(1) / (v - T(7));
+    }
+};
+
+// out = a(t)·f(x) + c(t)·x with a, c per sample from the network time and the unconditional flag; counts its calls.
+template <class F>
+struct graph_net {
+    std::size_t* calls;
+    std::vector<double> a{}, c{};
+    template <class T, memory_space S>
+    void operator()(diffuse::tensor_view<const T, S> x, const diffuse::model_cond& cond, diffuse::tensor_view<T, S> out) {
+        ++*calls;
+        a.resize(x.batch);
+        c.resize(x.batch);
+        for (std::size_t b = 0; b < x.batch; ++b) {
+            const double t = cond.t[b];
+            const double drop = cond.unconditional.empty() ? 0.0 : double(cond.unconditional[b]);
+            a[b] = 0.6 + 0.3 * std::sin(0.013 * t + 0.5) - 0.25 * drop;
+            c[b] = 0.2 * std::cos(0.007 * t) + 0.1 * drop;
+        }
+        diffuse::transform(out, F{}, x);
+        diffuse::lincomb(out, diffuse::per_sample(a), out, diffuse::per_sample(c), x);
+    }
+};
+
+inline std::vector<double> graph_alphas_cumprod() {
+    const auto a = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
+    std::vector<double> ac(a.size());
+    double p = 1;
+    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
+    return ac;
+}
+
+inline diffuse::time_grid graph_leading_timesteps(std::size_t steps) {
+    std::vector<std::int64_t> t(steps);
+    for (std::size_t i = 0; i < steps; ++i) t[i] = std::int64_t((steps - 1 - i) * (1000 / steps));
+    return diffuse::discrete_grid(t);
+}
+
+// The message of the diffuse::error f throws ("" when it throws none, "not a diffuse::error" for another).
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const diffuse::error& e) {
+        return e.what();
+    } catch (...) {
+        return "not a diffuse::error";
+    }
+    return "";
+}
+
+template <class T>
+std::vector<T> to_host(const device_buffer<T>& d) {
+    std::vector<T> h(d.size());
+    diffuse::copy(h, d);
+    return h;
+}
+
+// One sampler family: direct runs from x0 and x1, a capture, two replays.
+template <class T, class Run>
+void check_graph_of(log& out, const std::string& name, std::size_t batch, const std::vector<T>& x0,
+                    const std::vector<T>& x1, Run run) {
+    device_buffer<T> direct(x0.size());
+    std::size_t calls = 0;
+    diffuse::copy(direct, x0);
+    run(direct.view(batch, x0.size() / batch), &calls);
+    const std::vector<T> want0 = to_host(direct);
+    diffuse::copy(direct, x1);
+    run(direct.view(batch, x0.size() / batch), &calls);
+    const std::vector<T> want1 = to_host(direct);
+
+    device_buffer<T> x(x0.size());
+    diffuse::copy(x, x0);
+    calls = 0;
+    std::string failure = error_of([&] {
+        auto graph = diffuse::capture_graph([&] { run(x.view(batch, x0.size() / batch), &calls); });
+        out.same_bits(name + ": the capture runs nothing", x0, to_host(x));
+        out.same(name + ": deferred finite checks (model calls + the initial x)", calls + 1, graph.checks());
+        graph.replay();
+        out.same_bits(name + ": replay vs the direct run", want0, to_host(x));
+        diffuse::copy(x, x1);
+        graph.replay();
+        out.same_bits(name + ": replay on another initial x vs its direct run", want1, to_host(x));
+    });
+    ++out.checks;
+    if (!failure.empty()) out.failures.push_back(name + ": " + failure);
+}
+
+inline void require_error(log& out, const std::string& what, const std::string& message, const std::string& part) {
+    ++out.checks;
+    if (message.find(part) == std::string::npos)
+        out.failures.push_back(what + ": expected a diffuse::error containing \"" + part + "\", got \"" + message + "\"");
+}
+
+template <class T>
+void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
+    using net = graph_net<soft_sign>;
+    const auto ac = graph_alphas_cumprod();
+    for (int round = 0; round < rounds; ++round) {
+        const std::size_t batch = 1 + rng() % 4, per_sample = 1 + rng() % 300, steps = 2 + rng() % 5;
+        const diffuse::counter_noise noise{rng(), 5};
+        const auto sigmas = diffuse::karras_sigmas(steps, 0.03, 14.6);
+        const diffuse::time_grid sigma_grid(sigmas);
+        std::vector<T> x0 = random_values<T>(rng, batch * per_sample), x1 = random_values<T>(rng, batch * per_sample);
+        auto scaled = [&](const std::vector<T>& v) {
+            std::vector<T> r = v;
+            for (auto& e : r) e = T(e * sigmas[0]);
+            return r;
+        };
+        const std::vector<T> s0 = scaled(x0), s1 = scaled(x1);
+        const std::string config = " (" + std::to_string(batch) + "x" + std::to_string(per_sample) + ", " +
+                                   std::to_string(steps) + " steps)";
+        auto discrete = [&](std::size_t* calls) {
+            return diffuse::model(net{calls}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+        };
+
+        check_graph_of<T>(out, "ddim, eta 0.5" + config, batch, x0, x1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::ddim_options o;
+            o.eta = 0.5;
+            diffuse::sample_ddim(m, x, ac, graph_leading_timesteps(steps), o, noise);
+        });
+        check_graph_of<T>(out, "ddim with dynamic thresholding" + config, batch, x0, x1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::ddim_options o;
+            o.thresholding = true;
+            o.dynamic_thresholding_ratio = 0.9;
+            o.sample_max_value = 1.5;
+            diffuse::sample_ddim(m, x, ac, graph_leading_timesteps(steps), o);
+        });
+        check_graph_of<T>(out, "ddpm, clipped" + config, batch, x0, x1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::ddpm_options o;
+            o.clip_sample = true;
+            diffuse::sample_ddpm(m, x, ac, graph_leading_timesteps(steps), o, noise);
+        });
+        check_graph_of<T>(out, "euler ancestral" + config, batch, s0, s1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::sample_euler_ancestral(m, x, sigma_grid, {}, noise);
+        });
+        check_graph_of<T>(out, "heun" + config, batch, s0, s1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::sample_heun(m, x, sigma_grid);
+        });
+        check_graph_of<T>(out, "dpm-solver++ 2m sde" + config, batch, s0, s1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::sample_dpmpp_2m_sde(m, x, sigma_grid, {}, noise);
+        });
+        check_graph_of<T>(out, "unipc" + config, batch, s0, s1, [&](auto x, std::size_t* calls) {
+            auto m = discrete(calls);
+            diffuse::sample_unipc(m, x, sigma_grid);
+        });
+        check_graph_of<T>(out, "classifier-free guidance (dpm-solver++ 2m)" + config, batch, s0, s1,
+                          [&](auto x, std::size_t* calls) {
+                              auto inner = discrete(calls);
+                              diffuse::cfg_model guided(inner, 4.5);
+                              diffuse::sample_dpmpp_2m(guided, x, sigma_grid);
+                          });
+    }
+
+    // Refused inside a capture, with the call named; the thread then runs directly again.
+    const std::size_t batch = 2, per_sample = 40;
+    const std::vector<T> x0 = random_values<T>(rng, batch * per_sample);
+    device_buffer<T> x(x0.size());
+    diffuse::copy(x, x0);
+    std::size_t calls = 0;
+    const auto sigmas = diffuse::karras_sigmas(3, 0.03, 14.6);
+    const diffuse::counter_noise noise{7, 5};
+    require_error(out, "a predictor-corrector run (Langevin's norms) in a capture",
+                  error_of([&] {
+                      auto g = diffuse::capture_graph([&] {
+                          const diffuse::vp_sde sde{};
+                          auto m = diffuse::model(net{&calls}, diffuse::prediction::epsilon,
+                                                  diffuse::continuous_time<diffuse::vp_sde>{sde});
+                          std::vector<double> p{1.0, 0.5, 1e-3};
+                          diffuse::sample_pc(m, x.view(batch, per_sample), sde, diffuse::time_grid(p), {}, noise);
+                      });
+                  }),
+                  "sum_squares: it copies device values to the host, which cannot happen while a CUDA graph is being captured");
+    require_error(out, "guidance rescale (variance) in a capture",
+                  error_of([&] {
+                      auto g = diffuse::capture_graph([&] {
+                          auto inner = diffuse::model(net{&calls}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+                          diffuse::cfg_model guided(inner, 4.5, 0.7);
+                          diffuse::sample_euler_ancestral(guided, x.view(batch, per_sample), diffuse::time_grid(sigmas), {}, noise);
+                      });
+                  }),
+                  "variance: it copies device values to the host");
+    require_error(out, "a copy to the host in a capture", error_of([&] {
+                      std::vector<T> back(x0.size());
+                      auto g = diffuse::capture_graph([&] { diffuse::copy(back, x); });
+                  }),
+                  "copy: it copies device values to the host");
+    require_error(out, "a capture inside a capture", error_of([&] {
+                      auto g = diffuse::capture_graph([&] { auto inner = diffuse::capture_graph([] {}); });
+                  }),
+                  "captures do not nest");
+    out.same_bits("refused captures leave x as it was", x0, to_host(x));
+    {
+        device_buffer<T> y(x0.size());
+        diffuse::copy(y, x0);
+        diffuse::lincomb(y, 2.0, y);  // runs directly again after the refusals
+        std::vector<T> want = x0;
+        for (auto& v : want) v = T(2.0 * v);
+        out.same_bits("direct work after refused captures", want, to_host(y));
+    }
+
+    // The deferred checks: a replay whose initial x holds NaN, and one whose network returns Inf, throw the
+    // direct run's errors.
+    const auto grid = graph_leading_timesteps(3);
+    auto ddim_of = [&](auto net_value, device_buffer<T>& state) {
+        return diffuse::capture_graph([&, net_value]() mutable {
+            auto m = diffuse::model(net_value, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+            diffuse::sample_ddim(m, state.view(batch, per_sample), ac, grid, diffuse::ddim_options{});
+        });
+    };
+    {
+        auto graph = ddim_of(net{&calls}, x);
+        std::vector<T> bad = x0;
+        bad[per_sample + 3] = std::numeric_limits<T>::quiet_NaN();
+        diffuse::copy(x, bad);
+        require_error(out, "a replay from an x with NaN in sample 1", error_of([&] { graph.replay(); }),
+                      "the initial x holds NaN or Inf (sample 1), before any model call");
+    }
+    {
+        device_buffer<T> y(x0.size());
+        auto graph = ddim_of(graph_net<pole_at_seven>{&calls}, y);
+        std::vector<T> at_pole = x0;
+        at_pole[per_sample + 5] = T(7);
+        diffuse::copy(y, at_pole);
+        require_error(out, "a replay whose network returns Inf for sample 1", error_of([&] { graph.replay(); }),
+                      "model::predict: the network returned NaN or Inf for sample 1");
+        diffuse::copy(y, x0);
+        out.same("the same graph replays on finite values", 0, error_of([&] { graph.replay(); }).size());
+    }
+}
+
+}  // namespace diffuse_device_checks
