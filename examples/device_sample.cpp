@@ -5,10 +5,12 @@
 // written as a PNG grid, one row per class.
 //
 //   example_device_sample [--steps 20] [--guidance 3] [--seed 0] [--per-class 4] [--size 32] [--out PNG]
-//                         [--model DIR] [--precision fp32|tf32|bf16|fp16] [--compare [TOLERANCE]]
+//                         [--model DIR] [--precision fp32|tf32|bf16|fp16] [--graph] [--compare [TOLERANCE]]
 // --size: the image side (a multiple of 4, the network's downsampling factor; it was trained at 32).
 // --precision: the device U-Net's GEMM operand precision (cuda/reduced_precision.hpp; float accumulation and
 //            float activations in every case), default fp32.
+// --graph: the whole run (every step's network call, guidance and update) is captured once as a CUDA graph
+//          (cuda/graph.hpp) and the images come from one replay of it; the capture time is printed apart.
 // --compare: the same run (same initial noise, sampler and guidance) over the CPU U-Net (nn/unet2d.hpp);
 //            prints max |device − cpu| / max |cpu| and exits with 1 when it is above TOLERANCE (default 1e-3 in
 //            fp32, else 16·2^-p with p the operands' fraction bits: bf16 0.125, tf32 / fp16 0.0156).
@@ -36,6 +38,7 @@
 #include <diffuse/adapt/std.hpp>
 #include <diffuse/core/fill_normal.hpp>
 #include <diffuse/core/space_buffer.hpp>
+#include <diffuse/cuda/graph.hpp>
 #include <diffuse/cuda/memory.hpp>
 #include <diffuse/cuda/primitives.hpp>
 #include <diffuse/cuda/unet2d.hpp>
@@ -64,7 +67,7 @@ constexpr const char* program = "example_device_sample";
 struct options {
     std::size_t steps = 20, per_class = 4, seed = 0, size = 32;
     double guidance = 3.0, tolerance = 1e-3;
-    bool compare = false, tolerance_given = false;
+    bool compare = false, tolerance_given = false, graph = false;
     diffuse::device_precision precision = diffuse::device_precision::fp32;
     std::string out = (fs::path(DIFFUSE_OUTPUT_DIR) / "fashion_mnist_device.png").string();
     fs::path model = fs::path(DIFFUSE_SOURCE_DIR) / "examples" / "fashion_mnist";
@@ -108,6 +111,7 @@ options parse(int argc, char** argv) {
         } else if (a == "--guidance") o.guidance = number(a, value());
         else if (a == "--out") o.out = value();
         else if (a == "--model") o.model = value();
+        else if (a == "--graph") o.graph = true;
         else if (a == "--precision") {
             const std::string p = value();
             if (p == "fp32") o.precision = diffuse::device_precision::fp32;
@@ -187,13 +191,25 @@ int main(int argc, char** argv) {
         const double upload = seconds_since(t_upload);
         diffuse::nn::device_unet2d_network dnetwork(dnet, side, side);
         dnetwork.set_class_labels(labels, null_class);
-        const auto t_sample = std::chrono::steady_clock::now();
-        sample(dnetwork, x.view(n, per), sched, schedule.alphas_cumprod, timesteps, o.guidance);
+        const auto run = [&] { sample(dnetwork, x.view(n, per), sched, schedule.alphas_cumprod, timesteps, o.guidance); };
+        std::string how = "directly";
+        auto t_sample = std::chrono::steady_clock::now();
+        if (o.graph) {
+            auto graph = diffuse::capture_graph(run);
+            char line[96];
+            std::snprintf(line, sizeof line, "as one CUDA graph (%zu operations, captured in %.4f s)", graph.size(),
+                          seconds_since(t_sample));
+            how = line;
+            t_sample = std::chrono::steady_clock::now();
+            graph.replay();
+        } else {
+            run();
+        }
         std::vector<float> images(n * per);
         diffuse::copy(images, x);  // waits for the device
         const double sampling = seconds_since(t_sample);
-        std::printf("device DDIM (%s), %zu steps, guidance %g: %zu images of %zux%zu in %.3f s (upload %.3f s)\n",
-                    diffuse::precision_name(o.precision), o.steps, o.guidance, n, side, side, sampling, upload);
+        std::printf("device DDIM (%s), %zu steps, guidance %g, %s: %zu images of %zux%zu in %.3f s (upload %.3f s)\n",
+                    diffuse::precision_name(o.precision), o.steps, o.guidance, how.c_str(), n, side, side, sampling, upload);
 
         const auto grid = diffuse::io::image_grid(images.data(), n, C, side, side, o.per_class);
         diffuse::io::write_png(o.out, grid.width, grid.height, grid.rgb);

@@ -4,7 +4,9 @@
 //   fill_normal and lincomb_noise (normals per second); sum_squares (the fixed-block reduction);
 //   with a diffusers UNet2DModel folder as the second argument: one device_unet2d forward at batch 1 and 64 at
 //   the model's sample size with the GEMM operands in fp32, tf32, bf16 and fp16 (float accumulation; activations
-//   float) — tools/bench_unet_cuda.py times PyTorch eager on the same folder in the same precisions.
+//   float) — tools/bench_unet_cuda.py times PyTorch eager on the same folder in the same precisions — and a
+//   50-step DDIM run over that network (fp32, batch 1 and 64) run directly and as one CUDA graph replay
+//   (cuda/graph.hpp; the capture itself is not timed).
 // Each figure is the median of 21 timed repetitions (cudaEvent) after 3 warm-ups.
 #include <algorithm>
 #include <cstdio>
@@ -13,9 +15,14 @@
 
 #include <cuda_runtime_api.h>
 
+#include "diffuse/cuda/graph.hpp"
 #include "diffuse/cuda/primitives.hpp"
 #include "diffuse/cuda/unet2d.hpp"
 #include "diffuse/io/diffusers.hpp"
+#include "diffuse/samplers/ddim.hpp"
+#include "diffuse/samplers/model.hpp"
+#include "diffuse/schedules/beta.hpp"
+#include "diffuse/schedules/timesteps.hpp"
 
 namespace {
 template <class F>
@@ -106,6 +113,36 @@ int main(int argc, char** argv) {
                 std::printf("unet2d forward, batch %-3zu %zux%zu (%s) %15.3f %9.1f img/s\n", b, h, w, diffuse::precision_name(p), ms,
                             double(b) / ms * 1e3);
             }
+        }
+    }
+    if (argc > 2) {  // 50 DDIM steps over the fp32 network: directly, and as one CUDA graph replay
+        diffuse::nn::unet2d host = diffuse::io::load_unet2d(argv[2]);
+        const auto& cfg = host.config();
+        const std::size_t h = cfg.sample_height ? cfg.sample_height : 32, w = cfg.sample_width ? cfg.sample_width : h;
+        const auto alphas = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
+        std::vector<double> ac(alphas.size());
+        double p = 1;
+        for (std::size_t i = 0; i < ac.size(); ++i) ac[i] = p *= alphas[i];
+        const diffuse::time_grid grid = diffuse::discrete_grid(diffuse::discrete_timesteps(1000, 50, diffuse::timestep_spacing::leading, 1));
+        diffuse::nn::device_unet2d net(host);
+        for (std::size_t b : {std::size_t(1), std::size_t(64)}) {
+            buffer x(b * cfg.in_channels * h * w);
+            diffuse::nn::device_unet2d_network network(net, h, w);
+            if (cfg.class_conditional() && cfg.class_embed_type != diffuse::nn::class_embedding_kind::identity)
+                network.set_class_labels(std::vector<std::int64_t>(b, 0), 0);
+            diffuse::model m(network, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+            const auto run = [&] { diffuse::sample_ddim(m, x.view(b, x.size() / b), ac, grid, diffuse::ddim_options{}); };
+            const double direct_ms = median_ms([&] {
+                diffuse::fill_normal(x.view(b, x.size() / b), 5, 0);
+                run();
+            });
+            auto graph = diffuse::capture_graph([&] {
+                diffuse::fill_normal(x.view(b, x.size() / b), 5, 0);
+                run();
+            });
+            const double graph_ms = median_ms([&] { graph.replay(); });
+            std::printf("ddim 50 steps, batch %-3zu %zux%zu direct %12.3f ms   graph %9.3f ms (%zu nodes)   direct / graph %.2f\n", b,
+                        h, w, direct_ms, graph_ms, graph.size(), direct_ms / graph_ms);
         }
     }
     std::printf("elements per tensor: %zu\n", n);

@@ -4,10 +4,12 @@
 #      without the host tests (no Catch2/RapidCheck needed), warnings as errors;
 #   2. build test_cuda_gpu and bench_cuda;
 #   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit; cuBLAS's GEMMs in
-#      fp32, tf32, bf16, fp16; the device U-Net against the CPU one in each precision);
+#      fp32, tf32, bf16, fp16; the device U-Net against the CPU one in each precision; sampling runs and U-Net
+#      forwards captured as CUDA graphs against the direct runs, bit for bit);
 #   4. print bench_cuda's table: lincomb (3 inputs) bandwidth against cudaMemcpy device to device in the same
 #      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares, and the device U-Net forward
-#      (batch 1 and 64; GEMM operands fp32, tf32, bf16, fp16 with float accumulation) of a UNet2DModel folder;
+#      (batch 1 and 64; GEMM operands fp32, tf32, bf16, fp16 with float accumulation) of a UNet2DModel folder,
+#      and a 50-step DDIM run over it (fp32, batch 1 and 64) directly and as one CUDA graph replay;
 #   5. the same forwards in PyTorch eager (tools/bench_unet_cuda.py: fp32 with TF32 off, tf32 with TF32 on,
 #      the model in bfloat16 / float16), when torch with CUDA and diffusers import, and the same-run ratios
 #      diffuse ms / torch ms per batch and precision (goal <= 0.8).
