@@ -2,7 +2,8 @@
 // CUDA graph capture (diffuse/cuda/graph.hpp), shared by test_cuda_host (the recording as host operations) and
 // test_cuda_gpu (real graphs). For random configurations and each sampler family below: the capture runs
 // nothing (x unchanged), a replay gives the direct run's bits, a second replay on another initial state gives
-// that state's direct run, and the graph holds one deferred finite check per model call plus the initial one.
+// that state's direct run, and the graph holds one deferred finite check per model call plus the initial one;
+// set_noise_seed gives the direct run with another seed.
 // Then what a capture must refuse (reads back to the host, nesting) and the deferred checks failing after a
 // replay with the direct run's error.
 
@@ -201,6 +202,37 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
                               diffuse::cfg_model guided(inner, 4.5);
                               diffuse::sample_dpmpp_2m(guided, x, sigma_grid);
                           });
+    }
+
+    // New noise for each replay: set_noise_seed(captured, seed) gives the direct run with that seed.
+    for (const std::uint64_t captured_seed : {std::uint64_t(11), std::uint64_t(0xfedcba9876543210)}) {
+        const std::size_t batch = 3, per_sample = 1 + rng() % 200, steps = 4;
+        const std::vector<T> x0 = random_values<T>(rng, batch * per_sample);
+        const std::uint64_t seed = rng();
+        std::size_t calls = 0;
+        auto ddpm = [&](diffuse::tensor_view<T, memory_space::device> x, std::uint64_t s) {
+            auto m = diffuse::model(net{&calls}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+            diffuse::fill_normal(x, s, 9);  // the initial noise, drawn inside the run
+            diffuse::sample_ddpm(m, x, ac, graph_leading_timesteps(steps), diffuse::ddpm_options{}, diffuse::counter_noise{s, 5});
+        };
+        device_buffer<T> direct(x0.size()), x(x0.size());
+        ddpm(direct.view(batch, per_sample), seed);
+        const std::vector<T> want = to_host(direct);
+        ddpm(direct.view(batch, per_sample), captured_seed);
+        const std::vector<T> captured_run = to_host(direct);
+        const std::string failure = error_of([&] {
+            auto graph = diffuse::capture_graph([&] { ddpm(x.view(batch, per_sample), captured_seed); });
+            graph.replay();
+            out.same_bits("ddpm with its initial noise: a replay with the captured seed", captured_run, to_host(x));
+            graph.set_noise_seed(captured_seed, seed);
+            graph.replay();
+            out.same_bits("ddpm with its initial noise: a replay after set_noise_seed vs the direct run with that seed", want,
+                          to_host(x));
+            require_error(out, "set_noise_seed of a seed the capture did not draw with",
+                          error_of([&] { graph.set_noise_seed(captured_seed + 1, seed); }), "drew no noise with seed");
+        });
+        ++out.checks;
+        if (!failure.empty()) out.failures.push_back("set_noise_seed: " + failure);
     }
 
     // Refused inside a capture, with the call named; the thread then runs directly again.

@@ -7,15 +7,18 @@
 // capture_graph(f) runs f with this thread's device work recorded instead of run (cudaStreamBeginCapture on a
 // stream of its own, relaxed mode; under DIFFUSE_CUDA_ON_HOST a list of host operations): f's kernels, copies
 // and GEMMs, in order. Nothing runs during the capture — x is unchanged when it returns. Every host value the
-// work needs is fixed at capture time: step coefficients, per-sample times, seeds and draws (the noise of a
-// replay is the captured run's noise), the network's embeddings and labels; host-to-device copies inside f
-// become the graph's constants, uploaded once when the capture ends (cuda/runtime.hpp). So a replay on a given
-// x gives the bits of the direct run from that x.
+// work needs is fixed at capture time: step coefficients, per-sample times, draws, the network's embeddings
+// and labels; host-to-device copies inside f become the graph's constants, uploaded once when the capture
+// ends (cuda/runtime.hpp). So a replay on a given x gives the bits of the direct run from that x. The noise
+// seeds alone live in device slots that can be changed between replays:
+//
+//   graph.set_noise_seed(captured_seed, new_seed);   // the next replays draw the run's noise with new_seed
 //
 //   device_graph::replay()   launches the graph on its stream, waits for it, then runs the deferred finite checks
 //                            in recording order: a NaN or Inf in the initial x or a network output throws the
 //                            diffuse::error the direct run would have thrown (x then holds the finished replay's
 //                            values). A CUDA error is a diffuse::error naming cudaGraphLaunch or the wait.
+//   set_noise_seed(from, to) the noise captured with seed `from` is drawn with seed `to` from the next replay on
 //   size()                   the recorded operations (graph nodes);  checks(): the deferred checks.
 //
 // What f may do: any sampler, stepper, guidance (without rescale) and the device U-Net on device tensors —
@@ -27,6 +30,7 @@
 // must not be regrown by a larger direct call) alive and unmoved while replaying.
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -52,6 +56,14 @@ public:
         detail::cuda_check(cudaStreamSynchronize(state_->stream), where, "cudaStreamSynchronize");
 #endif
         state_->recording.run_checks(where);
+    }
+
+    // From the next replay on, the noise the capture drew with seed `captured` (a counter_noise's, fill_normal's)
+    // is drawn with seed `seed`: the replay gives the direct run's bits with that seed. A seed the capture did
+    // not draw with is a diffuse::error.
+    void set_noise_seed(std::uint64_t captured, std::uint64_t seed) {
+        if (!state_) detail::fail("device_graph::set_noise_seed", "this graph was moved from");
+        state_->recording.set_seed(captured, seed, "device_graph::set_noise_seed");
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return state_ ? state_->nodes : 0; }

@@ -328,9 +328,11 @@ struct noise_layout {
     std::uint64_t seed, draw, first_sample;
     const std::uint64_t* sample_ids;  // device memory, or null: sample id first_sample + b
     std::size_t per_sample, blocks_per_sample;
+    const std::uint64_t* seed_in_memory;  // in a CUDA graph: the graph's seed slot (device_graph::set_noise_seed)
     [[nodiscard]] DIFFUSE_HD std::uint64_t id(std::size_t b) const {
         return sample_ids != nullptr ? sample_ids[b] : first_sample + b;
     }
+    [[nodiscard]] DIFFUSE_HD std::uint64_t seed_now() const { return seed_in_memory != nullptr ? *seed_in_memory : seed; }
 };
 
 // out = Σ c_k·x_k + c_noise·z with z generated in registers: lincomb_kernel's fold with the noise last
@@ -344,7 +346,7 @@ struct lincomb_noise_body {
     DIFFUSE_HD void operator()(std::size_t g) const {
         constexpr unsigned per = normals_per_block<T>;
         const std::size_t b = g / z.blocks_per_sample, block = g % z.blocks_per_sample;
-        const normal_block<T> n = normal_block_values<T>(z.seed, z.id(b), z.draw, block);
+        const normal_block<T> n = normal_block_values<T>(z.seed_now(), z.id(b), z.draw, block);
         const std::size_t j0 = block * per, i0 = b * z.per_sample + j0;
         const std::size_t count = z.per_sample - j0 < per ? z.per_sample - j0 : per;
         const T cn = c_noise.at(b);
@@ -580,7 +582,9 @@ private:
     static noise_layout layout(const O& o, std::uint64_t seed, std::uint64_t draw, std::uint64_t first_sample,
                                const std::uint64_t* ids) {
         constexpr unsigned per = normals_per_block<T>;
-        return {seed, draw, first_sample, ids, o.per_sample, (o.per_sample + per - 1) / per};
+        graph_recording* recording = graph_recording::active();
+        return {seed, draw, first_sample, ids, o.per_sample, (o.per_sample + per - 1) / per,
+                recording != nullptr ? recording->seed_slot(seed, "noise") : nullptr};
     }
 
     template <class O>

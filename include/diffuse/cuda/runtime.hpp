@@ -15,11 +15,14 @@
 //   - stages host-to-device copies as the graph's constants: the bytes the host memory holds at capture time,
 //     uploaded once when the capture ends, then copied on the device in every replay;
 //   - refuses device-to-host copies (a value read on the host during a capture would not exist yet);
-//   - turns finite checks into deferred checks: a slot the recorded work writes, read after each replay.
+//   - turns finite checks into deferred checks: a slot the recorded work writes, read after each replay;
+//   - gives the recorded noise its seed through a device slot per distinct seed, which
+//     device_graph::set_noise_seed rewrites between replays.
 // Under DIFFUSE_CUDA_ON_HOST "device" memory is host memory and a recording is a list of host operations
 // (kernel loops, copies, GEMM loops) run in order by each replay: the same rules, testable without a GPU.
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -151,6 +154,23 @@ public:
         return static_cast<unsigned long long*>(slots_.back().device) + slots_.back().used++;
     }
 
+    // The device slot the recorded noise of seed `seed` reads its seed from (one per distinct seed; holds
+    // `seed` until set_seed changes it).
+    [[nodiscard]] const std::uint64_t* seed_slot(std::uint64_t seed, const char* where) {
+        for (const auto& s : seeds_)
+            if (s.captured == seed) return s.device;
+        seeds_.reserve(seeds_.size() + 1);
+        auto* device = static_cast<std::uint64_t*>(stage_constants(&seed, sizeof seed, where));
+        seeds_.push_back(seed_entry{seed, device});
+        return device;
+    }
+    // Replays from now on draw the noise captured with seed `captured` with seed `now` instead.
+    void set_seed(std::uint64_t captured, std::uint64_t now, const char* where) {
+        for (const auto& s : seeds_)
+            if (s.captured == captured) return raw_copy(s.device, &now, sizeof now, where);
+        fail(where, "the capture drew no noise with seed " + std::to_string(captured));
+    }
+
     // A device_free inside the capture: kept until the graph is destroyed.
     void defer_free(void* p) noexcept {
         if (p == nullptr) return;
@@ -198,7 +218,12 @@ private:
         void* device = nullptr;
         std::size_t used = 0;
     };
+    struct seed_entry {
+        std::uint64_t captured;
+        std::uint64_t* device;  // in the constants
+    };
     std::vector<constant_chunk> constants_;
+    std::vector<seed_entry> seeds_;
     std::vector<slot_chunk> slots_;
     std::vector<std::function<void(unsigned long long)>> checks_;
     std::vector<void*> owned_;
