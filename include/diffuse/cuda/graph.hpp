@@ -14,7 +14,8 @@
 //
 //   graph.set_noise_seed(captured_seed, new_seed);   // the next replays draw the run's noise with new_seed
 //
-//   device_graph::replay()   launches the graph on its stream, waits for it, then runs the deferred finite checks
+//   device_graph::replay()   launches the graph on its stream (after the work already on the default stream),
+//                            waits for it, then runs the deferred finite checks
 //                            in recording order: a NaN or Inf in the initial x or a network output throws the
 //                            diffuse::error the direct run would have thrown (x then holds the finished replay's
 //                            values). A CUDA error is a diffuse::error naming cudaGraphLaunch or the wait.
@@ -52,6 +53,10 @@ public:
 #if defined(DIFFUSE_CUDA_ON_HOST)
         state_->recording.replay_operations();
 #else
+        // the graph's stream does not wait for the legacy default stream by itself: the direct work before
+        // (an x filled by a kernel, say) must finish first
+        detail::cuda_check(cudaEventRecord(state_->ready, nullptr), where, "cudaEventRecord");
+        detail::cuda_check(cudaStreamWaitEvent(state_->stream, state_->ready, 0), where, "cudaStreamWaitEvent");
         detail::cuda_check(cudaGraphLaunch(state_->exec, state_->stream), where, "cudaGraphLaunch");
         detail::cuda_check(cudaStreamSynchronize(state_->stream), where, "cudaStreamSynchronize");
 #endif
@@ -80,7 +85,9 @@ private:
         cudaStream_t stream = nullptr;
         cudaGraph_t graph = nullptr;
         cudaGraphExec_t exec = nullptr;
+        cudaEvent_t ready = nullptr;  // the legacy stream's work before a replay
         ~state() {
+            if (ready != nullptr) static_cast<void>(cudaEventDestroy(ready));
             if (exec != nullptr) static_cast<void>(cudaGraphExecDestroy(exec));
             if (graph != nullptr) static_cast<void>(cudaGraphDestroy(graph));
             if (stream != nullptr) static_cast<void>(cudaStreamDestroy(stream));
@@ -132,6 +139,7 @@ template <class F>
     s->nodes = s->recording.operations();
 #else
     detail::cuda_check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), where, "cudaStreamCreateWithFlags");
+    detail::cuda_check(cudaEventCreateWithFlags(&s->ready, cudaEventDisableTiming), where, "cudaEventCreateWithFlags");
     {
         detail::recording_scope scope(s->recording, s->stream);
         detail::cuda_check(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeRelaxed), where, "cudaStreamBeginCapture");

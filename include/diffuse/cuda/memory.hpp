@@ -60,7 +60,8 @@ inline void device_copy(void* dst, const void* src, std::size_t bytes, copy_dire
         if (d == copy_direction::device_to_device) return device_copy_on_device(dst, src, bytes, where);
         if (d == copy_direction::host_to_device)  // the host bytes of capture time, as the graph's constants
             return device_copy_on_device(dst, r->stage_constants(src, bytes, where), bytes, where);
-        fail_in_capture(where, "it copies device values to the host");
+        fail_in_capture(where, d == copy_direction::device_to_host ? "it copies device values to the host"
+                                                                    : "it copies between host buffers at capture time");
     }
 #if defined(DIFFUSE_CUDA_ON_HOST)
     (void)d;
