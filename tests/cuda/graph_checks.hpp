@@ -47,14 +47,16 @@ struct pole_at_seven {
     }
 };
 
-// out = a(t)·f(x) + c(t)·x with a, c per sample from the network time and the unconditional flag; counts its calls.
+// A small nonlinear network in primitives only, so it runs in either memory space: out = a(t)·f(x) + c(t)·x, a
+// and c per sample from the network time and the unconditional flag (classifier-free guidance then has two
+// different predictions); counts its calls when given a counter.
 template <class F>
-struct graph_net {
-    std::size_t* calls;
+struct primitive_net {
+    std::size_t* calls = nullptr;
     std::vector<double> a{}, c{};
     template <class T, memory_space S>
     void operator()(diffuse::tensor_view<const T, S> x, const diffuse::model_cond& cond, diffuse::tensor_view<T, S> out) {
-        ++*calls;
+        if (calls != nullptr) ++*calls;
         a.resize(x.batch);
         c.resize(x.batch);
         for (std::size_t b = 0; b < x.batch; ++b) {
@@ -68,7 +70,7 @@ struct graph_net {
     }
 };
 
-inline std::vector<double> graph_alphas_cumprod() {
+inline std::vector<double> linear_alphas_cumprod() {
     const auto a = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
     std::vector<double> ac(a.size());
     double p = 1;
@@ -76,7 +78,7 @@ inline std::vector<double> graph_alphas_cumprod() {
     return ac;
 }
 
-inline diffuse::time_grid graph_leading_timesteps(std::size_t steps) {
+inline diffuse::time_grid leading_timesteps(std::size_t steps) {
     std::vector<std::int64_t> t(steps);
     for (std::size_t i = 0; i < steps; ++i) t[i] = std::int64_t((steps - 1 - i) * (1000 / steps));
     return diffuse::discrete_grid(t);
@@ -140,8 +142,8 @@ inline void require_error(log& out, const std::string& what, const std::string& 
 
 template <class T>
 void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
-    using net = graph_net<soft_sign>;
-    const auto ac = graph_alphas_cumprod();
+    using net = primitive_net<soft_sign>;
+    const auto ac = linear_alphas_cumprod();
     for (int round = 0; round < rounds; ++round) {
         const std::size_t batch = 1 + rng() % 4, per_sample = 1 + rng() % 300, steps = 2 + rng() % 5;
         const diffuse::counter_noise noise{rng(), 5};
@@ -164,7 +166,7 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
             auto m = discrete(calls);
             diffuse::ddim_options o;
             o.eta = 0.5;
-            diffuse::sample_ddim(m, x, ac, graph_leading_timesteps(steps), o, noise);
+            diffuse::sample_ddim(m, x, ac, leading_timesteps(steps), o, noise);
         });
         check_graph_of<T>(out, "ddim with dynamic thresholding" + config, batch, x0, x1, [&](auto x, std::size_t* calls) {
             auto m = discrete(calls);
@@ -172,13 +174,13 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
             o.thresholding = true;
             o.dynamic_thresholding_ratio = 0.9;
             o.sample_max_value = 1.5;
-            diffuse::sample_ddim(m, x, ac, graph_leading_timesteps(steps), o);
+            diffuse::sample_ddim(m, x, ac, leading_timesteps(steps), o);
         });
         check_graph_of<T>(out, "ddpm, clipped" + config, batch, x0, x1, [&](auto x, std::size_t* calls) {
             auto m = discrete(calls);
             diffuse::ddpm_options o;
             o.clip_sample = true;
-            diffuse::sample_ddpm(m, x, ac, graph_leading_timesteps(steps), o, noise);
+            diffuse::sample_ddpm(m, x, ac, leading_timesteps(steps), o, noise);
         });
         check_graph_of<T>(out, "euler ancestral" + config, batch, s0, s1, [&](auto x, std::size_t* calls) {
             auto m = discrete(calls);
@@ -213,7 +215,7 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
         auto ddpm = [&](diffuse::tensor_view<T, memory_space::device> x, std::uint64_t s) {
             auto m = diffuse::model(net{&calls}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
             diffuse::fill_normal(x, s, 9);  // the initial noise, drawn inside the run
-            diffuse::sample_ddpm(m, x, ac, graph_leading_timesteps(steps), diffuse::ddpm_options{}, diffuse::counter_noise{s, 5});
+            diffuse::sample_ddpm(m, x, ac, leading_timesteps(steps), diffuse::ddpm_options{}, diffuse::counter_noise{s, 5});
         };
         device_buffer<T> direct(x0.size()), x(x0.size());
         ddpm(direct.view(batch, per_sample), seed);
@@ -284,7 +286,7 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
 
     // The deferred checks: a replay whose initial x holds NaN, and one whose network returns Inf, throw the
     // direct run's errors.
-    const auto grid = graph_leading_timesteps(3);
+    const auto grid = leading_timesteps(3);
     auto ddim_of = [&](auto net_value, device_buffer<T>& state) {
         return diffuse::capture_graph([&, net_value]() mutable {
             auto m = diffuse::model(net_value, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
@@ -301,7 +303,7 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
     }
     {
         device_buffer<T> y(x0.size());
-        auto graph = ddim_of(graph_net<pole_at_seven>{&calls}, y);
+        auto graph = ddim_of(primitive_net<pole_at_seven>{&calls}, y);
         std::vector<T> at_pole = x0;
         at_pole[per_sample + 5] = T(7);
         diffuse::copy(y, at_pole);

@@ -16,6 +16,7 @@
 #include <thrust/copy.h>
 #include <thrust/device_vector.h>
 
+#include "graph_checks.hpp"
 #include "diffuse/adapt/std.hpp"
 #include "diffuse/adapt/thrust.hpp"
 #include "diffuse/cuda/primitives.hpp"
@@ -35,25 +36,9 @@
 
 namespace {
 
-// A small nonlinear network in primitives only: out = a(t)·x/(1 + |x|) + c(t)·x, a and c per sample from the
-// network time (and from the unconditional flag, so classifier-free guidance has two different predictions).
-struct primitive_net {
-    std::vector<double> a, c;
-
-    template <class T, diffuse::memory_space S>
-    void operator()(diffuse::tensor_view<const T, S> x, const diffuse::model_cond& cond, diffuse::tensor_view<T, S> out) {
-        a.resize(x.batch);
-        c.resize(x.batch);
-        for (std::size_t b = 0; b < x.batch; ++b) {
-            const double t = cond.t[b];
-            const double drop = cond.unconditional.empty() ? 0.0 : double(cond.unconditional[b]);
-            a[b] = 0.6 + 0.3 * std::sin(0.013 * t + 0.5) - 0.25 * drop;
-            c[b] = 0.2 * std::cos(0.007 * t) + 0.1 * drop;
-        }
-        diffuse::transform(out, [](T v) { return v / (T(1) + (v < T(0) ? -v : v)); }, x);
-        diffuse::lincomb(out, diffuse::per_sample(a), out, diffuse::per_sample(c), x);
-    }
-};
+using diffuse_device_checks::leading_timesteps;
+using diffuse_device_checks::linear_alphas_cumprod;
+using primitive_net = diffuse_device_checks::primitive_net<diffuse_device_checks::soft_sign>;
 
 // One random configuration: batch, elements per sample, steps, seeds.
 struct configuration {
@@ -72,20 +57,6 @@ std::vector<T> initial_state(const configuration& c, double scale) {
     diffuse::fill_normal(diffuse::tensor_view<T>{x.data(), c.batch, c.per_sample}, c.state_seed, 0);
     for (auto& v : x) v = T(v * scale);
     return x;
-}
-
-std::vector<double> linear_alphas_cumprod() {
-    const auto a = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
-    std::vector<double> ac(a.size());
-    double p = 1;
-    for (std::size_t i = 0; i < a.size(); ++i) ac[i] = p *= a[i];
-    return ac;
-}
-
-diffuse::time_grid leading_timesteps(std::size_t steps) {
-    std::vector<std::int64_t> t(steps);
-    for (std::size_t i = 0; i < steps; ++i) t[i] = std::int64_t((steps - 1 - i) * (1000 / steps));
-    return diffuse::discrete_grid(t);
 }
 
 diffuse::time_grid linear_grid(double from, double to, std::size_t steps) {
