@@ -22,10 +22,11 @@
 //   set_noise_seed(from, to) the noise captured with seed `from` is drawn with seed `to` from the next replay on
 //   size()                   the recorded operations (graph nodes);  checks(): the deferred checks.
 //
-// What f may do: any sampler, stepper, guidance (without rescale) and the device U-Net on device tensors —
-// allocations inside f are fine (the graph owns what f frees). What it may not: read device values on the
-// host — sum_squares, dot, mean, variance (guidance rescale), quantile_abs, first_non_finite_sample, a copy to
-// host memory, so the predictor-corrector samplers' Langevin step: a diffuse::error naming the call, and the
+// What f may do: the fixed-grid samplers and their steppers, guidance without rescale and the device U-Net on
+// device tensors — allocations inside f are fine (the graph owns what f frees). What it may not: read device
+// values on the host — sum_squares, dot, mean, variance (guidance rescale), quantile_abs,
+// first_non_finite_sample, a copy to host memory; so neither the predictor-corrector samplers' Langevin step
+// nor the adaptive-step samplers' error norms: a diffuse::error naming the call, and the
 // capture is abandoned (nothing recorded survives; the thread is back to direct execution). Captures do not
 // nest. The graph reads and writes the memory f used: keep those tensors (and the network, whose workspace
 // must not be regrown by a larger direct call) alive and unmoved while replaying.

@@ -21,7 +21,8 @@
 // per-thread device scratch; a reduction writes its per-sample results to that scratch and reads them back
 // in one copy. Kernels go to the current stream; inside a CUDA graph capture (cuda/graph.hpp) they are
 // recorded, coefficients become the graph's constants, reductions that read back are refused and
-// require_finite_samples becomes a check after each replay (cuda/runtime.hpp). quantile_abs and dynamic_threshold: diffuse/cuda/quantile.hpp, included at the end of this header.
+// require_finite_samples becomes a check after each replay (cuda/runtime.hpp).
+// quantile_abs and dynamic_threshold: diffuse/cuda/quantile.hpp, included at the end of this header.
 
 #include <algorithm>
 #include <array>

@@ -51,9 +51,6 @@ struct ddpm_options : sample_clipping {
     bool trailing_extra_timestep = false;
 };
 
-// The DDPM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps) of the training schedule's ᾱ
-// (discrete_schedule::alphas_cumprod). Step i, t → p per sample: one evaluation for the pair (x̂₀, ε̂) (with the
-// learned variance for learned / learned_range: evaluation::variance_out), then μ̃ + σ_t·z with draw i.
 namespace detail {
 // x + σ·z with σ from the network's variance output v (functors, so that device code can run them too):
 // σ = exp(½(f·log β' + (1−f)·log β̃)), f = (v+1)/2  (Nichol & Dhariwal 2021, eq. 15), or σ = √v
@@ -71,6 +68,9 @@ struct learned_noise {
 };
 }  // namespace detail
 
+// The DDPM stepper (samplers/stepper.hpp) over grid = discrete_grid(timesteps) of the training schedule's ᾱ
+// (discrete_schedule::alphas_cumprod). Step i, t → p per sample: one evaluation for the pair (x̂₀, ε̂) (with the
+// learned variance for learned / learned_range: evaluation::variance_out), then μ̃ + σ_t·z with draw i.
 template <class T, class Noise = counter_noise, memory_space S = memory_space::host>
 class ddpm_stepper : public detail::discrete_stepper<ddpm_stepper<T, Noise, S>, T, Noise, S> {
     using base = detail::discrete_stepper<ddpm_stepper<T, Noise, S>, T, Noise, S>;
@@ -158,8 +158,10 @@ private:
             const tensor_view<T, S> xb{x.sample(b), 1, x.per_sample}, zb{z.sample(b), 1, x.per_sample};
             const tensor_view<const T, S> vb{variance_.data() + b * x.per_sample, 1, x.per_sample};
             const double lmin = std::log(var_small_[b]), lmax = std::log(beta_[b]);
-            if (opt_.variance_type == ddpm_variance::learned_range) transform(xb, detail::learned_range_noise<T>{lmin, lmax}, xb, vb, zb);
-            else transform(xb, detail::learned_noise<T>{}, xb, vb, zb);
+            if (opt_.variance_type == ddpm_variance::learned_range)
+                transform(xb, detail::learned_range_noise<T>{lmin, lmax}, xb, vb, zb);
+            else
+                transform(xb, detail::learned_noise<T>{}, xb, vb, zb);
         }
     }
 
