@@ -5,7 +5,8 @@
 #   2. build test_cuda_gpu and bench_cuda;
 #   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit; cuBLAS's GEMMs in
 #      fp32, tf32, bf16, fp16; the device U-Net against the CPU one in each precision; sampling runs and U-Net
-#      forwards captured as CUDA graphs against the direct runs, bit for bit);
+#      forwards captured as CUDA graphs against the direct runs, bit for bit; when torch with CUDA imports,
+#      torch.randn on this GPU against torch_cuda_generator, tools/gen_torch_cuda_randn.py);
 #   4. print bench_cuda's table: lincomb (3 inputs) bandwidth against cudaMemcpy device to device in the same
 #      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares, and the device U-Net forward
 #      (batch 1 and 64; GEMM operands fp32, tf32, bf16, fp16 with float accumulation) of a UNet2DModel folder,
@@ -45,8 +46,13 @@ timeout 240 cmake --build "$build" --target test_cuda_gpu bench_cuda -j "$(nproc
 echo "== built in $((SECONDS - start)) s"
 
 status=0
+randn_dir=
+if python3 -c 'import torch, numpy; assert torch.cuda.is_available()' 2>/dev/null; then
+  randn_dir=$build/torch_cuda_randn  # torch.randn on this GPU, which test_cuda_gpu compares with torch_cuda_generator
+  timeout 60 python3 "$root/tools/gen_torch_cuda_randn.py" --out "$randn_dir" || randn_dir=
+fi
 echo "== test_cuda_gpu"
-timeout 120 "$build/tests/cuda/test_cuda_gpu" || status=$?
+DIFFUSE_TORCH_RANDN_DIR=$randn_dir timeout 120 "$build/tests/cuda/test_cuda_gpu" || status=$?
 echo "== bench_cuda ($elements floats per tensor)"
 timeout 180 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" | tee "$build.bench_cuda.txt" || echo "bench_cuda failed: $?"
 if python3 -c 'import torch, diffusers; assert torch.cuda.is_available()' 2>/dev/null; then

@@ -6,14 +6,21 @@
 // all four op combinations, leading dimensions, α/β and batch strides, the mixed-precision GEMM likewise, im2col
 // and the float ↔ 16-bit conversions, convert_body on the GPU included (tests/cuda/gemm_checks.hpp); sampling
 // runs and U-Net forwards captured as CUDA graphs against the direct runs, bit for bit (tests/cuda/graph_checks.hpp,
-// unet2d_checks.hpp). Exits 77
+// unet2d_checks.hpp); with DIFFUSE_TORCH_RANDN_DIR set, torch.randn on this GPU against torch_cuda_generator. Exits 77
 // (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
 #include <vector>
 
 #include <cuda_runtime_api.h>
 
 #include "device_checks.hpp"
+#include "diffuse/core/torch_cuda_generator.hpp"
+#include "diffuse/io/npy.hpp"
 #include "gemm_checks.hpp"
 #include "graph_checks.hpp"
 #include "unet2d_checks.hpp"
@@ -72,6 +79,34 @@ int main() {
     std::mt19937_64 graph_rng(20261205);
     checks::check_graphs<float>(graph_rng, log, 3);
     checks::check_graphs<double>(graph_rng, log, 2);
+
+    // torch.randn on this GPU (tools/gen_torch_cuda_randn.py wrote it to $DIFFUSE_TORCH_RANDN_DIR) against
+    // torch_cuda_generator on the host: the bound of core/torch_cuda_generator.hpp's accuracy note
+    if (const char* dir = std::getenv("DIFFUSE_TORCH_RANDN_DIR"); dir != nullptr && *dir != '\0') try {
+        const std::string d = dir;
+        const auto props = diffuse::io::read_npy(d + "/device.npy").as<std::uint64_t>();
+        const diffuse::torch_cuda_device device{std::uint32_t(props.at(0)), std::uint32_t(props.at(1))};
+        const auto compare = [&]<class T>(T, const char* name, double bound) {
+            const std::vector<T> torch_values = diffuse::io::read_npy(d + "/" + name + ".npy").as<T>();
+            std::vector<T> ours;
+            for (const std::uint64_t seed : {std::uint64_t(0), std::uint64_t(42), (std::uint64_t(1) << 40) + 3}) {
+                diffuse::torch_cuda_generator g(seed, device);
+                for (const std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(4096), std::size_t(300000), std::size_t(5)}) {
+                    const std::vector<T> v = g.template randn<T>(n);
+                    ours.insert(ours.end(), v.begin(), v.end());
+                }
+            }
+            double worst = ours.size() == torch_values.size() ? 0.0 : INFINITY;
+            for (std::size_t i = 0; i < std::min(ours.size(), torch_values.size()); ++i)
+                worst = std::max(worst, std::abs(double(ours[i]) - double(torch_values[i])));
+            std::printf("torch.randn on CUDA (%s) vs torch_cuda_generator: max |difference| %.3g\n", name, worst);
+            log.at_most(std::string("torch.randn on CUDA (") + name + ") vs torch_cuda_generator, max |difference|", worst, bound);
+        };
+        compare(float{}, "float32", 1e-5);
+        compare(double{}, "float64", 1e-13);
+    } catch (const std::exception& e) {
+        log.failures.push_back(std::string("torch.randn files: ") + e.what());
+    }
 
     for (const auto& failure : log.failures) std::printf("FAILED: %s\n", failure.c_str());
     std::printf("test_cuda_gpu: %zu checks, %zu failed\n", log.checks, log.failures.size());
