@@ -30,11 +30,13 @@
 // own last-bit math) the float values differ by at most 1.2e-6, the double ones by 2.7e-15 (200,000 values,
 // 3 seeds); benchmarks/cuda/run_device_checks.sh compares with torch on a GPU (bound 1e-5 / 1e-13).
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "diffuse/core/error.hpp"
