@@ -25,6 +25,7 @@
 #include "diffuse/samplers/euler.hpp"
 #include "diffuse/samplers/flow_match.hpp"
 #include "diffuse/samplers/model.hpp"
+#include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/sde.hpp"
 #include "diffuse/samplers/unipc.hpp"
 #include "diffuse/schedules/beta.hpp"
@@ -182,6 +183,14 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
             o.clip_sample = true;
             diffuse::sample_ddpm(m, x, ac, leading_timesteps(steps), o, noise);
         });
+        std::vector<double> recorded((steps + 1) * batch * per_sample);
+        for (auto& v : recorded) v = std::normal_distribution<double>()(rng);
+        const diffuse::recorded_noise replayed(recorded, batch * per_sample);
+        check_graph_of<T>(out, "ddpm with recorded noise (each draw a constant of the graph)" + config, batch, x0, x1,
+                          [&](auto x, std::size_t* calls) {
+                              auto m = discrete(calls);
+                              diffuse::sample_ddpm(m, x, ac, leading_timesteps(steps), diffuse::ddpm_options{}, replayed);
+                          });
         check_graph_of<T>(out, "euler ancestral" + config, batch, s0, s1, [&](auto x, std::size_t* calls) {
             auto m = discrete(calls);
             diffuse::sample_euler_ancestral(m, x, sigma_grid, {}, noise);

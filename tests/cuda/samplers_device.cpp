@@ -22,6 +22,8 @@
 #include "diffuse/cuda/primitives.hpp"
 #include "diffuse/core/fill_normal.hpp"
 #include "diffuse/guidance/cfg.hpp"
+#include "diffuse/samplers/brownian.hpp"
+#include "diffuse/samplers/noise_source.hpp"
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/ddpm.hpp"
 #include "diffuse/samplers/dpm_solver.hpp"
@@ -156,6 +158,19 @@ TEMPLATE_TEST_CASE("samplers give the same bits on host and device tensors", "[c
             auto inner = discrete_model();
             diffuse::cfg_model guided(inner, 4.5);
             diffuse::sample_dpmpp_2m(guided, x, sigma_grid);
+        });
+        // host-only noise sources: each draw formed on the host, then copied to the device state
+        std::vector<double> recorded((c.steps + 1) * c.batch * c.per_sample);
+        diffuse::fill_normal(diffuse::tensor_view<double>{recorded.data(), c.steps + 1, c.batch * c.per_sample}, c.noise_seed, 9);
+        const diffuse::recorded_noise replayed(recorded, c.batch * c.per_sample);
+        same_bits_on_both<T>("ddpm with recorded noise", c, 1.0, [&](auto x) {
+            auto m = discrete_model();
+            diffuse::sample_ddpm(m, x, ac, leading_timesteps(c.steps), diffuse::ddpm_options{}, replayed);
+        });
+        same_bits_on_both<T>("dpm-solver++ 2m sde with the brownian tree", c, sigmas[0], [&](auto x) {
+            auto m = discrete_model();
+            diffuse::brownian_tree_noise tree(c.noise_seed, 0.0, sigmas[0]);
+            diffuse::sample_dpmpp_2m_sde(m, x, sigma_grid, {}, tree);
         });
         same_bits_on_both<T>("classifier-free guidance with rescale (euler ancestral)", c, sigmas[0], [&](auto x) {
             auto inner = discrete_model();

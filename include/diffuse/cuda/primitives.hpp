@@ -559,6 +559,12 @@ struct device_backend<T> {
         return static_cast<std::size_t>(result);
     }
 
+    // copy_from_host (core/tensor_copy.hpp): one host-to-device copy.
+    template <class O>
+    static void copy_from_host(const O& o, const T* host) {
+        device_copy(o.data, host, o.size() * sizeof(T), copy_direction::host_to_device, "copy_from_host");
+    }
+
     // require_finite_samples (core/reduce.hpp): now, or inside a capture a deferred check of each replay.
     template <class X, class F>
     static void require_finite_samples(const X& x, const F& fail_at) {

@@ -21,17 +21,18 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/random.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 
 namespace diffuse {
 
 class brownian_tree_noise {
 public:
-    static constexpr bool host_only = true;  // the tree is walked on the host (no device form)
     brownian_tree_noise(std::uint64_t seed, double sigma_min, double sigma_max, std::uint64_t first_sample = 0,
                         double tolerance = 0x1p-24)
         : seed_(seed), lo_(sigma_min), hi_(sigma_max), first_(first_sample), tol_(tolerance) {
@@ -80,11 +81,18 @@ public:
     }
 
     // Noise-source interface: sample b of out = (W(σ_to[b]) − W(σ_from[b]))/√|σ_to[b] − σ_from[b]| (0 when equal).
+    // The tree is walked on the host: a device state gets the increments in one host-to-device copy.
     template <class V>
-    void operator()(const V& out, std::uint64_t /*draw*/, std::span<const double> sigma_from, std::span<const double> sigma_to) {
-        static_assert(V::space == memory_space::host,
-                      "diffuse: brownian_tree_noise walks its tree on the host and has no device form: sample a device "
-                      "state with counter_noise");
+    void operator()(const V& out, std::uint64_t draw, std::span<const double> sigma_from, std::span<const double> sigma_to) {
+        using T = std::remove_const_t<typename V::value_type>;
+        (void)draw;  // (the tree is keyed by the σ interval, not by the draw)
+        if constexpr (V::space != memory_space::host) {
+            thread_local std::vector<T> staging;
+            staging.resize(out.size());
+            (*this)(tensor_view<T>{staging.data(), out.batch, out.per_sample}, draw, sigma_from, sigma_to);
+            detail::copy_from_host(out, std::span<const T>(staging));
+            return;
+        }
         if (sigma_from.size() != out.batch || sigma_to.size() != out.batch)
             detail::fail("brownian_tree_noise", "the noise interval needs one sigma per sample");
         p0_.resize(out.per_sample);

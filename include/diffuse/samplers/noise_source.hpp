@@ -20,6 +20,7 @@
 #include "diffuse/core/fill_normal.hpp"
 #include "diffuse/core/lincomb_noise.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 
 namespace diffuse {
 
@@ -66,10 +67,10 @@ auto noise_term(Noise& noise, const V& z, std::uint64_t draw) {
 }
 }  // namespace detail
 
-// Replays `draws` consecutive noise tensors, each batch × per_sample values, in draw order.
+// Replays `draws` consecutive noise tensors, each batch × per_sample values, in draw order. A device state gets
+// each draw in one host-to-device copy (core/tensor_copy.hpp's copy_from_host).
 class recorded_noise {
 public:
-    static constexpr bool host_only = true;  // its draws are host memory (no device form)
     recorded_noise(std::vector<double> values, std::size_t per_draw) : values_(std::move(values)), per_draw_(per_draw) {
         detail::require(per_draw > 0 && values_.size() % per_draw == 0, "recorded_noise", "per_draw", per_draw,
                         "a positive divisor of the recorded size " + std::to_string(values_.size()));
@@ -78,17 +79,22 @@ public:
 
     template <class V>
     void operator()(const V& out, std::uint64_t draw) const {
-        static_assert(V::space == memory_space::host,
-                      "diffuse: recorded_noise holds its draws in host memory and has no device form: sample a device "
-                      "state with counter_noise, or copy the state to the host");
         if (out.size() != per_draw_)
             detail::fail("recorded_noise", "a draw holds " + std::to_string(per_draw_) + " values but the sampler asks for " +
                                                std::to_string(out.size()));
         if (draw >= draws())
             detail::fail("recorded_noise", "draw " + std::to_string(draw) + " requested but only " +
                                                std::to_string(draws()) + " were recorded");
+        using T = std::remove_const_t<typename V::value_type>;
         const double* src = values_.data() + draw * per_draw_;
-        for (std::size_t i = 0; i < per_draw_; ++i) out.data[i] = static_cast<typename V::value_type>(src[i]);
+        if constexpr (V::space == memory_space::host) {
+            for (std::size_t i = 0; i < per_draw_; ++i) out.data[i] = static_cast<T>(src[i]);
+        } else {
+            thread_local std::vector<T> staging;
+            staging.resize(per_draw_);
+            for (std::size_t i = 0; i < per_draw_; ++i) staging[i] = static_cast<T>(src[i]);
+            detail::copy_from_host(out, std::span<const T>(staging));
+        }
     }
 
 private:

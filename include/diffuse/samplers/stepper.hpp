@@ -77,20 +77,11 @@ struct workspace {
 };
 
 // An option chosen at run time that has no device form yet: with a device state (S), `used` throws
-// diffuse::error naming it. (Types without a device form — recorded_noise, brownian_tree_noise — stop
-// compilation instead.)
+// diffuse::error naming it.
 template <memory_space S>
 void require_host_only(bool used, std::string_view where, std::string_view what) {
     if (S != memory_space::host && used)
         fail(where, std::string(what) + " runs on the host only and has no device form yet: leave it off for a device state");
-}
-
-// Whether a noise source writes its draws on the host only (a type with host_only = true: recorded_noise, the
-// Brownian tree).
-template <class Noise>
-constexpr bool host_only_noise() {
-    if constexpr (requires { std::remove_cvref_t<Noise>::host_only; }) return static_cast<bool>(std::remove_cvref_t<Noise>::host_only);
-    else return false;
 }
 
 // The first thing every one-call sampler checks, so that a wrong argument type is reported by one sentence
@@ -108,11 +99,6 @@ constexpr bool check_sampler_arguments() {
                       "diffuse: the argument after the options must be a noise source, callable as noise(view, draw) "
                       "(counter_noise, recorded_noise, brownian_tree_noise; no_noise for a deterministic sampler); "
                       "the observer comes after it");
-        return false;
-    } else if constexpr (tensor_space_v<X> != memory_space::host && host_only_noise<Noise>()) {
-        static_assert(tensor_space_v<X> == memory_space::host,
-                      "diffuse: this noise source fills host memory and has no device form (recorded_noise, "
-                      "brownian_tree_noise): sample a device state with counter_noise");
         return false;
     } else {
         return true;
