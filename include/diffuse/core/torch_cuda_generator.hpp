@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "diffuse/core/error.hpp"
+#include "diffuse/core/randn_forms.hpp"
 #include "diffuse/core/philox.hpp"
 #include "diffuse/core/tensor.hpp"
 
@@ -99,7 +100,7 @@ struct torch_cuda_launch {
 
 }  // namespace detail
 
-class torch_cuda_generator {
+class torch_cuda_generator : public detail::randn_forms<torch_cuda_generator> {
 public:
     // torch's default CUDA seed, as for the CPU generator (torch.cuda.initial_seed() without manual_seed).
     static constexpr std::uint64_t default_seed = 67280421310721ull;
@@ -148,23 +149,7 @@ public:
         offset_ += launch.counter_offset;
     }
 
-    template <scalar T>
-    [[nodiscard]] std::vector<T> randn(std::size_t n) {
-        std::vector<T> v(n);
-        randn(v.data(), n);
-        return v;
-    }
-
-    // Fills a host tensor in its flat (sample-major) order, as torch.randn(x.shape, device="cuda") would.
-    template <tensor X>
-    void randn(X&& x) {
-        auto v = view(std::forward<X>(x));
-        using V = decltype(v);
-        static_assert(V::space == memory_space::host,
-                      "diffuse: torch_cuda_generator computes on the host: fill a host tensor, then diffuse::copy it");
-        static_assert(!std::is_const_v<typename V::value_type>, "diffuse: randn needs a writable tensor");
-        randn(v.data, v.size());
-    }
+    using detail::randn_forms<torch_cuda_generator>::randn;  // randn<T>(n) and randn(tensor)
 
 private:
     std::uint64_t seed_ = default_seed, offset_ = 0;

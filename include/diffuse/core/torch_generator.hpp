@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "diffuse/core/error.hpp"
+#include "diffuse/core/randn_forms.hpp"
 #include "diffuse/core/tensor.hpp"
 
 namespace diffuse {
@@ -119,7 +120,7 @@ inline void torch_avx2_sincos(float x, float& s, float& c) {
 
 }  // namespace detail
 
-class torch_cpu_generator {
+class torch_cpu_generator : public detail::randn_forms<torch_cpu_generator> {
 public:
     // torch's default CPU seed (used when no seed is given there) is 67280421310721.
     static constexpr std::uint64_t default_seed = 67280421310721ull;
@@ -160,22 +161,7 @@ public:
         }
     }
 
-    template <scalar T>
-    [[nodiscard]] std::vector<T> randn(std::size_t n) {
-        std::vector<T> v(n);
-        randn(v.data(), n);
-        return v;
-    }
-
-    // Fills a host tensor in its flat (sample-major) order, as torch.randn(x.shape) would.
-    template <tensor X>
-    void randn(X&& x) {
-        auto v = view(std::forward<X>(x));
-        using V = decltype(v);
-        static_assert(V::space == memory_space::host, "diffuse: torch_cpu_generator fills host tensors only");
-        static_assert(!std::is_const_v<typename V::value_type>, "diffuse: randn needs a writable tensor");
-        randn(v.data, v.size());
-    }
+    using detail::randn_forms<torch_cpu_generator>::randn;  // randn<T>(n) and randn(tensor)
 
     // One raw MT19937 output (torch's generator.random()).
     std::uint32_t random() { return static_cast<std::uint32_t>(engine_()); }
