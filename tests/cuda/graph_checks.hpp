@@ -246,6 +246,33 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
         if (!failure.empty()) out.failures.push_back("set_noise_seed: " + failure);
     }
 
+    // A guided model held across the capture and grown afterwards by a direct call at a larger batch: the graph
+    // keeps the scratch buffers it captured (grow_buffer), so its replay still gives the direct run's bits (and
+    // touches no freed memory: AddressSanitizer watches in CI).
+    {
+        const std::size_t batch = 2, per_sample = 50;
+        const std::vector<T> x0 = random_values<T>(rng, batch * per_sample), big = random_values<T>(rng, 3 * batch * per_sample);
+        std::size_t calls = 0;
+        auto inner = diffuse::model(net{&calls}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
+        diffuse::cfg_model guided(inner, 3.0);
+        const diffuse::time_grid grid(diffuse::karras_sigmas(3, 0.03, 14.6));
+        auto run = [&](device_buffer<T>& x, std::size_t b) { diffuse::sample_dpmpp_2m(guided, x.view(b, per_sample), grid); };
+        device_buffer<T> direct(x0.size()), x(x0.size()), y(big.size());
+        diffuse::copy(direct, x0);
+        run(direct, batch);
+        const std::vector<T> want = to_host(direct);
+        diffuse::copy(x, x0);
+        const std::string failure = error_of([&] {
+            auto graph = diffuse::capture_graph([&] { run(x, batch); });
+            diffuse::copy(y, big);
+            run(y, 3 * batch);  // regrows the guided model's scratch
+            graph.replay();
+            out.same_bits("a graph replayed after its model's scratch grew", want, to_host(x));
+        });
+        ++out.checks;
+        if (!failure.empty()) out.failures.push_back("graph after regrowth: " + failure);
+    }
+
     // Refused inside a capture, with the call named; the thread then runs directly again.
     const std::size_t batch = 2, per_sample = 40;
     const std::vector<T> x0 = random_values<T>(rng, batch * per_sample);

@@ -251,4 +251,11 @@ TEST_CASE("DDIM with the device U-Net on a thrust::device_vector equals DDIM ove
         graph.replay();
         CHECK(to_host(captured) == back);
     }
+    // a direct forward at twice the batch grows the network's workspace; the graph keeps the buffers it captured
+    thrust::device_vector<float> wide_x(2 * x0.size(), 0.25f), wide_out(2 * x0.size());
+    gnet.forward(diffuse::batched(wide_x, 2 * batch), h, w, std::vector<double>(2 * batch, 500.0), {},
+                 diffuse::batched(wide_out, 2 * batch));
+    thrust::copy(x0.begin(), x0.end(), captured.begin());
+    graph.replay();
+    CHECK(to_host(captured) == back);
 }

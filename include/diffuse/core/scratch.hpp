@@ -36,7 +36,7 @@ public:
             s.destroy = [](void* p) { delete static_cast<buffer*>(p); };
         }
         auto& b = *static_cast<buffer*>(s.p);
-        if (b.size() < batch * per_sample) b = buffer(batch * per_sample);
+        grow_buffer(b, batch * per_sample);  // (a device buffer a CUDA graph may use outlives the graph: cuda/memory.hpp)
         return {b.data(), batch, per_sample};
     }
 

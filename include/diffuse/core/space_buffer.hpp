@@ -71,6 +71,14 @@ private:
     std::vector<T> values_;
 };
 
+// b grown to at least n elements (a new zeroed buffer; the contents are not kept), for caches that grow and never
+// shrink: scratch tensors, a network's workspace. The device overload (cuda/memory.hpp) keeps a replaced buffer
+// alive while a CUDA graph exists, since the graph may read and write it.
+template <class T>
+void grow_buffer(space_buffer<T, memory_space::host>& b, std::size_t n) {
+    if (b.size() < n) b = space_buffer<T, memory_space::host>(n);
+}
+
 template <class T, memory_space S>
 struct tensor_traits<space_buffer<T, S>> {
     using value_type = T;

@@ -28,8 +28,9 @@
 // first_non_finite_sample, a copy to host memory; so neither the predictor-corrector samplers' Langevin step
 // nor the adaptive-step samplers' error norms: a diffuse::error naming the call, and the
 // capture is abandoned (nothing recorded survives; the thread is back to direct execution). Captures do not
-// nest. The graph reads and writes the memory f used: keep those tensors (and the network, whose workspace
-// must not be regrown by a larger direct call) alive and unmoved while replaying.
+// nest. The graph reads and writes the memory f used: keep those tensors, the models and the network alive and
+// unmoved while replaying. A workspace or scratch buffer that a later direct call regrows (a larger batch) is
+// kept alive for the graph (grow_buffer, cuda/memory.hpp) and freed with the last graph.
 
 #include <cstddef>
 #include <cstdint>

@@ -140,6 +140,11 @@ public:
     [[nodiscard]] T* data() noexcept { return data_; }
     [[nodiscard]] const T* data() const noexcept { return data_; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    // Gives up the memory, leaving the buffer empty: the caller frees it (detail::device_free or raw_device_free).
+    [[nodiscard]] T* release() noexcept {
+        size_ = 0;
+        return std::exchange(data_, nullptr);
+    }
 
     [[nodiscard]] tensor_view<T, space> view(std::size_t batch, std::size_t per_sample) {
         return detail::buffer_view<T, space>(data_, size_, batch, per_sample);
@@ -152,6 +157,17 @@ private:
     T* data_ = nullptr;
     std::size_t size_ = 0;
 };
+
+// b grown to at least n elements (core/space_buffer.hpp). The buffer it replaces may be what a live CUDA graph
+// reads and writes (a network's workspace captured at a smaller batch, then grown by a direct call): while any
+// graph exists it is kept, and freed with the last graph (cuda/runtime.hpp's live_graphs).
+template <class T>
+void grow_buffer(space_buffer<T, memory_space::device>& b, std::size_t n) {
+    if (b.size() >= n) return;
+    space_buffer<T, memory_space::device> grown(n);
+    if (detail::live_graphs::exist()) detail::live_graphs::keep(b.release());
+    b = std::move(grown);
+}
 
 // dst = src element for element (flat, sample-major), between any two memory spaces (one cudaMemcpy). Both are
 // tensors of the same element type and number of elements (the shapes may differ: a flat std::vector into a

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -101,16 +102,54 @@ inline cudaStream_t& current_stream_slot() noexcept {
 [[nodiscard]] inline cudaStream_t current_stream() noexcept { return current_stream_slot(); }
 #endif
 
+// The graphs alive in this process (each recording is one, from its capture to its graph's end) and the device
+// buffers regrown while any was (grow_buffer, cuda/memory.hpp): a graph may use them, so they are freed with
+// the last graph.
+class live_graphs {
+public:
+    [[nodiscard]] static bool exist() {
+        const std::lock_guard<std::mutex> lock(get().mutex_);
+        return get().count_ > 0;
+    }
+    static void keep(void* p) {
+        if (p == nullptr) return;
+        const std::lock_guard<std::mutex> lock(get().mutex_);
+        get().kept_.push_back(p);
+    }
+    static void add() {
+        const std::lock_guard<std::mutex> lock(get().mutex_);
+        ++get().count_;
+    }
+    static void remove() noexcept {
+        std::vector<void*> release;
+        {
+            const std::lock_guard<std::mutex> lock(get().mutex_);
+            if (--get().count_ == 0) release.swap(get().kept_);
+        }
+        for (void* p : release) raw_device_free(p);
+    }
+
+private:
+    static live_graphs& get() {
+        static live_graphs g;
+        return g;
+    }
+    std::mutex mutex_;
+    std::size_t count_ = 0;
+    std::vector<void*> kept_;
+};
+
 // What a capture records besides its kernels, owned by the graph it becomes (see the header comment).
 class graph_recording {
 public:
-    graph_recording() = default;
+    graph_recording() { live_graphs::add(); }
     graph_recording(const graph_recording&) = delete;
     graph_recording& operator=(const graph_recording&) = delete;
     ~graph_recording() {
         for (auto& c : constants_) raw_device_free(c.device);
         for (auto& c : slots_) raw_device_free(c.device);
         for (void* p : owned_) raw_device_free(p);
+        live_graphs::remove();
     }
 
     // This thread's recording while a capture records, else null.

@@ -265,7 +265,7 @@ private:
     };
     template <class B>
     static auto* grow(B& b, std::size_t n) {
-        if (b.size() < n) b = B(n);
+        grow_buffer(b, n);  // (a buffer a CUDA graph captured stays alive while the graph does: cuda/memory.hpp)
         return b.data();
     }
     template <class T>
