@@ -40,51 +40,36 @@ inline void device_free(void* p) noexcept {
     else raw_device_free(p);
 }
 
-// A device-to-device copy on the current stream (recorded inside a capture).
-inline void device_copy_on_device(void* dst, const void* src, std::size_t bytes, const char* where) {
-    if (bytes == 0) return;
+// A device-to-device copy recorded into the capture (on its stream).
+inline void record_device_copy(void* dst, const void* src, std::size_t bytes, const char* where) {
 #if defined(DIFFUSE_CUDA_ON_HOST)
     (void)where;
     run_or_record([=] { std::memmove(dst, src, bytes); });
 #else
-    if (graph_recording::active() != nullptr)
-        cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, current_stream()), where, "cudaMemcpyAsync");
-    else
-        cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), where, "cudaMemcpy");
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, current_stream()), where, "cudaMemcpyAsync");
 #endif
 }
 
 inline void device_copy(void* dst, const void* src, std::size_t bytes, copy_direction d, const char* where) {
     if (bytes == 0) return;
     if (graph_recording* r = graph_recording::active()) {
-        if (d == copy_direction::device_to_device) return device_copy_on_device(dst, src, bytes, where);
+        if (d == copy_direction::device_to_device) return record_device_copy(dst, src, bytes, where);
         if (d == copy_direction::host_to_device)  // the host bytes of capture time, as the graph's constants
-            return device_copy_on_device(dst, r->stage_constants(src, bytes, where), bytes, where);
+            return record_device_copy(dst, r->stage_constants(src, bytes, where), bytes, where);
         fail_in_capture(where, d == copy_direction::device_to_host ? "it copies device values to the host"
                                                                     : "it copies between host buffers at capture time");
     }
-#if defined(DIFFUSE_CUDA_ON_HOST)
-    (void)d;
     raw_copy(dst, src, bytes, where);
-#else
-    const cudaMemcpyKind kind = d == copy_direction::host_to_device   ? cudaMemcpyHostToDevice
-                                : d == copy_direction::device_to_host ? cudaMemcpyDeviceToHost
-                                : d == copy_direction::host_to_host   ? cudaMemcpyHostToHost
-                                                                      : cudaMemcpyDeviceToDevice;
-    cuda_check(cudaMemcpy(dst, src, bytes, kind), where, "cudaMemcpy");
-#endif
 }
 
+// Zeroes on the current stream: the legacy default stream (as cudaMemset), or the capture's, recorded.
 inline void device_zero(void* dst, std::size_t bytes, const char* where) {
     if (bytes == 0) return;
 #if defined(DIFFUSE_CUDA_ON_HOST)
     (void)where;
     run_or_record([=] { std::memset(dst, 0, bytes); });
 #else
-    if (graph_recording::active() != nullptr)
-        cuda_check(cudaMemsetAsync(dst, 0, bytes, current_stream()), where, "cudaMemsetAsync");
-    else
-        cuda_check(cudaMemset(dst, 0, bytes), where, "cudaMemset");
+    cuda_check(cudaMemsetAsync(dst, 0, bytes, current_stream()), where, "cudaMemsetAsync");
 #endif
 }
 
