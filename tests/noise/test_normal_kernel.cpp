@@ -106,6 +106,34 @@ TEST_CASE("every normal kernel equals normal_at for any offset, split and counte
     }
 }
 
+TEST_CASE("every normal kernel crosses the 2^32-block boundary under keys with every top bit", "[noise][kernel]") {
+    // Word 3 of the counter holds (block >> 32) in its top four bits, which the key's high word k1 xors; a
+    // kernel that adds the block-number carry after the key instead of before goes wrong exactly where k1
+    // has top bits and a chunk straddles block 2^32 (element 2^34 of a float stream, 2^33 of a double one).
+    kernel_guard guard;
+    for (normal_kernel k : supported_kernels()) {
+        diffuse::set_normal_kernel(k);
+        for (std::uint64_t k1_top = 0; k1_top < 16; ++k1_top) {
+            const std::uint64_t seed = (k1_top << 60) | 0x0123456789ull;
+            for (const std::uint64_t boundary : {std::uint64_t{1} << 34, std::uint64_t{1} << 33}) {
+                INFO("kernel " << name(k) << ", seed " << seed << ", boundary " << boundary);
+                const std::uint64_t first = boundary - 301;  // chunks of every kernel straddle the boundary
+                std::vector<float> f(700);
+                std::vector<double> d(700);
+                diffuse::normal_fill(f.data(), f.size(), seed, (std::uint64_t{1} << 56) + 5, 3, first);
+                diffuse::normal_fill(d.data(), d.size(), seed, (std::uint64_t{1} << 56) + 5, 3, first);
+                std::size_t wrong_f = 0, wrong_d = 0;
+                for (std::size_t i = 0; i < f.size(); ++i) {
+                    wrong_f += bits(f[i]) != bits(diffuse::normal_at<float>(seed, (std::uint64_t{1} << 56) + 5, 3, first + i));
+                    wrong_d += bits(d[i]) != bits(diffuse::normal_at<double>(seed, (std::uint64_t{1} << 56) + 5, 3, first + i));
+                }
+                CHECK(wrong_f == 0);
+                CHECK(wrong_d == 0);
+            }
+        }
+    }
+}
+
 TEST_CASE("set_normal_kernel rejects unknown and unsupported kernels", "[noise][kernel][errors]") {
     kernel_guard guard;
     const normal_kernel before = diffuse::active_normal_kernel();

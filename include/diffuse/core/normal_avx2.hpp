@@ -156,7 +156,8 @@ __attribute__((target("avx2"))) void normal_chunk_avx2(float* DIFFUSE_RESTRICT z
         const __m256i r0_w0 =
             _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(p1 >> 32) ^ static_cast<std::uint32_t>(draw) ^ k0));
         const __m256i r0_w1 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(p1)));
-        const auto sample_hi_k1 = static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu) ^ k1;
+        const auto sample_hi = static_cast<std::uint32_t>((sample >> 32) & 0x0FFFFFFFu);
+        const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1));
         const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
         for (std::size_t j = 0; j < B; j += 8 * S) {
@@ -167,16 +168,17 @@ __attribute__((target("avx2"))) void normal_chunk_avx2(float* DIFFUSE_RESTRICT z
                 const __m256i first_lo = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first)));
                 const __m256i lo = _mm256_add_epi32(first_lo, lanes);  // block mod 2^32 of each lane
                 // Lanes whose block number carried into bit 32 (lo < first_lo unsigned) have block >> 32
-                // one higher: + 2^28 in word 3 (mod 2^32, as the field is word 3's top four bits).
+                // one higher: + 2^28 in word 3 (mod 2^32, as the field is word 3's top four bits; before the
+                // key, whose top bits would otherwise take the carry).
                 const __m256i carried = _mm256_cmpgt_epi32(_mm256_xor_si256(first_lo, sign), _mm256_xor_si256(lo, sign));
-                const __m256i word3_k1 = _mm256_sub_epi32(
-                    _mm256_set1_epi32(static_cast<int>(sample_hi_k1 ^ (static_cast<std::uint32_t>((first >> 32) & 0xF) << 28))),
+                const __m256i word3 = _mm256_sub_epi32(
+                    _mm256_set1_epi32(static_cast<int>(sample_hi | static_cast<std::uint32_t>((first >> 32) & 0xF) << 28)),
                     _mm256_slli_epi32(carried, 28));
                 __m256i hi0, lo0;
                 mul_hi_lo_avx2(lo, m0, hi0, lo0);  // round 0: (hi0, lo0) = m0·(block mod 2^32)
                 c[k][0] = r0_w0;
                 c[k][1] = r0_w1;
-                c[k][2] = _mm256_xor_si256(word3_k1, hi0);
+                c[k][2] = _mm256_xor_si256(_mm256_xor_si256(word3, key1), hi0);
                 c[k][3] = lo0;
             }
 #pragma GCC unroll 10
