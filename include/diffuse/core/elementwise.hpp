@@ -20,10 +20,16 @@
 #include <vector>
 
 #include "diffuse/core/config.hpp"
+#include "diffuse/core/cpu_features.hpp"
 #include "diffuse/core/device_dispatch.hpp"
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/parallel.hpp"
 #include "diffuse/core/tensor.hpp"
+
+#if DIFFUSE_HOST_X86_DISPATCH
+#include <immintrin.h>
+#define DIFFUSE_AVX2_LANE_OP static inline __attribute__((always_inline, target("avx2")))
+#endif
 
 namespace diffuse {
 
@@ -127,8 +133,9 @@ constexpr bool check_primitive_tensors() {
 }
 
 template <class T, class Coefs, class Ptrs, std::size_t... I>
-DIFFUSE_ALWAYS_INLINE void lincomb_kernel(T* o, std::size_t n, const Coefs& c, const Ptrs& p,
+DIFFUSE_ALWAYS_INLINE void lincomb_loop(T* o, std::size_t n, const Coefs& c, const Ptrs& p,
                                           std::index_sequence<I...>) {
+    // o[j] = ((c0·x0[j] + c1·x1[j]) + c2·x2[j]) + ..., each product and sum rounded (no contraction).
     // Scalars hoisted into locals so the loop body is a plain multiply-add chain the compiler vectorises.
     const std::tuple<std::tuple_element_t<I, Ptrs>...> ptr = p;
     // Blocks of 16 with a fixed-trip inner loop, so the compiler vectorises at -O2 as well as -O3; out
@@ -141,6 +148,62 @@ DIFFUSE_ALWAYS_INLINE void lincomb_kernel(T* o, std::size_t n, const Coefs& c, c
         for (std::size_t l = 0; l < W; ++l) o[j + l] = r[l];
     }
     for (; j < n; ++j) o[j] = (... + (std::get<I>(c) * std::get<I>(ptr)[j]));  // ((c0·x0 + c1·x1) + c2·x2)...
+}
+
+#if DIFFUSE_HOST_X86_DISPATCH
+// lincomb_loop in AVX2 intrinsics: eight floats (four doubles) a vector instead of SSE2's four (two), about
+// twice as fast on tensors that stay in cache. The same operations in the same order — the left fold
+// starting from c0·x0 (not 0 + c0·x0, which would turn −0 into +0), each product and sum rounded on its
+// own (the target has no FMA) — so the same bits as the baseline loop (tests/core/test_lincomb_isa.cpp).
+template <class T>
+struct avx2_lanes;
+template <>
+struct avx2_lanes<float> {
+    using type = __m256;
+    static constexpr std::size_t width = 8;
+    DIFFUSE_AVX2_LANE_OP type set1(float v) noexcept { return _mm256_set1_ps(v); }
+    DIFFUSE_AVX2_LANE_OP type load(const float* x) noexcept { return _mm256_loadu_ps(x); }
+    DIFFUSE_AVX2_LANE_OP type mul(type a, type b) noexcept { return _mm256_mul_ps(a, b); }
+    DIFFUSE_AVX2_LANE_OP type add(type a, type b) noexcept { return _mm256_add_ps(a, b); }
+    DIFFUSE_AVX2_LANE_OP void store(float* o, type v) noexcept { _mm256_storeu_ps(o, v); }
+};
+template <>
+struct avx2_lanes<double> {
+    using type = __m256d;
+    static constexpr std::size_t width = 4;
+    DIFFUSE_AVX2_LANE_OP type set1(double v) noexcept { return _mm256_set1_pd(v); }
+    DIFFUSE_AVX2_LANE_OP type load(const double* x) noexcept { return _mm256_loadu_pd(x); }
+    DIFFUSE_AVX2_LANE_OP type mul(type a, type b) noexcept { return _mm256_mul_pd(a, b); }
+    DIFFUSE_AVX2_LANE_OP type add(type a, type b) noexcept { return _mm256_add_pd(a, b); }
+    DIFFUSE_AVX2_LANE_OP void store(double* o, type v) noexcept { _mm256_storeu_pd(o, v); }
+};
+
+template <class T, class Coefs, class Ptrs, std::size_t... I>
+__attribute__((target("avx2"))) void lincomb_loop_avx2(T* o, std::size_t n, const Coefs& c, const Ptrs& p,
+                                                       std::index_sequence<I...>) {
+    using L = avx2_lanes<T>;
+    const std::tuple<std::tuple_element_t<I, Ptrs>...> ptr = p;
+    const typename L::type cv[] = {L::set1(std::get<I>(c))...};
+    std::size_t j = 0;
+    for (; j + L::width <= n; j += L::width) {  // every input is read before out (which may be one of them)
+        typename L::type acc = L::mul(cv[0], L::load(std::get<0>(ptr) + j));
+        ((acc = I == 0 ? acc : L::add(acc, L::mul(cv[I], L::load(std::get<I>(ptr) + j)))), ...);
+        L::store(o + j, acc);
+    }
+    for (; j < n; ++j) o[j] = (... + (std::get<I>(c) * std::get<I>(ptr)[j]));
+}
+#endif
+
+// lincomb's kernel on one contiguous piece: the AVX2 loop where the CPU has AVX2, else the baseline one.
+template <class T, class Coefs, class Ptrs, std::size_t... I>
+void lincomb_kernel(T* o, std::size_t n, const Coefs& c, const Ptrs& p, std::index_sequence<I...> seq) {
+#if DIFFUSE_HOST_X86_DISPATCH
+    if (host_has_avx2()) {
+        lincomb_loop_avx2<T>(o, n, c, p, seq);
+        return;
+    }
+#endif
+    lincomb_loop<T>(o, n, c, p, seq);
 }
 
 template <std::size_t... I, class Tuple>
