@@ -15,14 +15,27 @@
 #      the model in bfloat16 / float16), when torch with CUDA and diffusers import, and the same-run ratios
 #      diffuse ms / torch ms per batch and precision (goal <= 0.8).
 # Usage: benchmarks/cuda/run_device_checks.sh [build-dir] [elements-per-tensor] [unet-folder]
-#   (exit status: the test's; unet-folder: tests/golden/unet-large/cifar10 when present, else the tiny golden one)
+#   (exit status: the test's; unet-folder: tests/golden/unet-large/cifar10 — google/ddpm-cifar10-32's config,
+#   written here by tools/gen_unet_golden.py --large when diffusers imports and the folder is absent — else
+#   the bundled Fashion-MNIST model, examples/fashion_mnist/unet)
+# On a machine without PyPI (the device library's H200): run tools/fetch_device_wheels.sh where pip works
+# first, and carry .whl: the wheels found there are installed into /tmp/diffuse-site for this script's Python.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$root/build-device-checks}
 elements=${2:-67108864}
+if compgen -G "$root/.whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/diffuse-site \
+    "$root"/.whl/*.whl && export PYTHONPATH=/tmp/diffuse-site${PYTHONPATH:+:$PYTHONPATH} ||
+    echo "run_device_checks: the wheels in .whl did not install: the PyTorch comparison may be skipped" >&2
+fi
 unet=${3:-$root/tests/golden/unet-large/cifar10}
-[[ -d $unet ]] || unet=$root/tests/golden/unet/cifar10_tiny
+if [[ -z ${3:-} && ! -d $unet ]] && python3 -c 'import torch, diffusers' 2>/dev/null; then
+  (cd "$root" && timeout 120 python3 tools/gen_unet_golden.py --large) || echo "run_device_checks: gen_unet_golden.py --large failed" >&2
+fi
+[[ -d $unet ]] || unet=$root/examples/fashion_mnist/unet
+echo "== U-Net folder: $unet"
 
 command -v nvidia-smi >/dev/null || { echo "run_device_checks: nvidia-smi not found: no NVIDIA GPU here" >&2; exit 2; }
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' ')
