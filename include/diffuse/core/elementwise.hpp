@@ -134,7 +134,7 @@ constexpr bool check_primitive_tensors() {
 
 template <class T, class Coefs, class Ptrs, std::size_t... I>
 DIFFUSE_ALWAYS_INLINE void lincomb_loop(T* o, std::size_t n, const Coefs& c, const Ptrs& p,
-                                          std::index_sequence<I...>) {
+                                        std::index_sequence<I...>) {
     // o[j] = ((c0·x0[j] + c1·x1[j]) + c2·x2[j]) + ..., each product and sum rounded (no contraction).
     // Scalars hoisted into locals so the loop body is a plain multiply-add chain the compiler vectorises.
     const std::tuple<std::tuple_element_t<I, Ptrs>...> ptr = p;
