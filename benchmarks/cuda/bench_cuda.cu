@@ -25,14 +25,15 @@
 #include "diffuse/schedules/timesteps.hpp"
 
 namespace {
+// The median of `timed` runs of f by CUDA events, after `warm` untimed ones.
 template <class F>
-double median_ms(F&& f) {
+double median_ms(F&& f, int warm = 3, int timed = 21) {
     cudaEvent_t start, stop;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
-    for (int i = 0; i < 3; ++i) f();
+    for (int i = 0; i < warm; ++i) f();
     std::vector<float> ms;
-    for (int i = 0; i < 21; ++i) {
+    for (int i = 0; i < timed; ++i) {
         cudaEventRecord(start);
         f();
         cudaEventRecord(stop);
@@ -49,6 +50,7 @@ double median_ms(F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line out at once: a run stopped by its time limit keeps what it printed
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
         std::puts("bench_cuda: no CUDA device");
@@ -132,15 +134,16 @@ int main(int argc, char** argv) {
                 network.set_class_labels(std::vector<std::int64_t>(b, 0), 0);
             diffuse::model m(network, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
             const auto run = [&] { diffuse::sample_ddim(m, x.view(b, x.size() / b), ac, grid, diffuse::ddim_options{}); };
+            // (1 warm-up and 5 timed runs: a run is 50 U-Net forwards)
             const double direct_ms = median_ms([&] {
                 diffuse::fill_normal(x.view(b, x.size() / b), 5, 0);
                 run();
-            });
+            }, 1, 5);
             auto graph = diffuse::capture_graph([&] {
                 diffuse::fill_normal(x.view(b, x.size() / b), 5, 0);
                 run();
             });
-            const double graph_ms = median_ms([&] { graph.replay(); });
+            const double graph_ms = median_ms([&] { graph.replay(); }, 1, 5);
             std::printf("ddim 50 steps, batch %-3zu %zux%zu direct %12.3f ms   graph %9.3f ms (%zu nodes)   direct / graph %.2f\n", b,
                         h, w, direct_ms, graph_ms, graph.size(), direct_ms / graph_ms);
         }

@@ -20,11 +20,38 @@
 #   the bundled Fashion-MNIST model, examples/fashion_mnist/unet)
 # On a machine without PyPI (the device library's H200): run tools/fetch_device_wheels.sh where pip works
 # first, and carry .whl: the wheels found there are installed into /tmp/diffuse-site for this script's Python.
+# Time: the whole run keeps within DIFFUSE_DEVICE_BUDGET_S seconds (default 540, under the device tool's 600 s a
+# command): each phase's timeout is its own cap or what is left, whichever is less, and a phase that would get
+# under 20 s is skipped with a line saying so. Each phase's output also goes to a file in $OUT when it is set
+# (the device tool brings that folder back even from a command stopped at its limit), else beside the build.
+# The test and the benchmark print line by line, so what ran before a stop is kept.
 set -euo pipefail
 
+start=$SECONDS
+budget=${DIFFUSE_DEVICE_BUDGET_S:-540}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$root/build-device-checks}
 elements=${2:-67108864}
+logs=${OUT:-$build-logs}
+mkdir -p "$logs"
+# the timeout of a phase: its cap, or the time left in the budget when that is less; 0 when under 20 s are left
+limit() {
+  local left=$((budget - (SECONDS - start)))
+  if ((left < 20)); then echo 0; elif ((left < $1)); then echo "$left"; else echo "$1"; fi
+}
+# runs a phase under limit CAP, or says that it is skipped: phase NAME CAP command...
+phase() {
+  local name=$1 t
+  t=$(limit "$2")
+  shift 2
+  if ((t == 0)); then
+    echo "== $name: skipped (the time budget of ${budget} s is spent)"
+    return 124
+  fi
+  timeout "$t" "$@"
+}
+
+echo "== tools: $(command -v nvcc || echo 'no nvcc on PATH'); $(cmake --version | head -n 1); $(g++ --version | head -n 1)"
 if compgen -G "$root/.whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/diffuse-site \
     "$root"/.whl/*.whl && export PYTHONPATH=/tmp/diffuse-site${PYTHONPATH:+:$PYTHONPATH} ||
@@ -32,7 +59,8 @@ if compgen -G "$root/.whl/*.whl" >/dev/null; then
 fi
 unet=${3:-$root/tests/golden/unet-large/cifar10}
 if [[ -z ${3:-} && ! -d $unet ]] && python3 -c 'import torch, diffusers' 2>/dev/null; then
-  (cd "$root" && timeout 120 python3 tools/gen_unet_golden.py --large) || echo "run_device_checks: gen_unet_golden.py --large failed" >&2
+  (cd "$root" && phase "gen_unet_golden.py --large" 60 python3 tools/gen_unet_golden.py --large) ||
+    echo "run_device_checks: gen_unet_golden.py --large failed" >&2
 fi
 [[ -d $unet ]] || unet=$root/examples/fashion_mnist/unet
 echo "== U-Net folder: $unet"
@@ -46,39 +74,42 @@ echo "== GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
-start=$SECONDS
-timeout 120 cmake -S "$root" -B "$build" "${generator[@]}" \
+phase configure 90 cmake -S "$root" -B "$build" "${generator[@]}" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
   -DDIFFUSE_ENABLE_CUDA=ON -DDIFFUSE_WARNINGS_AS_ERRORS=ON \
   -DDIFFUSE_BUILD_TESTS=OFF -DDIFFUSE_BUILD_BENCHMARKS=OFF -DDIFFUSE_BUILD_EXAMPLES=OFF -DDIFFUSE_BUILD_CLI=OFF \
-  -DDIFFUSE_CHECK_HEADERS=OFF -DDIFFUSE_INSTALL=OFF -DDIFFUSE_ENABLE_MPI=OFF -DDIFFUSE_ENABLE_TORCH=OFF >"$build.configure.log" 2>&1 ||
-  { tail -n 40 "$build.configure.log"; exit 3; }
-echo "== configured in $((SECONDS - start)) s"
-timeout 240 cmake --build "$build" --target test_cuda_gpu bench_cuda -j "$(nproc)" >"$build.build.log" 2>&1 ||
-  { tail -n 60 "$build.build.log"; exit 4; }
-echo "== built in $((SECONDS - start)) s"
+  -DDIFFUSE_CHECK_HEADERS=OFF -DDIFFUSE_INSTALL=OFF -DDIFFUSE_ENABLE_MPI=OFF -DDIFFUSE_ENABLE_TORCH=OFF >"$logs/configure.log" 2>&1 ||
+  { tail -n 40 "$logs/configure.log"; exit 3; }
+echo "== configured at $((SECONDS - start)) s"
+phase build 240 cmake --build "$build" --target test_cuda_gpu bench_cuda -j "$(nproc)" >"$logs/build.log" 2>&1 ||
+  { tail -n 60 "$logs/build.log"; exit 4; }
+echo "== built at $((SECONDS - start)) s"
 
 status=0
 randn_dir=
 if python3 -c 'import torch, numpy; assert torch.cuda.is_available()' 2>/dev/null; then
   randn_dir=$build/torch_cuda_randn  # torch.randn on this GPU, which test_cuda_gpu compares with torch_cuda_generator
-  timeout 60 python3 "$root/tools/gen_torch_cuda_randn.py" --out "$randn_dir" || randn_dir=
+  phase gen_torch_cuda_randn.py 45 python3 "$root/tools/gen_torch_cuda_randn.py" --out "$randn_dir" || randn_dir=
 fi
-echo "== test_cuda_gpu"
-DIFFUSE_TORCH_RANDN_DIR=$randn_dir timeout 120 "$build/tests/cuda/test_cuda_gpu" || status=$?
-echo "== bench_cuda ($elements floats per tensor)"
-timeout 180 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" | tee "$build.bench_cuda.txt" || echo "bench_cuda failed: $?"
+echo "== test_cuda_gpu at $((SECONDS - start)) s"
+{
+  DIFFUSE_TORCH_RANDN_DIR=$randn_dir phase test_cuda_gpu 150 "$build/tests/cuda/test_cuda_gpu" 2>&1 | tee "$logs/test_cuda_gpu.txt"
+  status=${PIPESTATUS[0]}
+} || true
+echo "== bench_cuda ($elements floats per tensor) at $((SECONDS - start)) s"
+phase bench_cuda 150 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" 2>&1 | tee "$logs/bench_cuda.txt" ||
+  echo "bench_cuda failed: ${PIPESTATUS[0]}"
 if python3 -c 'import torch, diffusers; assert torch.cuda.is_available()' 2>/dev/null; then
-  echo "== PyTorch eager, same U-Net ($unet)"
-  timeout 240 python3 "$root/tools/bench_unet_cuda.py" --model "$unet" | tee "$build.bench_torch.txt" ||
-    echo "bench_unet_cuda.py failed: $?"
+  echo "== PyTorch eager, same U-Net ($unet) at $((SECONDS - start)) s"
+  PYTHONUNBUFFERED=1 phase bench_unet_cuda.py 120 python3 "$root/tools/bench_unet_cuda.py" --model "$unet" 2>&1 |
+    tee "$logs/bench_torch.txt" || echo "bench_unet_cuda.py failed: ${PIPESTATUS[0]}"
   echo "== diffuse / torch eager time, same run (goal <= 0.8)"
   # lines "... forward, batch B HxW (precision) ms img/s": join on (B, precision)
   awk 'FNR == NR && /^unet2d forward/ { for (i = 1; i <= NF; ++i) if ($i == "batch") k = $(i + 1) " " $(i + 3); d[k] = $(NF - 2); next }
        /^torch eager unet forward/ { for (i = 1; i <= NF; ++i) if ($i == "batch") k = $(i + 1) " " $(i + 3);
          if (k in d) printf "unet forward, batch %-4s %-6s diffuse %10.3f ms  torch %10.3f ms  ratio %.2f\n", \
            substr(k, 1, index(k, " ") - 1), substr(k, index(k, " ") + 1), d[k], $(NF - 2), d[k] / $(NF - 2) }' \
-    "$build.bench_cuda.txt" "$build.bench_torch.txt" || true
+    "$logs/bench_cuda.txt" "$logs/bench_torch.txt" | tee "$logs/ratios.txt" || true
 else
   echo "== PyTorch eager: torch with CUDA or diffusers not importable: skipped"
 fi

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -27,29 +28,38 @@ using device_buffer = diffuse::space_buffer<T, memory_space::device>;
 struct log {
     std::vector<std::string> failures;
     std::size_t checks = 0;
+    bool echo = false;  // print each failure when it is recorded (test_cuda_gpu: a run cut short keeps them)
+    void fail(std::string what) {
+        if (echo) std::printf("FAILED: %s\n", what.c_str());
+        failures.push_back(std::move(what));
+    }
+    // Another log's checks and failures, as if recorded here.
+    void absorb(const log& other) {
+        checks += other.checks;
+        for (const auto& f : other.failures) fail(f);
+    }
     template <class T>
     void same_bits(const std::string& what, const std::vector<T>& host, const std::vector<T>& device) {
         ++checks;
         if (host.size() != device.size()) {
-            failures.push_back(what + ": sizes differ");
+            fail(what + ": sizes differ");
             return;
         }
         for (std::size_t i = 0; i < host.size(); ++i)
             if (std::memcmp(&host[i], &device[i], sizeof(T)) != 0) {
-                failures.push_back(what + ": element " + std::to_string(i) + " is " + std::to_string(double(device[i])) +
-                                   " on the device and " + std::to_string(double(host[i])) + " on the host");
+                fail(what + ": element " + std::to_string(i) + " is " + std::to_string(double(device[i])) +
+                     " on the device and " + std::to_string(double(host[i])) + " on the host");
                 return;
             }
     }
     void at_most(const std::string& what, double value, double bound) {
         ++checks;
-        if (!(value <= bound)) failures.push_back(what + ": " + std::to_string(value) + " > " + std::to_string(bound));
+        if (!(value <= bound)) fail(what + ": " + std::to_string(value) + " > " + std::to_string(bound));
     }
     void same(const std::string& what, std::size_t host, std::size_t device) {
         ++checks;
         if (host != device)
-            failures.push_back(what + ": " + std::to_string(device) + " on the device, " + std::to_string(host) +
-                               " on the host");
+            fail(what + ": " + std::to_string(device) + " on the device, " + std::to_string(host) + " on the host");
     }
 };
 

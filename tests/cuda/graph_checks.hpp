@@ -132,13 +132,13 @@ void check_graph_of(log& out, const std::string& name, std::size_t batch, const 
         out.same_bits(name + ": replay on another initial x vs its direct run", want1, to_host(x));
     });
     ++out.checks;
-    if (!failure.empty()) out.failures.push_back(name + ": " + failure);
+    if (!failure.empty()) out.fail(name + ": " + failure);
 }
 
 inline void require_error(log& out, const std::string& what, const std::string& message, const std::string& part) {
     ++out.checks;
     if (message.find(part) == std::string::npos)
-        out.failures.push_back(what + ": expected a diffuse::error containing \"" + part + "\", got \"" + message + "\"");
+        out.fail(what + ": expected a diffuse::error containing \"" + part + "\", got \"" + message + "\"");
 }
 
 template <class T>
@@ -243,7 +243,7 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
                           error_of([&] { graph.set_noise_seed(captured_seed + 1, seed); }), "drew no noise with seed");
         });
         ++out.checks;
-        if (!failure.empty()) out.failures.push_back("set_noise_seed: " + failure);
+        if (!failure.empty()) out.fail("set_noise_seed: " + failure);
     }
 
     // A guided model held across the capture and grown afterwards by a direct call at a larger batch: the graph
@@ -270,7 +270,7 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
             out.same_bits("a graph replayed after its model's scratch grew", want, to_host(x));
         });
         ++out.checks;
-        if (!failure.empty()) out.failures.push_back("graph after regrowth: " + failure);
+        if (!failure.empty()) out.fail("graph after regrowth: " + failure);
     }
 
     // Refused inside a capture, with the call named; the thread then runs directly again.

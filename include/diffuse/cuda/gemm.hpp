@@ -186,13 +186,36 @@ private:
     cudaStream_t stream_ = nullptr;
 };
 
+// A capture's cuBLAS calls find this thread's handle made before the capture began (cuda/runtime.hpp).
+inline const bool cublas_handle_made_before_captures =
+    register_capture_preparation([](const char* where) { static_cast<void>(cublas_handle::for_this_thread(where)); });
+
 [[nodiscard]] inline cublasOperation_t cublas_op(gemm_op op) { return op == gemm_op::none ? CUBLAS_OP_N : CUBLAS_OP_T; }
+
+// An empty sum (k = 0): C ← β·C, done here rather than left to cuBLAS, so that β = 0 writes zeros without
+// reading C (a NaN there must not survive: the contract above, and the host loop's).
+inline void scale_c(const char* where, cublasHandle_t handle, std::size_t m, std::size_t n, float beta, float* c,
+                    std::size_t ldc, std::size_t stride_c, std::size_t batch) {
+    if (m == 0 || n == 0 || beta == 1.0f) return;
+    const float zero = 0.0f;
+    for (std::size_t p = 0; p < batch; ++p) {
+        float* cp = c + p * stride_c;
+        if (beta == 0.0f)
+            cuda_check(cudaMemset2DAsync(cp, ldc * sizeof(float), 0, m * sizeof(float), n, current_stream()), where,
+                       "cudaMemset2DAsync");
+        else  // in place: C = β·C + 0·C
+            cublas_check(cublasSgeam(handle, CUBLAS_OP_N, CUBLAS_OP_N, int(m), int(n), &beta, cp, int(ldc), &zero, cp,
+                                     int(ldc), cp, int(ldc)),
+                         where, "cublasSgeam");
+    }
+}
 
 inline void gemm_strided_batched(const char* where, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n,
                                  std::size_t k, float alpha, const float* a, std::size_t lda, std::size_t stride_a,
                                  const float* b, std::size_t ldb, std::size_t stride_b, float beta, float* c,
                                  std::size_t ldc, std::size_t stride_c, std::size_t batch) {
     cublasHandle_t handle = cublas_handle::for_this_thread(where);
+    if (k == 0) return scale_c(where, handle, m, n, beta, c, ldc, stride_c, batch);
     const int im = int(m), in = int(n), ik = int(k);
     if (batch == 1) {
         cublas_check(cublasSgemm(handle, cublas_op(op_a), cublas_op(op_b), im, in, ik, &alpha, a, int(lda), b, int(ldb), &beta,
@@ -223,6 +246,7 @@ void gemm_ex_strided_batched(const char* where, Operand, gemm_op op_a, gemm_op o
         constexpr cublasComputeType_t compute =
             Operand::precision == device_precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
         cublasHandle_t handle = cublas_handle::for_this_thread(where);
+        if (k == 0) return scale_c(where, handle, m, n, beta, c, ldc, stride_c, batch);
         const int im = int(m), in = int(n), ik = int(k);
         if (batch == 1) {
             cublas_check(cublasGemmEx(handle, cublas_op(op_a), cublas_op(op_b), im, in, ik, &alpha, a, operand_type, int(lda), b,

@@ -140,6 +140,7 @@ template <class F>
     }
     s->nodes = s->recording.operations();
 #else
+    for (const detail::capture_preparation prepare : detail::capture_preparations()) prepare(where);
     detail::cuda_check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), where, "cudaStreamCreateWithFlags");
     detail::cuda_check(cudaEventCreateWithFlags(&s->ready, cudaEventDisableTiming), where, "cudaEventCreateWithFlags");
     {

@@ -100,6 +100,20 @@ inline cudaStream_t& current_stream_slot() noexcept {
     return stream;
 }
 [[nodiscard]] inline cudaStream_t current_stream() noexcept { return current_stream_slot(); }
+
+// Per-thread resources that must exist before a capture begins, since making them inside one is not safe
+// (cuBLAS's handle: cublasCreate's own allocations and calls). A header owning such a resource registers its
+// creation once (register_capture_preparation, during static initialisation); capture_graph runs them all on
+// the capturing thread before cudaStreamBeginCapture.
+using capture_preparation = void (*)(const char* where);
+[[nodiscard]] inline std::vector<capture_preparation>& capture_preparations() {
+    static std::vector<capture_preparation> preparations;
+    return preparations;
+}
+inline bool register_capture_preparation(capture_preparation f) {
+    capture_preparations().push_back(f);
+    return true;
+}
 #endif
 
 // The graphs alive in this process (each recording is one, from its capture to its graph's end) and the device
