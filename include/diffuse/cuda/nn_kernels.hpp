@@ -105,7 +105,9 @@ struct bias_epilogue_body {
 //   partial[(b·G + g)·nb + blk] = Σ over the block's pixels and the group's channels of x (pass 1) or of
 //   (x − μ[b, g])² (pass 2);   then stats[2(b·G + g)] = μ, stats[2(b·G + g) + 1] = 1/√(σ² + ε), the blocks
 //   added in block order.
-inline constexpr std::size_t norm_pixel_block = 256;
+// 32 pixels a block: at batch 1 a 32×32 map with 32 groups is 1024 threads of 32·C/G terms each (256 pixels
+// gave 128 threads, and a 16×16 map 32 threads of 2048 dependent additions).
+inline constexpr std::size_t norm_pixel_block = 32;
 struct group_partial_body {
     const float* x;
     const double* stats;  // null: pass 1 (Σx); else pass 2 (Σ(x − μ)²)
