@@ -213,6 +213,31 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
                               diffuse::cfg_model guided(inner, 4.5);
                               diffuse::sample_dpmpp_2m(guided, x, sigma_grid);
                           });
+        // guidance rescale: the variances and the factor stay on the device, computed in each replay
+        check_graph_of<T>(out, "classifier-free guidance with rescale 0.7 (euler ancestral)" + config, batch, s0, s1,
+                          [&](auto x, std::size_t* calls) {
+                              auto inner = discrete(calls);
+                              diffuse::cfg_model guided(inner, 4.5, 0.7);
+                              diffuse::sample_euler_ancestral(guided, x, sigma_grid, {}, noise);
+                          });
+        // the predictor-corrector sampler with the Langevin corrector: its norms and step sizes stay on the device
+        std::vector<double> pc_points(steps + 1);
+        for (std::size_t i = 0; i < steps; ++i) pc_points[i] = 1.0 - 0.9 * double(i) / double(steps);
+        pc_points[steps] = 1e-3;
+        const diffuse::time_grid pc_grid(pc_points);
+        for (const auto norm : {diffuse::langevin_norm::batch_mean, diffuse::langevin_norm::per_sample}) {
+            const std::string which = norm == diffuse::langevin_norm::batch_mean ? "batch-mean" : "per-sample";
+            check_graph_of<T>(out, "pc with the langevin corrector, " + which + " norms, 2 moves" + config, batch, x0, x1,
+                              [&](auto x, std::size_t* calls) {
+                                  const diffuse::vp_sde sde{};
+                                  auto m = diffuse::model(net{calls}, diffuse::prediction::epsilon,
+                                                          diffuse::continuous_time<diffuse::vp_sde>{sde});
+                                  diffuse::pc_options o;
+                                  o.norm = norm;
+                                  o.n_steps = 2;
+                                  diffuse::sample_pc(m, x, sde, pc_grid, o, noise);
+                              });
+        }
     }
 
     // New noise for each replay: set_noise_seed(captured, seed) gives the direct run with that seed.
@@ -279,26 +304,16 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
     device_buffer<T> x(x0.size());
     diffuse::copy(x, x0);
     std::size_t calls = 0;
-    const auto sigmas = diffuse::karras_sigmas(3, 0.03, 14.6);
-    const diffuse::counter_noise noise{7, 5};
-    require_error(out, "a predictor-corrector run (Langevin's norms) in a capture",
+    require_error(out, "a reduction into host memory in a capture",
                   error_of([&] {
-                      auto g = diffuse::capture_graph([&] {
-                          const diffuse::vp_sde sde{};
-                          auto m = diffuse::model(net{&calls}, diffuse::prediction::epsilon,
-                                                  diffuse::continuous_time<diffuse::vp_sde>{sde});
-                          std::vector<double> p{1.0, 0.5, 1e-3};
-                          diffuse::sample_pc(m, x.view(batch, per_sample), sde, diffuse::time_grid(p), {}, noise);
-                      });
+                      std::vector<double> norms(batch);
+                      auto g = diffuse::capture_graph([&] { diffuse::sum_squares(x.view(batch, per_sample), norms); });
                   }),
                   "sum_squares: it copies device values to the host, which cannot happen while a CUDA graph is being captured");
-    require_error(out, "guidance rescale (variance) in a capture",
+    require_error(out, "a variance into host memory in a capture",
                   error_of([&] {
-                      auto g = diffuse::capture_graph([&] {
-                          auto inner = diffuse::model(net{&calls}, diffuse::prediction::epsilon, diffuse::discrete_time(ac));
-                          diffuse::cfg_model guided(inner, 4.5, 0.7);
-                          diffuse::sample_euler_ancestral(guided, x.view(batch, per_sample), diffuse::time_grid(sigmas), {}, noise);
-                      });
+                      std::vector<double> v(batch);
+                      auto g = diffuse::capture_graph([&] { diffuse::variance(x.view(batch, per_sample), v); });
                   }),
                   "variance: it copies device values to the host");
     require_error(out, "a copy to the host in a capture", error_of([&] {

@@ -6,6 +6,7 @@
 // The device backend is a specialisation of detail::device_backend, so core never includes CUDA headers
 // and a device call without the backend stops compilation with one sentence naming its header.
 
+#include <cstddef>
 #include <type_traits>
 
 #include "diffuse/core/tensor.hpp"
@@ -43,6 +44,24 @@ constexpr bool check_call_space() {
         return device_backend<T>::available;
     } else {
         return true;
+    }
+}
+
+// body(b) for every sample b in [0, n), run where memory space S's data lives: a loop on the host, or the device
+// backend's launcher (a grid-stride kernel under nvcc, a host loop under DIFFUSE_CUDA_ON_HOST; recorded inside a
+// CUDA graph capture). For the small per-sample formulas between a reduction and the lincomb that uses its
+// results: body is a DIFFUSE_HD functor that reads and writes memory of S only.
+template <memory_space S, class Body>
+void for_each_sample(std::size_t n, const Body& body, const char* where) {
+    if constexpr (S == memory_space::host) {
+        (void)where;
+        for (std::size_t b = 0; b < n; ++b) body(b);
+    } else {
+        using backend = device_backend<std::conditional_t<sizeof(Body) == 0, float, double>>;  // (named at the call)
+        static_assert(backend::available,
+                      "diffuse: this computation runs on device memory; include the CUDA backend "
+                      "(diffuse/cuda/primitives.hpp)");
+        if constexpr (backend::available) backend::for_each_sample(n, body, where);
     }
 }
 

@@ -6,7 +6,10 @@
 //   clamp(out, x, lo, hi)               out = min(max(x, lo), hi)
 //
 // A coefficient (or bound) is a number, or diffuse::per_sample(span) holding one value per sample:
-// mixed-strength batches and per-sample time need that. `out` may be the very same tensor as an
+// mixed-strength batches and per-sample time need that. lincomb also takes diffuse::per_sample(v) of a
+// tensor_view<const double, S> of batch values in the tensors' memory space S (a reduction's results
+// written there, say): on device tensors the kernel reads them where they are, so nothing goes through the
+// host (and inside a CUDA graph a replay reads the values of that replay); on host tensors it is per_sample(span). `out` may be the very same tensor as an
 // input (x = a·x + b·e is fine); partial overlap is rejected. Shapes must match exactly.
 // A call that cannot work (a non-tensor, a const output, float mixed with double) stops compilation with
 // one sentence saying so, and nothing else of the call is compiled, so that sentence is the only error.
@@ -40,9 +43,38 @@ struct per_sample_values {
 [[nodiscard]] inline per_sample_values per_sample(std::span<const double> values) { return {values}; }
 [[nodiscard]] inline per_sample_values per_sample(const std::vector<double>& values) { return {values}; }
 
+// One coefficient per sample in memory space S other than the host (per_sample of a tensor_view<const double, S>):
+// `size` doubles at `data`, read by the kernels of S.
+template <memory_space S>
+struct per_sample_values_in {
+    const double* data = nullptr;
+    std::size_t size = 0;
+};
+// per_sample of a view of per-sample values in a memory space: a host view is per_sample(span).
+template <memory_space S>
+[[nodiscard]] auto per_sample(tensor_view<const double, S> values) {
+    if constexpr (S == memory_space::host) return per_sample_values{std::span<const double>(values.data, values.size())};
+    else return per_sample_values_in<S>{values.data, values.size()};
+}
+template <memory_space S>
+[[nodiscard]] auto per_sample(tensor_view<double, S> values) {
+    return per_sample(tensor_view<const double, S>(values));
+}
+
 template <class C>
 concept coefficient = std::is_arithmetic_v<std::remove_cvref_t<C>> ||
                       std::same_as<std::remove_cvref_t<C>, per_sample_values>;
+
+namespace detail {
+template <class C>
+inline constexpr bool is_space_coef = false;
+template <memory_space S>
+inline constexpr bool is_space_coef<per_sample_values_in<S>> = true;
+}  // namespace detail
+
+// lincomb's coefficients: a coefficient, or per-sample values in a memory space.
+template <class C>
+concept lincomb_coefficient = coefficient<C> || detail::is_space_coef<std::remove_cvref_t<C>>;
 
 namespace detail {
 
@@ -54,11 +86,23 @@ template <class T, class C>
 
 template <class C>
 void check_coef(const C& c, std::size_t batch, const char* where, std::size_t index) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<C>, per_sample_values>) {
-        if (c.values.size() != batch)
-            fail(where, "per-sample coefficient " + std::to_string(index) + " has " +
-                            std::to_string(c.values.size()) + " values but the batch has " + std::to_string(batch));
-    }
+    std::size_t size = batch;
+    if constexpr (std::is_same_v<std::remove_cvref_t<C>, per_sample_values>) size = c.values.size();
+    else if constexpr (is_space_coef<std::remove_cvref_t<C>>) size = c.size;
+    if (size != batch)
+        fail(where, "per-sample coefficient " + std::to_string(index) + " has " + std::to_string(size) +
+                        " values but the batch has " + std::to_string(batch));
+}
+
+// Whether lincomb's coefficients Cs can be read by the kernels of memory space S (per-sample values in another
+// memory space cannot): one sentence otherwise.
+template <memory_space S, class... Cs>
+constexpr bool check_coef_space() {
+    constexpr bool ok = ((!is_space_coef<std::remove_cvref_t<Cs>> ||
+                          std::is_same_v<std::remove_cvref_t<Cs>, per_sample_values_in<S>>) && ...);
+    static_assert(ok, "diffuse::lincomb: per-sample coefficients in device memory go with device tensors only: the "
+                      "coefficients of a host lincomb are numbers or per_sample(host values)");
+    return ok;
 }
 
 template <class O, class I>
@@ -237,13 +281,15 @@ struct lincomb_t {
 private:
     template <class Coefs, class Ins, class Out, std::size_t... I>
     static constexpr bool check_arguments(std::index_sequence<I...>) {
-        if constexpr (!(coefficient<std::tuple_element_t<I, Coefs>> && ...)) {
-            static_assert((coefficient<std::tuple_element_t<I, Coefs>> && ...),
+        if constexpr (!(lincomb_coefficient<std::tuple_element_t<I, Coefs>> && ...)) {
+            static_assert((lincomb_coefficient<std::tuple_element_t<I, Coefs>> && ...),
                           "diffuse::lincomb: arguments alternate coefficient, tensor: a coefficient is a number or "
                           "diffuse::per_sample(values)");
             return false;
+        } else if constexpr (!detail::check_primitive_tensors<Out, std::tuple_element_t<I, Ins>...>()) {
+            return false;
         } else {
-            return detail::check_primitive_tensors<Out, std::tuple_element_t<I, Ins>...>();
+            return detail::check_coef_space<tensor_space_v<Out>, std::tuple_element_t<I, Coefs>...>();
         }
     }
 

@@ -1,5 +1,8 @@
 #pragma once
-// Per-sample reductions. Each writes one double per sample into `out` (size = batch).
+// Per-sample reductions. Each writes one double per sample into `out` (size = batch): a host span, or for
+// sum_squares, dot, mean and variance also a tensor_view<double, S> of batch values in x's memory space S — on
+// device tensors the results then stay in device memory (nothing is read back, so a CUDA graph capture records
+// the reduction), ready for per_sample(view) in lincomb or a for_each_sample formula (core/device_dispatch.hpp).
 //
 //   sum_squares(x, out)      out[b] = Σ x²            (norms, Langevin step sizes, losses)
 //   dot(x, y, out)           out[b] = Σ x·y
@@ -120,15 +123,49 @@ template <class X>
 // lambdas): Σ x², Σ x·y, Σ x, and variance's Σ (x − m_b)².
 enum class sum_kind { squares, dot, plain, centered_squares };
 
+// A reduction's output: a host span, or batch values in memory space S (a host view is a span).
+template <memory_space S>
+struct space_out {
+    double* data;
+    std::size_t size;
+};
+[[nodiscard]] inline std::span<double> reduction_out(std::span<double> out) { return out; }
+template <memory_space S>
+[[nodiscard]] auto reduction_out(tensor_view<double, S> out) {
+    if constexpr (S == memory_space::host) return std::span<double>(out.data, out.size());
+    else return space_out<S>{out.data, out.size()};
+}
+template <class Out>
+[[nodiscard]] std::size_t out_size(const Out& out) {
+    if constexpr (std::is_same_v<Out, std::span<double>>) return out.size();
+    else return out.size;
+}
+// The device backend's destination: the host span, or the device pointer.
+template <class Out>
+[[nodiscard]] auto backend_out(const Out& out) {
+    if constexpr (std::is_same_v<Out, std::span<double>>) return out;
+    else return out.data;
+}
+// The compile-time check that an output in a memory space is in x's (one sentence).
+template <class X, class Out>
+constexpr bool check_out_space() {
+    constexpr bool ok = std::is_same_v<Out, std::span<double>> || std::is_same_v<Out, space_out<X::space>>;
+    static_assert(ok, "diffuse: a reduction's per-sample results go to a host span or to a tensor_view<double, S> in "
+                      "the memory space S of its input");
+    return ok;
+}
+
 // per_sample_sum on the space of x and y: the host code, or the device backend's fixed-block reduction
-// (same blocks, same order, same bits).
-template <sum_kind Kind, class X, class Y>
-void space_sum(const X& x, const Y& y, std::span<double> out, const char* where) {
-    if constexpr (X::space == memory_space::device) {
-        if (out.size() != x.batch)
-            fail(where, "out has " + std::to_string(out.size()) + " values but the batch has " + std::to_string(x.batch));
+// (same blocks, same order, same bits). out: a host span, or space_out in x's space.
+template <sum_kind Kind, class X, class Y, class Out>
+void space_sum(const X& x, const Y& y, Out out, const char* where) {
+    if constexpr (!check_out_space<X, Out>()) {
+        return;
+    } else if constexpr (X::space == memory_space::device) {
+        if (out_size(out) != x.batch)
+            fail(where, "out has " + std::to_string(out_size(out)) + " values but the batch has " + std::to_string(x.batch));
         check_input(x, y, where, 1);
-        device_backend<std::remove_const_t<typename X::value_type>>::template per_sample_sum<Kind>(x, y, out);
+        device_backend<std::remove_const_t<typename X::value_type>>::template per_sample_sum<Kind>(x, y, backend_out(out));
     } else if constexpr (Kind == sum_kind::squares) {
         per_sample_sum(x, y, out, where, [](double a, double) { return a * a; });
     } else if constexpr (Kind == sum_kind::dot) {
@@ -216,51 +253,64 @@ void require_finite_samples(X&& x, const F& fail_at) {
     }
 }
 
-template <class X>
-void sum_squares(X&& x, std::span<double> out) {
-    if constexpr (detail::check_reduce_inputs<X>()) {
-        const auto v = detail::input_view(std::forward<X>(x));
-        detail::space_sum<detail::sum_kind::squares>(v, v, out, "sum_squares");
+namespace detail {
+// v[b] ← v[b] / divisor (mean's last step on per-sample results in their memory space).
+struct divide_values {
+    double* v;
+    double divisor;
+    DIFFUSE_HD void operator()(std::size_t b) const { v[b] = v[b] / divisor; }
+};
+
+template <class X, class Out>
+void sum_squares_into(X&& x, Out out) {
+    if constexpr (check_reduce_inputs<X>()) {
+        const auto v = input_view(std::forward<X>(x));
+        space_sum<sum_kind::squares>(v, v, out, "sum_squares");
     }
 }
-
-template <class X, class Y>
-void dot(X&& x, Y&& y, std::span<double> out) {
-    if constexpr (detail::check_reduce_inputs<X, Y>()) {
-        const auto a = detail::input_view(std::forward<X>(x));
-        const auto b = detail::input_view(std::forward<Y>(y));
-        detail::space_sum<detail::sum_kind::dot>(a, b, out, "dot");
+template <class X, class Y, class Out>
+void dot_into(X&& x, Y&& y, Out out) {
+    if constexpr (check_reduce_inputs<X, Y>()) {
+        const auto a = input_view(std::forward<X>(x));
+        const auto b = input_view(std::forward<Y>(y));
+        space_sum<sum_kind::dot>(a, b, out, "dot");
     }
 }
-
-template <class X>
-void mean(X&& x, std::span<double> out) {
-    if constexpr (detail::check_reduce_inputs<X>()) {
-        const auto v = detail::input_view(std::forward<X>(x));
-        detail::require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
-        detail::space_sum<detail::sum_kind::plain>(v, v, out, "mean");
-        for (auto& m : out) m /= double(v.per_sample);
+template <class X, class Out>
+void mean_into(X&& x, Out out) {
+    if constexpr (check_reduce_inputs<X>()) {
+        const auto v = input_view(std::forward<X>(x));
+        require(v.per_sample > 0, "mean", "per_sample", v.per_sample, ">= 1");
+        space_sum<sum_kind::plain>(v, v, out, "mean");
+        if constexpr (std::is_same_v<Out, std::span<double>>) {
+            for (auto& m : out) m /= double(v.per_sample);
+        } else if constexpr (check_out_space<decltype(v), Out>()) {
+            for_each_sample<decltype(v)::space>(v.batch, divide_values{out.data, double(v.per_sample)}, "mean");
+        }
     }
 }
 
 // The unbiased per-sample variance in two passes over the fixed blocks: m = mean(x) (as mean computes it), then
 // Σ (x − m)² in double (each difference, square and sum rounded on its own), divided by n − 1 (by 1 when n = 1).
-// Device tensors: the same blocks and operations on the device, one copy back (core/device_dispatch.hpp).
-template <class X>
-void variance(X&& x, std::span<double> out) {
-    if constexpr (detail::check_reduce_inputs<X>()) {
+// Device tensors: the same blocks and operations on the device (core/device_dispatch.hpp), read back in one
+// copy into a host span or left in device memory.
+template <class X, class Out>
+void variance_into(X&& x, Out out) {
+    if constexpr (check_reduce_inputs<X>()) {
         constexpr const char* where = "variance";
-        const auto v = detail::input_view(std::forward<X>(x));
-        detail::require(v.per_sample > 0, where, "per_sample", v.per_sample, ">= 1");
-        if (out.size() != v.batch)
-            detail::fail(where, "out has " + std::to_string(out.size()) + " values but the batch has " + std::to_string(v.batch));
+        const auto v = input_view(std::forward<X>(x));
+        require(v.per_sample > 0, where, "per_sample", v.per_sample, ">= 1");
+        if (out_size(out) != v.batch)
+            fail(where, "out has " + std::to_string(out_size(out)) + " values but the batch has " + std::to_string(v.batch));
         const double divisor = double(v.per_sample > 1 ? v.per_sample - 1 : 1);
-        if constexpr (decltype(v)::space == memory_space::device) {
-            detail::device_backend<std::remove_const_t<typename decltype(v)::value_type>>::variance(v, divisor, out);
+        if constexpr (!check_out_space<decltype(v), Out>()) {
+            return;
+        } else if constexpr (decltype(v)::space == memory_space::device) {
+            device_backend<std::remove_const_t<typename decltype(v)::value_type>>::variance(v, divisor, backend_out(out));
         } else {
             std::vector<double> means(v.batch);
-            mean(v, means);
-            detail::per_sample_sum(v, v, out, where, [&](std::size_t b) {
+            mean_into(v, std::span<double>(means));
+            per_sample_sum(v, v, out, where, [&](std::size_t b) {
                 return [m = means[b]](double u, double) {
                     const double d = u - m;
                     return d * d;
@@ -269,6 +319,43 @@ void variance(X&& x, std::span<double> out) {
             for (auto& s : out) s /= divisor;
         }
     }
+}
+}  // namespace detail
+
+template <class X>
+void sum_squares(X&& x, std::span<double> out) {
+    detail::sum_squares_into(std::forward<X>(x), out);
+}
+template <class X, memory_space S>
+void sum_squares(X&& x, tensor_view<double, S> out) {
+    detail::sum_squares_into(std::forward<X>(x), detail::reduction_out(out));
+}
+
+template <class X, class Y>
+void dot(X&& x, Y&& y, std::span<double> out) {
+    detail::dot_into(std::forward<X>(x), std::forward<Y>(y), out);
+}
+template <class X, class Y, memory_space S>
+void dot(X&& x, Y&& y, tensor_view<double, S> out) {
+    detail::dot_into(std::forward<X>(x), std::forward<Y>(y), detail::reduction_out(out));
+}
+
+template <class X>
+void mean(X&& x, std::span<double> out) {
+    detail::mean_into(std::forward<X>(x), out);
+}
+template <class X, memory_space S>
+void mean(X&& x, tensor_view<double, S> out) {
+    detail::mean_into(std::forward<X>(x), detail::reduction_out(out));
+}
+
+template <class X>
+void variance(X&& x, std::span<double> out) {
+    detail::variance_into(std::forward<X>(x), out);
+}
+template <class X, memory_space S>
+void variance(X&& x, tensor_view<double, S> out) {
+    detail::variance_into(std::forward<X>(x), detail::reduction_out(out));
 }
 
 namespace detail {

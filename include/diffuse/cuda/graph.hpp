@@ -22,12 +22,13 @@
 //   set_noise_seed(from, to) the noise captured with seed `from` is drawn with seed `to` from the next replay on
 //   size()                   the recorded operations (graph nodes);  checks(): the deferred checks.
 //
-// What f may do: the fixed-grid samplers and their steppers, guidance without rescale and the device U-Net on
-// device tensors — allocations inside f are fine (the graph owns what f frees). What it may not: read device
-// values on the host — sum_squares, dot, mean, variance (guidance rescale), quantile_abs,
-// first_non_finite_sample, a copy to host memory; so neither the predictor-corrector samplers' Langevin step
-// nor the adaptive-step samplers' error norms: a diffuse::error naming the call, and the
-// capture is abandoned (nothing recorded survives; the thread is back to direct execution). Captures do not
+// What f may do: the fixed-grid samplers and their steppers (the predictor-corrector samplers' Langevin
+// corrector included), guidance with or without rescale and the device U-Net on device tensors, and the
+// reductions into per-sample values in device memory (sum_squares / dot / mean / variance into a
+// tensor_view<double, memory_space::device>, lincomb's per_sample of such a view) — allocations inside f are
+// fine (the graph owns what f frees). What it may not: read device values on the host — sum_squares, dot, mean,
+// variance into a host span, quantile_abs, first_non_finite_sample, a copy to host memory; so not the
+// adaptive-step samplers' error norms: a diffuse::error naming the call, and the capture is abandoned (nothing recorded survives; the thread is back to direct execution). Captures do not
 // nest. The graph reads and writes the memory f used: keep those tensors, the models and the network alive and
 // unmoved while replaying. A workspace or scratch buffer that a later direct call regrows (a larger batch) is
 // kept alive for the graph (grow_buffer, cuda/memory.hpp) and freed with the last graph.

@@ -18,9 +18,11 @@
 //     (core/random.hpp) uses plain +, −, ×, ÷, so device code that calls it must be compiled with
 //     --fmad=false (the diffuse::cuda CMake target adds it): see docs/noise.md.
 // Per-sample coefficients (and fill_normal's sample ids) reach the device once per call through a small
-// per-thread device scratch; a reduction writes its per-sample results to that scratch and reads them back
-// in one copy. Kernels go to the current stream; inside a CUDA graph capture (cuda/graph.hpp) they are
-// recorded, coefficients become the graph's constants, reductions that read back are refused and
+// per-thread device scratch; per_sample of a device view of doubles is read where it is (no copy). A
+// reduction writes its per-sample results to that scratch and reads them back in one copy, or writes them
+// into the caller's device memory; for_each_sample runs a per-sample functor through the launcher. Kernels go
+// to the current stream; inside a CUDA graph capture (cuda/graph.hpp) they are recorded, host coefficients
+// become the graph's constants, reductions that read back to the host are refused and
 // require_finite_samples becomes a check after each replay (cuda/runtime.hpp).
 // quantile_abs and dynamic_threshold: diffuse/cuda/quantile.hpp, included at the end of this header.
 
@@ -163,6 +165,9 @@ struct device_coef {
 
 template <class C>
 inline constexpr bool is_per_sample_coef = std::is_same_v<std::remove_cvref_t<C>, per_sample_values>;
+// Some coefficient is per sample (host values, or values already in device memory).
+template <class... C>
+inline constexpr bool any_per_sample_coef = ((is_per_sample_coef<C> || is_space_coef<std::remove_cvref_t<C>>) || ...);
 
 // Host values on the device for one call: in the per-thread scratch (one copy), or inside a capture the
 // graph's constants (uploaded once when the capture ends).
@@ -179,9 +184,15 @@ template <class T, class... C>
                                                                            const C&... c) {
     std::array<device_coef<T>, sizeof...(C)> result{};
     constexpr std::size_t per_sample_count = (std::size_t(is_per_sample_coef<C>) + ... + 0);
+    // one coefficient that needs no upload: a number, or per-sample values already in device memory (read by
+    // the kernel where they are: inside a capture, each replay reads what the recorded work wrote there)
+    auto direct = [](const auto& coef, device_coef<T>& r) {
+        if constexpr (is_space_coef<std::remove_cvref_t<decltype(coef)>>) r.per_sample = coef.data;
+        else if constexpr (!is_per_sample_coef<decltype(coef)>) r.value = static_cast<T>(coef);
+    };
     if constexpr (per_sample_count == 0) {
         std::size_t k = 0;
-        ((result[k++].value = static_cast<T>(c)), ...);
+        (direct(c, result[k++]), ...);
     } else {
         thread_local std::vector<double> staging;
         staging.resize(per_sample_count * batch);
@@ -192,7 +203,7 @@ template <class T, class... C>
                 std::copy(coef.values.begin(), coef.values.end(), staging.begin() + std::ptrdiff_t(slot * batch));
                 slot_of[k] = slot++;
             } else {
-                result[k].value = static_cast<T>(coef);
+                direct(coef, result[k]);
             }
             ++k;
         };
@@ -200,13 +211,11 @@ template <class T, class... C>
         const auto* device =
             static_cast<const double*>(device_constants(staging.data(), staging.size() * sizeof(double), where));
         k = 0;
-        ((result[k].per_sample = is_per_sample_coef<C> ? device + slot_of[k] * batch : nullptr, ++k), ...);
+        ((result[k].per_sample = is_per_sample_coef<C> ? device + slot_of[k] * batch : result[k].per_sample, ++k), ...);
     }
     return result;
 }
 
-template <class... C>
-inline constexpr bool any_per_sample_coef = (is_per_sample_coef<C> || ...);
 
 // ---------------------------------------------------------------------------------------------
 // Bodies.
@@ -512,38 +521,45 @@ struct device_backend<T> {
         launch(o.batch * body.z.blocks_per_sample, body, "lincomb_noise");
     }
 
+    // The per-sample sums of Kind over the host's blocks into `out`: host memory (through the scratch and one
+    // copy back), or device memory (written there by the second pass: no read back, so a capture records it).
     template <sum_kind Kind, class X, class Y>
     static void per_sample_sum(const X& x, const Y& y, std::span<double> out) {
-        constexpr const char* where = Kind == sum_kind::squares ? "sum_squares" : Kind == sum_kind::dot ? "dot" : "mean";
         if (x.batch == 0) return;
-        const std::size_t blocks = (x.per_sample + reduce_block - 1) / reduce_block;
         auto* totals = static_cast<double*>(
-            device_scratch::for_this_thread().get((x.batch + x.batch * blocks * 8) * sizeof(double), where));
-        double* partial = totals + x.batch;
-        launch(x.batch * blocks * 8, block_lane_sum_body<T, Kind>{x.data, y.data, partial, x.per_sample, blocks, nullptr}, where);
-        launch(x.batch, block_total_body{partial, totals, blocks}, where);
-        device_copy(out.data(), totals, x.batch * sizeof(double), copy_direction::device_to_host, where);
+            device_scratch::for_this_thread().get((x.batch + partial_count(x)) * sizeof(double), sum_name(Kind)));
+        sums<Kind>(x, y, totals + x.batch, totals);
+        device_copy(out.data(), totals, x.batch * sizeof(double), copy_direction::device_to_host, sum_name(Kind));
+    }
+    template <sum_kind Kind, class X, class Y>
+    static void per_sample_sum(const X& x, const Y& y, double* out_on_device) {
+        if (x.batch == 0) return;
+        sums<Kind>(x, y, static_cast<double*>(device_scratch::for_this_thread().get(partial_count(x) * sizeof(double), sum_name(Kind))),
+                   out_on_device);
     }
 
     // variance (core/reduce.hpp): the mean and the centered sum of squares over the host's blocks, all on the
-    // device, the variances read back in one copy.
+    // device; the variances read back in one copy (host `out`) or left in device memory.
     template <class X>
     static void variance(const X& x, double divisor, std::span<double> out) {
-        constexpr const char* where = "variance";
         if (x.batch == 0) return;
-        const std::size_t blocks = (x.per_sample + reduce_block - 1) / reduce_block;
         auto* means = static_cast<double*>(
-            device_scratch::for_this_thread().get((2 * x.batch + x.batch * blocks * 8) * sizeof(double), where));
-        double* totals = means + x.batch;
-        double* partial = totals + x.batch;
-        launch(x.batch * blocks * 8, block_lane_sum_body<T, sum_kind::plain>{x.data, x.data, partial, x.per_sample, blocks, nullptr}, where);
-        launch(x.batch, block_total_body{partial, means, blocks}, where);
-        launch(x.batch, divide_body{means, double(x.per_sample)}, where);
-        launch(x.batch * blocks * 8,
-               block_lane_sum_body<T, sum_kind::centered_squares>{x.data, x.data, partial, x.per_sample, blocks, means}, where);
-        launch(x.batch, block_total_body{partial, totals, blocks}, where);
-        launch(x.batch, divide_body{totals, divisor}, where);
-        device_copy(out.data(), totals, x.batch * sizeof(double), copy_direction::device_to_host, where);
+            device_scratch::for_this_thread().get((2 * x.batch + partial_count(x)) * sizeof(double), "variance"));
+        variance_passes(x, divisor, means, means + 2 * x.batch, means + x.batch);
+        device_copy(out.data(), means + x.batch, x.batch * sizeof(double), copy_direction::device_to_host, "variance");
+    }
+    template <class X>
+    static void variance(const X& x, double divisor, double* out_on_device) {
+        if (x.batch == 0) return;
+        auto* means = static_cast<double*>(
+            device_scratch::for_this_thread().get((x.batch + partial_count(x)) * sizeof(double), "variance"));
+        variance_passes(x, divisor, means, means + x.batch, out_on_device);
+    }
+
+    // body(b) for b in [0, n) on the device (for_each_sample, core/device_dispatch.hpp).
+    template <class Body>
+    static void for_each_sample(std::size_t n, const Body& body, const char* where) {
+        launch(n, body, where);
     }
 
     template <class X>
@@ -585,6 +601,31 @@ struct device_backend<T> {
     }
 
 private:
+    static constexpr const char* sum_name(sum_kind kind) {
+        return kind == sum_kind::squares ? "sum_squares" : kind == sum_kind::dot ? "dot" : "mean";
+    }
+    template <class X>
+    static std::size_t partial_count(const X& x) {
+        return x.batch * ((x.per_sample + reduce_block - 1) / reduce_block) * 8;
+    }
+    // Pass 1 into partial (partial_count values), pass 2 into totals (x.batch values), both in device memory.
+    template <sum_kind Kind, class X, class Y>
+    static void sums(const X& x, const Y& y, double* partial, double* totals, const double* means = nullptr) {
+        const std::size_t blocks = (x.per_sample + reduce_block - 1) / reduce_block;
+        launch(x.batch * blocks * 8, block_lane_sum_body<T, Kind>{x.data, y.data, partial, x.per_sample, blocks, means},
+               sum_name(Kind));
+        launch(x.batch, block_total_body{partial, totals, blocks}, sum_name(Kind));
+    }
+    // means (x.batch values), then the variances into out (x.batch values); partial: partial_count values.
+    template <class X>
+    static void variance_passes(const X& x, double divisor, double* means, double* partial, double* out) {
+        constexpr const char* where = "variance";
+        sums<sum_kind::plain>(x, x, partial, means);
+        launch(x.batch, divide_body{means, double(x.per_sample)}, where);
+        sums<sum_kind::centered_squares>(x, x, partial, out, means);
+        launch(x.batch, divide_body{out, divisor}, where);
+    }
+
     template <class O>
     static noise_layout layout(const O& o, std::uint64_t seed, std::uint64_t draw, std::uint64_t first_sample,
                                const std::uint64_t* ids) {

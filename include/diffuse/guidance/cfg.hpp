@@ -9,8 +9,9 @@
 //   guidance_rescale φ > 0:  ĝ ← φ·ĝ·std(ĉ)/std(ĝ) + (1 − φ)·ĝ     (std per sample, unbiased, as torch.std)
 // then ĝ is converted to what the sampler asked for. Workspaces grow to the largest batch seen and are reused;
 // they live in the memory space of the tensors it is called with. Guidance rescale's stds are diffuse::variance
-// (two passes over fixed blocks, the same bits on host and device tensors; on the device, two per-sample
-// results read back per call).
+// (two passes over fixed blocks, the same bits on host and device tensors) into per-sample values in that
+// space, the factor k_b = φ·std(ĉ)/std(ĝ) + (1 − φ) is computed there (detail::rescale_factor_body) and
+// lincomb reads it there: on device tensors nothing is read back, so a CUDA graph captures guidance rescale.
 
 #include <algorithm>
 #include <cmath>
@@ -29,6 +30,21 @@
 #include "diffuse/samplers/stepper.hpp"
 
 namespace diffuse {
+
+namespace detail {
+// Guidance rescale's factor of sample b (Lin et al. 2024, Alg. 2): k_b = φ·std(ĉ)/std(ĝ) + (1 − φ), from the
+// variances where they live (for_each_sample), in double: φ·(√var_ĉ / √var_ĝ) + (1 − φ).
+struct rescale_factor_body {
+    const double* var_c;
+    const double* var_g;
+    double phi;
+    double* k;
+    DIFFUSE_HD void operator()(std::size_t b) const {
+        const double ratio = std::sqrt(var_c[b]) / std::sqrt(var_g[b]);
+        k[b] = phi * ratio + (1.0 - phi);
+    }
+};
+}  // namespace detail
 
 template <class Inner>
 class cfg_model {
@@ -97,15 +113,13 @@ private:
         lincomb(out, 1.0, u, scale_, c);          // û + w·(ĉ − û)
         if (rescale_ > 0) {
             lincomb(c, 1.0, u, 1.0, c);  // ĉ again, for its std
-            k_.resize(B);
-            var_.resize(B);
-            variance(tensor_view<const T, S>(c), k_);
-            variance(tensor_view<const T, S>(out), var_);
-            for (std::size_t b = 0; b < B; ++b) {
-                const double ratio = std::sqrt(k_[b]) / std::sqrt(var_[b]);
-                k_[b] = rescale_ * ratio + (1.0 - rescale_);  // φ·ĝ·ratio + (1 − φ)·ĝ
-            }
-            lincomb(out, per_sample(k_), out);
+            // the variances and k stay in S: on device tensors nothing is read on the host (a graph captures it)
+            const auto v = scratch_.template get<double, S>(2, 3, B);
+            const tensor_view<double, S> var_c{v.data, 1, B}, var_g{v.data + B, 1, B}, k{v.data + 2 * B, 1, B};
+            variance(tensor_view<const T, S>(c), var_c);
+            variance(tensor_view<const T, S>(out), var_g);
+            detail::for_each_sample<S>(B, detail::rescale_factor_body{var_c.data, var_g.data, rescale_, k.data}, where);
+            lincomb(out, per_sample(k), out);  // φ·ĝ·ratio + (1 − φ)·ĝ
         }
         if (want != native) {
             ka_.resize(B);
@@ -121,8 +135,8 @@ private:
 
     Inner& inner_;
     double scale_, rescale_;
-    detail::scratch_tensors<2> scratch_;  // 0: x stacked twice, 1: the network's 2B outputs
-    std::vector<double> a2_, s2_, t2_, k_, ka_, var_;
+    detail::scratch_tensors<3> scratch_;  // 0: x stacked twice, 1: the network's 2B outputs, 2: rescale's doubles
+    std::vector<double> a2_, s2_, t2_, k_, ka_;
     std::vector<std::uint8_t> mask_;
 };
 

@@ -29,6 +29,11 @@
 // reference's Δt = −T/N instead of the grid's t_{i+1} − t_i. `denoise` returns the final predictor's mean
 // (the reference's noise_removal).
 //
+// Memory: the corrector's per-sample values (Σ s², Σ z², α, σ, ε, √(2ε)) live in the state's memory space; the
+// sums of squares are reduced there, ε and √(2ε) computed there by one per-sample functor
+// (detail::corrector_step_body) and read there by the Langevin move's lincomb — so a device step reads nothing
+// on the host and a CUDA graph (cuda/graph.hpp) captures the PC sampler, the Langevin corrector included.
+//
 // Noise draws are numbered in call order: per step, the corrector's n_steps draws, then the predictor's
 // one (none for the probability-flow predictors and for the final denoised step).
 //
@@ -52,6 +57,8 @@
 #include "diffuse/core/elementwise.hpp"
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/reduce.hpp"
+#include "diffuse/core/space_buffer.hpp"
+#include "diffuse/core/tensor_copy.hpp"
 #include "diffuse/samplers/grid.hpp"
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/samplers/noise_source.hpp"
@@ -113,45 +120,81 @@ template <class Obs>
 inline constexpr bool observed = !std::is_same_v<std::remove_cvref_t<Obs>, no_observer>;
 
 // One Langevin move x ← x + ε·s + √(2ε)·z with per-sample ε (Song & Ermon 2019, eq. 4; Song et al. 2021,
-// Algorithm 4 line 6); root is scratch for √(2ε).
-template <class T, memory_space S>
+// Algorithm 4 line 6): eps and root are lincomb coefficients (ε and √(2ε), per_sample of host values or of
+// values in x's memory space).
+template <class T, memory_space S, class Eps, class Root>
 void langevin_move(tensor_view<T, S> x, std::type_identity_t<tensor_view<const T, S>> score,
-                   std::type_identity_t<tensor_view<const T, S>> z, std::span<const double> eps, std::span<double> root) {
-    for (std::size_t b = 0; b < eps.size(); ++b) root[b] = std::sqrt(2.0 * eps[b]);
-    lincomb(x, 1.0, x, per_sample(eps), score, per_sample(root), z);
+                   std::type_identity_t<tensor_view<const T, S>> z, const Eps& eps, const Root& root) {
+    lincomb(x, 1.0, x, eps, score, root, z);
 }
 
-// The corrector's step size ε (Song et al. 2021, Algorithm 4 lines 3–5 / the reference's ALD corrector):
-//   langevin  ε = 2α (r·‖z‖/‖s‖)², the norms per sample or averaged over the batch (the reference);
-//   ald       ε = 2α (r·σ_t)²
-// at the per-sample times t (marginal std σ). ns, nz: per-sample scratch.
+// The corrector's step size of sample b and its root (Song et al. 2021, Algorithm 4 lines 3–6 / the reference's
+// ALD corrector), from per-sample values in one memory space, where they live (for_each_sample):
+//   langevin  ε_b = 2α_b (r·‖z‖/‖s‖)², ‖·‖ = √(Σ ·²) of sample b, or averaged over the batch (batch_mean:
+//             (1/B)Σ_b′ ‖·‖_b′, the reference's mean)
+//   ald       ε_b = 2α_b (r·σ_b)²
+// and √(2ε_b) — in double, in the order of the host formula: r = (snr·‖z‖)/‖s‖, ε = ((r·r)·2)·α.
+struct corrector_step_body {
+    const double* score_sq;  // langevin: Σ s² per sample
+    const double* noise_sq;  // langevin: Σ z² per sample
+    const double* alpha;     // α_b
+    const double* sigma;     // ald: the marginal std σ_b
+    double snr;
+    std::size_t batch;
+    bool langevin, batch_mean;
+    double* eps;
+    double* root;
+    DIFFUSE_HD void operator()(std::size_t b) const {
+        double r = snr * sigma[b];
+        if (langevin && batch_mean) {
+            double gm = 0, zm = 0;
+            for (std::size_t i = 0; i < batch; ++i) {
+                gm += std::sqrt(score_sq[i]);
+                zm += std::sqrt(noise_sq[i]);
+            }
+            gm /= static_cast<double>(batch);
+            zm /= static_cast<double>(batch);
+            r = snr * zm / gm;
+        } else if (langevin) {
+            r = snr * std::sqrt(noise_sq[b]) / std::sqrt(score_sq[b]);
+        }
+        const double e = r * r * 2.0 * alpha[b];
+        eps[b] = e;
+        root[b] = std::sqrt(2.0 * e);
+    }
+};
+
+// The per-sample values of the corrector in the state's memory space S: rows Σ s², Σ z², α, σ, ε, √(2ε).
+template <memory_space S>
+struct corrector_values {
+    static constexpr std::size_t rows = 6;
+    tensor_view<double, S> all;  // rows x batch
+    [[nodiscard]] tensor_view<double, S> row(std::size_t k) const { return {all.data + k * all.per_sample, 1, all.per_sample}; }
+    [[nodiscard]] tensor_view<double, S> eps() const { return row(4); }
+    [[nodiscard]] tensor_view<double, S> root() const { return row(5); }
+};
+
+// The corrector's ε and √(2ε) (corrector_step_body) at the per-sample times t (marginal std σ) into v.eps() and
+// v.root(): the norms' sums of squares stay in S (sum_squares into v's rows), α and σ reach S in one copy each,
+// the formula runs in S — so on device tensors nothing is read on the host and a CUDA graph captures it.
+// alpha: per-sample host scratch.
 template <class Sde, class T, memory_space S>
 void corrector_step_size(const Sde& sde, const pc_options& opt, tensor_view<const T, S> score, tensor_view<const T, S> z,
-                         std::span<const double> t, std::span<const double> sigma, std::span<double> ns,
-                         std::span<double> nz, std::span<double> eps) {
+                         std::span<const double> t, std::span<const double> sigma, std::span<double> alpha,
+                         const corrector_values<S>& v) {
     const std::size_t B = t.size();
-    if (opt.corrector == sde_corrector::langevin) {
-        sum_squares(score, ns);
-        sum_squares(z, nz);
-        double gm = 0, zm = 0;
-        for (std::size_t b = 0; b < B; ++b) {
-            ns[b] = std::sqrt(ns[b]);
-            nz[b] = std::sqrt(nz[b]);
-            gm += ns[b];
-            zm += nz[b];
-        }
-        gm /= static_cast<double>(B);
-        zm /= static_cast<double>(B);
-        for (std::size_t b = 0; b < B; ++b) {
-            const double r = opt.norm == langevin_norm::batch_mean ? opt.snr * zm / gm : opt.snr * nz[b] / ns[b];
-            eps[b] = r * r * 2.0 * sde_langevin_alpha(sde, t[b]);
-        }
-    } else {
-        for (std::size_t b = 0; b < B; ++b) {
-            const double r = opt.snr * sigma[b];
-            eps[b] = r * r * 2.0 * sde_langevin_alpha(sde, t[b]);
-        }
+    const bool langevin = opt.corrector == sde_corrector::langevin;
+    if (langevin) {
+        sum_squares(score, v.row(0));
+        sum_squares(z, v.row(1));
     }
+    for (std::size_t b = 0; b < B; ++b) alpha[b] = sde_langevin_alpha(sde, t[b]);
+    copy_from_host(v.row(2), std::span<const double>(alpha));
+    if (!langevin) copy_from_host(v.row(3), sigma);
+    for_each_sample<S>(B,
+                       corrector_step_body{v.row(0).data, v.row(1).data, v.row(2).data, v.row(3).data, opt.snr, B, langevin,
+                                           opt.norm == langevin_norm::batch_mean, v.eps().data, v.root().data},
+                       "sample_pc");
 }
 
 // The predictor's update x ← c0·x + c1·s + c2·z from t towards t_next (k = ½ on the probability-flow ODE,
@@ -295,7 +338,7 @@ class pc_stepper : public detail::sde_stepper<pc_stepper<T, Sde, Noise, S>, T, S
 public:
     pc_stepper(batch_shape shape, const Sde& sde, const time_grid& grid, const pc_options& opt = {}, Noise noise = {})
         : base(shape, sde, grid, "sample_pc"), opt_(opt), noise_(std::forward<Noise>(noise)), t_(shape.batch),
-          ns_(shape.batch), nz_(shape.batch), score_(detail::workspace<T, S>(shape)),
+          values_(detail::corrector_values<S>::rows * shape.batch), score_(detail::workspace<T, S>(shape)),
           z_(detail::workspace<T, S>(shape)) {
         const char* where = this->where();
         detail::require(std::isfinite(opt_.snr) && opt_.snr > 0, where, "snr", opt_.snr, "(0, inf)");
@@ -320,9 +363,10 @@ private:
                 co_await this->score(x, t_, s);
                 if (opt_.predictor == sde_predictor::none && j + 1 == opt_.n_steps) x0 = this->tweedie(x, s);
                 noise_(z, draw_++);
+                const detail::corrector_values<S> v{values_.view(detail::corrector_values<S>::rows, t_.size())};
                 detail::corrector_step_size(this->sde_, opt_, tensor_view<const T, S>(s), tensor_view<const T, S>(z), t_,
-                                            this->sigma_, ns_, nz_, this->c0_);
-                detail::langevin_move(x, s, z, this->c0_, this->c1_);
+                                            this->sigma_, this->c0_, v);
+                detail::langevin_move(x, s, z, per_sample(v.eps()), per_sample(v.root()));
             }
         }
         if (opt_.predictor != sde_predictor::none) {
@@ -349,7 +393,8 @@ private:
     pc_options opt_;
     Noise noise_;
     std::uint64_t draw_ = 0;  // noise draws so far: draw k of the run is the k-th call of the source
-    std::vector<double> t_, ns_, nz_;
+    std::vector<double> t_;
+    space_buffer<double, S> values_;  // the corrector's per-sample values (detail::corrector_values)
     detail::workspace<T, S> score_, z_;
 };
 
@@ -432,6 +477,7 @@ private:
         for (std::size_t b = 0; b < sigma_.size(); ++b) {
             const double r = grid_(c, b) / grid_(last, b);
             step_[b] = opt_.step_lr * r * r;  // α_i = ε σ_i² / σ_L²
+            root_[b] = std::sqrt(2.0 * step_[b]);
             sq_[b] = sigma_[b] * sigma_[b];
         }
         tensor_view<const T, S> x0{};
@@ -442,7 +488,7 @@ private:
                 x0 = x0_.v();
             }
             noise_(z, draw_++);
-            detail::langevin_move(x, s, z, step_, root_);
+            detail::langevin_move(x, s, z, per_sample(step_), per_sample(root_));
         }
         if (opt_.denoise && c == last) {  // x ← x + σ_L² s(x, σ_L)
             co_await score(x, s);
