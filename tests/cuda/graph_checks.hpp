@@ -271,6 +271,38 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
         if (!failure.empty()) out.fail("set_noise_seed: " + failure);
     }
 
+    // The Langevin corrector's step sizes come from the replay's own noise: after set_noise_seed, the direct run
+    // with that seed (both norm options).
+    for (const auto norm : {diffuse::langevin_norm::batch_mean, diffuse::langevin_norm::per_sample}) {
+        const std::size_t batch = 3, per_sample = 1 + rng() % 200;
+        const std::vector<T> x0 = random_values<T>(rng, batch * per_sample);
+        const std::uint64_t captured_seed = rng(), seed = rng();
+        std::size_t calls = 0;
+        const diffuse::vp_sde sde{};
+        const diffuse::time_grid grid(std::vector<double>{1.0, 0.6, 0.3, 1e-3});
+        auto pc = [&](diffuse::tensor_view<T, memory_space::device> x, std::uint64_t s) {
+            auto m = diffuse::model(net{&calls}, diffuse::prediction::epsilon, diffuse::continuous_time<diffuse::vp_sde>{sde});
+            diffuse::pc_options o;
+            o.norm = norm;
+            diffuse::sample_pc(m, x, sde, grid, o, diffuse::counter_noise{s, 3});
+        };
+        device_buffer<T> direct(x0.size()), x(x0.size());
+        diffuse::copy(direct, x0);
+        pc(direct.view(batch, per_sample), seed);
+        const std::vector<T> want = to_host(direct);
+        diffuse::copy(x, x0);
+        const std::string failure = error_of([&] {
+            auto graph = diffuse::capture_graph([&] { pc(x.view(batch, per_sample), captured_seed); });
+            diffuse::copy(x, x0);
+            graph.set_noise_seed(captured_seed, seed);
+            graph.replay();
+            out.same_bits("pc with the langevin corrector: a replay after set_noise_seed vs the direct run with that seed",
+                          want, to_host(x));
+        });
+        ++out.checks;
+        if (!failure.empty()) out.fail("pc set_noise_seed: " + failure);
+    }
+
     // A guided model held across the capture and grown afterwards by a direct call at a larger batch: the graph
     // keeps the scratch buffers it captured (grow_buffer), so its replay still gives the direct run's bits (and
     // touches no freed memory: AddressSanitizer watches in CI).
@@ -316,6 +348,52 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
                       auto g = diffuse::capture_graph([&] { diffuse::variance(x.view(batch, per_sample), v); });
                   }),
                   "variance: it copies device values to the host");
+    {  // reductions into device memory and lincomb's per_sample of them: captured, computed in each replay
+        device_buffer<double> sums(batch), vars(batch);
+        device_buffer<T> y(x0.size());
+        const std::vector<T> x1 = random_values<T>(rng, batch * per_sample);
+        auto reduce_and_scale = [&] {
+            diffuse::sum_squares(x.view(batch, per_sample), sums.view(1, batch));
+            diffuse::variance(x.view(batch, per_sample), vars.view(batch, 1));
+            diffuse::lincomb(y.view(batch, per_sample), diffuse::per_sample(sums.view(1, batch)), x.view(batch, per_sample),
+                             diffuse::per_sample(vars.view(1, batch)), x.view(batch, per_sample));
+        };
+        std::vector<double> host_sums(batch), host_vars(batch);
+        std::vector<T> want(x0.size());
+        auto host_run = [&](const std::vector<T>& v) {
+            diffuse::sum_squares(diffuse::tensor_view<const T>(v.data(), batch, per_sample), host_sums);
+            diffuse::variance(diffuse::tensor_view<const T>(v.data(), batch, per_sample), host_vars);
+            diffuse::lincomb(diffuse::tensor_view<T>(want.data(), batch, per_sample), diffuse::per_sample(host_sums),
+                             diffuse::tensor_view<const T>(v.data(), batch, per_sample), diffuse::per_sample(host_vars),
+                             diffuse::tensor_view<const T>(v.data(), batch, per_sample));
+        };
+        const std::string failure = error_of([&] {
+            auto graph = diffuse::capture_graph(reduce_and_scale);
+            for (const auto* v : {&x1, &x0}) {
+                diffuse::copy(x, *v);
+                graph.replay();
+                host_run(*v);
+                out.same_bits("sum_squares into device memory, replayed, vs the host", host_sums, to_host(sums));
+                out.same_bits("variance into device memory, replayed, vs the host", host_vars, to_host(vars));
+                out.same_bits("lincomb of per-sample device values, replayed, vs the host", want, to_host(y));
+            }
+        });
+        ++out.checks;
+        if (!failure.empty()) out.fail("reductions into device memory in a capture: " + failure);
+        device_buffer<double> three(batch + 1);
+        require_error(out, "sum_squares into device values of the wrong size",
+                      error_of([&] { diffuse::sum_squares(x.view(batch, per_sample), three.view(1, batch + 1)); }),
+                      "sum_squares: out has 3 values but the batch has 2");
+        require_error(out, "variance into device values of the wrong size",
+                      error_of([&] { diffuse::variance(x.view(batch, per_sample), three.view(1, batch + 1)); }),
+                      "variance: out has 3 values but the batch has 2");
+        require_error(out, "lincomb with per-sample device values of the wrong size",
+                      error_of([&] {
+                          diffuse::lincomb(y.view(batch, per_sample), diffuse::per_sample(three.view(1, batch + 1)),
+                                           x.view(batch, per_sample));
+                      }),
+                      "per-sample coefficient 0 has 3 values but the batch has 2");
+    }
     require_error(out, "a copy to the host in a capture", error_of([&] {
                       std::vector<T> back(x0.size());
                       auto g = diffuse::capture_graph([&] { diffuse::copy(back, x); });
