@@ -3,7 +3,10 @@
 // test_cuda_gpu (real graphs). For random configurations and each sampler family below: the capture runs
 // nothing (x unchanged), a replay gives the direct run's bits, a second replay on another initial state gives
 // that state's direct run, and the graph holds one deferred finite check per model call plus the initial one;
-// set_noise_seed gives the direct run with another seed.
+// set_noise_seed gives the direct run with another seed (DDPM, and the PC sampler's Langevin corrector, whose
+// step sizes come from the replay's own noise). The families include the two whose per-sample reductions stay on
+// the device: the PC sampler with the Langevin corrector (batch-mean and per-sample norms) and guidance rescale;
+// and the reductions into device memory with lincomb's per_sample of them, replayed against the host's bits.
 // Then what a capture must refuse (reads back to the host, nesting) and the deferred checks failing after a
 // replay with the direct run's error.
 
