@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,11 +45,34 @@ struct random_weights final : diffuse::nn::tensor_source {
     }
 };
 
+// The convolution of cuda/conv_engine.hpp's contract in double over float operands (already decoded from
+// their storage): y NHWC [batch, Ho, Wo, Cout] from x NHWC and w KRSC — the reference a convolution engine is
+// checked against.
+inline void reference_convolution(const diffuse::nn::conv_problem& p, const float* x, const float* w, float* y) {
+    const std::size_t ho = p.out_h(), wo = p.out_w();
+    for (std::size_t b = 0; b < p.batch; ++b)
+        for (std::size_t oy = 0; oy < ho; ++oy)
+            for (std::size_t ox = 0; ox < wo; ++ox)
+                for (std::size_t co = 0; co < p.cout; ++co) {
+                    double sum = 0;
+                    for (std::size_t ky = 0; ky < p.k; ++ky)
+                        for (std::size_t kx = 0; kx < p.k; ++kx) {
+                            const std::size_t iy = oy * p.stride + ky, ix = ox * p.stride + kx;  // padded coordinates
+                            if (iy < p.pad.top || iy - p.pad.top >= p.h || ix < p.pad.left || ix - p.pad.left >= p.w) continue;
+                            const float* xp = x + ((b * p.h + iy - p.pad.top) * p.w + ix - p.pad.left) * p.cin;
+                            const float* wp = w + ((co * p.k + ky) * p.k + kx) * p.cin;
+                            for (std::size_t ci = 0; ci < p.cin; ++ci) sum += double(xp[ci]) * double(wp[ci]);
+                        }
+                    y[((b * ho + oy) * wo + ox) * p.cout + co] = static_cast<float>(sum);
+                }
+}
+
 struct unet2d_comparison {
     std::string description;
     double max_relative_error;  // the device model in `precision` against the CPU model
     double vs_fp32 = 0;         // against the device model in fp32 (0 when precision is fp32)
     bool graph_replay_same_bits = false;  // the forward captured as a CUDA graph replays with the direct forward's bits
+    diffuse::nn::conv_engine_use engine_use{};  // the direct forward's convolutions: by the engine, declined by it
 };
 
 // The tolerance of a device U-Net in `precision` against the CPU float model, relative to the output's scale:
@@ -66,8 +90,10 @@ struct unet2d_comparison {
     return std::ldexp(1.0, -diffuse::fraction_bits(precision)) / 64;
 }
 
+// engine: the device networks' convolution engine (cuda/conv_engine.hpp; null: im2col + GEMM), the fp32 one too.
 inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng,
-                                               diffuse::device_precision precision = diffuse::device_precision::fp32) {
+                                               diffuse::device_precision precision = diffuse::device_precision::fp32,
+                                               const std::shared_ptr<diffuse::nn::device_conv_engine>& engine = nullptr) {
     using namespace diffuse::nn;
     auto pick = [&](std::size_t n) { return std::size_t(rng() % n); };
     unet2d_config c;
@@ -133,15 +159,18 @@ inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng,
     diffuse::copy(dx, x);
     const auto device_forward = [&](diffuse::device_precision p, std::vector<float>& result) {
         device_unet2d net(cpu, p);
+        net.set_conv_engine(engine);
         net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, dout.view(batch, expected.size() / batch), class_vectors);
         diffuse::copy(result, dout);
+        return net.engine_use();
     };
-    device_forward(precision, got);
+    const auto use = device_forward(precision, got);
     // the same forward captured as a CUDA graph by a fresh network (its workspace grows inside the capture, its
     // embedding's host values become the graph's constants), replayed
     std::vector<float> replayed(expected.size());
     {
         device_unet2d net(cpu, precision);
+        net.set_conv_engine(engine);
         diffuse::space_buffer<float, diffuse::memory_space::device> gout(expected.size());
         auto graph = diffuse::capture_graph([&] {
             net.forward(dx.view(batch, x.size() / batch), h, w, t, labels, gout.view(batch, expected.size() / batch),
@@ -162,7 +191,7 @@ inline unet2d_comparison random_unet2d_forward(std::mt19937_64& rng,
     return {std::to_string(levels) + " levels, batch " + std::to_string(batch) + ", " + std::to_string(h) + " x " +
                 std::to_string(w) + ", time " + time_names[std::size_t(c.time_embedding_type)] + ", class " +
                 class_names[std::size_t(c.class_embed_type)] + ", " + diffuse::precision_name(precision),
-            max_relative_error(got, expected), vs_fp32, graph_same};
+            max_relative_error(got, expected), vs_fp32, graph_same, use};
 }
 
 }  // namespace diffuse_device_checks

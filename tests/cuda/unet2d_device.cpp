@@ -18,6 +18,8 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -99,6 +101,35 @@ std::vector<float> device_forward(diffuse::nn::device_unet2d& net, const golden_
     }
     return result;
 }
+// A convolution engine over host memory (under DIFFUSE_CUDA_ON_HOST the device pointers are host pointers): the
+// operands decoded from their storage, then reference_convolution (recorded, not run, while a capture records:
+// the host-run graph's operations); it declines the problems `declines` picks.
+class host_direct_engine final : public diffuse::nn::device_conv_engine {
+public:
+    explicit host_direct_engine(std::function<bool(const diffuse::nn::conv_problem&)> declines = {})
+        : declines_(std::move(declines)) {}
+    bool supports(const diffuse::nn::conv_problem& p) override { return !(declines_ && declines_(p)); }
+    void convolve(const diffuse::nn::conv_problem& p, const void* x, const void* w, float* y) override {
+        diffuse::detail::run_or_record([p, x, w, y] {
+            diffuse::detail::with_operand(p.precision, "host_direct_engine", [&](auto operand) {
+                using Operand = decltype(operand);
+                using storage = typename Operand::storage;
+                const auto decode = [](const void* v, std::size_t n) {
+                    std::vector<float> d(n);
+                    for (std::size_t i = 0; i < n; ++i) d[i] = Operand::decode(static_cast<const storage*>(v)[i]);
+                    return d;
+                };
+                const auto xd = decode(x, p.batch * p.h * p.w * p.cin), wd = decode(w, p.cout * p.k * p.k * p.cin);
+                diffuse_device_checks::reference_convolution(p, xd.data(), wd.data(), y);
+            });
+        });
+    }
+    std::string name() const override { return "host direct convolution"; }
+
+private:
+    std::function<bool(const diffuse::nn::conv_problem&)> declines_;
+};
+
 constexpr const char* golden_names[] = {"cifar10_tiny", "class_cond", "resnet_sampling", "scale_shift", "class_timestep",
                                         "fourier", "class_identity", "learned", "multihead"};
 
@@ -168,6 +199,44 @@ TEST_CASE("device U-Net in TF32, BF16 and FP16 on random small configurations (p
         CHECK(r.vs_fp32 > checks::unet2d_min_deviation(p));
         CHECK(r.graph_replay_same_bits);
     }
+}
+
+TEST_CASE("device U-Net with a convolution engine equals the CPU U-Net (property)", "[cuda_host][unet2d]") {
+    // The engine path (KRSC weights, the prologue into the engine's input, the epilogue beside a residual that is
+    // the output) in every precision, on the golden networks and random configurations; an engine that declines
+    // the strided and the asymmetrically padded problems mixes the two paths in one forward.
+    using diffuse::device_precision;
+    namespace checks = diffuse_device_checks;
+    const auto engine = std::make_shared<host_direct_engine>();
+    const auto partial = std::make_shared<host_direct_engine>([](const diffuse::nn::conv_problem& p) {
+        return p.stride != 1 || p.pad.top != p.pad.bottom || p.pad.left != p.pad.right;
+    });
+    for (const char* name : {"cifar10_tiny", "scale_shift", "class_identity"}) {
+        const golden_case g = load_golden(name);
+        diffuse::nn::device_unet2d net(g.cpu);
+        net.set_conv_engine(engine);
+        CHECK(net.conv_engine() == engine);
+        const std::vector<float> out = device_forward(net, g, true);
+        INFO(name << ": max relative error " << max_relative_error(out, g.expected));
+        CHECK(max_relative_error(out, g.expected) < 1e-5);
+        CHECK(net.engine_use().engine > 0);
+        CHECK(net.engine_use().declined == 0);
+    }
+    std::mt19937_64 rng(20261205);
+    diffuse::nn::conv_engine_use declined_use;
+    for (int round = 0; round < 16; ++round) {
+        const device_precision p = std::array{device_precision::fp32, device_precision::tf32, device_precision::bf16,
+                                              device_precision::fp16}[round % 4];
+        const auto r = checks::random_unet2d_forward(rng, p, round % 2 ? partial : engine);
+        INFO("round " << round << ": " << r.description << ": max relative error " << r.max_relative_error);
+        CHECK(r.max_relative_error < checks::unet2d_tolerance(p));
+        if (p != device_precision::fp32) CHECK(r.vs_fp32 > checks::unet2d_min_deviation(p));
+        CHECK(r.graph_replay_same_bits);
+        CHECK(r.engine_use.engine > 0);
+        if (round % 2 == 0) CHECK(r.engine_use.declined == 0);
+        declined_use.declined += r.engine_use.declined;
+    }
+    CHECK(declined_use.declined > 0);  // the partial engine declined some downsampling convolutions
 }
 
 TEST_CASE("device U-Net checks shapes, times and labels", "[cuda_host][unet2d]") {

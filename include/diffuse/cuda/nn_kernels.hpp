@@ -3,8 +3,9 @@
 // is a DIFFUSE_HD body over one output index, launched with the core launcher of cuda/primitives.hpp (a
 // grid-stride kernel under nvcc, a host loop under DIFFUSE_CUDA_ON_HOST, so CI runs the same bodies on the
 // CPU). The convolutions are im2col (with the group norm + activation prologue applied while forming the
-// columns) + one GEMM + the bias/residual epilogue; linear layers one GEMM + the epilogue; attention two
-// strided-batched GEMMs around the softmax below. The operations and their order per output are nn/'s
+// columns) + one GEMM + the bias/residual epilogue, or a convolution engine's call (cuda/conv_engine.hpp)
+// between affine_body (the prologue, into the operand storage) and the epilogue; linear layers one GEMM + the
+// epilogue; attention two strided-batched GEMMs around the softmax below. The operations and their order per output are nn/'s
 // (conv2d.hpp, group_norm.hpp, attention.hpp, resample.hpp), except the summation order of the long dot
 // products (cuBLAS's, or the host loop's, here; the CPU model's blocked GEMM there; a residual that the output
 // overwrites is added before the bias, through the GEMM's β) and the exponential (expf here, nn's exp_approx
@@ -79,20 +80,22 @@ struct im2col_body {
 
 // The epilogue of a convolution or linear layer over its GEMM's row-major result y[R, N] (rows r of the
 // layer's first_row + r, sample (first_row + r) / rows_per_sample):
-//   y[r·N + n] = (((y[r·N + n] + bias[n]) + sample_bias[sample·sb_ld + n]) + residual[r·N + n]) / divisor
-// each term skipped when null (divisor when 1).
+//   y[r·N + n] = (((s[r·N + n] + bias[n]) + sample_bias[sample·sb_ld + n]) + residual[r·N + n]) / divisor
+// each term skipped when null (divisor when 1); s is y itself, or source when set (a convolution engine's result
+// kept apart from a residual that is y).
 struct bias_epilogue_body {
     float* y = nullptr;
+    const float* source = nullptr;
     std::size_t N = 0;
     const float* bias = nullptr;
     const float* sample_bias = nullptr;
     std::size_t sb_ld = 0, rows_per_sample = 1, first_row = 0;
     const float* residual = nullptr;
     float divisor = 1.0f;
-    [[nodiscard]] bool needed() const { return bias || sample_bias || residual || divisor != 1.0f; }
+    [[nodiscard]] bool needed() const { return source || bias || sample_bias || residual || divisor != 1.0f; }
     DIFFUSE_HD void operator()(std::size_t i) const {
         const std::size_t n = i % N, r = i / N;
-        float out = y[i];
+        float out = source ? source[i] : y[i];
         if (bias) out += bias[n];
         if (sample_bias) out += sample_bias[((first_row + r) / rows_per_sample) * sb_ld + n];
         if (residual) out += residual[i];
@@ -163,13 +166,25 @@ struct group_coef_body {
         coef[b * 2 * C + C + c] = static_cast<float>(bc);
     }
 };
-// y[i] = input(x[i]) over [batch, pixels, C]
+// y[i] = Operand::encode(input(x[i])) over [batch, pixels, C]: a group norm (+ activation) on its own, or a
+// convolution's input for a convolution engine (cuda/conv_engine.hpp) in the operand storage.
+template <class Operand>
 struct affine_body {
     const float* x;
-    float* y;
+    typename Operand::storage* y;
     affine_input input;
     std::size_t per_sample, C;
-    DIFFUSE_HD void operator()(std::size_t i) const { y[i] = input(x[i], i / per_sample, i % C); }
+    DIFFUSE_HD void operator()(std::size_t i) const { y[i] = Operand::encode(input(x[i], i / per_sample, i % C)); }
+};
+
+// b[c·rows + r] = a[r·cols + c]: a row-major [rows, cols] matrix transposed (conv2d::weight_matrix's [k·k·Cin,
+// Cout] into a convolution engine's KRSC [Cout, k·k·Cin]).
+template <class T>
+struct transpose_body {
+    const T* a;
+    T* b;
+    std::size_t rows, cols;
+    DIFFUSE_HD void operator()(std::size_t i) const { b[i] = a[(i % rows) * cols + i / rows]; }
 };
 
 // y[i] = Operand::encode(x[i]): float activations as a GEMM's 16-bit operand (a linear layer's input, q/k/v).

@@ -29,8 +29,10 @@
 // embeddings' features) stays float in every precision, so the error is the operands' rounding (relative 2⁻⁸
 // bf16, 2⁻¹¹ fp16 / tf32) carried through the network: measured in tests/cuda/unet2d_device.cpp. fp16 operands
 // keep fp16's range: an activation of magnitude ≥ 65520 becomes ±Inf there (bf16 and tf32 have float's range).
-// Not done: implicit-GEMM / cuDNN convolutions (no im2col traffic), fused epilogues (cuBLASLt), 16-bit
-// activations between layers (half the memory traffic), fused attention, CUDA graphs; not timed on a GPU yet.
+// Convolution engines (cuda/conv_engine.hpp): set_conv_engine hands the k×k and strided convolutions to one —
+// cuDNN's (cuda/cudnn_conv.hpp) or the user's — the prologue and epilogue staying this network's kernels.
+// Not done: implicit-GEMM convolutions of our own, fused epilogues (cuBLASLt), 16-bit activations between
+// layers (half the memory traffic), fused attention; not timed on a GPU yet.
 //
 // device_unet2d is basic_device_unet2d<float>: a class template (float its only element type) so that its
 // kernel launches are instantiated only where the network is used — in a .cu file, or a host build with
@@ -40,6 +42,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -51,6 +54,7 @@
 #include "diffuse/core/error.hpp"
 #include "diffuse/core/space_buffer.hpp"
 #include "diffuse/core/tensor.hpp"
+#include "diffuse/cuda/conv_engine.hpp"
 #include "diffuse/cuda/gemm.hpp"
 #include "diffuse/cuda/memory.hpp"
 #include "diffuse/cuda/nn_kernels.hpp"
@@ -115,6 +119,16 @@ public:
         forward(x.data, x.batch, h, w, t, class_labels, out.data, class_vectors);
     }
 
+    // Hands the network's convolutions to `engine` (cuda/conv_engine.hpp; null: im2col + GEMM for all): every one
+    // but the 1×1 stride-1 unpadded ones without a prologue, which are one GEMM over the NHWC rows. The engine
+    // gets KRSC copies of their weights, made on the device by the first forward that offers it each layer, and
+    // the network's own kernels do the group-norm prologue and the epilogue; a problem the engine declines
+    // (supports() false) runs through im2col. One engine may serve several networks.
+    void set_conv_engine(std::shared_ptr<device_conv_engine> engine) { engine_ = std::move(engine); }
+    [[nodiscard]] const std::shared_ptr<device_conv_engine>& conv_engine() const noexcept { return engine_; }
+    // How many convolutions the engine ran and declined since this network was made.
+    [[nodiscard]] conv_engine_use engine_use() const noexcept { return engine_use_; }
+
     // The raw form unet2d_network_of calls (unet2d::forward's signature; x and out are device pointers).
     template <class T>
     void forward(const T* x, std::size_t batch, std::size_t h, std::size_t w, std::span<const double> t,
@@ -152,6 +166,7 @@ private:
         buffer b;
         std::size_t cin = 0, cout = 0, k = 0, stride = 1;
         padding2d pad{};
+        mutable weights krsc;  // w transposed to [Cout, k·k·Cin] for a convolution engine, made at its first use
         [[nodiscard]] std::size_t out_size(std::size_t n, std::size_t lo, std::size_t hi) const {
             return (n + lo + hi - k) / stride + 1;
         }
@@ -212,7 +227,7 @@ private:
     }
     conv_layer upload(const conv2d& c) const {
         conv_layer l{upload_weights(c.weight_matrix()), upload_values(c.bias()), c.in_channels(), c.out_channels(),
-                     c.kernel(), c.stride(), c.padding()};
+                     c.kernel(), c.stride(), c.padding(), {}};
         return l;
     }
     linear_layer upload(const linear& c) const {
@@ -261,6 +276,8 @@ private:
         buffer norm_coef, normed, qkv, heads_out, scores, cols;
         dbuffer norm_partial, norm_stats;
         buffer16 x16, cols16, qkv16, probs16;  // 16-bit GEMM operands (bf16 / fp16)
+        buffer engine_in, engine_out;           // a convolution engine's input (float storage) and separate output
+        buffer16 engine_in16;                   // its input in 16-bit storage
         std::vector<buffer> skips;
     };
     template <class B>
@@ -384,6 +401,7 @@ private:
             gemm_rows(x, c.cin, c.w, rows, K, c.cout, y, ep);
             return;
         }
+        if (engine_ && engine_conv(c, x, batch, h, w, y, input, ep, residual)) return;
         constexpr std::size_t cols_budget = std::size_t(1) << 26;
         const std::size_t chunk = std::max<std::size_t>(1, cols_budget / K);
         diffuse::detail::with_operand(precision_, "device_unet2d", [&](auto operand) {
@@ -398,6 +416,43 @@ private:
                 product_rows<Operand>(cols, K, c.w, nr, K, c.cout, y + r0 * c.cout, ep);
             }
         });
+    }
+    // The convolution through engine_ (cuda/conv_engine.hpp), when it supports the problem: x' = input(x) into the
+    // engine's input in the operand storage (x itself when there is no prologue and the storage is float), the
+    // engine's result into y — or beside it when the residual is y's old value — then ep over it.
+    bool engine_conv(const conv_layer& c, const float* x, std::size_t batch, std::size_t h, std::size_t w, float* y,
+                     const device_kernels::affine_input& input, device_kernels::bias_epilogue_body ep, const float* residual) {
+        const conv_problem p{batch, h, w, c.cin, c.cout, c.k, c.stride, c.pad, precision_};
+        if (!engine_->supports(p)) {
+            ++engine_use_.declined;
+            return false;
+        }
+        diffuse::detail::with_operand(precision_, "device_unet2d", [&](auto operand) {
+            using Operand = decltype(operand);
+            using storage = typename Operand::storage;
+            const std::size_t K = c.k * c.k * c.cin, in_size = batch * h * w * c.cin;
+            if (operand_workspace<Operand>(c.krsc.f32, c.krsc.bits16).size() == 0)
+                launch(K * c.cout, device_kernels::transpose_body<storage>{c.w.template data<storage>(),
+                                                                           grow(operand_workspace<Operand>(c.krsc.f32, c.krsc.bits16), K * c.cout),
+                                                                           K, c.cout});
+            const storage* xin = nullptr;
+            if constexpr (std::is_same_v<storage, float>) xin = x;
+            if (input.scale != nullptr || !std::is_same_v<storage, float>) {
+                storage* xe = grow(operand_workspace<Operand>(ws_.engine_in, ws_.engine_in16), in_size);
+                launch(in_size, device_kernels::affine_body<Operand>{x, xe, input, h * w * c.cin, c.cin});
+                xin = xe;
+            }
+            const std::size_t out_size = batch * p.out_h() * p.out_w() * c.cout;
+            float* result = residual == y ? grow(ws_.engine_out, out_size) : y;
+            engine_->convolve(p, xin, c.krsc.template data<storage>(), result);
+            ep.y = y;
+            ep.N = c.cout;
+            ep.source = result == y ? nullptr : result;
+            ep.residual = residual;
+            if (ep.needed()) launch(out_size, ep);
+        });
+        ++engine_use_.engine;
+        return true;
     }
     // the workspace holding Operand's storage: the float one or the 16-bit one
     template <class Operand>
@@ -423,7 +478,7 @@ private:
     }
     void norm(const norm_layer& n, const float* x, std::size_t batch, std::size_t pixels, float* y, activation act) {
         const auto input = norm_coefficients(n, x, batch, pixels, act);
-        launch(batch * pixels * n.C, device_kernels::affine_body{x, y, input, pixels * n.C, n.C});
+        launch(batch * pixels * n.C, device_kernels::affine_body<fp32_operand>{x, y, input, pixels * n.C, n.C});
     }
 
     // attention_layer's forward (spatial_attention::forward): y = (out(softmax(q·kᵀ/√d)·v) + x) / rescale.
@@ -571,6 +626,8 @@ private:
     std::vector<float> host_cond_;
     std::vector<double> label_times_;
     std::size_t cond_rows_ = 0, cond_times_ = 0;
+    std::shared_ptr<device_conv_engine> engine_;
+    conv_engine_use engine_use_;
 };
 
 using device_unet2d = basic_device_unet2d<float>;
