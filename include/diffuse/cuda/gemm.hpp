@@ -16,6 +16,13 @@
 // rounded to TF32); bf16 / fp16 take A, B as std::uint16_t bit patterns (CUDA_R_16BF / CUDA_R_16F) and C float
 // (CUDA_R_32F) with CUBLAS_COMPUTE_32F. α, β, C and every sum are float.
 //
+// device_gemm_bias is device_gemm_ex at batch 1 with a bias epilogue in the same call, through cuBLASLt
+// (cublasLtMatmul with CUBLASLT_EPILOGUE_BIAS; the device U-Net's bias-only epilogues):
+//   C(i, j) ← (α·Σ_p op(A)(i, p)·op(B)(p, j) + β·C(i, j)) + bias[i]
+// The algorithm is cuBLASLt's first heuristic answer for the problem and its pointers' alignments, cached per
+// thread; when there is none (or k = 0) the call does nothing and returns false, and the caller runs the GEMM
+// and its own epilogue.
+//
 //   compiled by a CUDA compiler, or   cuBLAS on the current stream (ordered with the launcher's kernels) through
 //   a host compiler with the CUDA     one cublasHandle_t per host thread, created on first use; every status
 //   toolkit's headers                 other than CUBLAS_STATUS_SUCCESS throws diffuse::error naming the call.
@@ -32,6 +39,7 @@
 // minimum above, pointers non-null when the product is non-empty, an operand storage that matches the
 // precision): a named diffuse::error, never UB.
 
+#include <algorithm>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -43,7 +51,11 @@
 #include "diffuse/cuda/reduced_precision.hpp"
 
 #if !defined(DIFFUSE_CUDA_ON_HOST)
+#include <cublasLt.h>
 #include <cublas_v2.h>
+
+#include <memory>
+#include <vector>
 #endif
 
 namespace diffuse {
@@ -90,7 +102,8 @@ template <class Operand>
 void gemm_strided_batched_loop(gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                                const typename Operand::storage* a, std::size_t lda, std::size_t stride_a,
                                const typename Operand::storage* b, std::size_t ldb, std::size_t stride_b, float beta,
-                               float* c, std::size_t ldc, std::size_t stride_c, std::size_t batch) {
+                               float* c, std::size_t ldc, std::size_t stride_c, std::size_t batch,
+                               const float* bias = nullptr) {
     if (c == nullptr) return;  // an empty product (the only case the argument checks let through)
     for (std::size_t p = 0; p < batch; ++p) {
         const auto* ap = a + p * stride_a;
@@ -106,6 +119,7 @@ void gemm_strided_batched_loop(gemm_op op_a, gemm_op op_b, std::size_t m, std::s
                 }
                 float& out = cp[i + j * ldc];
                 out = beta == 0.0f ? alpha * acc : alpha * acc + beta * out;
+                if (bias != nullptr) out += bias[i];
             }
         }
     }
@@ -127,6 +141,16 @@ inline void gemm_strided_batched(const char* where, gemm_op op_a, gemm_op op_b, 
                                  std::size_t stride_c, std::size_t batch) {
     gemm_ex_strided_batched(where, fp32_operand{}, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c,
                             ldc, stride_c, batch);
+}
+template <class Operand>
+bool gemm_bias(const char*, Operand, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+               const typename Operand::storage* a, std::size_t lda, const typename Operand::storage* b, std::size_t ldb,
+               float beta, float* c, std::size_t ldc, const float* bias) {
+    if (k == 0) return false;  // (as cuBLASLt's path: the caller's GEMM handles the empty sum)
+    run_or_record([=] {
+        gemm_strided_batched_loop<Operand>(op_a, op_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, bias);
+    });
+    return true;
 }
 #else
 [[nodiscard]] inline const char* cublas_status_name(cublasStatus_t s) {
@@ -261,6 +285,147 @@ void gemm_ex_strided_batched(const char* where, Operand, gemm_op op_a, gemm_op o
         }
     }
 }
+
+// This host thread's cuBLASLt handle and its workspace, made on first use (before any capture: below).
+class cublaslt_handle {
+public:
+    static constexpr std::size_t workspace_bytes = std::size_t(32) << 20;
+    cublaslt_handle(const cublaslt_handle&) = delete;
+    cublaslt_handle& operator=(const cublaslt_handle&) = delete;
+    ~cublaslt_handle() {
+        if (handle_ != nullptr) static_cast<void>(cublasLtDestroy(handle_));
+        raw_device_free(workspace_);
+    }
+    [[nodiscard]] static cublaslt_handle& for_this_thread(const char* where) {
+        thread_local cublaslt_handle h;
+        if (h.handle_ == nullptr) {
+            require_cuda_device(where);
+            h.workspace_ = raw_device_allocate(workspace_bytes, where);
+            cublas_check(cublasLtCreate(&h.handle_), where, "cublasLtCreate");
+        }
+        return h;
+    }
+    [[nodiscard]] cublasLtHandle_t handle() const noexcept { return handle_; }
+    [[nodiscard]] void* workspace() const noexcept { return workspace_; }
+
+private:
+    cublaslt_handle() = default;
+    cublasLtHandle_t handle_ = nullptr;
+    void* workspace_ = nullptr;
+};
+inline const bool cublaslt_handle_made_before_captures =
+    register_capture_preparation([](const char* where) { static_cast<void>(cublaslt_handle::for_this_thread(where)); });
+
+// The largest power of two up to 256 that divides p's address (cuBLASLt's heuristic chooses for the alignment it
+// is told).
+[[nodiscard]] inline std::uint32_t pointer_alignment(const void* p) {
+    const auto v = reinterpret_cast<std::uintptr_t>(p);
+    std::uint32_t a = 256;
+    while (a > 1 && v % a != 0) a /= 2;
+    return a;
+}
+
+// cuBLASLt's descriptors for one bias-epilogue GEMM (destroyed with it) and its algorithm, when one exists.
+template <class Operand>
+class lt_bias_plan {
+public:
+    lt_bias_plan(const char* where, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k, std::size_t lda,
+                 std::size_t ldb, std::size_t ldc, const std::uint32_t (&align)[3]) {
+        constexpr cudaDataType operand_type = Operand::precision == device_precision::bf16   ? CUDA_R_16BF
+                                              : Operand::precision == device_precision::fp16 ? CUDA_R_16F
+                                                                                             : CUDA_R_32F;
+        constexpr cublasComputeType_t compute =
+            Operand::precision == device_precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        cublasLtMatmulDesc_t desc = nullptr;
+        cublas_check(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F), where, "cublasLtMatmulDescCreate");
+        desc_.reset(desc);
+        const cublasOperation_t ta = cublas_op(op_a), tb = cublas_op(op_b);
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        const cudaDataType bias_type = CUDA_R_32F;
+        set(desc, CUBLASLT_MATMUL_DESC_TRANSA, ta, where);
+        set(desc, CUBLASLT_MATMUL_DESC_TRANSB, tb, where);
+        set(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue, where);
+        set(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bias_type, where);
+        const bool a_t = op_a == gemm_op::transpose, b_t = op_b == gemm_op::transpose;
+        a_.reset(layout(operand_type, a_t ? k : m, a_t ? m : k, lda, where));
+        b_.reset(layout(operand_type, b_t ? n : k, b_t ? k : n, ldb, where));
+        c_.reset(layout(CUDA_R_32F, m, n, ldc, where));
+        cublasLtMatmulPreference_t pref = nullptr;
+        cublas_check(cublasLtMatmulPreferenceCreate(&pref), where, "cublasLtMatmulPreferenceCreate");
+        const std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, decltype(&cublasLtMatmulPreferenceDestroy)> owned(
+            pref, &cublasLtMatmulPreferenceDestroy);
+        const std::size_t bytes = cublaslt_handle::workspace_bytes;
+        cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes),
+                     where, "cublasLtMatmulPreferenceSetAttribute");
+        const cublasLtMatmulPreferenceAttributes_t aligned[] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; ++i)
+            cublas_check(cublasLtMatmulPreferenceSetAttribute(pref, aligned[i], &align[i < 3 ? i : 2], sizeof(std::uint32_t)),
+                         where, "cublasLtMatmulPreferenceSetAttribute");
+        cublasLtMatmulHeuristicResult_t result{};
+        int found = 0;
+        const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(cublaslt_handle::for_this_thread(where).handle(), desc,
+                                                                     a_.get(), b_.get(), c_.get(), c_.get(), pref, 1, &result, &found);
+        found_ = status == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+        if (found_) algo_ = result.algo;
+    }
+    [[nodiscard]] bool found() const noexcept { return found_; }
+    void run(const char* where, float alpha, const void* a, const void* b, float beta, float* c, const float* bias) const {
+        set(desc_.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias, where);
+        const cublaslt_handle& lt = cublaslt_handle::for_this_thread(where);
+        cublas_check(cublasLtMatmul(lt.handle(), desc_.get(), &alpha, a, a_.get(), b, b_.get(), &beta, c, c_.get(), c, c_.get(),
+                                    &algo_, lt.workspace(), cublaslt_handle::workspace_bytes, current_stream()),
+                     where, "cublasLtMatmul");
+    }
+
+private:
+    template <class V>
+    static void set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute, const V& value, const char* where) {
+        cublas_check(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof value), where,
+                     "cublasLtMatmulDescSetAttribute");
+    }
+    static cublasLtMatrixLayout_t layout(cudaDataType type, std::size_t rows, std::size_t cols, std::size_t ld, const char* where) {
+        cublasLtMatrixLayout_t l = nullptr;
+        cublas_check(cublasLtMatrixLayoutCreate(&l, type, rows, cols, static_cast<std::int64_t>(ld)), where,
+                     "cublasLtMatrixLayoutCreate");
+        return l;
+    }
+    std::unique_ptr<cublasLtMatmulDescOpaque_t, decltype(&cublasLtMatmulDescDestroy)> desc_{nullptr, &cublasLtMatmulDescDestroy};
+    std::unique_ptr<cublasLtMatrixLayoutOpaque_t, decltype(&cublasLtMatrixLayoutDestroy)> a_{nullptr, &cublasLtMatrixLayoutDestroy},
+        b_{nullptr, &cublasLtMatrixLayoutDestroy}, c_{nullptr, &cublasLtMatrixLayoutDestroy};
+    cublasLtMatmulAlgo_t algo_{};
+    bool found_ = false;
+};
+
+template <class Operand>
+bool gemm_bias(const char* where, Operand, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n, std::size_t k,
+               float alpha, const typename Operand::storage* a, std::size_t lda, const typename Operand::storage* b,
+               std::size_t ldb, float beta, float* c, std::size_t ldc, const float* bias) {
+    if (k == 0) return false;
+    struct cached {
+        gemm_op op_a, op_b;
+        std::size_t m, n, k, lda, ldb, ldc;
+        std::uint32_t align[3];
+        std::unique_ptr<lt_bias_plan<Operand>> plan;
+    };
+    thread_local std::vector<cached> plans;  // (one list per operand encoding: the template's)
+    const std::uint32_t align[3] = {pointer_alignment(a), pointer_alignment(b), pointer_alignment(c)};
+    const auto same = [&](const cached& e) {
+        return e.op_a == op_a && e.op_b == op_b && e.m == m && e.n == n && e.k == k && e.lda == lda && e.ldb == ldb &&
+               e.ldc == ldc && e.align[0] == align[0] && e.align[1] == align[1] && e.align[2] == align[2];
+    };
+    auto it = std::find_if(plans.begin(), plans.end(), same);
+    if (it == plans.end()) {
+        if (plans.size() >= 512) plans.clear();  // (a bound on the host memory; a network has a few dozen shapes)
+        plans.push_back({op_a, op_b, m, n, k, lda, ldb, ldc, {align[0], align[1], align[2]},
+                         std::make_unique<lt_bias_plan<Operand>>(where, op_a, op_b, m, n, k, lda, ldb, ldc, align)});
+        it = plans.end() - 1;
+    }
+    if (!it->plan->found()) return false;
+    it->plan->run(where, alpha, a, b, beta, c, bias);
+    return true;
+}
 #endif
 
 }  // namespace detail
@@ -310,6 +475,29 @@ void device_gemm_ex(device_precision precision, gemm_op op_a, gemm_op op_b, std:
             if (m == 0 || n == 0 || batch == 0) return;
             detail::gemm_ex_strided_batched(where, operand, op_a, op_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta,
                                             c, ldc, stride_c, batch);
+        }
+    });
+}
+
+// C ← (α·op(A)·op(B) + β·C) + bias·1ᵀ, bias[i] added to row i (m floats): device_gemm_ex's contract at batch 1 with
+// cuBLASLt's bias epilogue (above). Returns whether it ran: false — C untouched — when cuBLASLt has no algorithm
+// for the problem or k = 0. A null bias, or device_gemm_ex's argument errors, are a diffuse::error.
+template <class Storage>
+[[nodiscard]] bool device_gemm_bias(device_precision precision, gemm_op op_a, gemm_op op_b, std::size_t m, std::size_t n,
+                                    std::size_t k, float alpha, const Storage* a, std::size_t lda, const Storage* b,
+                                    std::size_t ldb, float beta, float* c, std::size_t ldc, const float* bias,
+                                    const char* where = "device_gemm_bias") {
+    static_assert(std::is_same_v<Storage, float> || std::is_same_v<Storage, std::uint16_t>,
+                  "diffuse: device_gemm_bias operands are float (fp32, tf32) or std::uint16_t bit patterns (bf16, fp16)");
+    return detail::with_operand(precision, where, [&](auto operand) -> bool {
+        using Operand = decltype(operand);
+        if constexpr (!std::is_same_v<typename Operand::storage, Storage>) {
+            detail::fail(where, std::string("the ") + precision_name(precision) + " operands are of the other storage here");
+        } else {
+            detail::require_gemm_arguments(where, op_a, op_b, m, n, k, a, lda, b, ldb, c, ldc, 1);
+            if (m == 0 || n == 0) return true;
+            if (bias == nullptr) detail::fail(where, "bias is null");
+            return detail::gemm_bias(where, operand, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
         }
     });
 }

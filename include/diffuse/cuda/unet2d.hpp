@@ -19,8 +19,9 @@
 // or smaller allocate nothing.
 // Results agree with the CPU model to float rounding (different summation order and exp): see nn_kernels.hpp.
 // Convolutions (im2col + GEMM), linear layers and attention's two products are cuBLAS GEMMs (cuda/gemm.hpp's
-// device_gemm_ex; the host loop of the same contract under DIFFUSE_CUDA_ON_HOST); the im2col columns live in a
-// network-owned workspace of at most 2²⁶ elements (output rows in chunks).
+// device_gemm_ex, or device_gemm_bias — cuBLASLt with the bias epilogue — where the epilogue is a bias alone;
+// the host loop of the same contract under DIFFUSE_CUDA_ON_HOST); the im2col columns live in a network-owned
+// workspace of at most 2²⁶ elements (output rows in chunks).
 // Precision (the constructor's device_precision, cuda/reduced_precision.hpp): fp32 (default) multiplies in plain
 // float32; tf32 passes the same float operands to tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32); bf16 / fp16 store
 // the GEMM operands in 16 bits — the weights converted once at upload, the im2col columns written in 16 bits by
@@ -351,6 +352,12 @@ private:
     void product_rows(const typename Operand::storage* x, std::size_t ldx, const weights& w, std::size_t rows, std::size_t K,
                       std::size_t N, float* y, device_kernels::bias_epilogue_body ep) {
         const bool accumulate = ep.residual != nullptr && ep.residual == y;
+        // a bias-only epilogue goes into the GEMM itself (cuBLASLt's, cuda/gemm.hpp) when cuBLASLt has an algorithm
+        if (ep.bias != nullptr && ep.sample_bias == nullptr && (ep.residual == nullptr || accumulate) && ep.divisor == 1.0f &&
+            device_gemm_bias(Operand::precision, gemm_op::none, gemm_op::none, N, rows, K, 1.0f,
+                             w.template data<typename Operand::storage>(), N, x, ldx, accumulate ? 1.0f : 0.0f, y, N, ep.bias,
+                             "device_unet2d"))
+            return;
         device_gemm_ex(Operand::precision, gemm_op::none, gemm_op::none, N, rows, K, 1.0f,
                        w.template data<typename Operand::storage>(), N, 0, x, ldx, 0, accumulate ? 1.0f : 0.0f, y, N, 0, 1,
                        "device_unet2d");
