@@ -15,6 +15,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "bench_timing.hpp"
 #include "diffuse/cuda/graph.hpp"
 #include "diffuse/cuda/primitives.hpp"
 #include "diffuse/cuda/unet2d.hpp"
@@ -24,30 +25,7 @@
 #include "diffuse/schedules/beta.hpp"
 #include "diffuse/schedules/timesteps.hpp"
 
-namespace {
-// The median of `timed` runs of f by CUDA events, after `warm` untimed ones.
-template <class F>
-double median_ms(F&& f, int warm = 3, int timed = 21) {
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    for (int i = 0; i < warm; ++i) f();
-    std::vector<float> ms;
-    for (int i = 0; i < timed; ++i) {
-        cudaEventRecord(start);
-        f();
-        cudaEventRecord(stop);
-        cudaEventSynchronize(stop);
-        float t = 0;
-        cudaEventElapsedTime(&t, start, stop);
-        ms.push_back(t);
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-}
-}  // namespace
+using diffuse_bench::median_ms;
 
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line out at once: a run stopped by its time limit keeps what it printed
@@ -100,13 +78,8 @@ int main(int argc, char** argv) {
                                                   diffuse::device_precision::bf16, diffuse::device_precision::fp16}) {
             diffuse::nn::device_unet2d net(host, p);
             for (std::size_t b : {std::size_t(1), std::size_t(64)}) {
-                buffer x(b * cfg.in_channels * h * w), y(b * cfg.out_channels * h * w);
-                diffuse::fill_normal(x.view(b, x.size() / b), 3, 0);
-                const std::vector<double> t(b, 500.0);
-                std::vector<std::int64_t> labels;
-                if (cfg.class_conditional() && cfg.class_embed_type != diffuse::nn::class_embedding_kind::identity)
-                    labels.assign(b, 0);
-                const double ms = median_ms([&] { net.forward(x.view(b, x.size() / b), h, w, t, labels, y.view(b, y.size() / b)); });
+                diffuse_bench::unet_forward_inputs in(cfg, b);
+                const double ms = median_ms([&] { in.forward(net); });
                 const cudaError_t e = cudaDeviceSynchronize();
                 if (e != cudaSuccess) {
                     std::printf("bench_cuda: CUDA error %s in the U-Net forward\n", cudaGetErrorString(e));

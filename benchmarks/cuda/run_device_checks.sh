@@ -2,7 +2,7 @@
 # The device checks of the CUDA backend, for a machine with an NVIDIA GPU (none in CI), in about 5 minutes:
 #   1. configure with DIFFUSE_ENABLE_CUDA=ON for this GPU's architecture (nvidia-smi's compute_cap),
 #      without the host tests (no Catch2/RapidCheck needed), warnings as errors;
-#   2. build test_cuda_gpu and bench_cuda;
+#   2. build test_cuda_gpu and bench_cuda (and test_cudnn_gpu, bench_cudnn: 4b);
 #   3. run test_cuda_gpu (every device primitive against the host primitive, bit for bit; cuBLAS's GEMMs in
 #      fp32, tf32, bf16, fp16; the device U-Net against the CPU one in each precision; sampling runs and U-Net
 #      forwards captured as CUDA graphs against the direct runs, bit for bit; when torch with CUDA imports,
@@ -11,11 +11,14 @@
 #      run (goal >= 85 %), fill_normal and lincomb_noise rates, sum_squares, and the device U-Net forward
 #      (batch 1 and 64; GEMM operands fp32, tf32, bf16, fp16 with float accumulation) of a UNet2DModel folder,
 #      and a 50-step DDIM run over it (fp32, batch 1 and 64) directly and as one CUDA graph replay;
+#   4b. with the cuDNN frontend's headers (tools/fetch_cudnn_frontend.sh, or the wheel in .whl extracted here):
+#      test_cudnn_gpu (cudnn_conv_engine against the direct convolution and inside the device U-Net) and
+#      bench_cudnn (the U-Net forward with im2col against cuDNN, same run), 60 s each at most;
 #   5. the same forwards in PyTorch eager (tools/bench_unet_cuda.py: fp32 with TF32 off, tf32 with TF32 on,
 #      the model in bfloat16 / float16), when torch with CUDA and diffusers import, and the same-run ratios
 #      diffuse ms / torch ms per batch and precision (goal <= 0.8).
 # Usage: benchmarks/cuda/run_device_checks.sh [build-dir] [elements-per-tensor] [unet-folder]
-#   (exit status: the test's; unet-folder: tests/golden/unet-large/cifar10 — google/ddpm-cifar10-32's config,
+#   (exit status: the tests' (test_cuda_gpu, else test_cudnn_gpu); unet-folder: tests/golden/unet-large/cifar10 — google/ddpm-cifar10-32's config,
 #   written here by tools/gen_unet_golden.py --large when diffusers imports and the folder is absent — else
 #   the bundled Fashion-MNIST model, examples/fashion_mnist/unet)
 # On a machine without PyPI (the device library's H200): run tools/fetch_device_wheels.sh where pip works
@@ -52,10 +55,18 @@ phase() {
 }
 
 echo "== tools: $(command -v nvcc || echo 'no nvcc on PATH'); $(cmake --version | head -n 1); $(g++ --version | head -n 1)"
-if compgen -G "$root/.whl/*.whl" >/dev/null; then
+wheels=()
+for w in "$root"/.whl/*.whl; do
+  [[ -f $w && $(basename "$w") != nvidia_cudnn_frontend-* ]] && wheels+=("$w")  # (the frontend's: headers, below)
+done
+if ((${#wheels[@]})); then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/diffuse-site \
-    "$root"/.whl/*.whl && export PYTHONPATH=/tmp/diffuse-site${PYTHONPATH:+:$PYTHONPATH} ||
+    "${wheels[@]}" && export PYTHONPATH=/tmp/diffuse-site${PYTHONPATH:+:$PYTHONPATH} ||
     echo "run_device_checks: the wheels in .whl did not install: the PyTorch comparison may be skipped" >&2
+fi
+# the cuDNN frontend's headers (cuda/cudnn_conv.hpp) into .deps from the wheel in .whl (no PyPI here)
+if [[ ! -f $root/.deps/cudnn-frontend/include/cudnn_frontend.h ]] && compgen -G "$root/.whl/nvidia_cudnn_frontend-*.whl" >/dev/null; then
+  "$root/tools/fetch_cudnn_frontend.sh" || echo "run_device_checks: the cuDNN frontend's wheel did not extract" >&2
 fi
 unet=${3:-$root/tests/golden/unet-large/cifar10}
 if [[ -z ${3:-} && ! -d $unet ]] && python3 -c 'import torch, diffusers' 2>/dev/null; then
@@ -81,7 +92,15 @@ phase configure 90 cmake -S "$root" -B "$build" "${generator[@]}" \
   -DDIFFUSE_CHECK_HEADERS=OFF -DDIFFUSE_INSTALL=OFF -DDIFFUSE_ENABLE_MPI=OFF -DDIFFUSE_ENABLE_TORCH=OFF >"$logs/configure.log" 2>&1 ||
   { tail -n 40 "$logs/configure.log"; exit 3; }
 echo "== configured at $((SECONDS - start)) s"
-phase build 240 cmake --build "$build" --target test_cuda_gpu bench_cuda -j "$(nproc)" >"$logs/build.log" 2>&1 ||
+targets=(test_cuda_gpu bench_cuda)
+cudnn=0  # whether diffuse::cudnn was configured (the frontend's headers in .deps, cuDNN in the toolkit)
+if cmake --build "$build" --target help 2>/dev/null | grep -q test_cudnn_gpu; then
+  cudnn=1
+  targets+=(test_cudnn_gpu bench_cudnn)
+else
+  echo "== cuDNN: the frontend's headers or cuDNN not found (tools/fetch_cudnn_frontend.sh): test_cudnn_gpu and bench_cudnn skipped"
+fi
+phase build 240 cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" >"$logs/build.log" 2>&1 ||
   { tail -n 60 "$logs/build.log"; exit 4; }
 echo "== built at $((SECONDS - start)) s"
 
@@ -99,6 +118,17 @@ echo "== test_cuda_gpu at $((SECONDS - start)) s"
 echo "== bench_cuda ($elements floats per tensor) at $((SECONDS - start)) s"
 phase bench_cuda 150 "$build/benchmarks/cuda/bench_cuda" "$elements" "$unet" 2>&1 | tee "$logs/bench_cuda.txt" ||
   echo "bench_cuda failed: ${PIPESTATUS[0]}"
+if ((cudnn)); then
+  echo "== test_cudnn_gpu at $((SECONDS - start)) s"
+  {
+    phase test_cudnn_gpu 60 "$build/tests/cuda/test_cudnn_gpu" 2>&1 | tee "$logs/test_cudnn_gpu.txt"
+    cudnn_status=${PIPESTATUS[0]}
+    ((status != 0 || cudnn_status == 0)) || status=$cudnn_status
+  } || true
+  echo "== bench_cudnn ($unet) at $((SECONDS - start)) s"
+  phase bench_cudnn 60 "$build/benchmarks/cuda/bench_cudnn" "$unet" 2>&1 | tee "$logs/bench_cudnn.txt" ||
+    echo "bench_cudnn failed: ${PIPESTATUS[0]}"
+fi
 if python3 -c 'import torch, diffusers; assert torch.cuda.is_available()' 2>/dev/null; then
   echo "== PyTorch eager, same U-Net ($unet) at $((SECONDS - start)) s"
   PYTHONUNBUFFERED=1 phase bench_unet_cuda.py 120 python3 "$root/tools/bench_unet_cuda.py" --model "$unet" 2>&1 |

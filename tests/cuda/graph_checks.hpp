@@ -364,11 +364,11 @@ void check_graphs(std::mt19937_64& rng, log& out, int rounds) {
         std::vector<double> host_sums(batch), host_vars(batch);
         std::vector<T> want(x0.size());
         auto host_run = [&](const std::vector<T>& v) {
-            diffuse::sum_squares(diffuse::tensor_view<const T>(v.data(), batch, per_sample), host_sums);
-            diffuse::variance(diffuse::tensor_view<const T>(v.data(), batch, per_sample), host_vars);
-            diffuse::lincomb(diffuse::tensor_view<T>(want.data(), batch, per_sample), diffuse::per_sample(host_sums),
-                             diffuse::tensor_view<const T>(v.data(), batch, per_sample), diffuse::per_sample(host_vars),
-                             diffuse::tensor_view<const T>(v.data(), batch, per_sample));
+            diffuse::sum_squares(diffuse::tensor_view<const T>{v.data(), batch, per_sample}, host_sums);
+            diffuse::variance(diffuse::tensor_view<const T>{v.data(), batch, per_sample}, host_vars);
+            diffuse::lincomb(diffuse::tensor_view<T>{want.data(), batch, per_sample}, diffuse::per_sample(host_sums),
+                             diffuse::tensor_view<const T>{v.data(), batch, per_sample}, diffuse::per_sample(host_vars),
+                             diffuse::tensor_view<const T>{v.data(), batch, per_sample});
         };
         const std::string failure = error_of([&] {
             auto graph = diffuse::capture_graph(reduce_and_scale);

@@ -22,31 +22,13 @@
 #include "diffuse/core/torch_cuda_generator.hpp"
 #include "diffuse/io/npy.hpp"
 #include "gemm_checks.hpp"
+#include "gpu_section.hpp"
 #include "graph_checks.hpp"
 #include "unet2d_checks.hpp"
 
 namespace {
-
 namespace checks = diffuse_device_checks;
-
-// Runs one section of checks: its name first (so a run cut short by a time limit shows how far it got), an
-// exception from it recorded as a failure instead of ending the program, and after it the device's sticky
-// error state, which no later section could survive.
-template <class F>
-bool section(checks::log& log, const char* name, F&& f) {
-    std::printf("== %s\n", name);
-    try {
-        f();
-    } catch (const std::exception& e) {
-        log.fail(std::string(name) + ": " + e.what());
-    }
-    if (const cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess) {
-        log.fail(std::string(name) + ": the device is in error (" + cudaGetErrorString(e) + "): the remaining sections are skipped");
-        return false;
-    }
-    return true;
-}
-
+using checks::section;
 }  // namespace
 
 int main() {
