@@ -16,7 +16,7 @@
 #include <cuda_runtime_api.h>
 
 #include "bench_timing.hpp"
-#include "diffuse/cuda/cudnn_conv.hpp"
+#include "cudnn_engine.hpp"  // (tests/cuda: the engine in a host-compiled translation unit)
 #include "diffuse/cuda/unet2d.hpp"
 #include "diffuse/io/diffusers.hpp"
 
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     }
     const std::string folder = argc > 1 ? argv[1] : "examples/fashion_mnist/unet";
     const diffuse::nn::unet2d host = diffuse::io::load_unet2d(folder);
-    const auto engine = std::make_shared<diffuse::nn::cudnn_conv_engine>();
+    const auto engine = diffuse_device_checks::make_cudnn_conv_engine();
     std::printf("bench_cudnn: %s, %s\n", folder.c_str(), engine->name().c_str());
     constexpr int warm = 3, timed = 21;
     for (const diffuse::device_precision p : {diffuse::device_precision::fp32, diffuse::device_precision::tf32,

@@ -8,6 +8,7 @@
 //   - the device U-Net with the engine (unet2d_checks.hpp's random_unet2d_forward) in each precision against the
 //     CPU U-Net within unet2d_tolerance, its captured forward replaying with the direct forward's bits, and the
 //     engine running convolutions in each precision's section.
+// The engine comes from cudnn_engine.cpp (host compiler), so this file never parses the cuDNN frontend.
 // Exits 77 (CTest SKIP_RETURN_CODE) when the machine has no CUDA device.
 #include <algorithm>
 #include <chrono>
@@ -20,7 +21,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "diffuse/cuda/cudnn_conv.hpp"
+#include "cudnn_engine.hpp"
 #include "gpu_section.hpp"
 #include "unet2d_checks.hpp"
 
@@ -58,9 +59,9 @@ constexpr device_precision precisions[] = {device_precision::fp32, device_precis
 }
 
 // One problem through the engine against the reference: false when the engine declined it.
-bool check_problem(checks::log& log, diffuse::nn::cudnn_conv_engine& engine, std::mt19937_64& rng, const conv_problem& p) {
+bool check_problem(checks::log& log, diffuse::nn::device_conv_engine& engine, std::mt19937_64& rng, const conv_problem& p) {
     if (!engine.supports(p)) {
-        std::printf("declined: %s: %s\n", describe(p).c_str(), engine.declined_because(p).c_str());
+        std::printf("declined: %s: %s\n", describe(p).c_str(), checks::cudnn_declined_because(engine, p).c_str());
         return false;
     }
     std::normal_distribution<float> normal;
@@ -84,7 +85,7 @@ bool check_problem(checks::log& log, diffuse::nn::cudnn_conv_engine& engine, std
     });
     checks::reference_convolution(p, x.data(), w.data(), expected.data());
     const double bound = p.precision == device_precision::fp32 ? 1e-5 : checks::unet2d_tolerance(p.precision);
-    log.at_most("cudnn_conv_engine, " + describe(p) + (engine.uses_fallback_graph(p) ? " (fallback graph)" : "") +
+    log.at_most("cudnn_conv_engine, " + describe(p) + (checks::cudnn_uses_fallback_graph(engine, p) ? " (fallback graph)" : "") +
                     ": max relative error",
                 checks::max_relative_error(got, expected), bound);
     return true;
@@ -105,9 +106,9 @@ int main() {
     }
     checks::log log;
     log.echo = true;
-    std::shared_ptr<diffuse::nn::cudnn_conv_engine> engine;
+    std::shared_ptr<diffuse::nn::device_conv_engine> engine;
     bool ok = checks::section(log, "cudnn_conv_engine", [&] {
-        engine = std::make_shared<diffuse::nn::cudnn_conv_engine>();
+        engine = checks::make_cudnn_conv_engine();
         std::printf("engine: %s\n", engine->name().c_str());
     }) && engine != nullptr;
     ok = ok && checks::section(log, "cudnn_conv_engine against the direct convolution in double", [&] {

@@ -4,8 +4,11 @@
 // its graph API, written with the cuDNN frontend (cudnn_frontend::graph::Graph, header-only C++ over cuDNN's
 // backend descriptors). The optional component diffuse::cudnn: the frontend's headers
 // (tools/fetch_cudnn_frontend.sh puts them in .deps/cudnn-frontend/include), libcudnn and NVRTC (-lcudnn -lnvrtc:
-// the frontend calls it). Its headers take a minute to compile: include this header in one CUDA translation unit
-// of the program only, and hand the engine to networks elsewhere as a std::shared_ptr<device_conv_engine>:
+// the frontend calls it). Its headers take a minute to compile: include this header in one translation unit of
+// the program only, best a .cpp that the host compiler compiles (the header holds no device code; in a .cu,
+// nvcc's device front end and cudafe++ parse the frontend too: ≈ 140 s of CPU against ≈ 50 s with g++ -O2),
+// and hand the engine to networks elsewhere as a std::shared_ptr<device_conv_engine> (as tests/cuda/
+// cudnn_engine.cpp does for the GPU test and benchmark):
 //
 //   auto engine = std::make_shared<diffuse::nn::cudnn_conv_engine>();   // needs a CUDA device
 //   net.set_conv_engine(engine);   // before the first forward of a shape; then capture as usual (cuda/graph.hpp)
