@@ -20,6 +20,7 @@
 #include "diffuse/cuda/primitives.hpp"
 #include "diffuse/cuda/unet2d.hpp"
 #include "diffuse/io/diffusers.hpp"
+#include "gpu_program.hpp"  // (tests/cuda)
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/schedules/beta.hpp"
@@ -28,12 +29,7 @@
 using diffuse_bench::median_ms;
 
 int main(int argc, char** argv) {
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line out at once: a run stopped by its time limit keeps what it printed
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::puts("bench_cuda: no CUDA device");
-        return 77;
-    }
+    if (!diffuse_device_checks::start_gpu_program("bench_cuda")) return 77;
     const std::size_t n = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : (std::size_t(1) << 26);  // floats per tensor
     const std::size_t batch = 16, per_sample = n / batch;
     using buffer = diffuse::space_buffer<float, diffuse::memory_space::device>;

@@ -19,14 +19,10 @@
 #include "cudnn_engine.hpp"  // (tests/cuda: the engine in a host-compiled translation unit)
 #include "diffuse/cuda/unet2d.hpp"
 #include "diffuse/io/diffusers.hpp"
+#include "gpu_program.hpp"  // (tests/cuda)
 
 int main(int argc, char** argv) {
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line out at once: a run stopped by its time limit keeps what it printed
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::puts("bench_cudnn: no CUDA device");
-        return 77;
-    }
+    if (!diffuse_device_checks::start_gpu_program("bench_cudnn")) return 77;
     const std::string folder = argc > 1 ? argv[1] : "examples/fashion_mnist/unet";
     const diffuse::nn::unet2d host = diffuse::io::load_unet2d(folder);
     const auto engine = diffuse_device_checks::make_cudnn_conv_engine();

@@ -22,6 +22,7 @@
 #include "diffuse/core/torch_cuda_generator.hpp"
 #include "diffuse/io/npy.hpp"
 #include "gemm_checks.hpp"
+#include "gpu_program.hpp"
 #include "gpu_section.hpp"
 #include "graph_checks.hpp"
 #include "unet2d_checks.hpp"
@@ -32,12 +33,7 @@ using checks::section;
 }  // namespace
 
 int main() {
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line out at once: a run stopped by its time limit keeps what it printed
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::puts("test_cuda_gpu: no CUDA device: skipped");
-        return 77;
-    }
+    if (!diffuse_device_checks::start_gpu_program("test_cuda_gpu")) return 77;
     checks::log log;
     log.echo = true;
     const bool ok = section(log, "primitives against the host, bit for bit", [&] { log.absorb(checks::check_all(20261202, 40)); }) &&

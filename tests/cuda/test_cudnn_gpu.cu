@@ -22,6 +22,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cudnn_engine.hpp"
+#include "gpu_program.hpp"
 #include "gpu_section.hpp"
 #include "unet2d_checks.hpp"
 
@@ -98,12 +99,7 @@ bool check_problem(checks::log& log, diffuse::nn::device_conv_engine& engine, st
 }  // namespace
 
 int main() {
-    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line out at once: a run stopped by its time limit keeps what it printed
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        std::puts("test_cudnn_gpu: no CUDA device: skipped");
-        return 77;
-    }
+    if (!diffuse_device_checks::start_gpu_program("test_cudnn_gpu")) return 77;
     checks::log log;
     log.echo = true;
     std::shared_ptr<diffuse::nn::device_conv_engine> engine;
