@@ -20,11 +20,11 @@
 #include "diffuse/cuda/primitives.hpp"
 #include "diffuse/cuda/unet2d.hpp"
 #include "diffuse/io/diffusers.hpp"
-#include "gpu_program.hpp"  // (tests/cuda)
 #include "diffuse/samplers/ddim.hpp"
 #include "diffuse/samplers/model.hpp"
 #include "diffuse/schedules/beta.hpp"
 #include "diffuse/schedules/timesteps.hpp"
+#include "gpu_program.hpp"  // (tests/cuda)
 
 using diffuse_bench::median_ms;
 
