@@ -17,6 +17,8 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   -d "$root/.whl" "diffusers==$version" importlib_metadata
 # The cuDNN frontend's wheel (its include/ folder: cuda/cudnn_conv.hpp), which run_device_checks.sh extracts into
 # .deps/cudnn-frontend (tools/fetch_cudnn_frontend.sh) rather than installs: any Python's wheel holds the headers.
+# (the version fetch_cudnn_frontend.sh pins, which looks for this wheel in .whl by it)
+frontend=$(sed -n 's/^version=//p' "$root/tools/fetch_cudnn_frontend.sh")
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 -d "$root/.whl" nvidia-cudnn-frontend==1.32.0
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 -d "$root/.whl" "nvidia-cudnn-frontend==$frontend"
 ls -l "$root/.whl"

@@ -66,10 +66,11 @@ int main(int argc, char** argv) {
     std::printf("%-40s %12.3f %7.2f Gnormal/s\n", "lincomb_noise, 2 inputs + noise", noise_ms, double(n) / noise_ms / 1e6);
     std::printf("%-40s %12.3f %11.1f GB/s\n", "sum_squares (fixed blocks)", sum_ms, bytes / sum_ms / 1e6);
 
-    if (argc > 2) {  // the U-Net forward in each GEMM operand precision (cuda/reduced_precision.hpp)
-        diffuse::nn::unet2d host = diffuse::io::load_unet2d(argv[2]);
+    if (argc > 2) {
+        const diffuse::nn::unet2d host = diffuse::io::load_unet2d(argv[2]);
         const auto& cfg = host.config();
-        const std::size_t h = cfg.sample_height ? cfg.sample_height : 32, w = cfg.sample_width ? cfg.sample_width : h;
+        const std::size_t h = diffuse_bench::sample_size(cfg).first, w = diffuse_bench::sample_size(cfg).second;
+        // the U-Net forward in each GEMM operand precision (cuda/reduced_precision.hpp)
         for (const diffuse::device_precision p : {diffuse::device_precision::fp32, diffuse::device_precision::tf32,
                                                   diffuse::device_precision::bf16, diffuse::device_precision::fp16}) {
             diffuse::nn::device_unet2d net(host, p);
@@ -85,11 +86,7 @@ int main(int argc, char** argv) {
                             double(b) / ms * 1e3);
             }
         }
-    }
-    if (argc > 2) {  // 50 DDIM steps over the fp32 network: directly, and as one CUDA graph replay
-        diffuse::nn::unet2d host = diffuse::io::load_unet2d(argv[2]);
-        const auto& cfg = host.config();
-        const std::size_t h = cfg.sample_height ? cfg.sample_height : 32, w = cfg.sample_width ? cfg.sample_width : h;
+        // 50 DDIM steps over the fp32 network: directly, and as one CUDA graph replay
         const auto alphas = diffuse::alphas_from_betas(diffuse::linear_betas(1000));
         std::vector<double> ac(alphas.size());
         double p = 1;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -36,8 +37,14 @@ double median_ms(F&& f, int warm = 3, int timed = 21) {
     return ms[ms.size() / 2];
 }
 
+// The model's sample size {h, w} (32 × 32 when it names none; w = h when it names only h).
+[[nodiscard]] inline std::pair<std::size_t, std::size_t> sample_size(const diffuse::nn::unet2d_config& cfg) {
+    const std::size_t h = cfg.sample_height ? cfg.sample_height : 32;
+    return {h, cfg.sample_width ? cfg.sample_width : h};
+}
+
 // One forward's operands at batch b: x normal (seed 3), y, t = 500 for every sample, class 0 when the model
-// takes labels; h × w the model's sample size (32 × 32 when it names none).
+// takes labels; h × w the model's sample_size.
 struct unet_forward_inputs {
     using buffer = diffuse::space_buffer<float, diffuse::memory_space::device>;
     std::size_t batch, h, w;
@@ -46,8 +53,8 @@ struct unet_forward_inputs {
     std::vector<std::int64_t> labels;
 
     unet_forward_inputs(const diffuse::nn::unet2d_config& cfg, std::size_t b)
-        : batch(b), h(cfg.sample_height ? cfg.sample_height : 32), w(cfg.sample_width ? cfg.sample_width : h),
-          x(b * cfg.in_channels * h * w), y(b * cfg.out_channels * h * w), t(b, 500.0) {
+        : batch(b), h(sample_size(cfg).first), w(sample_size(cfg).second), x(b * cfg.in_channels * h * w),
+          y(b * cfg.out_channels * h * w), t(b, 500.0) {
         diffuse::fill_normal(x.view(b, x.size() / b), 3, 0);
         if (cfg.class_conditional() && cfg.class_embed_type != diffuse::nn::class_embedding_kind::identity) labels.assign(b, 0);
     }
